@@ -1,0 +1,134 @@
+//! The command line: clap types, dispatch, and the mapping of outcomes to exit
+//! codes. One file per subcommand; this is the only module that prints.
+//!
+//! Exit codes (a contract for scripts and line systems):
+//! 0 success, 1 a device or step failed, 2 bad input (profile, inventory,
+//! arguments), 3 environment (a file that cannot be read, a busy port, no
+//! permission).
+
+mod output;
+mod profile_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use output::Painter;
+
+/// How an invocation ended, which decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// A device or step failed.
+    DeviceFailure,
+    /// The profile, inventory or arguments are wrong.
+    BadInput,
+    /// The machine is not set up for the job (missing file, busy port, permissions).
+    Environment,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::DeviceFailure => 1,
+            Outcome::BadInput => 2,
+            Outcome::Environment => 3,
+        }
+    }
+
+    /// The more serious of two outcomes (environment > input > device > ok).
+    pub fn worst(self, other: Outcome) -> Outcome {
+        let rank = |o: Outcome| match o {
+            Outcome::Success => 0,
+            Outcome::DeviceFailure => 1,
+            Outcome::BadInput => 2,
+            Outcome::Environment => 3,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flashline",
+    version,
+    about = "Provision and diagnose networked embedded devices from one YAML profile per kind of device",
+    long_about = None,
+    after_help = "Exit codes: 0 success, 1 device or step failure, 2 bad input, 3 environment.\n\
+                  Start with `flashline profile check profiles/*.yaml`."
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Colour in human output; `auto` honours NO_COLOR and plain pipes.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check, show and describe device profiles.
+    #[command(subcommand)]
+    Profile(profile_cmd::ProfileCommand),
+}
+
+/// What every subcommand gets: how to print, and how much.
+pub struct Context {
+    pub out: Painter,
+    pub err: Painter,
+    pub quiet: bool,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            // clap's own exit codes: 0 for --help/--version, 2 for usage errors,
+            // which is also ours for bad input.
+            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing(cli.verbose, cli.quiet);
+    let context = Context {
+        out: Painter::for_stream(cli.color, output::Stream::Stdout),
+        err: Painter::for_stream(cli.color, output::Stream::Stderr),
+        quiet: cli.quiet,
+    };
+    let outcome = match cli.command {
+        Command::Profile(command) => profile_cmd::run(command, &context),
+    };
+    ExitCode::from(outcome.exit_code())
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLASHLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

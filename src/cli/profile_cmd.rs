@@ -1,0 +1,253 @@
+//! `flashline profile check | schema | show`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::{Context, Outcome};
+use crate::profile::{
+    self, CheckOptions, Inventory, Problem, ProfileError, ResolveMode, Severity,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Validate profiles; every problem with file:line:column and field path.
+    ///
+    /// Exit code 0 when all are valid, 2 when one is not, 3 when one cannot be read.
+    Check(CheckArgs),
+    /// Print the JSON Schema of the profile format (for editor completion).
+    Schema,
+    /// Print a profile with its variables filled in for one device; secrets as ***.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Profile files to check.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Treat warnings (such as a clear-text password) as errors.
+    #[arg(long)]
+    strict: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The profile file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Inventory (YAML or CSV) to take the device's values from.
+    #[arg(long, value_name = "F", requires = "device")]
+    inventory: Option<PathBuf>,
+    /// Device name in the inventory.
+    #[arg(long, value_name = "NAME", requires = "inventory")]
+    device: Option<String>,
+    /// Set a variable (repeatable), e.g. `--set ip=192.168.1.50`; overrides the inventory.
+    #[arg(long = "set", value_name = "K=V")]
+    set: Vec<String>,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    strict: bool,
+    /// Print JSON instead of YAML.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(command: ProfileCommand, context: &Context) -> Outcome {
+    match command {
+        ProfileCommand::Check(args) => check(args, context),
+        ProfileCommand::Schema => {
+            let schema = profile::schema();
+            println!("{}", serde_json::to_string_pretty(&schema).expect("schema is JSON"));
+            Outcome::Success
+        }
+        ProfileCommand::Show(args) => show(args, context),
+    }
+}
+
+#[derive(Serialize)]
+struct FileReport {
+    file: PathBuf,
+    valid: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_error: Option<String>,
+    problems: Vec<Problem>,
+}
+
+fn check(args: CheckArgs, context: &Context) -> Outcome {
+    let mut outcome = Outcome::Success;
+    let mut reports = Vec::new();
+    for file in &args.files {
+        let report = match profile::check_file(file) {
+            Ok(problems) => {
+                let valid = !problems
+                    .iter()
+                    .any(|p| p.is_error() || (args.strict && p.severity == Severity::Warning));
+                if !valid {
+                    outcome = outcome.worst(Outcome::BadInput);
+                }
+                FileReport {
+                    file: file.clone(),
+                    valid,
+                    read_error: None,
+                    problems,
+                }
+            }
+            Err(error) => {
+                outcome = outcome.worst(Outcome::Environment);
+                FileReport {
+                    file: file.clone(),
+                    valid: false,
+                    read_error: Some(error.to_string()),
+                    problems: Vec::new(),
+                }
+            }
+        };
+        reports.push(report);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports).expect("report is JSON"));
+        return outcome;
+    }
+    for report in &reports {
+        if let Some(error) = &report.read_error {
+            eprintln!("{}: {error}", context.err.error("error"));
+            continue;
+        }
+        for problem in &report.problems {
+            if context.quiet && !problem.is_error() && !args.strict {
+                continue;
+            }
+            let mut problem = problem.clone();
+            if args.strict {
+                problem.severity = Severity::Error;
+            }
+            eprintln!("{}", context.err.problem(&problem));
+        }
+        let errors = report.problems.iter().filter(|p| p.is_error()).count();
+        let warnings = report.problems.len() - errors;
+        if !context.quiet {
+            let counts = match (errors, warnings) {
+                (0, 0) => String::new(),
+                (e, w) => format!(" ({})", plural_counts(e, w)),
+            };
+            if report.valid {
+                println!("{}: {}{counts}", report.file.display(), context.out.good("ok"));
+            } else {
+                println!("{}: {}{counts}", report.file.display(), context.out.error("invalid"));
+            }
+        }
+    }
+    outcome
+}
+
+fn plural_counts(errors: usize, warnings: usize) -> String {
+    let mut parts = Vec::new();
+    if errors > 0 {
+        parts.push(format!("{errors} error{}", if errors == 1 { "" } else { "s" }));
+    }
+    if warnings > 0 {
+        parts.push(format!("{warnings} warning{}", if warnings == 1 { "" } else { "s" }));
+    }
+    parts.join(", ")
+}
+
+fn show(args: ShowArgs, context: &Context) -> Outcome {
+    let loaded = match profile::load(&args.file, CheckOptions { strict: args.strict }) {
+        Ok(loaded) => loaded,
+        Err(error) => return report_error(&error, context),
+    };
+    if !context.quiet {
+        for warning in &loaded.warnings {
+            eprintln!("{}", context.err.problem(warning));
+        }
+    }
+    let mut values = BTreeMap::new();
+    if let (Some(inventory), Some(device)) = (&args.inventory, &args.device) {
+        let inventory = match Inventory::load(inventory) {
+            Ok(inventory) => inventory,
+            Err(error) => return report_error(&error, context),
+        };
+        let Some(found) = inventory.device(device) else {
+            let names: Vec<&str> = inventory.devices.iter().map(|d| d.name.as_str()).collect();
+            let mut message = format!(
+                "{}: no device `{device}` in {}",
+                context.err.error("error"),
+                inventory.path.display()
+            );
+            if let Some(guess) = profile::problem::did_you_mean(device, names.iter().copied()) {
+                message.push_str(&format!("\n  help: did you mean `{guess}`?"));
+            }
+            eprintln!("{message}");
+            return Outcome::BadInput;
+        };
+        if let Some(named) = &found.profile {
+            if !same_file(named, &args.file) {
+                eprintln!(
+                    "{}: device `{device}` names profile {}, not {}",
+                    context.err.warning("warning"),
+                    named.display(),
+                    args.file.display()
+                );
+            }
+        }
+        values.extend(found.values.clone());
+    }
+    match profile::parse_set_pairs(&args.set) {
+        Ok(set) => values.extend(set),
+        Err(message) => {
+            eprintln!("{}: {message}", context.err.error("error"));
+            return Outcome::BadInput;
+        }
+    }
+    let resolved = match profile::resolve(&loaded, &values, ResolveMode::Display) {
+        Ok(resolved) => resolved,
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{}", context.err.problem(problem));
+            }
+            return Outcome::BadInput;
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&resolved).expect("profile is JSON"));
+    } else {
+        match serde_saphyr::to_string(&resolved) {
+            Ok(text) => print!("{text}"),
+            Err(error) => {
+                eprintln!("{}: cannot print the profile as YAML: {error}", context.err.error("error"));
+                return Outcome::Environment;
+            }
+        }
+    }
+    Outcome::Success
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Prints a profile or inventory error and classifies it.
+fn report_error(error: &ProfileError, context: &Context) -> Outcome {
+    match error {
+        ProfileError::Read { .. } => {
+            eprintln!("{}: {error}", context.err.error("error"));
+            Outcome::Environment
+        }
+        ProfileError::Invalid { problems, .. } => {
+            for problem in problems {
+                eprintln!("{}", context.err.problem(problem));
+            }
+            eprintln!("{}: {error}", context.err.error("error"));
+            Outcome::BadInput
+        }
+    }
+}

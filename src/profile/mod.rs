@@ -1,0 +1,309 @@
+//! Device profiles and inventories: loading, validation and variables.
+//!
+//! A profile is read in four passes, each adding problems rather than stopping:
+//! YAML syntax and duplicate keys (`source`), keys and shapes against the JSON
+//! Schema (`structure`), typed deserialization (serde-saphyr), then the
+//! semantic checks (`validate`). Nothing runs unless all pass. Per device, the
+//! `${...}` variables are then filled in by [`resolve`], which checks the
+//! expanded addresses with the same rules.
+
+pub mod inventory;
+pub mod problem;
+pub mod source;
+pub mod structure;
+pub mod types;
+pub mod validate;
+pub mod vars;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use inventory::{Device, Inventory};
+pub use problem::{Problem, Problems, Severity};
+pub use types::*;
+pub use validate::CheckOptions;
+
+use source::{Position, SourceTree};
+
+/// Why a profile or inventory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The file could not be read (environment).
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file has problems (bad input). `problems` holds every one, warnings
+    /// included.
+    #[error("{} has {} problem(s)", path.display(), problems.iter().filter(|p| p.is_error()).count())]
+    Invalid { path: PathBuf, problems: Vec<Problem> },
+}
+
+/// A profile that passed every check, with what is needed to place later
+/// problems (per-device values) in its file.
+#[derive(Debug, Clone)]
+pub struct LoadedProfile {
+    pub path: PathBuf,
+    pub tree: SourceTree,
+    pub profile: Profile,
+    /// Warnings found while loading (clear-text passwords, say).
+    pub warnings: Vec<Problem>,
+}
+
+impl LoadedProfile {
+    /// The folder relative paths in the profile start from.
+    pub fn base_dir(&self) -> &Path {
+        base_dir_of(&self.path)
+    }
+}
+
+fn base_dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// The JSON Schema of the profile format, for editors and for the structural
+/// check.
+pub fn schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(Profile);
+    serde_json::to_value(schema).expect("a schema is plain JSON")
+}
+
+/// Reads a file, turning a read failure into an environment error.
+pub(crate) fn read_text(path: &Path) -> Result<String, ProfileError> {
+    let bytes = std::fs::read(path).map_err(|source| ProfileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|error| {
+        let offset = error.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&error.as_bytes()[..offset]);
+        let line = text.matches('\n').count() + 1;
+        let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ProfileError::Invalid {
+            path: path.to_path_buf(),
+            problems: vec![Problem {
+                severity: Severity::Error,
+                file: path.to_path_buf(),
+                line,
+                column,
+                path: String::new(),
+                message: format!("the file is not UTF-8 text (byte offset {offset})"),
+                help: None,
+            }],
+        }
+    })
+}
+
+/// Checks the profile at `path` and returns every problem, warnings included,
+/// in file order. `Err` only when the file cannot be read.
+pub fn check_file(path: &Path) -> Result<Vec<Problem>, ProfileError> {
+    match load_unchecked(path) {
+        Ok((_, problems)) => Ok(problems),
+        Err(ProfileError::Invalid { problems, .. }) => Ok(problems),
+        Err(error) => Err(error),
+    }
+}
+
+/// Loads and validates the profile at `path`. Any error, or under `strict` any
+/// warning, makes it [`ProfileError::Invalid`] with the full list.
+pub fn load(path: &Path, options: CheckOptions) -> Result<LoadedProfile, ProfileError> {
+    let (loaded, problems) = load_unchecked(path)?;
+    let refused = problems
+        .iter()
+        .any(|p| p.is_error() || options.strict);
+    match loaded {
+        Some(loaded) if !refused => Ok(LoadedProfile {
+            warnings: problems,
+            ..loaded
+        }),
+        _ => Err(ProfileError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        }),
+    }
+}
+
+/// The four passes. Returns the profile when it deserialized, and every problem.
+fn load_unchecked(path: &Path) -> Result<(Option<LoadedProfile>, Vec<Problem>), ProfileError> {
+    let text = read_text(path)?;
+    let (tree, syntax) = SourceTree::parse(&text);
+    let mut problems = Problems::new(path, &tree);
+    for problem in syntax {
+        problems.at(Severity::Error, problem.at, &problem.path, problem.message);
+    }
+    let Some(root) = tree.root.as_ref().filter(|_| !problems.has_errors()) else {
+        if !problems.has_errors() {
+            problems
+                .error("", "the profile is empty")
+                .help("start from one of the examples in profiles/, or `flashline profile schema`");
+        }
+        return Ok((None, sorted(problems.list)));
+    };
+    structure::check(&schema(), root, &mut problems);
+    if problems.has_errors() {
+        return Ok((None, sorted(problems.list)));
+    }
+    let profile: Profile = match serde_saphyr::from_str(&text) {
+        Ok(profile) => profile,
+        Err(error) => {
+            push_serde_error(&tree, &mut problems, &error);
+            return Ok((None, sorted(problems.list)));
+        }
+    };
+    validate::validate(&profile, base_dir_of(path), &mut problems);
+    let list = sorted(problems.list);
+    Ok((
+        Some(LoadedProfile {
+            path: path.to_path_buf(),
+            tree,
+            profile,
+            warnings: Vec::new(),
+        }),
+        list,
+    ))
+}
+
+/// Places a serde-saphyr error by its position and names the field there.
+pub(crate) fn push_serde_error(tree: &SourceTree, problems: &mut Problems<'_>, error: &serde_saphyr::Error) {
+    let at = error
+        .location()
+        .filter(|l| l.line() > 0)
+        .map(|l| Position {
+            line: l.line() as usize,
+            column: l.column().max(1) as usize,
+        })
+        .unwrap_or(Position { line: 1, column: 1 });
+    let path = tree.path_near(at).unwrap_or_default();
+    let message = error.without_snippet().to_string();
+    // serde-saphyr appends the position in words; it is already in front.
+    let message = match message.find(" at line ") {
+        Some(cut) => message[..cut].to_string(),
+        None => message,
+    };
+    problems.at(Severity::Error, at, &path, message);
+}
+
+fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    problems.dedup();
+    problems
+}
+
+/// How values are put into a resolved profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveMode {
+    /// Real values, for running.
+    Use,
+    /// Secrets as `***`, for display.
+    Display,
+}
+
+/// Fills in every `${...}` for one device (`values`: its inventory fields and
+/// `--set` pairs) and checks the expanded addresses. Returns the resolved
+/// profile, or every problem, each placed in the profile file.
+pub fn resolve(
+    loaded: &LoadedProfile,
+    values: &BTreeMap<String, String>,
+    mode: ResolveMode,
+) -> Result<Profile, Vec<Problem>> {
+    resolve_with_env(loaded, values, mode, &|name| std::env::var(name).ok())
+}
+
+/// [`resolve`] with the environment given explicitly (tests).
+pub fn resolve_with_env(
+    loaded: &LoadedProfile,
+    values: &BTreeMap<String, String>,
+    mode: ResolveMode,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Profile, Vec<Problem>> {
+    let profile = &loaded.profile;
+    let sources = vars::Sources {
+        device: values,
+        defaults: profile
+            .variables
+            .iter()
+            .filter_map(|(name, spec)| spec.default.clone().map(|d| (name.clone(), d)))
+            .collect(),
+        secret_variables: profile
+            .variables
+            .iter()
+            .filter(|(_, spec)| spec.secret)
+            .map(|(name, _)| name.clone())
+            .collect(),
+        base_dir: loaded.base_dir(),
+        env,
+        redact: mode == ResolveMode::Display,
+    };
+    let mut problems = Problems::new(&loaded.path, &loaded.tree);
+    let mut resolved = profile.clone();
+    vars::visit_templates(&mut resolved, &mut |path, role, template| {
+        // Paths stay as written (relative to the profile); only their
+        // variables are filled in.
+        match vars::expand(template.as_str(), role, &sources) {
+            Ok(value) => {
+                if role == vars::TemplateRole::Path && !sources.base_dir.join(&value).is_file() {
+                    problems.error(
+                        path,
+                        format!("file `{value}` does not exist ({})", sources.base_dir.join(&value).display()),
+                    );
+                }
+                template.0 = value;
+            }
+            Err(error) => {
+                let problem = problems.error(path, error.message);
+                if let Some(help) = error.help {
+                    problem.help(help);
+                }
+            }
+        }
+    });
+    if !problems.has_errors() {
+        let net = &resolved.network;
+        let text = |t: &Option<Template>| t.as_ref().map(|t| t.0.clone());
+        let (ip, mask, gateway) = (text(&net.ip), text(&net.mask), text(&net.gateway));
+        for error in validate::check_addresses(ip.as_deref(), mask.as_deref(), gateway.as_deref()) {
+            let path = format!("network.{}", error.field);
+            let problem = problems.error(&path, format!("{} (after filling in variables)", error.message));
+            if let Some(help) = error.help {
+                problem.help(help);
+            }
+        }
+    }
+    if mode == ResolveMode::Display {
+        for step in &mut resolved.steps {
+            if let Step::ConfigureNetwork(s) = step {
+                for entry in s.interrupt.iter_mut().chain(s.dialog.iter_mut()) {
+                    if entry.secret {
+                        entry.send = Template("***".into());
+                    }
+                }
+            }
+        }
+    }
+    if problems.has_errors() {
+        Err(sorted(problems.list))
+    } else {
+        Ok(resolved)
+    }
+}
+
+/// Parses `k=v` pairs from the command line.
+pub fn parse_set_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut values = BTreeMap::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!("`--set {pair}` is not of the form name=value"));
+        };
+        let key = key.trim();
+        if key.is_empty() || vars::parse(&format!("${{{key}}}")).is_err() {
+            return Err(format!("`--set {pair}`: `{key}` is not a variable name"));
+        }
+        values.insert(key.to_string(), value.to_string());
+    }
+    Ok(values)
+}

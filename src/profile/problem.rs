@@ -1,0 +1,160 @@
+//! A problem found in a profile or inventory: where it is, what is wrong, and
+//! what to do about it. Validation collects these instead of stopping at the
+//! first, so a user fixes a file in one pass.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::source::{Position, SourceTree};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Field path such as `steps[2].ftp_upload.files[0].local`; empty for the
+    /// whole file.
+    pub path: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+}
+
+impl Problem {
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{}:{}:{}: {severity}: ", self.file.display(), self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems for one file, placing each by its field path.
+pub struct Problems<'a> {
+    file: &'a Path,
+    tree: &'a SourceTree,
+    pub list: Vec<Problem>,
+}
+
+impl<'a> Problems<'a> {
+    pub fn new(file: &'a Path, tree: &'a SourceTree) -> Self {
+        Problems {
+            file,
+            tree,
+            list: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, path: &str, message: impl Into<String>) -> &mut Problem {
+        self.push(Severity::Error, path, message)
+    }
+
+    pub fn warning(&mut self, path: &str, message: impl Into<String>) -> &mut Problem {
+        self.push(Severity::Warning, path, message)
+    }
+
+    /// A problem at an explicit position (a key rather than its value).
+    pub fn at(
+        &mut self,
+        severity: Severity,
+        at: Position,
+        path: &str,
+        message: impl Into<String>,
+    ) -> &mut Problem {
+        self.list.push(Problem {
+            severity,
+            file: self.file.to_path_buf(),
+            line: at.line,
+            column: at.column,
+            path: path.to_string(),
+            message: message.into(),
+            help: None,
+        });
+        self.list.last_mut().expect("just pushed")
+    }
+
+    fn push(&mut self, severity: Severity, path: &str, message: impl Into<String>) -> &mut Problem {
+        let at = self.tree.position(path);
+        self.at(severity, at, path, message)
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.list.iter().any(Problem::is_error)
+    }
+}
+
+impl Problem {
+    pub fn help(&mut self, help: impl Into<String>) -> &mut Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// The closest candidate to a misspelt `word`, if one is close enough to be a
+/// plausible typo.
+pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let word_lower = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word_lower, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over characters, with `_` and `-` treated alike since
+/// both spellings of key names are common.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let norm = |c: char| if c == '-' { '_' } else { c };
+    let a: Vec<char> = a.chars().map(norm).collect();
+    let b: Vec<char> = b.chars().map(norm).collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_for_typos_only() {
+        let keys = ["baud", "data_bits", "parity", "stop_bits", "flow_control"];
+        assert_eq!(did_you_mean("bauds", keys), Some("baud"));
+        assert_eq!(did_you_mean("stop-bits", keys), Some("stop_bits"));
+        assert_eq!(did_you_mean("flowcontrol", keys), Some("flow_control"));
+        assert_eq!(did_you_mean("colour", keys), None);
+    }
+}

@@ -1,0 +1,765 @@
+//! The profile format, version 1, as serde types.
+//!
+//! One YAML file describes one kind of device: its serial settings, its network
+//! settings and the ordered steps that provision it. These types only describe
+//! the format (with `deny_unknown_fields` everywhere, so a misspelt key is an
+//! error, not a silently ignored option); whether the values make sense together
+//! is decided by `validate`, and `${...}` variables are filled in by `vars`.
+//!
+//! Strings that may hold variables are [`Template`]s; passwords are [`Secret`]s,
+//! which serialize as `***` so a resolved profile can be printed or reported
+//! without leaking them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The only profile format this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A device profile: everything flashline needs to provision one kind of device.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "flashline device profile")]
+pub struct Profile {
+    /// Profile format version; must be 1.
+    pub format: u32,
+    /// Short name of the device kind, e.g. `digi-connectme-9210`.
+    pub name: String,
+    /// What the profile is for, shown in reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Per-device variables used as `${name}` in the profile, besides the built-in
+    /// device fields `name`, `port`, `ip`, `mask` and `gateway`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, VariableSpec>,
+    /// Serial line settings for the console and image loads.
+    #[serde(default)]
+    pub serial: SerialSettings,
+    /// The network settings the console dialog gives the device.
+    #[serde(default)]
+    pub network: NetworkSettings,
+    /// The steps, run in order.
+    pub steps: Vec<Step>,
+}
+
+/// A declared per-device variable.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariableSpec {
+    /// What the variable means, for people filling in an inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Value used when the device does not set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// The value is a secret: it is shown as `***` everywhere.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret: bool,
+}
+
+/// Serial line settings. Defaults: 9600 baud, 8N1, no flow control.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SerialSettings {
+    /// Baud rate.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    /// Data bits: 5, 6, 7 or 8.
+    #[serde(default = "default_data_bits")]
+    pub data_bits: u8,
+    #[serde(default)]
+    pub parity: Parity,
+    /// Stop bits: 1 or 2.
+    #[serde(default = "default_stop_bits")]
+    pub stop_bits: u8,
+    #[serde(default)]
+    pub flow_control: FlowControl,
+}
+
+impl Default for SerialSettings {
+    fn default() -> Self {
+        SerialSettings {
+            baud: default_baud(),
+            data_bits: default_data_bits(),
+            parity: Parity::None,
+            stop_bits: default_stop_bits(),
+            flow_control: FlowControl::None,
+        }
+    }
+}
+
+fn default_baud() -> u32 {
+    9600
+}
+fn default_data_bits() -> u8 {
+    8
+}
+fn default_stop_bits() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Parity {
+    #[default]
+    None,
+    Even,
+    Odd,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowControl {
+    #[default]
+    None,
+    /// XON/XOFF.
+    Software,
+    /// RTS/CTS.
+    Hardware,
+}
+
+/// The network settings given to the device by `configure_network` and used as
+/// the default target of the network steps.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// Obtain the address by DHCP (true) or use the static ip/mask/gateway (false).
+    #[serde(default)]
+    pub dhcp: bool,
+    /// Static IPv4 address, usually `${ip}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Template>,
+    /// Subnet mask, usually `${mask}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Template>,
+    /// Default gateway, usually `${gateway}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Template>,
+}
+
+/// One step of the pipeline. Each list item has exactly one of these keys.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Load an image over the serial port (XMODEM / XMODEM-1K / YMODEM).
+    LoadImage(LoadImage),
+    /// Drive the console dialog that sets DHCP, IP, mask and gateway.
+    ConfigureNetwork(ConfigureNetwork),
+    /// Poll ICMP echo and TCP ports until the device's services are up.
+    WaitForNetwork(WaitForNetwork),
+    /// Upload files over FTP, verified.
+    FtpUpload(FtpUpload),
+    /// Send EXS API TFTP Manage (0x003A) messages to a CSP matrix controller.
+    TftpManage(TftpManage),
+}
+
+impl Step {
+    /// The key that names this step kind in a profile.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::LoadImage(_) => "load_image",
+            Step::ConfigureNetwork(_) => "configure_network",
+            Step::WaitForNetwork(_) => "wait_for_network",
+            Step::FtpUpload(_) => "ftp_upload",
+            Step::TftpManage(_) => "tftp_manage",
+        }
+    }
+}
+
+/// Serial file-transfer protocols.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferProtocol {
+    /// XMODEM with CRC-16, falling back to the 8-bit checksum when the receiver
+    /// asks with NAK instead of `C`.
+    #[default]
+    Xmodem,
+    /// XMODEM with 1024-byte blocks.
+    #[serde(rename = "xmodem-1k")]
+    Xmodem1k,
+    /// YMODEM batch (file name, size and time in block 0).
+    Ymodem,
+}
+
+/// `load_image`: wait for the boot loader, send the image, wait for its end text.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadImage {
+    /// The image file, relative to the profile's folder.
+    pub file: Template,
+    #[serde(default)]
+    pub protocol: TransferProtocol,
+    /// Regex the boot loader prints when it is ready to receive, e.g.
+    /// `Starting serial recovery`. Without it the transfer starts at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<String>,
+    /// Text sent to start the transfer (after `wait_for`), for boot loaders that
+    /// need a command; NET+OS recovery needs none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_command: Option<Template>,
+    /// How long to wait for `wait_for`.
+    #[serde(default = "default_boot_wait")]
+    pub wait_timeout: HumanDuration,
+    /// Regex the device prints when it has taken the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_text: Option<String>,
+    /// How long to wait for `end_text` after the transfer.
+    #[serde(default = "default_end_wait")]
+    pub end_timeout: HumanDuration,
+    /// Tries per block before the transfer is abandoned.
+    #[serde(default = "default_block_retries")]
+    pub block_retries: u32,
+}
+
+fn default_boot_wait() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_end_wait() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_block_retries() -> u32 {
+    10
+}
+
+/// `configure_network`: the console dialog, as data.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigureNetwork {
+    /// Get into the configuration dialog, e.g. expect `Press any key in \d+
+    /// seconds` and send a space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupt: Option<DialogEntry>,
+    /// The prompts and answers, in order.
+    pub dialog: Vec<DialogEntry>,
+    /// Regex the device prints when it has saved the settings, e.g.
+    /// `Saving the changes in NV memory`.
+    pub done: String,
+    /// Regexes the device prints when it rejects an answer (e.g. `Invalid`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reject: Vec<String>,
+    /// Skip the whole dialog when the console already shows this regex, e.g.
+    /// `IP address.*${ip}` in the boot banner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_if: Option<Template>,
+    /// Default time to wait for each prompt.
+    #[serde(default = "default_prompt_wait")]
+    pub timeout: HumanDuration,
+    /// Pause between characters sent, for consoles that drop characters.
+    #[serde(default, skip_serializing_if = "HumanDuration::is_zero")]
+    pub char_delay: HumanDuration,
+    /// Check that the console echoes each answer back.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub echo_check: bool,
+    #[serde(default)]
+    pub line_ending: LineEnding,
+}
+
+fn default_prompt_wait() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+
+/// One exchange of a console dialog: wait for `expect`, then send `send`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DialogEntry {
+    /// Regex of the prompt.
+    pub expect: String,
+    /// The answer, line ending added. Empty keeps the device's default.
+    #[serde(default)]
+    pub send: Template,
+    /// The answer is a secret (a password): written as `***` in transcripts.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secret: bool,
+    /// The prompt may not come (firmware differences); skip it if the next
+    /// prompt comes first.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub optional: bool,
+    /// Send the answer without the line ending (single-key prompts).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_line_ending: bool,
+    /// Time to wait for this prompt, instead of the step's `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LineEnding {
+    #[default]
+    Cr,
+    CrLf,
+    Lf,
+}
+
+impl LineEnding {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineEnding::Cr => "\r",
+            LineEnding::CrLf => "\r\n",
+            LineEnding::Lf => "\n",
+        }
+    }
+}
+
+/// `wait_for_network`: poll until the device answers as wanted.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitForNetwork {
+    /// Address to poll; defaults to `network.ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Template>,
+    /// Wait for an ICMP echo reply.
+    #[serde(default = "default_true")]
+    pub icmp: bool,
+    /// Ports and the state each must reach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortWanted>,
+    #[serde(default)]
+    pub method: ProbeMethod,
+    /// Give up after this long.
+    #[serde(default = "default_net_wait")]
+    pub timeout: HumanDuration,
+    /// First polling interval; it backs off up to `max_interval`.
+    #[serde(default = "default_poll_interval")]
+    pub interval: HumanDuration,
+    #[serde(default = "default_max_poll_interval")]
+    pub max_interval: HumanDuration,
+}
+
+fn default_net_wait() -> HumanDuration {
+    HumanDuration::from_secs(60)
+}
+fn default_poll_interval() -> HumanDuration {
+    HumanDuration(Duration::from_millis(20))
+}
+fn default_max_poll_interval() -> HumanDuration {
+    HumanDuration::from_secs(1)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortWanted {
+    pub port: u16,
+    #[serde(default)]
+    pub state: PortState,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortState {
+    /// SYN-ACK: something listens.
+    #[default]
+    Open,
+    /// RST: the host is up, nothing listens.
+    Closed,
+    /// No answer, or ICMP unreachable.
+    Filtered,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeMethod {
+    /// SYN when raw sockets are allowed, else connect().
+    #[default]
+    Auto,
+    /// Half-open TCP SYN probe (needs CAP_NET_RAW); takes no FTP session.
+    Syn,
+    /// A full connect(); works without privileges.
+    Connect,
+}
+
+/// `ftp_upload`: upload files to the device's FTP flash server.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FtpUpload {
+    /// Defaults to `network.ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Template>,
+    #[serde(default = "default_ftp_port")]
+    pub port: u16,
+    /// Credential candidates, tried in order until one logs in.
+    pub credentials: Vec<Credential>,
+    #[serde(default)]
+    pub mode: FtpMode,
+    /// Explicit TLS (FTPS, AUTH TLS).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls: bool,
+    #[serde(default)]
+    pub verify: FtpVerify,
+    /// The files, uploaded in order.
+    pub files: Vec<FtpFile>,
+    /// One FTP session per file (NET+OS needs rom.bin and image.bin in separate
+    /// sessions, with the device's restart in between).
+    #[serde(default = "default_true")]
+    pub session_per_file: bool,
+    /// After each file, wait for the device to go down and come back.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub wait_for_restart: bool,
+    /// How long the restart may take.
+    #[serde(default = "default_restart_wait")]
+    pub restart_timeout: HumanDuration,
+    /// Regex the console prints when the flash is written, checked when the
+    /// serial console is attached, e.g. `Flash download complete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_done: Option<String>,
+    /// Retries after a dropped connection.
+    #[serde(default = "default_ftp_retries")]
+    pub retries: u32,
+    #[serde(default = "default_connect_wait")]
+    pub connect_timeout: HumanDuration,
+}
+
+fn default_ftp_port() -> u16 {
+    21
+}
+fn default_restart_wait() -> HumanDuration {
+    HumanDuration::from_secs(90)
+}
+fn default_ftp_retries() -> u32 {
+    3
+}
+fn default_connect_wait() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub user: Template,
+    /// Use `${env:NAME}` or `${file:path}`; clear text is accepted with a warning.
+    pub password: Secret,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FtpMode {
+    #[default]
+    Passive,
+    /// Extended passive (EPSV).
+    Epsv,
+    Active,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FtpVerify {
+    /// SIZE on the server equals the local size.
+    #[default]
+    Size,
+    /// Download the file again and compare SHA-256.
+    Readback,
+    /// No check (only when the server cannot do either).
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FtpFile {
+    /// Local file, relative to the profile's folder.
+    pub local: Template,
+    /// Name on the server; defaults to the local file's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+}
+
+/// `tftp_manage`: EXS API TFTP Manage (0x003A) to a CSP matrix controller.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TftpManage {
+    /// The controller card's IP address; defaults to `network.ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Template>,
+    /// EXS API host port (assumed 12610 = 0x3142).
+    #[serde(default = "default_exs_port")]
+    pub port: u16,
+    /// Logical node ID.
+    #[serde(default = "default_exs_node")]
+    pub node: u8,
+    #[serde(default)]
+    pub checksum: ExsChecksum,
+    #[serde(default)]
+    pub marker_rule: ExsMarkerRule,
+    /// Queries to send (each answered with its value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<TftpQuery>,
+    /// Load number for the `load-version` and `load-filename` queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<u8>,
+    /// Local matrix configuration file name on the TFTP server (at most 127 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_config: Option<Template>,
+    /// Local matrix TFTP server IPv4 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_server: Option<Template>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjacent_config: Option<Template>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjacent_server: Option<Template>,
+    /// Load timestamp as hex bytes (its encoding is not published), when the
+    /// configuration file has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Template>,
+    /// Send the Begin Download ICB.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub begin_download: bool,
+    /// A local copy of the TFTP configuration file, checked before sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_file: Option<Template>,
+    /// How long to wait for each answer.
+    #[serde(default = "default_exs_wait")]
+    pub timeout: HumanDuration,
+}
+
+fn default_exs_port() -> u16 {
+    12610
+}
+fn default_exs_node() -> u8 {
+    0xFF
+}
+fn default_exs_wait() -> HumanDuration {
+    HumanDuration::from_secs(10)
+}
+
+/// Checksum rule of EXS API frames (not published; see the EXS notes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExsChecksum {
+    /// Two's complement of the 8-bit sum of the Length-counted bytes.
+    #[default]
+    Sum8Twos,
+    Sum8,
+    Xor8,
+    None,
+}
+
+/// What to do when a field would carry the reserved frame marker 0xFE.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExsMarkerRule {
+    /// Refuse to send such a frame.
+    #[default]
+    Refuse,
+    /// Send the byte unescaped.
+    SendRaw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TftpQuery {
+    All,
+    LocalConfig,
+    LocalServer,
+    AdjacentConfig,
+    AdjacentServer,
+    Timestamp,
+    SaveOptions,
+    LoadVersion,
+    LoadFilename,
+}
+
+/// A string that may contain `${name}`, `${env:NAME}` or `${file:path}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Template(pub String);
+
+impl Template {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for Template {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Template".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "Text that may use ${name} (a device variable), ${env:NAME} or ${file:path}."
+        })
+    }
+}
+
+/// A secret (password). Reads like a [`Template`]; always serializes as `***`
+/// and debug-prints as `***`, so it cannot leak through reports or logs.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub Template);
+
+impl Secret {
+    /// The value itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+impl JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A password: prefer ${env:NAME} or ${file:path}; clear text is accepted with a warning."
+        })
+    }
+}
+
+/// A duration written as `500ms`, `30s`, `2m`, `1h` (or a bare number of seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub const fn from_secs(secs: u64) -> Self {
+        HumanDuration(Duration::from_secs(secs))
+    }
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+}
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration (use e.g. 500ms, 30s, 2m)"))?;
+        let scale = match unit.trim() {
+            "ms" => 0.001,
+            "" | "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            other => {
+                return Err(format!(
+                    "unknown duration unit `{other}` in `{text}` (use ms, s, m or h)"
+                ));
+            }
+        };
+        let secs = value * scale;
+        // A week is far beyond any step's sensible wait and keeps the f64 exact.
+        if !secs.is_finite() || secs > 7.0 * 24.0 * 3600.0 {
+            return Err(format!("duration `{text}` is out of range (at most 7 days)"));
+        }
+        Ok(HumanDuration(Duration::from_secs_f64(secs)))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 500ms, 30s or 2m")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HumanDuration, E> {
+                format!("{v}s").parse().map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanDuration, E> {
+                if v < 0 {
+                    return Err(E::custom(format!("duration {v} is negative")));
+                }
+                self.visit_u64(v as u64)
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<HumanDuration, E> {
+                format!("{v}s").parse().map_err(E::custom)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration: 500ms, 30s, 2m, 1h, or a number of seconds.",
+            "oneOf": [
+                { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(ms|s|m|min|h)?\\s*$" },
+                { "type": "number", "minimum": 0 }
+            ]
+        })
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!("500ms".parse::<HumanDuration>().unwrap().0, Duration::from_millis(500));
+        assert_eq!("30s".parse::<HumanDuration>().unwrap().0, Duration::from_secs(30));
+        assert_eq!("2m".parse::<HumanDuration>().unwrap().0, Duration::from_secs(120));
+        assert_eq!("1.5".parse::<HumanDuration>().unwrap().0, Duration::from_millis(1500));
+        assert!("10 parsecs".parse::<HumanDuration>().is_err());
+        assert!("s".parse::<HumanDuration>().is_err());
+        assert!("1e300s".parse::<HumanDuration>().is_err());
+        assert_eq!(HumanDuration(Duration::from_millis(1500)).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn secrets_never_serialize() {
+        let secret = Secret(Template("Netsilicon".into()));
+        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"***\"");
+        assert!(!format!("{secret:?}").contains("Netsilicon"));
+    }
+}

@@ -1,0 +1,339 @@
+//! Variables in profile strings: `${name}` (a per-device value from the
+//! inventory or `--set`), `${env:NAME}` (the environment) and `${file:path}`
+//! (a file's contents, relative to the profile's folder); `$$` is a literal `$`.
+//!
+//! This module finds the references in every template of a profile and
+//! expands them; it decides nothing about whether a value is a valid address,
+//! which is `validate`'s job once the text is known.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::types::{Profile, Step, Template};
+
+/// Device fields every profile may use without declaring them.
+pub const BUILTIN_VARIABLES: [&str; 5] = ["name", "port", "ip", "mask", "gateway"];
+
+/// One `${...}` reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Device(String),
+    Env(String),
+    File(String),
+}
+
+/// What a template is used for, which decides how values are put into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateRole {
+    /// Plain text.
+    Text,
+    /// A password: never displayed.
+    Secret,
+    /// A regular expression: substituted values are escaped so `192.168.1.5`
+    /// matches only itself.
+    Regex,
+    /// A path relative to the profile's folder.
+    Path,
+}
+
+/// Splits a template into literal text and references, or says what is wrong
+/// with its `${...}` syntax.
+pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        literal.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            literal.push('$');
+            rest = after;
+            continue;
+        }
+        let Some(body_start) = rest.strip_prefix("${") else {
+            literal.push('$');
+            rest = &rest[1..];
+            continue;
+        };
+        let Some(end) = body_start.find('}') else {
+            return Err(format!("unterminated `${{` in `{text}` (write `$$` for a literal `$`)"));
+        };
+        let body = &body_start[..end];
+        rest = &body_start[end + 1..];
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+        }
+        pieces.push(Piece::Reference(parse_reference(body)?));
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        pieces.push(Piece::Literal(literal));
+    }
+    Ok(pieces)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Literal(String),
+    Reference(Reference),
+}
+
+fn parse_reference(body: &str) -> Result<Reference, String> {
+    let valid_name = |name: &str| {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if let Some(name) = body.strip_prefix("env:") {
+        if !valid_name(name) {
+            return Err(format!("`${{{body}}}`: environment variable name `{name}` is not valid"));
+        }
+        return Ok(Reference::Env(name.to_string()));
+    }
+    if let Some(path) = body.strip_prefix("file:") {
+        if path.trim().is_empty() {
+            return Err(format!("`${{{body}}}`: the file path is empty"));
+        }
+        return Ok(Reference::File(path.to_string()));
+    }
+    if let Some((kind, _)) = body.split_once(':') {
+        return Err(format!(
+            "`${{{body}}}`: unknown source `{kind}` (use ${{name}}, ${{env:NAME}} or ${{file:path}})"
+        ));
+    }
+    if !valid_name(body) {
+        return Err(format!(
+            "`${{{body}}}` is not a variable name (letters, digits, `_` and `-`)"
+        ));
+    }
+    Ok(Reference::Device(body.to_string()))
+}
+
+/// Where the values of references come from.
+pub struct Sources<'a> {
+    pub device: &'a BTreeMap<String, String>,
+    /// Declared defaults.
+    pub defaults: BTreeMap<String, String>,
+    /// Variables whose values are secrets.
+    pub secret_variables: Vec<String>,
+    pub base_dir: &'a Path,
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Put `***` in place of secrets (for display).
+    pub redact: bool,
+}
+
+/// Why a reference could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpandError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// Expands `text` used in `role`.
+pub fn expand(text: &str, role: TemplateRole, sources: &Sources<'_>) -> Result<String, ExpandError> {
+    let pieces = parse(text).map_err(|message| ExpandError {
+        message,
+        help: None,
+    })?;
+    if sources.redact && role == TemplateRole::Secret {
+        return Ok("***".into());
+    }
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Literal(text) => out.push_str(&text),
+            Piece::Reference(reference) => {
+                let (value, secret) = value_of(&reference, sources)?;
+                if sources.redact && secret {
+                    out.push_str("***");
+                } else if role == TemplateRole::Regex {
+                    out.push_str(&regex::escape(&value));
+                } else {
+                    out.push_str(&value);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn value_of(reference: &Reference, sources: &Sources<'_>) -> Result<(String, bool), ExpandError> {
+    match reference {
+        Reference::Device(name) => {
+            let secret = sources.secret_variables.iter().any(|s| s == name);
+            match sources.device.get(name).or_else(|| sources.defaults.get(name)) {
+                Some(value) => Ok((value.clone(), secret)),
+                None => Err(ExpandError {
+                    message: format!("variable `{name}` has no value for this device"),
+                    help: Some(format!(
+                        "set it in the inventory, with `--set {name}=...`, or give it a default under `variables:`"
+                    )),
+                }),
+            }
+        }
+        Reference::Env(name) => match (sources.env)(name) {
+            Some(value) => Ok((value, false)),
+            None => Err(ExpandError {
+                message: format!("environment variable `{name}` is not set"),
+                help: Some(format!("export {name}=... before running flashline")),
+            }),
+        },
+        Reference::File(path) => {
+            let full = sources.base_dir.join(path);
+            match std::fs::read_to_string(&full) {
+                // Files written by editors end in a newline that is not part of
+                // the value (a password file, say).
+                Ok(text) => Ok((text.trim_end_matches(['\r', '\n']).to_string(), false)),
+                Err(error) => Err(ExpandError {
+                    message: format!("cannot read `${{file:{path}}}` ({}): {error}", full.display()),
+                    help: None,
+                }),
+            }
+        }
+    }
+}
+
+/// Calls `visit` with the field path, role and template of every template in
+/// the profile, in file order. The one walk shared by checking and expanding,
+/// so a new template field cannot be forgotten by one of them.
+pub fn visit_templates(profile: &mut Profile, visit: &mut dyn FnMut(&str, TemplateRole, &mut Template)) {
+    let net = &mut profile.network;
+    for (key, value) in [("ip", &mut net.ip), ("mask", &mut net.mask), ("gateway", &mut net.gateway)] {
+        if let Some(t) = value {
+            visit(&format!("network.{key}"), TemplateRole::Text, t);
+        }
+    }
+    for (i, step) in profile.steps.iter_mut().enumerate() {
+        let base = format!("steps[{i}].{}", step.kind());
+        match step {
+            Step::LoadImage(s) => {
+                visit(&format!("{base}.file"), TemplateRole::Path, &mut s.file);
+                opt(visit, &base, "start_command", TemplateRole::Text, &mut s.start_command);
+            }
+            Step::ConfigureNetwork(s) => {
+                opt(visit, &base, "skip_if", TemplateRole::Regex, &mut s.skip_if);
+                if let Some(entry) = &mut s.interrupt {
+                    let role = if entry.secret { TemplateRole::Secret } else { TemplateRole::Text };
+                    visit(&format!("{base}.interrupt.send"), role, &mut entry.send);
+                }
+                for (j, entry) in s.dialog.iter_mut().enumerate() {
+                    let role = if entry.secret { TemplateRole::Secret } else { TemplateRole::Text };
+                    visit(&format!("{base}.dialog[{j}].send"), role, &mut entry.send);
+                }
+            }
+            Step::WaitForNetwork(s) => opt(visit, &base, "host", TemplateRole::Text, &mut s.host),
+            Step::FtpUpload(s) => {
+                opt(visit, &base, "host", TemplateRole::Text, &mut s.host);
+                for (j, c) in s.credentials.iter_mut().enumerate() {
+                    visit(&format!("{base}.credentials[{j}].user"), TemplateRole::Text, &mut c.user);
+                    visit(&format!("{base}.credentials[{j}].password"), TemplateRole::Secret, &mut c.password.0);
+                }
+                for (j, f) in s.files.iter_mut().enumerate() {
+                    visit(&format!("{base}.files[{j}].local"), TemplateRole::Path, &mut f.local);
+                }
+            }
+            Step::TftpManage(s) => {
+                opt(visit, &base, "host", TemplateRole::Text, &mut s.host);
+                opt(visit, &base, "local_config", TemplateRole::Text, &mut s.local_config);
+                opt(visit, &base, "local_server", TemplateRole::Text, &mut s.local_server);
+                opt(visit, &base, "adjacent_config", TemplateRole::Text, &mut s.adjacent_config);
+                opt(visit, &base, "adjacent_server", TemplateRole::Text, &mut s.adjacent_server);
+                opt(visit, &base, "timestamp", TemplateRole::Text, &mut s.timestamp);
+                opt(visit, &base, "config_file", TemplateRole::Path, &mut s.config_file);
+            }
+        }
+    }
+}
+
+fn opt(
+    visit: &mut dyn FnMut(&str, TemplateRole, &mut Template),
+    base: &str,
+    field: &str,
+    role: TemplateRole,
+    template: &mut Option<Template>,
+) {
+    if let Some(t) = template {
+        visit(&format!("{base}.{field}"), role, t);
+    }
+}
+
+/// A secret is stored in clear text unless it is exactly one reference to the
+/// environment, a file, or a variable declared secret.
+pub fn is_clear_text_secret(text: &str, secret_variables: &[String]) -> bool {
+    match parse(text).as_deref() {
+        Ok([Piece::Reference(Reference::Env(_) | Reference::File(_))]) => false,
+        Ok([Piece::Reference(Reference::Device(name))]) => !secret_variables.contains(name),
+        Ok([]) => false,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources<'a>(device: &'a BTreeMap<String, String>, redact: bool) -> Sources<'a> {
+        Sources {
+            device,
+            defaults: BTreeMap::from([("user".to_string(), "root".to_string())]),
+            secret_variables: vec!["pw".into()],
+            base_dir: Path::new("."),
+            env: &|name| (name == "HOME_LAB").then(|| "lab".to_string()),
+            redact,
+        }
+    }
+
+    #[test]
+    fn parses_all_reference_kinds() {
+        let pieces = parse("a ${ip} ${env:X_Y} ${file:pw.txt} $$ $5").unwrap();
+        assert_eq!(
+            pieces,
+            vec![
+                Piece::Literal("a ".into()),
+                Piece::Reference(Reference::Device("ip".into())),
+                Piece::Literal(" ".into()),
+                Piece::Reference(Reference::Env("X_Y".into())),
+                Piece::Literal(" ".into()),
+                Piece::Reference(Reference::File("pw.txt".into())),
+                Piece::Literal(" $ $5".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_syntax() {
+        assert!(parse("${ip").unwrap_err().contains("unterminated"));
+        assert!(parse("${}").unwrap_err().contains("not a variable name"));
+        assert!(parse("${vault:x}").unwrap_err().contains("unknown source `vault`"));
+        assert!(parse("${env:}").is_err());
+    }
+
+    #[test]
+    fn expands_with_roles() {
+        let device = BTreeMap::from([
+            ("ip".to_string(), "10.0.0.5".to_string()),
+            ("pw".to_string(), "hunter2".to_string()),
+        ]);
+        let s = sources(&device, false);
+        assert_eq!(expand("${user}@${ip}", TemplateRole::Text, &s).unwrap(), "root@10.0.0.5");
+        assert_eq!(expand("IP ${ip}", TemplateRole::Regex, &s).unwrap(), r"IP 10\.0\.0\.5");
+        assert_eq!(expand("${env:HOME_LAB}", TemplateRole::Text, &s).unwrap(), "lab");
+        assert!(expand("${env:NOPE}", TemplateRole::Text, &s).unwrap_err().message.contains("NOPE"));
+        assert!(expand("${gw}", TemplateRole::Text, &s).unwrap_err().message.contains("`gw`"));
+        let shown = sources(&device, true);
+        assert_eq!(expand("${pw}", TemplateRole::Text, &shown).unwrap(), "***");
+        assert_eq!(expand("Netsilicon", TemplateRole::Secret, &shown).unwrap(), "***");
+    }
+
+    #[test]
+    fn clear_text_secrets() {
+        let secret = vec!["pw".to_string()];
+        assert!(is_clear_text_secret("Netsilicon", &secret));
+        assert!(is_clear_text_secret("${ip}", &secret));
+        assert!(is_clear_text_secret("x${env:P}", &secret));
+        assert!(!is_clear_text_secret("${env:P}", &secret));
+        assert!(!is_clear_text_secret("${file:pw}", &secret));
+        assert!(!is_clear_text_secret("${pw}", &secret));
+    }
+}
