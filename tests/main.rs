@@ -1,0 +1,6 @@
+//! The one integration test binary: each module tests one area against real
+//! peers (the binary itself, PTYs, network namespaces, simulators).
+
+mod util;
+
+mod profile_check;

@@ -1,0 +1,140 @@
+//! Network namespace pairs for tests that cross a network: a `station`
+//! namespace (where flashline runs) and a `dut` namespace (the device under
+//! test), joined by a veth pair with addresses from 198.18.0.0/15.
+//!
+//! The network rule is hard: test traffic goes only to 127.0.0.0/8 or to these
+//! addresses, with the tool under test inside the station namespace, so no
+//! packet can leave through the host's routes. The namespaces have no other
+//! interfaces and no default route, and are removed on drop, also when the
+//! test panics.
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Start of the benchmarking block RFC 2544 reserves; /15 gives 2^15 /30 subnets.
+const BLOCK: u32 = u32::from_be_bytes([198, 18, 0, 0]);
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces joined by a veth pair.
+pub struct NetnsPair {
+    pub station: String,
+    pub dut: String,
+    pub station_ip: Ipv4Addr,
+    pub dut_ip: Ipv4Addr,
+    /// An address in the same subnet that nobody has (a host that is down).
+    pub absent_ip: Ipv4Addr,
+}
+
+/// Why a pair could not be made here.
+pub fn unavailable_reason() -> Option<String> {
+    if !super::is_root() {
+        return Some("network namespaces need root".into());
+    }
+    if !super::have_program("ip") {
+        return Some("`ip` (Debian package iproute2) is not installed".into());
+    }
+    None
+}
+
+impl NetnsPair {
+    /// Makes a pair, or returns None after printing why not (outside CI) or
+    /// panics with the reason (under CI).
+    pub fn create() -> Option<NetnsPair> {
+        if let Some(reason) = unavailable_reason() {
+            super::require(false, &reason);
+            return None;
+        }
+        Some(Self::create_or_panic())
+    }
+
+    fn create_or_panic() -> NetnsPair {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        // A /29 per pair (room for station, dut and an absent host), unique
+        // across concurrent test processes by pid and counter.
+        let index = ((pid & 0xFFF) << 2 | (n & 0x3)) % (1 << 14);
+        let net = BLOCK + index * 8;
+        let station_ip = Ipv4Addr::from(net + 1);
+        let dut_ip = Ipv4Addr::from(net + 2);
+        let absent_ip = Ipv4Addr::from(net + 5);
+        let tag = format!("{pid}x{n}");
+        let pair = NetnsPair {
+            station: format!("fl{tag}s"),
+            dut: format!("fl{tag}d"),
+            station_ip,
+            dut_ip,
+            absent_ip,
+        };
+        // From here on, Drop cleans up whatever was made if a step fails.
+        let veth_s = format!("fl{tag}a");
+        let veth_d = format!("fl{tag}b");
+        for ns in [&pair.station, &pair.dut] {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        ip(&["link", "add", &veth_s, "netns", &pair.station, "type", "veth", "peer", "name", &veth_d, "netns", &pair.dut]);
+        ip(&["-n", &pair.station, "addr", "add", &format!("{station_ip}/29"), "dev", &veth_s]);
+        ip(&["-n", &pair.dut, "addr", "add", &format!("{dut_ip}/29"), "dev", &veth_d]);
+        ip(&["-n", &pair.station, "link", "set", &veth_s, "up"]);
+        ip(&["-n", &pair.dut, "link", "set", &veth_d, "up"]);
+        pair
+    }
+
+    /// A command run inside the station namespace (where flashline runs).
+    pub fn in_station(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        in_namespace(&self.station, program)
+    }
+
+    /// A command run inside the dut namespace (the simulated device's side).
+    pub fn in_dut(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        in_namespace(&self.dut, program)
+    }
+}
+
+/// `ip netns exec NS program`.
+pub fn in_namespace(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", ns]).arg(program);
+    command
+}
+
+fn ip(args: &[&str]) -> Output {
+    let output = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ip");
+    assert!(
+        output.status.success(),
+        "ip {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        // Deleting a namespace removes its end of the veth, and with it the
+        // other end. Errors are ignored: a half-made pair has less to remove.
+        for ns in [&self.station, &self.dut] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Names of the namespaces that exist now.
+pub fn namespaces() -> Vec<String> {
+    let output = Command::new("ip").args(["netns", "list"]).output().expect("run ip");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
