@@ -4,3 +4,4 @@
 mod util;
 
 mod profile_check;
+mod test_helpers;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::source::{Position, SourceTree};
+use super::source::{NodeKind, Position, SourceTree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -99,7 +99,16 @@ impl<'a> Problems<'a> {
     }
 
     fn push(&mut self, severity: Severity, path: &str, message: impl Into<String>) -> &mut Problem {
-        let at = self.tree.position(path);
+        // A problem with a whole section or list points at its key (where the
+        // reader looks); one with a value points at the value.
+        let is_collection = self
+            .tree
+            .node(path)
+            .is_some_and(|n| matches!(n.kind, NodeKind::Mapping(_) | NodeKind::Sequence(_)));
+        let at = match self.tree.key_position(path) {
+            Some(key_at) if is_collection => key_at,
+            _ => self.tree.position(path),
+        };
         self.at(severity, at, path, message)
     }
 
@@ -127,22 +136,32 @@ pub fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str
         .map(|(_, c)| c)
 }
 
-/// Levenshtein distance over characters, with `_` and `-` treated alike since
-/// both spellings of key names are common.
+/// Edit distance counting a swap of neighbours as one edit (optimal string
+/// alignment), the commonest typo in key names; `_` and `-` are treated alike
+/// since both spellings are common.
 fn edit_distance(a: &str, b: &str) -> usize {
     let norm = |c: char| if c == '-' { '_' } else { c };
     let a: Vec<char> = a.chars().map(norm).collect();
     let b: Vec<char> = b.chars().map(norm).collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
+    // d[i][j]: distance between the first i chars of a and the first j of b.
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -156,5 +175,6 @@ mod tests {
         assert_eq!(did_you_mean("stop-bits", keys), Some("stop_bits"));
         assert_eq!(did_you_mean("flowcontrol", keys), Some("flow_control"));
         assert_eq!(did_you_mean("colour", keys), None);
+        assert_eq!(did_you_mean("nmae", ["name", "format"]), Some("name"));
     }
 }

@@ -52,7 +52,7 @@ impl<'s> Walker<'s> {
         }
         // Option<T> is `anyOf: [T, null]`; enums of objects are `oneOf`.
         if let Some(variants) = schema.get("oneOf").or_else(|| schema.get("anyOf")).and_then(Value::as_array) {
-            self.walk_variants(variants, node, path, problems, depth);
+            self.walk_variants(schema, variants, node, path, problems, depth);
             return;
         }
         if let (Some(values), NodeKind::Scalar(text)) = (schema.get("enum").and_then(Value::as_array), &node.kind) {
@@ -146,7 +146,7 @@ impl<'s> Walker<'s> {
 
     /// Picks the variant the node means, so the problems reported are about it
     /// and not about every alternative.
-    fn walk_variants(&self, variants: &'s [Value], node: &Node, path: &str, problems: &mut Problems<'_>, depth: usize) {
+    fn walk_variants(&self, schema: &'s Value, variants: &'s [Value], node: &Node, path: &str, problems: &mut Problems<'_>, depth: usize) {
         let resolved: Vec<&Value> = variants.iter().map(|v| self.resolve(v)).collect();
         let non_null: Vec<&Value> = resolved
             .iter()
@@ -222,6 +222,18 @@ impl<'s> Walker<'s> {
         }
         if non_null.len() == 1 {
             self.walk(non_null[0], node, path, problems, depth + 1);
+            return;
+        }
+        // Scalars with several forms (a duration: `30s` or a number).
+        if let NodeKind::Scalar(text) = &node.kind {
+            if !non_null.is_empty() && !non_null.iter().any(|v| accepts_scalar(v, text)) {
+                let what = schema
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(|d| d.trim_end_matches('.').to_lowercase())
+                    .unwrap_or_else(|| "another kind of value".into());
+                problems.error(path, format!("`{text}` is not {}", with_article(&what)));
+            }
         }
     }
 }
@@ -257,6 +269,27 @@ fn scalar_mismatch(schema: &Value, types: &[&str], text: &str) -> Option<String>
         return Some(format!("expected true or false, found `{text}`"));
     }
     None
+}
+
+/// Whether a scalar written as `text` fits `schema` (type and pattern only).
+fn accepts_scalar(schema: &Value, text: &str) -> bool {
+    let types = types(schema);
+    if types.contains(&"string") {
+        return match schema.get("pattern").and_then(Value::as_str) {
+            Some(pattern) => regex::Regex::new(pattern).is_ok_and(|re| re.is_match(text)),
+            None => true,
+        };
+    }
+    scalar_mismatch(schema, &types, text).is_none() && !types.is_empty()
+}
+
+/// "a duration: ..." from a schema description "A duration: ...".
+fn with_article(description: &str) -> String {
+    if description.starts_with("a ") || description.starts_with("an ") {
+        description.to_string()
+    } else {
+        format!("valid: {description}")
+    }
 }
 
 fn types(schema: &Value) -> Vec<&str> {

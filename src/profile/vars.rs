@@ -136,9 +136,6 @@ pub fn expand(text: &str, role: TemplateRole, sources: &Sources<'_>) -> Result<S
         message,
         help: None,
     })?;
-    if sources.redact && role == TemplateRole::Secret {
-        return Ok("***".into());
-    }
     let mut out = String::new();
     for piece in pieces {
         match piece {
@@ -154,6 +151,11 @@ pub fn expand(text: &str, role: TemplateRole, sources: &Sources<'_>) -> Result<S
                 }
             }
         }
+    }
+    // Every reference is resolved first, also for display, so a missing
+    // secret source is reported before anything runs.
+    if sources.redact && role == TemplateRole::Secret {
+        return Ok("***".into());
     }
     Ok(out)
 }

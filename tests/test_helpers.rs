@@ -1,0 +1,71 @@
+//! The test helpers themselves: a PTY pair carries bytes both ways, and a
+//! namespace pair connects station and dut, has no way out, and is removed
+//! on drop, also after a panic.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use serialport::SerialPort;
+
+use crate::util::netns::{NetnsPair, namespaces};
+use crate::util::pty::PtyPair;
+
+#[test]
+fn pty_pair_carries_bytes_both_ways() {
+    let mut pair = PtyPair::new();
+    assert!(pair.device_path().starts_with("/dev/pts"));
+    pair.controller.set_timeout(Duration::from_secs(2)).unwrap();
+    pair.device.set_timeout(Duration::from_secs(2)).unwrap();
+    // Raw mode: every byte value, including XON/XOFF and CR, must pass unchanged
+    // for XMODEM.
+    let sent: Vec<u8> = (0..=255u8).collect();
+    pair.controller.write_all(&sent).unwrap();
+    let mut received = vec![0u8; sent.len()];
+    pair.device.read_exact(&mut received).unwrap();
+    assert_eq!(received, sent);
+    pair.device.write_all(b"C").unwrap();
+    let mut one = [0u8; 1];
+    pair.controller.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"C");
+}
+
+#[test]
+fn netns_pair_connects_station_and_dut_only() {
+    let Some(pair) = NetnsPair::create() else { return };
+    assert!(crate::util::require(crate::util::have_program("ping"), "ping (Debian package iputils-ping)"));
+    let reach = |ip: std::net::Ipv4Addr| {
+        pair.in_station("ping")
+            .args(["-c", "1", "-W", "1", &ip.to_string()])
+            .output()
+            .expect("run ping")
+            .status
+            .success()
+    };
+    assert!(reach(pair.dut_ip), "station reaches dut at {}", pair.dut_ip);
+    assert!(!reach(pair.absent_ip), "nobody answers at {}", pair.absent_ip);
+    // No default route: nothing outside the pair is reachable from the station.
+    let routes = pair.in_station("ip").args(["route", "show", "default"]).output().unwrap();
+    assert!(routes.stdout.is_empty(), "station has a default route: {}", String::from_utf8_lossy(&routes.stdout));
+    for ip in [pair.station_ip, pair.dut_ip, pair.absent_ip] {
+        let octets = ip.octets();
+        assert!(octets[0] == 198 && (octets[1] & 0xFE) == 18, "{ip} is outside 198.18.0.0/15");
+    }
+}
+
+#[test]
+fn netns_pair_is_removed_on_drop_and_after_a_panic() {
+    let Some(pair) = NetnsPair::create() else { return };
+    let names = (pair.station.clone(), pair.dut.clone());
+    assert!(namespaces().contains(&names.0));
+    drop(pair);
+    let now = namespaces();
+    assert!(!now.contains(&names.0) && !now.contains(&names.1), "{now:?}");
+
+    let panicked = std::panic::catch_unwind(|| {
+        let pair = NetnsPair::create().expect("made above");
+        let name = pair.station.clone();
+        std::panic::panic_any(name);
+    });
+    let name = *panicked.expect_err("the closure panics").downcast::<String>().unwrap();
+    assert!(!namespaces().contains(&name), "{name} left behind after a panic");
+}
