@@ -3,6 +3,7 @@
 //! take a load, driven by one YAML profile per kind of device.
 //!
 //! # Layout
+//! - [`exs`]: the EXS API TFTP Manage codec, configuration file check and client.
 //! - [`profile`]: the profile and inventory formats, their validation (every
 //!   problem with file, line, column and field path) and `${...}` variables.
 //! - [`cli`]: the command-line interface; the only module that prints or
@@ -13,4 +14,5 @@
 //! and `sim` (simulated devices).
 
 pub mod cli;
+pub mod exs;
 pub mod profile;

@@ -1,0 +1,428 @@
+//! The TFTP Manage job: what the profile's `tftp_manage` step and
+//! `flashline exs tftp-manage` both run. Turns the step's options into
+//! messages, checks a local copy of the configuration file first, sends the
+//! messages one at a time and returns every answer decoded.
+//!
+//! Settings (filenames, server addresses, timestamp) go first, packed into as
+//! few messages as the 252-byte ICB limit allows, with Begin Download in the
+//! last of them; then each query goes alone, so that no answer can exceed the
+//! response limit (Status 0x0D). It does not print; it calls `on_exchange`
+//! after each answer so a caller can show progress.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::client::{Client, ClientError, ClientEvent, ClientOptions, Connect, TcpConnector};
+use super::config_file::{self, ConfigReport, ConfigRules};
+use super::frame::Framing;
+use super::message_type::TFTP_MANAGE;
+use super::tftp_manage::{
+    ActionSubtype, DataValue, Filename, MAX_REQUEST_ICB_DATA, RequestIcb, TftpManageError, TftpManageRequest,
+    TftpManageResponse,
+};
+use super::trace::{self, format_trace};
+use crate::profile::{TftpManage, TftpQuery};
+
+/// How a failure is classified (the CLI maps these to exit codes 2, 3, 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    BadInput,
+    Environment,
+    Device,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExsError {
+    #[error("{field}: {message}")]
+    BadInput { field: &'static str, message: String },
+    #[error("cannot read the configuration file {}: {source}", path.display())]
+    ReadConfig { path: PathBuf, source: std::io::Error },
+    #[error("configuration file {} would be refused: {}", path.display(), first_error(report))]
+    ConfigFile { path: PathBuf, report: ConfigReport },
+    #[error("{purpose}: {source}")]
+    Client { purpose: String, source: ClientError },
+    #[error("{purpose}: the response to seq {seq} cannot be read: {source}; response: {trace}")]
+    Response {
+        purpose: String,
+        seq: u8,
+        source: TftpManageError,
+        trace: String,
+    },
+}
+
+fn first_error(report: &ConfigReport) -> String {
+    report.first_error().map_or_else(String::new, ToString::to_string)
+}
+
+impl ExsError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            ExsError::BadInput { .. } | ExsError::ConfigFile { .. } => FailureKind::BadInput,
+            ExsError::ReadConfig { .. } => FailureKind::Environment,
+            ExsError::Client { .. } | ExsError::Response { .. } => FailureKind::Device,
+        }
+    }
+}
+
+/// The step's options, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct TftpManageJob {
+    pub host: String,
+    pub port: u16,
+    pub node: u8,
+    pub framing: Framing,
+    pub timeout: Duration,
+    /// Data ICBs to send, in order.
+    pub settings: Vec<DataValue>,
+    pub begin_download: bool,
+    pub queries: Vec<ActionSubtype>,
+    pub load: Option<u8>,
+    /// A local copy of the configuration file to check before sending.
+    pub config_file: Option<PathBuf>,
+}
+
+impl TftpManageJob {
+    /// From a step whose `${...}` variables are already filled in.
+    /// `default_host` is the profile's `network.ip`; `base_dir` resolves a
+    /// relative `config_file`.
+    pub fn from_step(step: &TftpManage, default_host: Option<&str>, base_dir: &Path) -> Result<TftpManageJob, ExsError> {
+        let host = step
+            .host
+            .as_ref()
+            .map(|h| h.as_str().trim().to_string())
+            .or_else(|| default_host.map(str::to_string))
+            .filter(|h| !h.is_empty())
+            .ok_or(ExsError::BadInput {
+                field: "host",
+                message: "no controller address: set `host` or `network.ip`".into(),
+            })?;
+        let filename = |field: &'static str, value: &Option<crate::profile::Template>| -> Result<Option<Filename>, ExsError> {
+            value
+                .as_ref()
+                .map(|v| {
+                    Filename::new(v.as_str()).map_err(|e| ExsError::BadInput {
+                        field,
+                        message: e.to_string(),
+                    })
+                })
+                .transpose()
+        };
+        let address = |field: &'static str, value: &Option<crate::profile::Template>| -> Result<Option<Ipv4Addr>, ExsError> {
+            value
+                .as_ref()
+                .map(|v| {
+                    v.as_str().trim().parse::<Ipv4Addr>().map_err(|_| ExsError::BadInput {
+                        field,
+                        message: format!("`{v}` is not an IPv4 address"),
+                    })
+                })
+                .transpose()
+        };
+        let mut settings = Vec::new();
+        if let Some(name) = filename("local_config", &step.local_config)? {
+            settings.push(DataValue::LocalConfig(name));
+        }
+        if let Some(ip) = address("local_server", &step.local_server)? {
+            settings.push(DataValue::LocalServer(ip));
+        }
+        if let Some(name) = filename("adjacent_config", &step.adjacent_config)? {
+            settings.push(DataValue::AdjacentConfig(name));
+        }
+        if let Some(ip) = address("adjacent_server", &step.adjacent_server)? {
+            settings.push(DataValue::AdjacentServer(ip));
+        }
+        // An empty value (an unset optional variable) means "no timestamp".
+        if let Some(text) = step.timestamp.as_ref().filter(|t| !t.as_str().trim().is_empty()) {
+            let bytes = trace::parse_hex(text.as_str()).map_err(|e| ExsError::BadInput {
+                field: "timestamp",
+                message: format!("`{text}` is not hex bytes: {e}"),
+            })?;
+            settings.push(DataValue::Timestamp(bytes));
+        }
+        if step.begin_download && (step.local_config.is_none() || step.local_server.is_none()) {
+            return Err(ExsError::BadInput {
+                field: "begin_download",
+                message: "begin download needs the local configuration filename and server address".into(),
+            });
+        }
+        let named_load_query = step
+            .query
+            .iter()
+            .any(|q| matches!(q, TftpQuery::LoadVersion | TftpQuery::LoadFilename));
+        if named_load_query && step.load.is_none() {
+            return Err(ExsError::BadInput {
+                field: "load",
+                message: "load-version and load-filename queries need the load number".into(),
+            });
+        }
+        let mut queries: Vec<ActionSubtype> = Vec::new();
+        for query in &step.query {
+            for subtype in ActionSubtype::from_query(*query) {
+                if !queries.contains(&subtype) {
+                    queries.push(subtype);
+                }
+            }
+        }
+        if settings.is_empty() && queries.is_empty() && !step.begin_download {
+            return Err(ExsError::BadInput {
+                field: "query",
+                message: "nothing to send: no queries, settings or begin download".into(),
+            });
+        }
+        let config_file = step.config_file.as_ref().map(|f| base_dir.join(f.as_str()));
+        Ok(TftpManageJob {
+            host,
+            port: step.port,
+            node: step.node,
+            framing: Framing {
+                checksum: step.checksum,
+                marker_rule: step.marker_rule,
+            },
+            timeout: step.timeout.0,
+            settings,
+            begin_download: step.begin_download,
+            queries,
+            load: step.load,
+            config_file,
+        })
+    }
+
+    /// The messages to send, each with what it is for.
+    pub fn messages(&self) -> Vec<(String, TftpManageRequest)> {
+        let mut messages: Vec<(String, TftpManageRequest)> = Vec::new();
+        let mut current: Vec<RequestIcb> = Vec::new();
+        let size = |icbs: &[RequestIcb]| icbs.iter().map(|i| i.to_icb().encoded_len()).sum::<usize>();
+        let mut settings: Vec<RequestIcb> = self.settings.iter().cloned().map(RequestIcb::Data).collect();
+        if self.begin_download {
+            settings.push(RequestIcb::action(ActionSubtype::BeginDownload));
+        }
+        for icb in settings {
+            // Each ICB is at most 131 bytes, so one always fits a new message.
+            if size(&current) + icb.to_icb().encoded_len() > MAX_REQUEST_ICB_DATA {
+                messages.push(("settings".into(), TftpManageRequest { icbs: current }));
+                current = Vec::new();
+            }
+            current.push(icb);
+        }
+        if !current.is_empty() {
+            let purpose = if self.begin_download { "settings and begin download" } else { "settings" };
+            messages.push((purpose.into(), TftpManageRequest { icbs: current }));
+        }
+        for subtype in &self.queries {
+            let load = if subtype.takes_load() { self.load } else { None };
+            messages.push((
+                subtype.text().to_string(),
+                TftpManageRequest {
+                    icbs: vec![RequestIcb::Action { subtype: *subtype, load }],
+                },
+            ));
+        }
+        messages
+    }
+
+    /// Checks the local configuration file copy, if one is named.
+    pub fn check_config_file(&self) -> Result<Option<ConfigReport>, ExsError> {
+        let Some(path) = &self.config_file else {
+            return Ok(None);
+        };
+        let bytes = std::fs::read(path).map_err(|source| ExsError::ReadConfig {
+            path: path.clone(),
+            source,
+        })?;
+        let has_timestamp = self.settings.iter().any(|s| matches!(s, DataValue::Timestamp(_)));
+        let report = config_file::check(
+            &String::from_utf8_lossy(&bytes),
+            &ConfigRules::default(),
+            Some(has_timestamp),
+        );
+        if report.has_errors() {
+            return Err(ExsError::ConfigFile {
+                path: path.clone(),
+                report,
+            });
+        }
+        Ok(Some(report))
+    }
+}
+
+/// One message and its answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeReport {
+    pub purpose: String,
+    pub seq: u8,
+    pub request: Vec<RequestIcb>,
+    /// Both frames as the vendor's socket log prints them.
+    pub request_trace: String,
+    pub response_trace: String,
+    pub response: TftpManageResponse,
+}
+
+impl ExchangeReport {
+    pub fn succeeded(&self) -> bool {
+        self.response.status.is_positive()
+    }
+}
+
+/// Everything the job did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TftpManageReport {
+    pub host: String,
+    pub port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_check: Option<ConfigReport>,
+    pub exchanges: Vec<ExchangeReport>,
+    /// Polls and alarms answered, frames ignored, reconnections.
+    pub events: Vec<ClientEvent>,
+}
+
+impl TftpManageReport {
+    /// Every answer was a positive acknowledgment.
+    pub fn succeeded(&self) -> bool {
+        self.exchanges.iter().all(ExchangeReport::succeeded)
+    }
+}
+
+/// Runs the job over TCP to `job.host:job.port`.
+pub async fn run_tftp_manage(
+    job: &TftpManageJob,
+    on_exchange: &mut (dyn FnMut(&ExchangeReport) + Send),
+) -> Result<TftpManageReport, ExsError> {
+    let connector = TcpConnector {
+        host: job.host.clone(),
+        port: job.port,
+        connect_timeout: job.timeout,
+    };
+    run_with(job, connector, on_exchange).await
+}
+
+/// Runs the job over any transport (tests use in-memory streams).
+pub async fn run_with<C: Connect>(
+    job: &TftpManageJob,
+    connector: C,
+    on_exchange: &mut (dyn FnMut(&ExchangeReport) + Send),
+) -> Result<TftpManageReport, ExsError> {
+    let config_check = job.check_config_file()?;
+    // Encode everything before connecting: bad input is found before any
+    // byte goes out.
+    let mut bodies = Vec::new();
+    for (purpose, request) in job.messages() {
+        let body = request.encode().map_err(|e| ExsError::BadInput {
+            field: "settings",
+            message: e.to_string(),
+        })?;
+        bodies.push((purpose, request, body));
+    }
+    let options = ClientOptions {
+        framing: job.framing,
+        node: job.node,
+        timeout: job.timeout,
+        reconnects: 1,
+    };
+    let mut client = Client::new(connector, options);
+    let mut report = TftpManageReport {
+        host: job.host.clone(),
+        port: job.port,
+        config_check,
+        exchanges: Vec::new(),
+        events: Vec::new(),
+    };
+    for (purpose, request, body) in bodies {
+        let exchange = client
+            .request(TFTP_MANAGE, body)
+            .await
+            .map_err(|source| ExsError::Client {
+                purpose: purpose.clone(),
+                source,
+            })?;
+        let response_trace = format_trace(&exchange.response);
+        let response = TftpManageResponse::decode(&exchange.response.body).map_err(|source| ExsError::Response {
+            purpose: purpose.clone(),
+            seq: exchange.request.seq,
+            source,
+            trace: response_trace.clone(),
+        })?;
+        let exchange_report = ExchangeReport {
+            purpose,
+            seq: exchange.request.seq,
+            request: request.icbs,
+            request_trace: format_trace(&exchange.request),
+            response_trace,
+            response,
+        };
+        on_exchange(&exchange_report);
+        report.exchanges.push(exchange_report);
+    }
+    report.events = client.take_events();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{ExsChecksum, ExsMarkerRule, HumanDuration, Template};
+
+    pub(crate) fn step() -> TftpManage {
+        TftpManage {
+            host: Some(Template("127.0.0.1".into())),
+            port: 12610,
+            node: 0xFF,
+            checksum: ExsChecksum::Sum8Twos,
+            marker_rule: ExsMarkerRule::Refuse,
+            query: Vec::new(),
+            load: None,
+            local_config: None,
+            local_server: None,
+            adjacent_config: None,
+            adjacent_server: None,
+            timestamp: None,
+            begin_download: false,
+            config_file: None,
+            timeout: HumanDuration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn settings_pack_with_begin_download_last_and_queries_alone() {
+        let mut step = step();
+        step.local_config = Some(Template("a".repeat(127)));
+        step.adjacent_config = Some(Template("b".repeat(127)));
+        step.local_server = Some(Template("127.0.0.2".into()));
+        step.timestamp = Some(Template("01 02".into()));
+        step.begin_download = true;
+        step.query = vec![TftpQuery::LocalConfig, TftpQuery::All];
+        let job = TftpManageJob::from_step(&step, None, Path::new(".")).unwrap();
+        let messages = job.messages();
+        assert_eq!(messages.len(), 2 + 8);
+        for (_, request) in &messages {
+            request.encode().unwrap();
+        }
+        let last_settings = &messages[1].1.icbs;
+        assert_eq!(last_settings.last(), Some(&RequestIcb::action(ActionSubtype::BeginDownload)));
+        assert_eq!(messages[2].0, "query local matrix configuration filename");
+        assert_eq!(messages[2].1.icbs.len(), 1);
+    }
+
+    #[test]
+    fn bad_input_is_found_before_connecting() {
+        let mut bad = step();
+        bad.local_server = Some(Template("10.0.0.300".into()));
+        let error = TftpManageJob::from_step(&bad, None, Path::new(".")).unwrap_err();
+        assert_eq!(error.to_string(), "local_server: `10.0.0.300` is not an IPv4 address");
+        assert_eq!(error.kind(), FailureKind::BadInput);
+        let mut bad = step();
+        bad.begin_download = true;
+        bad.local_config = Some(Template("x.cfg".into()));
+        assert!(TftpManageJob::from_step(&bad, None, Path::new(".")).is_err());
+        let error = TftpManageJob::from_step(&step(), None, Path::new(".")).unwrap_err();
+        assert!(error.to_string().contains("nothing to send"));
+        let mut bad = step();
+        bad.query = vec![TftpQuery::LoadVersion];
+        assert!(TftpManageJob::from_step(&bad, None, Path::new(".")).is_err());
+        let mut bad = step();
+        bad.timestamp = Some(Template("zz".into()));
+        assert!(TftpManageJob::from_step(&bad, None, Path::new(".")).is_err());
+    }
+}
