@@ -3,16 +3,27 @@
 //! take a load, driven by one YAML profile per kind of device.
 //!
 //! # Layout
-//! - [`exs`]: the EXS API TFTP Manage codec, configuration file check and client.
 //! - [`profile`]: the profile and inventory formats, their validation (every
 //!   problem with file, line, column and field path) and `${...}` variables.
+//! - [`exs`]: the EXS API TFTP Manage codec, configuration file check and client.
+//! - [`sim`]: simulated devices for tests and demos (the CSP matrix controller).
+//! - [`net`]: ICMP echo, TCP SYN and connect() probes, waiting for services
+//!   with a timeline, and the "pings but refuses FTP" diagnosis.
 //! - [`cli`]: the command-line interface; the only module that prints or
 //!   decides exit codes.
+//! - [`serial`]: exclusive port opening, XMODEM/XMODEM-1K/YMODEM, the console
+//!   expect engine and the `load_image` / `configure_network` steps.
+//! - [`progress`]: progress events the library emits and the CLI renders.
 //!
 //! Later modules follow `DESIGN.md`: `serial` (image loads and the console
 //! dialog), `net` (probes and diagnosis), `ftp`, `exs` (TFTP Manage), `pipeline`
 //! and `sim` (simulated devices).
 
 pub mod cli;
+pub mod net;
 pub mod exs;
 pub mod profile;
+pub mod progress;
+pub mod serial;
+#[cfg(feature = "sim")]
+pub mod sim;

@@ -6,6 +6,7 @@
 //! arguments), 3 environment (a file that cannot be read, a busy port, no
 //! permission).
 
+mod net_cmd;
 mod output;
 mod profile_cmd;
 
@@ -84,6 +85,10 @@ enum Command {
     /// Check, show and describe device profiles.
     #[command(subcommand)]
     Profile(profile_cmd::ProfileCommand),
+    /// Probe ICMP and TCP ports: open (SYN-ACK), closed (RST) or filtered (silence), with evidence.
+    Probe(net_cmd::ProbeArgs),
+    /// Explain why a device that pings refuses FTP (or another service), with advice.
+    Diagnose(net_cmd::DiagnoseArgs),
 }
 
 /// What every subcommand gets: how to print, and how much.
@@ -112,6 +117,8 @@ pub fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Profile(command) => profile_cmd::run(command, &context),
+        Command::Probe(args) => net_cmd::probe(args, &context),
+        Command::Diagnose(args) => net_cmd::diagnose(args, &context),
     };
     ExitCode::from(outcome.exit_code())
 }

@@ -1,0 +1,358 @@
+//! `flashline probe` and `flashline diagnose`: the same investigation, one
+//! listing port states, the other explaining a device that will not serve.
+//!
+//! Exit codes: 0 ready (or `--wait-until` reached), 1 a problem was found,
+//! 2 bad arguments or profile, 3 environment (no raw sockets with
+//! `--method syn`, a name that does not resolve).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::{Context, Outcome};
+use crate::net::diagnose::FindingCode;
+use crate::net::report::{Investigation, NetReport, investigate};
+use crate::net::service::LoginCandidate;
+use crate::net::{NetError, PortState, ProbeMethod, ProbeOptions, Prober, resolve_ipv4};
+use crate::profile::{self, CheckOptions, HumanDuration, ResolveMode, Step};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Auto,
+    Syn,
+    Connect,
+}
+
+impl From<MethodArg> for ProbeMethod {
+    fn from(m: MethodArg) -> ProbeMethod {
+        match m {
+            MethodArg::Auto => ProbeMethod::Auto,
+            MethodArg::Syn => ProbeMethod::Syn,
+            MethodArg::Connect => ProbeMethod::Connect,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WantedState {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Device address (IPv4 or a name).
+    host: String,
+    /// Ports to probe, e.g. `21,23,80` or `1-1024`.
+    #[arg(long, short = 'p', value_name = "LIST", default_value = "21", value_parser = parse_ports)]
+    ports: PortList,
+    /// `syn` (half-open, needs CAP_NET_RAW, takes no FTP session), `connect`, or `auto` (syn when allowed).
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
+    method: MethodArg,
+    /// Keep polling until every port is in this state.
+    #[arg(long, value_enum, value_name = "STATE")]
+    wait_until: Option<WantedState>,
+    /// How long `--wait-until` may take.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    timeout: HumanDuration,
+    /// Wait for each answer this long before retrying (SYN) or giving up.
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    answer_timeout: HumanDuration,
+    /// Skip the ICMP echo.
+    #[arg(long)]
+    no_icmp: bool,
+    /// Print the report as JSON (a stable contract).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// Device address (IPv4 or a name).
+    host: String,
+    /// Services to check, in order: `ftp`, `telnet` or a port number (repeatable).
+    #[arg(long = "service", value_name = "SERVICE", value_parser = parse_service)]
+    services: Vec<u16>,
+    /// Take FTP credentials and ports from this profile.
+    #[arg(long, value_name = "P")]
+    profile: Option<PathBuf>,
+    /// Variables for the profile (`--set k=v`), e.g. a password variable.
+    #[arg(long = "set", value_name = "K=V", requires = "profile")]
+    set: Vec<String>,
+    /// How long to keep trying for the services to come up before concluding.
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    timeout: HumanDuration,
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
+    method: MethodArg,
+    /// Print the report as JSON (a stable contract).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortList(Vec<u16>);
+
+fn parse_ports(text: &str) -> Result<PortList, String> {
+    let mut ports = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let number = |s: &str| -> Result<u16, String> {
+            match s.trim().parse::<u16>() {
+                Ok(0) | Err(_) => Err(format!("`{s}` is not a port (1-65535)")),
+                Ok(p) => Ok(p),
+            }
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (number(a)?, number(b)?);
+                if a > b {
+                    return Err(format!("range `{part}` runs backwards"));
+                }
+                ports.extend(a..=b);
+            }
+            None => ports.push(number(part)?),
+        }
+    }
+    if ports.is_empty() {
+        return Err("no ports given".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    ports.retain(|p| seen.insert(*p));
+    Ok(PortList(ports))
+}
+
+fn parse_service(text: &str) -> Result<u16, String> {
+    match text {
+        "ftp" => Ok(21),
+        "telnet" => Ok(23),
+        "http" => Ok(80),
+        other => match other.parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("`{other}` is not ftp, telnet, http or a port number")),
+            Ok(port) => Ok(port),
+        },
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
+    let spec = |target| Investigation {
+        target,
+        ports: args.ports.0.clone(),
+        ftp_ports: Vec::new(),
+        credentials: Vec::new(),
+        icmp: !args.no_icmp,
+        wait_until: args.wait_until.map(|w| match w {
+            WantedState::Open => PortState::Open,
+            WantedState::Closed => PortState::Closed,
+        }),
+        timeout: if args.wait_until.is_some() { args.timeout.0 } else { Duration::ZERO },
+        probe: ProbeOptions {
+            timeout: args.answer_timeout.0,
+            retries: 1,
+        },
+    };
+    let report = runtime().block_on(async {
+        let target = resolve_ipv4(&args.host).await?;
+        let prober = Prober::new(args.method.into())?;
+        let live = !args.json && !context.quiet && args.wait_until.is_some();
+        investigate(&spec(target), &prober, &mut |event| {
+            if live {
+                eprintln!("{}", context.err.dim(&format!("{:>7} ms  {}", event.t_ms, event.event)));
+            }
+        })
+        .await
+    });
+    let report = match report {
+        Ok(report) => report,
+        Err(error) => return environment_error(&error, context),
+    };
+    print_report(&report, args.json, context, false);
+    match report.reached {
+        Some(true) => Outcome::Success,
+        Some(false) => Outcome::DeviceFailure,
+        None if report.finding.code == FindingCode::Ready => Outcome::Success,
+        None => Outcome::DeviceFailure,
+    }
+}
+
+pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
+    let mut services = args.services.clone();
+    let mut credentials = Vec::new();
+    if let Some(path) = &args.profile {
+        match profile_facts(path, &args.host, &args.set, context) {
+            Ok((ports, creds)) => {
+                if services.is_empty() {
+                    services = ports;
+                }
+                credentials = creds;
+            }
+            Err(outcome) => return outcome,
+        }
+    }
+    if services.is_empty() {
+        services.push(21);
+    }
+    let report = runtime().block_on(async {
+        let target = resolve_ipv4(&args.host).await?;
+        let prober = Prober::new(args.method.into())?;
+        let spec = Investigation {
+            target,
+            ports: services.clone(),
+            ftp_ports: services.iter().copied().filter(|&p| p == 21 || args.profile.is_some()).collect(),
+            credentials,
+            icmp: true,
+            wait_until: None,
+            timeout: args.timeout.0,
+            probe: ProbeOptions::default(),
+        };
+        investigate(&spec, &prober, &mut |_| {}).await
+    });
+    let report = match report {
+        Ok(report) => report,
+        Err(error) => return environment_error(&error, context),
+    };
+    print_report(&report, args.json, context, true);
+    if report.finding.code == FindingCode::Ready {
+        Outcome::Success
+    } else {
+        Outcome::DeviceFailure
+    }
+}
+
+/// FTP ports and credential candidates from a profile's steps.
+fn profile_facts(
+    path: &std::path::Path,
+    host: &str,
+    set: &[String],
+    context: &Context,
+) -> Result<(Vec<u16>, Vec<LoginCandidate>), Outcome> {
+    let loaded = match profile::load(path, CheckOptions::default()) {
+        Ok(loaded) => loaded,
+        Err(profile::ProfileError::Read { .. }) => {
+            eprintln!("{}: cannot read profile {}", context.err.error("error"), path.display());
+            return Err(Outcome::Environment);
+        }
+        Err(profile::ProfileError::Invalid { problems, .. }) => {
+            for problem in &problems {
+                eprintln!("{}", context.err.problem(problem));
+            }
+            return Err(Outcome::BadInput);
+        }
+    };
+    let mut values = BTreeMap::from([("ip".to_string(), host.to_string())]);
+    match profile::parse_set_pairs(set) {
+        Ok(pairs) => values.extend(pairs),
+        Err(message) => {
+            eprintln!("{}: {message}", context.err.error("error"));
+            return Err(Outcome::BadInput);
+        }
+    }
+    // Only the steps' credentials and ports are needed: fill in the device
+    // variables that are not given with placeholders would hide mistakes, so
+    // a missing one is reported as it would be for a run.
+    let resolved = match profile::resolve(&loaded, &values, ResolveMode::Use) {
+        Ok(resolved) => resolved,
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{}", context.err.problem(problem));
+            }
+            eprintln!("  help: give the profile's variables with --set name=value");
+            return Err(Outcome::BadInput);
+        }
+    };
+    let mut ports = Vec::new();
+    let mut credentials = Vec::new();
+    for step in &resolved.steps {
+        if let Step::FtpUpload(ftp) = step {
+            ports.push(ftp.port);
+            credentials.extend(ftp.credentials.iter().map(|c| LoginCandidate {
+                user: c.user.to_string(),
+                password: c.password.expose().to_string(),
+            }));
+        }
+    }
+    ports.dedup();
+    Ok((ports, credentials))
+}
+
+fn environment_error(error: &NetError, context: &Context) -> Outcome {
+    eprintln!("{}: {error}", context.err.error("error"));
+    match error {
+        NetError::Resolve { .. } => Outcome::BadInput,
+        _ => Outcome::Environment,
+    }
+}
+
+fn print_report(report: &NetReport, json: bool, context: &Context, with_timeline: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).expect("report is JSON"));
+        return;
+    }
+    let out = &context.out;
+    let method = match report.method {
+        crate::net::UsedMethod::Syn => "syn",
+        crate::net::UsedMethod::Connect => "connect",
+    };
+    println!("{} ({method} probe)", report.target);
+    if let Some(icmp) = &report.icmp {
+        println!("  icmp   {:<9} {}", format!("{:?}", icmp.state).to_lowercase(), out.dim(&icmp.evidence));
+    }
+    for port in &report.ports {
+        let state = match port.state {
+            PortState::Open => out.good("open"),
+            PortState::Closed => out.error("closed"),
+            PortState::Filtered => out.warning("filtered"),
+        };
+        let pad = 9usize.saturating_sub(match port.state {
+            PortState::Open => 4,
+            PortState::Closed => 6,
+            PortState::Filtered => 8,
+        });
+        println!("  {:<6} {state}{} {}", format!("{}/tcp", port.port), " ".repeat(pad), out.dim(&port.evidence));
+    }
+    if let Some(service) = &report.service {
+        match &service.banner {
+            Some(banner) => println!("  ftp    greeting `{banner}`"),
+            None => println!("  ftp    no greeting"),
+        }
+        if let Some(login) = &service.login {
+            println!("  login  {:?}: {} (users tried: {})", login.result, login.reply, login.tried.join(", "));
+        }
+    }
+    if with_timeline && report.timeline.len() > 2 {
+        println!("  timeline:");
+        for event in &report.timeline {
+            println!("  {:>7} ms  {}", event.t_ms, event.event);
+        }
+    }
+    let code = report.finding.code.as_str();
+    let code = if report.finding.code == FindingCode::Ready { out.good(code) } else { out.error(code) };
+    println!("finding: {code}");
+    println!("  {}", report.finding.summary);
+    for advice in &report.finding.advice {
+        println!("  - {advice}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_lists() {
+        assert_eq!(parse_ports("21,23,80").unwrap().0, vec![21, 23, 80]);
+        assert_eq!(parse_ports("20-22,21").unwrap().0, vec![20, 21, 22]);
+        assert!(parse_ports("0").is_err());
+        assert!(parse_ports("80-20").is_err());
+        assert!(parse_ports("ftp").is_err());
+        assert_eq!(parse_service("telnet"), Ok(23));
+    }
+}

@@ -1,0 +1,321 @@
+//! Evidence (ICMP, port states, what the service said) to one finding, with a
+//! plain-language summary and advice from the NET+OS notes.
+//!
+//! The finding codes are a contract other tools read: `ready`,
+//! `host-unreachable`, `icmp-blocked`, `no-listener`, `filtered`, `no-banner`,
+//! `service-busy`, `auth-failed`. Pure: no I/O, so every rule is unit-tested.
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use super::service::{LoginOutcome, ServiceCheck};
+use super::{IcmpResult, IcmpState, PortResult, PortState, Reason};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingCode {
+    Ready,
+    HostUnreachable,
+    IcmpBlocked,
+    NoListener,
+    Filtered,
+    NoBanner,
+    ServiceBusy,
+    AuthFailed,
+}
+
+impl FindingCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::Ready => "ready",
+            FindingCode::HostUnreachable => "host-unreachable",
+            FindingCode::IcmpBlocked => "icmp-blocked",
+            FindingCode::NoListener => "no-listener",
+            FindingCode::Filtered => "filtered",
+            FindingCode::NoBanner => "no-banner",
+            FindingCode::ServiceBusy => "service-busy",
+            FindingCode::AuthFailed => "auth-failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub code: FindingCode,
+    /// The port the finding is about, when it is about one.
+    pub port: Option<u16>,
+    pub summary: String,
+    pub advice: Vec<String>,
+}
+
+/// What was observed of one target.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    pub icmp: Option<IcmpResult>,
+    /// Ports in order of importance: the first problem found decides.
+    pub ports: Vec<PortResult>,
+    /// What the FTP service said, when a port was open and checked.
+    pub service: Option<ServiceCheck>,
+}
+
+/// Decides the one finding for `evidence` about `target`.
+///
+/// Order: nothing answers at all; then each port in turn (closed, filtered,
+/// then what its service said); then ICMP alone; else ready.
+pub fn diagnose(target: Ipv4Addr, evidence: &Evidence) -> Finding {
+    let pings = evidence.icmp.as_ref().map(|i| i.state == IcmpState::Reply);
+    let any_tcp_answer = evidence
+        .ports
+        .iter()
+        .any(|p| matches!(p.reason, Reason::SynAck | Reason::Rst | Reason::Refused));
+    if pings != Some(true) && !any_tcp_answer && (pings.is_some() || !evidence.ports.is_empty()) {
+        return host_unreachable(target, evidence);
+    }
+    for port in &evidence.ports {
+        match port.state {
+            PortState::Closed => return no_listener(target, port, pings),
+            PortState::Filtered => return filtered(target, port, pings),
+            PortState::Open => {
+                if let Some(service) = evidence.service.as_ref().filter(|s| s.port == port.port) {
+                    if let Some(finding) = service_problem(target, service) {
+                        return finding;
+                    }
+                }
+            }
+        }
+    }
+    if pings == Some(false) {
+        return Finding {
+            code: FindingCode::IcmpBlocked,
+            port: None,
+            summary: format!(
+                "{target} answers TCP but not ICMP echo ({}): ping is blocked or disabled on the path or the device, while its services are reachable.",
+                evidence.icmp.as_ref().map_or("", |i| i.evidence.as_str())
+            ),
+            advice: vec![
+                "Do not gate on ping for this device: set `icmp: false` in the wait_for_network step and wait for the port instead.".into(),
+                "If ping should work, look for a rule dropping ICMP on the station (`nft list ruleset`) or on the path.".into(),
+            ],
+        };
+    }
+    ready(target, evidence)
+}
+
+fn host_unreachable(target: Ipv4Addr, evidence: &Evidence) -> Finding {
+    let icmp = evidence
+        .icmp
+        .as_ref()
+        .map(|i| format!("ICMP: {}", i.evidence))
+        .unwrap_or_else(|| "ICMP not tried".into());
+    Finding {
+        code: FindingCode::HostUnreachable,
+        port: None,
+        summary: format!(
+            "Nothing answers at {target}: no echo reply and no TCP answer on any port ({icmp}). The device is not on the network at this address."
+        ),
+        advice: vec![
+            "Check the Ethernet link (cable, switch port, link LED on the device).".into(),
+            format!("Check the address the console set (the boot banner's network block shows it): is it {target}?"),
+            "Check the device and this station are in the same subnet, or that the device's gateway routes back.".into(),
+            "Check the device finished booting: the network starts only after the `Press any key` window closes.".into(),
+        ],
+    }
+}
+
+fn no_listener(target: Ipv4Addr, port: &PortResult, pings: Option<bool>) -> Finding {
+    let ping_part = match pings {
+        Some(true) => format!("{target} answers ping, and its"),
+        _ => format!("{target}'s"),
+    };
+    let evidence = match port.reason {
+        Reason::Refused => "refused the connection (RST)".to_string(),
+        _ => format!("answered the SYN with {}", port.evidence),
+    };
+    let mut advice = Vec::new();
+    if port.port == 21 {
+        advice.extend([
+            "The loaded application may be built without the FTP server (the vendor's answer to exactly this report): check the image includes it.".to_string(),
+            "The FTP server may have failed to start (the console prints `FTP Server not started`) or may start late: watch the console after boot, or wait longer.".to_string(),
+            "The boot loader may be running the backup image (backup.bin), which may lack the service: check the console's APPLICATION: line.".to_string(),
+            "Right after a flash download the device resets within 10 seconds: wait for the restart and try again.".to_string(),
+            "The application may be stuck before starting its servers while the stack still answers ping: check where the console output stops.".to_string(),
+        ]);
+    } else {
+        advice.push(format!("Nothing listens on port {}: check the service is enabled in the loaded application and has started.", port.port));
+    }
+    Finding {
+        code: FindingCode::NoListener,
+        port: Some(port.port),
+        summary: format!(
+            "{ping_part} TCP/IP stack {evidence} on port {}: the stack is up but nothing listens on that port.",
+            port.port
+        ),
+        advice,
+    }
+}
+
+fn filtered(target: Ipv4Addr, port: &PortResult, pings: Option<bool>) -> Finding {
+    let what = match port.reason {
+        Reason::IcmpUnreachable => format!("an ICMP unreachable came back instead ({})", port.evidence),
+        _ => format!("no reply at all, not even a RST ({})", port.evidence),
+    };
+    let ping_part = if pings == Some(true) { format!("{target} answers ping, but ") } else { String::new() };
+    Finding {
+        code: FindingCode::Filtered,
+        port: Some(port.port),
+        summary: format!(
+            "{ping_part}a SYN to port {} got {what}: a filter or firewall on the path drops it, or the device's reply takes a wrong route.",
+            port.port
+        ),
+        advice: vec![
+            "Look for a firewall on this station or the path (`nft list ruleset`, a managed switch ACL).".into(),
+            "Check the device's gateway and mask: with a wrong gateway its replies to another subnet are lost.".into(),
+            "A capture (`tcpdump -n host <device>`) shows whether the SYN leaves and whether anything comes back.".into(),
+        ],
+    }
+}
+
+fn service_problem(target: Ipv4Addr, service: &ServiceCheck) -> Option<Finding> {
+    let port = service.port;
+    match (service.banner_code, &service.login) {
+        (None, _) => Some(Finding {
+            code: FindingCode::NoBanner,
+            port: Some(port),
+            summary: format!("Port {port} on {target} accepts the connection but sends no FTP greeting."),
+            advice: vec![
+                "The server may still be starting, or be inside the reset window after a flash download: wait and try again.".into(),
+                format!("Another service may be listening on port {port}: check which application the device runs."),
+            ],
+        }),
+        (Some(421), _) | (Some(120), _) => Some(Finding {
+            code: FindingCode::ServiceBusy,
+            port: Some(port),
+            summary: format!(
+                "The FTP server on {target}:{port} is up but refuses new sessions: `{}`.",
+                service.banner.as_deref().unwrap_or("")
+            ),
+            advice: vec![
+                "NET+OS allows two FTP sessions at a time: close other FTP clients (netosprog, a browser, another station).".into(),
+                "Sessions left open by a killed client time out after a while: wait, then try again.".into(),
+                "Probe with the SYN method while uploading: a connect() probe takes a session.".into(),
+            ],
+        }),
+        (Some(_), Some(login)) if login.result == LoginOutcome::Refused => Some(Finding {
+            code: FindingCode::AuthFailed,
+            port: Some(port),
+            summary: format!(
+                "The FTP server on {target}:{port} refused the credentials ({}) for user(s) tried: {}.",
+                login.reply,
+                login.tried.join(", ")
+            ),
+            advice: vec![
+                "The factory password differs by firmware: root/Netsilicon on NET+OS 6.x, root/password on 7.5; list both as credential candidates.".into(),
+                "The root password may have been changed in the console dialog: use the one set there.".into(),
+            ],
+        }),
+        _ => None,
+    }
+}
+
+fn ready(target: Ipv4Addr, evidence: &Evidence) -> Finding {
+    let ports: Vec<String> = evidence
+        .ports
+        .iter()
+        .map(|p| format!("{} open ({})", p.port, p.evidence))
+        .collect();
+    let mut summary = if ports.is_empty() {
+        format!("{target} answers ping.")
+    } else {
+        format!("{target}: port {}.", ports.join(", port "))
+    };
+    if let Some(service) = &evidence.service {
+        if let Some(banner) = &service.banner {
+            summary.push_str(&format!(" The FTP server greets `{banner}`"));
+            match service.login.as_ref().and_then(|l| l.user.as_ref()) {
+                Some(user) => summary.push_str(&format!(" and accepts the login as {user}.")),
+                None => summary.push('.'),
+            }
+        }
+    }
+    Finding {
+        code: FindingCode::Ready,
+        port: evidence.ports.first().map(|p| p.port),
+        summary,
+        advice: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::service::LoginResult;
+    use crate::net::UsedMethod;
+    use std::time::Duration;
+
+    const TARGET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    fn icmp(state: IcmpState) -> Option<IcmpResult> {
+        Some(IcmpResult { state, rtt: None, evidence: format!("{state:?}") })
+    }
+
+    fn port(port: u16, state: PortState, reason: Reason, evidence: &str) -> PortResult {
+        PortResult { port, state, reason, rtt: Some(Duration::from_micros(210)), evidence: evidence.into(), method: UsedMethod::Syn }
+    }
+
+    fn service(banner_code: Option<u16>, login: Option<LoginOutcome>) -> Option<ServiceCheck> {
+        Some(ServiceCheck {
+            port: 21,
+            banner: banner_code.map(|c| format!("{c} text")),
+            banner_code,
+            login: login.map(|result| LoginResult { result, user: (result == LoginOutcome::Accepted).then(|| "root".into()), tried: vec!["root".into(), "root".into()], reply: "530 Login incorrect.".into() }),
+        })
+    }
+
+    #[test]
+    fn the_forum_case_pings_but_rst_on_21() {
+        let evidence = Evidence {
+            icmp: icmp(IcmpState::Reply),
+            ports: vec![port(21, PortState::Closed, Reason::Rst, "RST,ACK win=0 ttl=64 0.21 ms")],
+            service: None,
+        };
+        let finding = diagnose(TARGET, &evidence);
+        assert_eq!(finding.code, FindingCode::NoListener);
+        assert_eq!(finding.port, Some(21));
+        assert!(finding.summary.contains("answers ping"));
+        assert!(finding.summary.contains("RST,ACK win=0"));
+        assert!(finding.advice.iter().any(|a| a.contains("without the FTP server")));
+        assert!(finding.advice.iter().any(|a| a.contains("backup image")));
+    }
+
+    #[test]
+    fn every_code_has_its_evidence() {
+        let cases = [
+            (Evidence { icmp: icmp(IcmpState::Timeout), ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")], service: None }, FindingCode::HostUnreachable),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")], service: None }, FindingCode::Filtered),
+            (Evidence { icmp: icmp(IcmpState::Timeout), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), None) }, FindingCode::IcmpBlocked),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(None, None) }, FindingCode::NoBanner),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(421), None) }, FindingCode::ServiceBusy),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Refused)) }, FindingCode::AuthFailed),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Accepted)) }, FindingCode::Ready),
+            (Evidence { icmp: icmp(IcmpState::Unreachable), ports: vec![], service: None }, FindingCode::HostUnreachable),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![], service: None }, FindingCode::Ready),
+        ];
+        for (evidence, code) in cases {
+            let finding = diagnose(TARGET, &evidence);
+            assert_eq!(finding.code, code, "{evidence:?} -> {finding:?}");
+            assert!(!finding.summary.is_empty());
+            if code != FindingCode::Ready {
+                assert!(!finding.advice.is_empty(), "{code:?} gives advice");
+            }
+        }
+    }
+
+    #[test]
+    fn auth_failure_names_users_not_passwords() {
+        let evidence = Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Refused)) };
+        let finding = diagnose(TARGET, &evidence);
+        assert!(finding.summary.contains("user(s) tried: root, root"));
+        assert!(finding.advice[0].contains("Netsilicon"), "advice names the public factory defaults");
+    }
+}

@@ -1,0 +1,125 @@
+//! The investigation behind `flashline probe` and `flashline diagnose` (and
+//! the pipeline's diagnosis of a refused upload): probe, optionally wait,
+//! look at the FTP service, decide the finding, and collect it all in a
+//! [`NetReport`] whose JSON form is a contract other tools read.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::diagnose::{Evidence, Finding, diagnose};
+use super::icmp::Pinger;
+use super::service::{LoginCandidate, ServiceCheck, check_ftp};
+use super::wait::{TimelineEvent, WaitSpec, wait_for};
+use super::{IcmpResult, NetError, PortResult, PortState, ProbeOptions, Prober, UsedMethod};
+
+/// Everything learnt about one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetReport {
+    pub target: String,
+    pub method: UsedMethod,
+    pub icmp: Option<IcmpResult>,
+    pub ports: Vec<PortResult>,
+    pub service: Option<ServiceCheck>,
+    pub finding: Finding,
+    pub timeline: Vec<TimelineEvent>,
+    /// For `--wait-until`: whether every port reached the wanted state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reached: Option<bool>,
+}
+
+/// What to investigate.
+#[derive(Debug, Clone)]
+pub struct Investigation {
+    pub target: Ipv4Addr,
+    /// Ports in order of importance (the first problem decides the finding).
+    pub ports: Vec<u16>,
+    /// Ports whose FTP greeting and login are checked when open.
+    pub ftp_ports: Vec<u16>,
+    pub credentials: Vec<LoginCandidate>,
+    /// Send an ICMP echo for evidence.
+    pub icmp: bool,
+    /// Keep polling until every port has this state (or the timeout passes);
+    /// None probes once.
+    pub wait_until: Option<PortState>,
+    /// How long to wait (with `wait_until`) or to keep trying for the ports to
+    /// open before concluding.
+    pub timeout: Duration,
+    pub probe: ProbeOptions,
+}
+
+/// Runs an investigation with `prober`. `on_event` sees timeline events live.
+pub async fn investigate(
+    spec: &Investigation,
+    prober: &Prober,
+    on_event: &mut dyn FnMut(&TimelineEvent),
+) -> Result<NetReport, NetError> {
+    let wanted = spec.wait_until.unwrap_or(PortState::Open);
+    let wait = WaitSpec {
+        target: spec.target,
+        icmp: false,
+        ports: spec.ports.iter().map(|&p| (p, wanted)).collect(),
+        timeout: spec.timeout,
+        interval: Duration::from_millis(10),
+        max_interval: Duration::from_millis(40),
+        probe: spec.probe,
+    };
+    let (ports, mut timeline, reached) = if spec.ports.is_empty() {
+        (Vec::new(), Vec::new(), None)
+    } else {
+        let outcome = wait_for(&wait, prober, on_event).await?;
+        (outcome.ports, outcome.timeline, Some(outcome.reached))
+    };
+    let icmp = if spec.icmp {
+        let mut pinger = Pinger::new(spec.target)?;
+        let result = pinger.ping(spec.probe.timeout.max(Duration::from_millis(500))).await?;
+        let event = TimelineEvent {
+            t_ms: timeline.last().map_or(0, |e| e.t_ms),
+            event: format!("ICMP echo: {}", result.evidence),
+        };
+        on_event(&event);
+        timeline.push(event);
+        Some(result)
+    } else {
+        None
+    };
+    let mut service = None;
+    if let Some(port) = ports
+        .iter()
+        .find(|p| p.state == PortState::Open && spec.ftp_ports.contains(&p.port))
+    {
+        let check = check_ftp(spec.target, port.port, &spec.credentials, spec.probe.timeout.max(Duration::from_secs(2))).await;
+        let what = match (&check.banner, &check.login) {
+            (None, _) => format!("port {}: no FTP greeting", port.port),
+            (Some(banner), None) => format!("port {}: greeting `{banner}`", port.port),
+            (Some(banner), Some(login)) => format!(
+                "port {}: greeting `{banner}`, login {:?} ({})",
+                port.port, login.result, login.reply
+            ),
+        };
+        let event = TimelineEvent {
+            t_ms: timeline.last().map_or(0, |e| e.t_ms),
+            event: what,
+        };
+        on_event(&event);
+        timeline.push(event);
+        service = Some(check);
+    }
+    let evidence = Evidence {
+        icmp: icmp.clone(),
+        ports: ports.clone(),
+        service: service.clone(),
+    };
+    let finding = diagnose(spec.target, &evidence);
+    Ok(NetReport {
+        target: spec.target.to_string(),
+        method: prober.method(),
+        icmp,
+        ports,
+        service,
+        finding,
+        timeline,
+        reached: spec.wait_until.and(reached),
+    })
+}
