@@ -1,0 +1,11 @@
+//! The serial side of provisioning: opening a port exclusively, sending an
+//! image over XMODEM / XMODEM-1K / YMODEM, and driving a console dialog.
+//!
+//! The protocols ([`xmodem`], [`expect`]) are state machines fed bytes with no
+//! I/O inside; [`transfer`] and [`console`] are the small async loops that drive
+//! them over any `AsyncRead + AsyncWrite + Unpin` stream (a serial port, a PTY,
+//! the link emulator, a `tokio::io::duplex` in tests). [`steps`] runs the
+//! profile's `load_image` and `configure_network` steps. Nothing here prints:
+//! progress goes out as [`crate::progress::ProgressEvent`]s.
+
+pub mod xmodem;
