@@ -3,5 +3,7 @@
 
 mod util;
 
+mod net;
 mod profile_check;
 mod test_helpers;
+mod serial;

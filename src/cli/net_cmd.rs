@@ -303,7 +303,7 @@ fn print_report(report: &NetReport, json: bool, context: &Context, with_timeline
     };
     println!("{} ({method} probe)", report.target);
     if let Some(icmp) = &report.icmp {
-        println!("  icmp   {:<9} {}", format!("{:?}", icmp.state).to_lowercase(), out.dim(&icmp.evidence));
+        println!("  icmp      {:<9} {}", format!("{:?}", icmp.state).to_lowercase(), out.dim(&icmp.evidence));
     }
     for port in &report.ports {
         let state = match port.state {
@@ -316,15 +316,15 @@ fn print_report(report: &NetReport, json: bool, context: &Context, with_timeline
             PortState::Closed => 6,
             PortState::Filtered => 8,
         });
-        println!("  {:<6} {state}{} {}", format!("{}/tcp", port.port), " ".repeat(pad), out.dim(&port.evidence));
+        println!("  {:<9} {state}{} {}", format!("{}/tcp", port.port), " ".repeat(pad), out.dim(&port.evidence));
     }
     if let Some(service) = &report.service {
         match &service.banner {
-            Some(banner) => println!("  ftp    greeting `{banner}`"),
-            None => println!("  ftp    no greeting"),
+            Some(banner) => println!("  ftp       greeting `{banner}`"),
+            None => println!("  ftp       no greeting"),
         }
         if let Some(login) = &service.login {
-            println!("  login  {:?}: {} (users tried: {})", login.result, login.reply, login.tried.join(", "));
+            println!("  login     {:?}: {} (users tried: {})", login.result, login.reply, login.tried.join(", "));
         }
     }
     if with_timeline && report.timeline.len() > 2 {

@@ -214,6 +214,18 @@ fn service_problem(target: Ipv4Addr, service: &ServiceCheck) -> Option<Finding> 
                 "The root password may have been changed in the console dialog: use the one set there.".into(),
             ],
         }),
+        (Some(_), Some(login)) if login.result == LoginOutcome::Error => Some(Finding {
+            code: FindingCode::ServiceBusy,
+            port: Some(port),
+            summary: format!(
+                "The FTP server on {target}:{port} greets but does not complete a login ({}): it is up but not serving.",
+                login.reply
+            ),
+            advice: vec![
+                "The server may be busy writing flash or about to reset: wait for the device to settle and try again.".into(),
+                "Close other FTP clients: NET+OS serves two sessions at a time.".into(),
+            ],
+        }),
         _ => None,
     }
 }

@@ -120,12 +120,16 @@ pub async fn check_ftp(target: Ipv4Addr, port: u16, candidates: &[LoginCandidate
     check
 }
 
+/// Servers delay the answer to a wrong password on purpose (PAM waits about
+/// 2 s, vsftpd 1 s more): give PASS this long before calling it unanswered.
+const PASS_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn login(stream: &mut BufReader<TcpStream>, candidate: &LoginCandidate, timeout: Duration) -> Result<(u16, String), String> {
     let (code, reply) = command(stream, &format!("USER {}\r\n", candidate.user), timeout).await?;
     if code != 331 {
         return Ok((code, reply));
     }
-    command(stream, &format!("PASS {}\r\n", candidate.password), timeout).await
+    command(stream, &format!("PASS {}\r\n", candidate.password), timeout.max(PASS_REPLY_TIMEOUT)).await
 }
 
 async fn command(stream: &mut BufReader<TcpStream>, line: &str, timeout: Duration) -> Result<(u16, String), String> {

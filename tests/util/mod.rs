@@ -6,6 +6,7 @@
 
 pub mod netns;
 pub mod pty;
+pub mod vsftpd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -138,3 +138,66 @@ pub fn namespaces() -> Vec<String> {
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect()
 }
+
+/// A TCP listener bound inside namespace `ns` (on a thread that entered it;
+/// the socket stays in that namespace wherever it is used afterwards).
+pub fn listen_in(ns: &str, address: std::net::SocketAddr) -> std::net::TcpListener {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter the namespace");
+        std::net::TcpListener::bind(address).unwrap_or_else(|e| panic!("bind {address} in {path}: {e}"))
+    })
+    .join()
+    .expect("listener thread")
+}
+
+/// Accepts and closes connections on `listener` until `until` passes
+/// (bounded: the test never hangs on it).
+pub fn serve_until(listener: std::net::TcpListener, until: std::time::Instant) -> std::thread::JoinHandle<u32> {
+    listener.set_nonblocking(true).expect("non-blocking listener");
+    std::thread::spawn(move || {
+        let mut accepted = 0;
+        while std::time::Instant::now() < until {
+            match listener.accept() {
+                Ok(_) => accepted += 1,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
+        accepted
+    })
+}
+
+/// Runs `nft` commands inside `ns` (rules vanish with the namespace).
+pub fn nft_in(ns: &str, rules: &[&str]) {
+    for rule in rules {
+        let output = in_namespace(ns, "nft")
+            .args(rule.split_whitespace())
+            .output()
+            .expect("run nft");
+        assert!(output.status.success(), "nft {rule}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+/// Connects to `address` from inside namespace `ns` (on a thread that entered
+/// it), retrying for at most `within`. The stream can be used anywhere after.
+pub fn connect_from(ns: &str, address: std::net::SocketAddr, within: std::time::Duration) -> Option<std::net::TcpStream> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).ok()?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Ok(stream) = std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200)) {
+                return Some(stream);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    })
+    .join()
+    .ok()
+    .flatten()
+}

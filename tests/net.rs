@@ -1,0 +1,278 @@
+//! `flashline probe` and `flashline diagnose` against real peers: the kernel's
+//! own answers in network namespaces made by the test (RST for a closed port,
+//! ICMP echo), listeners, nftables drop rules, and a real vsftpd; plus the
+//! connect method on loopback without root.
+//!
+//! Network rule: traffic only to 127.0.0.0/8 or to the 198.18.0.0/15 addresses
+//! of the test's own namespace pair, with flashline running inside the
+//! station namespace.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::netns::{NetnsPair, connect_from, listen_in, nft_in, serve_until};
+use crate::util::vsftpd::{self, Vsftpd};
+use crate::util::{flashline, flashline_bin, require, text};
+
+/// Runs flashline in the station namespace and parses its JSON report.
+fn run_in_station(pair: &NetnsPair, args: &[&str]) -> (Option<i32>, Value, String) {
+    let output = pair.in_station(flashline_bin()).args(args).arg("--json").output().expect("run flashline");
+    let (stdout, stderr) = text(&output);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
+    (output.status.code(), report, stderr)
+}
+
+fn port<'a>(report: &'a Value, number: u16) -> &'a Value {
+    report["ports"]
+        .as_array()
+        .and_then(|ports| ports.iter().find(|p| p["port"] == number))
+        .unwrap_or_else(|| panic!("port {number} missing from {report:#}"))
+}
+
+const METHODS: [&str; 2] = ["syn", "connect"];
+
+/// Adds nftables input `rules` in the dut namespace; false when nft is
+/// missing outside CI (the test skips).
+fn input_rules(pair: &NetnsPair, rules: &[&str]) -> bool {
+    if !require(crate::util::have_program("nft"), "nft (Debian package nftables)") {
+        return false;
+    }
+    let mut all = vec!["add table inet t", "add chain inet t input { type filter hook input priority 0 ; }"];
+    all.extend_from_slice(rules);
+    nft_in(&pair.dut, &all);
+    true
+}
+
+#[test]
+fn loopback_connect_method_without_root() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ports = format!("{open},{closed}");
+    let output = flashline().args(["probe", "127.0.0.1", "--method", "connect", "--ports", &ports, "--json"]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "a closed port is a problem found:\n{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["method"], "connect");
+    assert_eq!(report["target"], "127.0.0.1");
+    assert_eq!(port(&report, open)["state"], "open");
+    assert_eq!(port(&report, open)["reason"], "syn-ack");
+    assert_eq!(port(&report, closed)["state"], "closed");
+    assert_eq!(port(&report, closed)["reason"], "refused");
+    assert!(port(&report, closed)["rtt_ms"].is_number());
+    assert_eq!(report["finding"]["code"], "no-listener");
+    assert_eq!(report["finding"]["port"], closed);
+    assert!(report["timeline"].as_array().is_some_and(|t| !t.is_empty()));
+    drop(listener);
+}
+
+#[test]
+fn open_and_closed_ports_in_namespaces() {
+    let Some(pair) = NetnsPair::create() else { return };
+    let listener = listen_in(&pair.dut, SocketAddr::from((pair.dut_ip, 2121)));
+    let server = serve_until(listener, Instant::now() + Duration::from_secs(3));
+    let dut = pair.dut_ip.to_string();
+    for method in METHODS {
+        let (code, report, stderr) = run_in_station(&pair, &["probe", &dut, "--ports", "2121,2122", "--method", method]);
+        assert_eq!(code, Some(1), "{method}: {stderr}");
+        assert_eq!(report["method"], method);
+        assert_eq!(report["icmp"]["state"], "reply", "{method}: the kernel answers ping");
+        let open = port(&report, 2121);
+        assert_eq!(open["state"], "open", "{method}: {report:#}");
+        assert_eq!(open["reason"], "syn-ack");
+        let closed = port(&report, 2122);
+        assert_eq!(closed["state"], "closed");
+        if method == "syn" {
+            assert_eq!(closed["reason"], "rst");
+            let evidence = closed["evidence"].as_str().unwrap();
+            assert!(evidence.starts_with("RST,ACK win=0 ttl=64 "), "capture-style evidence: {evidence}");
+            assert!(open["evidence"].as_str().unwrap().starts_with("SYN,ACK win="));
+        } else {
+            assert_eq!(closed["reason"], "refused");
+        }
+        assert_eq!(report["finding"]["code"], "no-listener");
+        assert_eq!(report["finding"]["port"], 2122);
+    }
+    // The SYN probe completed no handshake: only connect() reached accept().
+    let accepted = server.join().unwrap();
+    assert_eq!(accepted, 1, "exactly the connect method's one connection was accepted");
+}
+
+#[test]
+fn filtered_by_a_drop_rule_and_by_an_icmp_reject() {
+    let Some(pair) = NetnsPair::create() else { return };
+    if !input_rules(&pair, &[
+        "add rule inet t input tcp dport 2123 drop",
+        "add rule inet t input tcp dport 2124 reject with icmp type admin-prohibited",
+    ]) {
+        return;
+    }
+    let dut = pair.dut_ip.to_string();
+    for method in METHODS {
+        let started = Instant::now();
+        let (code, report, stderr) = run_in_station(&pair, &["probe", &dut, "--ports", "2123,2124", "--method", method, "--answer-timeout", "300ms"]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(5), "bounded by the answer timeout");
+        let dropped = port(&report, 2123);
+        assert_eq!(dropped["state"], "filtered", "{method}: {report:#}");
+        assert_eq!(dropped["reason"], if method == "syn" { "no-response" } else { "timeout" });
+        let rejected = port(&report, 2124);
+        assert_eq!(rejected["state"], "filtered");
+        assert_eq!(rejected["reason"], "icmp-unreachable", "{method}: {report:#}");
+        if method == "syn" {
+            assert!(rejected["evidence"].as_str().unwrap().contains("type 3 code 13"), "{report:#}");
+        }
+        assert_eq!(report["finding"]["code"], "filtered");
+        assert_eq!(report["finding"]["port"], 2123);
+    }
+}
+
+#[test]
+fn icmp_blocked_while_the_service_answers() {
+    let Some(pair) = NetnsPair::create() else { return };
+    if !input_rules(&pair, &[
+        "add rule inet t input icmp type echo-request drop",
+    ]) {
+        return;
+    }
+    let listener = listen_in(&pair.dut, SocketAddr::from((pair.dut_ip, 2125)));
+    let _server = serve_until(listener, Instant::now() + Duration::from_secs(4));
+    let dut = pair.dut_ip.to_string();
+    for method in METHODS {
+        let (code, report, stderr) = run_in_station(&pair, &["diagnose", &dut, "--service", "2125", "--method", method, "--timeout", "1s"]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert_eq!(report["icmp"]["state"], "timeout", "{report:#}");
+        assert_eq!(port(&report, 2125)["state"], "open");
+        assert_eq!(report["finding"]["code"], "icmp-blocked", "{method}: {report:#}");
+    }
+}
+
+#[test]
+fn host_down_is_unreachable() {
+    let Some(pair) = NetnsPair::create() else { return };
+    let absent = pair.absent_ip.to_string();
+    for method in METHODS {
+        let (code, report, stderr) = run_in_station(&pair, &["probe", &absent, "--ports", "21", "--method", method, "--answer-timeout", "300ms"]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert_ne!(report["icmp"]["state"], "reply");
+        assert_eq!(port(&report, 21)["state"], "filtered", "{method}: {report:#}");
+        assert_eq!(report["finding"]["code"], "host-unreachable", "{method}: {report:#}");
+    }
+}
+
+#[test]
+fn a_listener_that_starts_late_shows_in_the_timeline() {
+    let Some(pair) = NetnsPair::create() else { return };
+    let dut = pair.dut_ip.to_string();
+    for (i, method) in METHODS.iter().enumerate() {
+        let port_number = 2130 + i as u16;
+        let ns = pair.dut.clone();
+        let address = SocketAddr::from((pair.dut_ip, port_number));
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(800));
+            let listener = listen_in(&ns, address);
+            serve_until(listener, Instant::now() + Duration::from_secs(2)).join().unwrap()
+        });
+        let ports = port_number.to_string();
+        let (code, report, stderr) = run_in_station(&pair, &["probe", &dut, "--ports", &ports, "--method", method, "--wait-until", "open", "--timeout", "10s"]);
+        assert_eq!(code, Some(0), "{stderr}\n{report:#}");
+        assert_eq!(report["reached"], true);
+        let timeline = report["timeline"].as_array().unwrap();
+        let at = |prefix: &str| {
+            timeline
+                .iter()
+                .find(|e| e["event"].as_str().unwrap().starts_with(prefix))
+                .map(|e| e["t_ms"].as_u64().unwrap())
+                .unwrap_or_else(|| panic!("no `{prefix}` in {timeline:#?}"))
+        };
+        let closed_at = at(&format!("port {port_number} closed"));
+        let open_at = at(&format!("port {port_number} open"));
+        assert!(closed_at < 800, "{timeline:#?}");
+        assert!((700..3000).contains(&open_at), "opened after the listener started: {timeline:#?}");
+        late.join().unwrap();
+    }
+}
+
+/// A profile whose FTP step logs in as a user vsftpd will refuse.
+fn refused_login_profile(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::write(dir.join("image.bin"), b"x").unwrap();
+    let path = dir.join("ftp.yaml");
+    std::fs::write(
+        &path,
+        "format: 1\nname: ftp-only\nsteps:\n  - ftp_upload:\n      host: ${ip}\n      credentials:\n        - {user: flashline-nobody, password: \"${env:FTP_PW}\"}\n        - {user: root, password: \"${env:FTP_PW}\"}\n      files: [{local: image.bin}]\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn ftp_login_refused_is_auth_failed() {
+    let Some(pair) = NetnsPair::create() else { return };
+    if let Some(reason) = vsftpd::unavailable_reason() {
+        require(false, &reason);
+        return;
+    }
+    let _ftp = Vsftpd::start(Some(&pair.dut), pair.dut_ip, 21, &["ftpd_banner=NET+OS FTP server ready."]);
+    assert!(connect_from(&pair.station, SocketAddr::from((pair.dut_ip, 21)), Duration::from_secs(5)).is_some(), "vsftpd listening");
+    let dir = tempfile::tempdir().unwrap();
+    let profile = refused_login_profile(dir.path());
+    let dut = pair.dut_ip.to_string();
+    for method in METHODS {
+        let output = pair
+            .in_station(flashline_bin())
+            .env("FTP_PW", "not-the-password")
+            .args(["diagnose", &dut, "--service", "ftp", "--profile", profile.to_str().unwrap(), "--method", method, "--json"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+        assert!(!stdout.contains("not-the-password") && !stderr.contains("not-the-password"), "password leaked");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(port(&report, 21)["state"], "open");
+        assert_eq!(report["service"]["banner"], "220 NET+OS FTP server ready.");
+        assert_eq!(report["service"]["login"]["result"], "refused");
+        assert_eq!(report["service"]["login"]["tried"], serde_json::json!(["flashline-nobody", "root"]));
+        assert!(report["service"]["login"]["reply"].as_str().unwrap().starts_with("530"));
+        assert_eq!(report["finding"]["code"], "auth-failed", "{method}: {report:#}");
+    }
+}
+
+#[test]
+fn ftp_busy_is_service_busy() {
+    let Some(pair) = NetnsPair::create() else { return };
+    if let Some(reason) = vsftpd::unavailable_reason() {
+        require(false, &reason);
+        return;
+    }
+    let _ftp = Vsftpd::start(Some(&pair.dut), pair.dut_ip, 21, &["max_clients=1"]);
+    // Hold the one session vsftpd allows, as another client would.
+    let held = connect_from(&pair.station, SocketAddr::from((pair.dut_ip, 21)), Duration::from_secs(5)).expect("vsftpd listening");
+    let mut greeting = String::new();
+    BufReader::new(&held).read_line(&mut greeting).unwrap();
+    assert!(greeting.starts_with("220"), "{greeting}");
+    let dut = pair.dut_ip.to_string();
+    for method in METHODS {
+        let (code, report, stderr) = run_in_station(&pair, &["diagnose", &dut, "--service", "ftp", "--method", method]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert_eq!(report["service"]["banner_code"], 421, "{report:#}");
+        assert_eq!(report["finding"]["code"], "service-busy", "{method}: {report:#}");
+    }
+    drop(held);
+}
+
+#[test]
+fn diagnose_speaks_plainly_for_the_forum_case() {
+    let Some(pair) = NetnsPair::create() else { return };
+    let dut = pair.dut_ip.to_string();
+    let output = pair.in_station(flashline_bin()).args(["diagnose", &dut, "--timeout", "500ms", "--method", "syn"]).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("finding: no-listener"), "{stdout}");
+    assert!(stdout.contains("answers ping"), "{stdout}");
+    assert!(stdout.contains("RST,ACK win=0"), "{stdout}");
+    assert!(stdout.contains("built without the FTP server"), "{stdout}");
+    let _ = Ipv4Addr::LOCALHOST;
+}
