@@ -1,0 +1,11 @@
+//! Simulated devices for tests and `flashline sim ...`: they speak the real
+//! protocols over real sockets, so the production code runs against them
+//! unchanged. They are not emulators of the hardware's internals.
+//!
+//! - [`csp`]: a CSP matrix controller's EXS API server (TFTP Manage, Poll,
+//!   Alarm), with fault injection.
+//! - [`tftp_client`]: the RFC 1350 client the simulated controller uses to
+//!   fetch configuration files.
+
+pub mod csp;
+pub mod tftp_client;
