@@ -28,9 +28,14 @@ use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::tcp::{MutableTcpPacket, TcpFlags, TcpPacket, ipv4_checksum};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 use super::{NetError, PortResult, PortState, ProbeOptions, Reason, UsedMethod, format_rtt};
+
+/// The shortest wait for stragglers once other ports have answered: covers
+/// a device's slow path (a busy embedded stack) without waiting the full
+/// timeout for a port a filter drops.
+pub const MIN_ADAPTIVE_WAIT: Duration = Duration::from_millis(100);
 
 /// What identifies a reply: the device's address and port, and our port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,7 +49,8 @@ struct Waiter {
     /// Our initial sequence number; a genuine answer acknowledges seq + 1.
     seq: u32,
     sent_at: Instant,
-    reply: Option<oneshot::Sender<Reply>>,
+    /// Where the first answer goes, with the probe's index; None once sent.
+    reply: Option<(usize, mpsc::UnboundedSender<(usize, Reply)>)>,
 }
 
 #[derive(Debug)]
@@ -118,36 +124,47 @@ impl SynProber {
 
     /// Probes every port of `target` at once, retransmitting unanswered SYNs
     /// `options.retries` times; results in `ports` order.
+    ///
+    /// Each try waits at most `options.timeout`, but once answers arrive it
+    /// waits only a few round-trip times longer for the rest (at least
+    /// [`MIN_ADAPTIVE_WAIT`]): on a LAN silence after that means a filter, not
+    /// a slow device.
     pub async fn probe(&self, target: Ipv4Addr, ports: &[u16], options: ProbeOptions) -> Result<Vec<PortResult>, NetError> {
         let source = local_address_for(target)?;
         let source_port = self.source_port();
-        let mut waiting = Vec::with_capacity(ports.len());
-        for &port in ports {
-            let key = Key { target, port, source_port };
-            let (tx, rx) = oneshot::channel();
-            let seq = random_u32();
-            lock(&self.shared.pending).insert(
-                key,
-                Waiter {
-                    seq,
-                    sent_at: Instant::now(),
-                    reply: Some(tx),
-                },
-            );
-            waiting.push((key, seq, rx, None::<Reply>));
-        }
-        let outcome = self.exchange(source, &mut waiting, options).await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut probes = Vec::with_capacity(ports.len());
         {
             let mut pending = lock(&self.shared.pending);
-            for (key, ..) in &waiting {
+            for (index, &port) in ports.iter().enumerate() {
+                let key = Key { target, port, source_port };
+                let seq = random_u32();
+                pending.insert(
+                    key,
+                    Waiter {
+                        seq,
+                        sent_at: Instant::now(),
+                        reply: Some((index, tx.clone())),
+                    },
+                );
+                probes.push((key, seq));
+            }
+        }
+        drop(tx);
+        let mut replies: Vec<Option<Reply>> = (0..ports.len()).map(|_| None).collect();
+        let outcome = self.exchange(source, &probes, &mut replies, &mut rx, options).await;
+        {
+            let mut pending = lock(&self.shared.pending);
+            for (key, _) in &probes {
                 pending.remove(key);
             }
         }
         outcome?;
         let tries = options.retries + 1;
-        Ok(waiting
+        Ok(probes
             .into_iter()
-            .map(|(key, _, _, reply)| match reply {
+            .zip(replies)
+            .map(|((key, _), reply)| match reply {
                 Some(reply) => PortResult {
                     port: key.port,
                     state: reply.state,
@@ -161,11 +178,7 @@ impl SynProber {
                     state: PortState::Filtered,
                     reason: Reason::NoResponse,
                     rtt: None,
-                    evidence: format!(
-                        "no answer to {tries} SYN{} in {} ms",
-                        if tries == 1 { "" } else { "s" },
-                        options.timeout.as_millis() * u128::from(tries)
-                    ),
+                    evidence: format!("no answer to {tries} SYN{}", if tries == 1 { "" } else { "s" }),
                     method: UsedMethod::Syn,
                 },
             })
@@ -175,12 +188,16 @@ impl SynProber {
     async fn exchange(
         &self,
         source: Ipv4Addr,
-        waiting: &mut [(Key, u32, oneshot::Receiver<Reply>, Option<Reply>)],
+        probes: &[(Key, u32)],
+        replies: &mut [Option<Reply>],
+        rx: &mut mpsc::UnboundedReceiver<(usize, Reply)>,
         options: ProbeOptions,
     ) -> Result<(), NetError> {
+        let mut slowest: Option<Duration> = None;
+        let mut unanswered = probes.len();
         for attempt in 0..=options.retries {
-            for (key, seq, _, reply) in waiting.iter() {
-                if reply.is_some() {
+            for (index, (key, seq)) in probes.iter().enumerate() {
+                if replies[index].is_some() {
                     continue;
                 }
                 if let Some(waiter) = lock(&self.shared.pending).get_mut(key) {
@@ -188,19 +205,28 @@ impl SynProber {
                 }
                 self.send_syn(source, *key, *seq).await?;
             }
-            let deadline = tokio::time::Instant::now() + options.timeout;
-            for (_, _, rx, reply) in waiting.iter_mut() {
-                if reply.is_some() {
-                    continue;
-                }
-                if let Ok(Ok(answer)) = tokio::time::timeout_at(deadline, &mut *rx).await {
-                    *reply = Some(answer);
+            let sent = tokio::time::Instant::now();
+            let hard_deadline = sent + options.timeout;
+            while unanswered > 0 {
+                let deadline = match slowest {
+                    Some(rtt) => (sent + (rtt * 8).max(MIN_ADAPTIVE_WAIT)).min(hard_deadline),
+                    None => hard_deadline,
+                };
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some((index, reply))) => {
+                        if replies[index].is_none() {
+                            unanswered -= 1;
+                        }
+                        slowest = Some(slowest.map_or(reply.rtt, |s| s.max(reply.rtt)));
+                        replies[index] = Some(reply);
+                    }
+                    Ok(None) | Err(_) => break,
                 }
             }
-            if waiting.iter().all(|(.., reply)| reply.is_some()) {
+            if unanswered == 0 {
                 break;
             }
-            tracing::debug!(attempt, "retransmitting unanswered SYNs");
+            tracing::debug!(attempt, unanswered, "retransmitting unanswered SYNs");
         }
         Ok(())
     }
@@ -366,7 +392,7 @@ fn handle_tcp(shared: &Shared, packet: &[u8]) {
     let Some(waiter) = pending.get_mut(&key) else { return };
     let Some((state, reason)) = classify_tcp(&answer, waiter.seq) else { return };
     let rtt = waiter.sent_at.elapsed();
-    if let Some(tx) = waiter.reply.take() {
+    if let Some((index, tx)) = waiter.reply.take() {
         let evidence = format!(
             "{} win={} ttl={} {}",
             flag_names(answer.flags),
@@ -374,7 +400,7 @@ fn handle_tcp(shared: &Shared, packet: &[u8]) {
             answer.ttl,
             format_rtt(rtt)
         );
-        let _ = tx.send(Reply { state, reason, rtt, evidence });
+        let _ = tx.send((index, Reply { state, reason, rtt, evidence }));
     }
 }
 
@@ -450,7 +476,7 @@ fn handle_icmp(shared: &Shared, packet: &[u8]) {
         return;
     }
     let rtt = waiter.sent_at.elapsed();
-    if let Some(tx) = waiter.reply.take() {
+    if let Some((index, tx)) = waiter.reply.take() {
         let evidence = format!(
             "ICMP {} (type 3 code {}) from {} ttl={} {}",
             unreachable_name(unreachable.code),
@@ -459,12 +485,15 @@ fn handle_icmp(shared: &Shared, packet: &[u8]) {
             unreachable.ttl,
             format_rtt(rtt)
         );
-        let _ = tx.send(Reply {
-            state: PortState::Filtered,
-            reason: Reason::IcmpUnreachable,
-            rtt,
-            evidence,
-        });
+        let _ = tx.send((
+            index,
+            Reply {
+                state: PortState::Filtered,
+                reason: Reason::IcmpUnreachable,
+                rtt,
+                evidence,
+            },
+        ));
     }
 }
 
