@@ -3,6 +3,7 @@
 
 mod util;
 
+mod exs;
 mod net;
 mod profile_check;
 mod test_helpers;

@@ -50,6 +50,9 @@ pub struct CspArgs {
     /// Wait for an Alarm's acknowledgment before sending it again.
     #[arg(long, default_value = "5s")]
     alarm_wait: HumanDuration,
+    /// How long each TFTP Manage answer takes (polls go on meanwhile).
+    #[arg(long, default_value = "0s")]
+    answer_delay: HumanDuration,
     /// Stop after this long (for scripts and tests).
     #[arg(long)]
     exit_after: Option<HumanDuration>,
@@ -98,6 +101,7 @@ fn run_csp(args: CspArgs, context: &Context) -> Outcome {
             faults: args.faults,
             alarm_wait: args.alarm_wait.0,
             adjacent_timestamp,
+            answer_delay: args.answer_delay.0,
             events: Some(events),
             ..CspConfig::default()
         };

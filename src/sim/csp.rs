@@ -97,6 +97,9 @@ pub struct CspConfig {
     pub alarm_wait: Duration,
     /// The adjacent controller's load timestamp, to compare a new one with.
     pub adjacent_timestamp: Option<Vec<u8>>,
+    /// How long the controller takes to answer a TFTP Manage message (it
+    /// keeps polling meanwhile).
+    pub answer_delay: Duration,
     pub events: Option<UnboundedSender<CspEvent>>,
 }
 
@@ -111,6 +114,7 @@ impl Default for CspConfig {
             faults: Vec::new(),
             alarm_wait: Duration::from_secs(5),
             adjacent_timestamp: None,
+            answer_delay: Duration::ZERO,
             events: None,
         }
     }
@@ -268,6 +272,7 @@ struct Session {
     buf: Vec<u8>,
     shared: Arc<Shared>,
     poll_seq: u8,
+    next_poll: Option<Instant>,
     alarm_seq: u8,
 }
 
@@ -292,6 +297,7 @@ async fn run_session(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         buf: Vec::new(),
         shared: shared.clone(),
         poll_seq: 0,
+        next_poll: shared.config.poll_interval.map(|i| Instant::now() + i),
         alarm_seq: 0,
     };
     let _ = session.run().await;
@@ -300,16 +306,31 @@ async fn run_session(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 
 impl Session {
     async fn run(&mut self) -> Result<End, std::io::Error> {
-        let interval = self.shared.config.poll_interval;
-        let mut next_poll = interval.map(|i| Instant::now() + i);
         loop {
             while let Some(frame) = self.next_frame()? {
                 if let Some(end) = self.handle(frame).await? {
                     return Ok(end);
                 }
             }
+            if self.pump(None).await? {
+                return Ok(End::Closed);
+            }
+        }
+    }
+
+    /// Reads what the host sends into the buffer and sends Polls when they are
+    /// due, until some bytes came or `until` passed. True when the host closed.
+    async fn pump(&mut self, until: Option<Instant>) -> std::io::Result<bool> {
+        let deadline = async {
+            match until {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        loop {
             let poll_due = async {
-                match next_poll {
+                match self.next_poll {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => std::future::pending().await,
                 }
@@ -319,17 +340,19 @@ impl Session {
                 read = self.reader.read(&mut chunk) => {
                     let n = read?;
                     if n == 0 {
-                        return Ok(End::Closed);
+                        return Ok(true);
                     }
                     self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(false);
                 }
                 _ = poll_due => {
                     let seq = self.poll_seq;
                     self.poll_seq = next_seq(seq);
                     self.send(&Frame::new(POLL, seq, 0xFF, Vec::new())).await?;
                     self.shared.emit(CspEvent::PollSent { seq });
-                    next_poll = interval.map(|i| Instant::now() + i);
+                    self.next_poll = self.shared.config.poll_interval.map(|i| Instant::now() + i);
                 }
+                _ = &mut deadline => return Ok(false),
             }
         }
     }
@@ -424,6 +447,12 @@ impl Session {
                 Answer::status(status, more)
             }
         };
+        let ready = Instant::now() + self.shared.config.answer_delay;
+        while Instant::now() < ready {
+            if self.pump(Some(ready)).await? {
+                return Ok(Some(End::Closed));
+            }
+        }
         let layout = self.shared.config.layout;
         let body = TftpManageResponse::encode(answer.status, answer.more, &answer.icbs, layout)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
