@@ -276,3 +276,44 @@ fn diagnose_speaks_plainly_for_the_forum_case() {
     assert!(stdout.contains("built without the FTP server"), "{stdout}");
     let _ = Ipv4Addr::LOCALHOST;
 }
+
+/// A copy of the binary any user can run (the build folder may not be).
+fn binary_for_everyone(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let copy = dir.join("flashline");
+    std::fs::copy(flashline_bin(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+#[test]
+fn without_raw_socket_permission_syn_is_an_environment_error_and_auto_falls_back() {
+    if !require(crate::util::is_root() && crate::util::have_program("runuser"), "root and runuser, to run as an unprivileged user") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let binary = binary_for_everyone(dir.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port().to_string();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&binary)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = as_nobody(&["probe", "127.0.0.1", "--ports", &open, "--method", "syn"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("needs CAP_NET_RAW"), "{stderr}");
+    assert!(stderr.contains("--method connect"), "says what to try: {stderr}");
+
+    let output = as_nobody(&["probe", "127.0.0.1", "--ports", &open, "--json"]);
+    let (stdout, stderr) = text(&output);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+    assert_eq!(report["method"], "connect", "auto falls back to connect()");
+    assert_eq!(port(&report, open.parse().unwrap())["state"], "open");
+    drop(listener);
+}

@@ -72,15 +72,26 @@ pub async fn investigate(
         (outcome.ports, outcome.timeline, Some(outcome.reached))
     };
     let icmp = if spec.icmp {
-        let mut pinger = Pinger::new(spec.target)?;
-        let result = pinger.ping(spec.probe.timeout.max(Duration::from_millis(500))).await?;
+        // ICMP is evidence here, not a requirement: without permission for
+        // ping sockets the ports still tell most of the story.
+        let (result, what) = match Pinger::new(spec.target) {
+            Ok(mut pinger) => {
+                let result = pinger.ping(spec.probe.timeout.max(Duration::from_millis(500))).await?;
+                let what = format!("ICMP echo: {}", result.evidence);
+                (Some(result), what)
+            }
+            Err(NetError::PermissionDenied { .. }) => {
+                (None, "ICMP echo skipped: this user may not open ping sockets".to_string())
+            }
+            Err(other) => return Err(other),
+        };
         let event = TimelineEvent {
             t_ms: timeline.last().map_or(0, |e| e.t_ms),
-            event: format!("ICMP echo: {}", result.evidence),
+            event: what,
         };
         on_event(&event);
         timeline.push(event);
-        Some(result)
+        result
     } else {
         None
     };

@@ -577,6 +577,14 @@ mod tests {
         assert_eq!(unreachable_name(found.code), "communication administratively prohibited");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsers_take_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = parse_tcp_answer(&bytes);
+            let _ = parse_unreachable(&bytes);
+        }
+    }
+
     #[test]
     fn odd_packets_never_panic() {
         for len in 0..80 {
