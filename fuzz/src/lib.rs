@@ -1,0 +1,50 @@
+//! What the fuzz target runs: every decoder of `flashline::exs` that reads
+//! outside input (frames, trace text, ICB lists, TFTP Manage bodies,
+//! configuration files), plus the frame round trip. A panic is the finding.
+
+use flashline::exs::config_file::{self, ConfigRules};
+use flashline::exs::frame::Framing;
+use flashline::exs::tftp_manage::{TftpManageRequest, TftpManageResponse};
+use flashline::exs::{icb, trace};
+use flashline::profile::{ExsChecksum, ExsMarkerRule};
+
+const RULES: [ExsChecksum; 4] = [ExsChecksum::Sum8Twos, ExsChecksum::Sum8, ExsChecksum::Xor8, ExsChecksum::None];
+
+pub fn exercise(data: &[u8]) {
+    for checksum in RULES {
+        let framing = Framing {
+            checksum,
+            marker_rule: ExsMarkerRule::SendRaw,
+        };
+        // Read frames back to back, as the client's buffer does.
+        let mut rest = data;
+        while let Ok(Some((frame, used))) = framing.decode(rest) {
+            assert!(used > 0 && used <= rest.len());
+            let mut wire = Vec::new();
+            framing.encode(&frame, &mut wire).expect("a decoded frame encodes");
+            // Rule `none` does not check the received checksum and sends 0.
+            let compared = if checksum == ExsChecksum::None { used - 1 } else { used };
+            assert_eq!(&wire[..compared], &rest[..compared], "round trip");
+            let _ = TftpManageResponse::decode(&frame.body);
+            let _ = TftpManageRequest::decode(&frame.body);
+            rest = &rest[used..];
+        }
+        let _ = framing.decode_trace(data);
+        let _ = trace::decode_all(&framing, data);
+    }
+    let _ = icb::decode_list(data);
+    if let Ok(request) = TftpManageRequest::decode(data) {
+        // What decodes re-encodes to a body that decodes the same.
+        if let Ok(body) = request.encode() {
+            assert_eq!(TftpManageRequest::decode(&body).ok(), Some(request));
+        }
+    }
+    let _ = TftpManageResponse::decode(data);
+    let text = String::from_utf8_lossy(data);
+    if let Ok(bytes) = trace::parse_hex(&text) {
+        let _ = trace::decode_all(&Framing::default(), &bytes);
+    }
+    for message_has_timestamp in [None, Some(true), Some(false)] {
+        let _ = config_file::check(&text, &ConfigRules::default(), message_has_timestamp);
+    }
+}
