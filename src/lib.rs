@@ -9,6 +9,8 @@
 //! - [`sim`]: simulated devices for tests and demos (the CSP matrix controller).
 //! - [`net`]: ICMP echo, TCP SYN and connect() probes, waiting for services
 //!   with a timeline, and the "pings but refuses FTP" diagnosis.
+//! - [`ftp`]: verified firmware uploads over FTP, with retries and the wait
+//!   for the device's restart.
 //! - [`cli`]: the command-line interface; the only module that prints or
 //!   decides exit codes.
 //! - [`serial`]: exclusive port opening, XMODEM/XMODEM-1K/YMODEM, the console
@@ -22,6 +24,7 @@
 pub mod cli;
 pub mod net;
 pub mod exs;
+pub mod ftp;
 pub mod profile;
 pub mod progress;
 pub mod serial;

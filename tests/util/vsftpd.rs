@@ -12,6 +12,8 @@ pub struct Vsftpd {
     pub address: SocketAddr,
     /// Holds the configuration and the empty chroot folder.
     _dir: tempfile::TempDir,
+    /// Other folders that must live as long as the server.
+    keep: Vec<tempfile::TempDir>,
 }
 
 /// Why vsftpd cannot run here, if it cannot.
@@ -35,12 +37,16 @@ impl Vsftpd {
         let config: PathBuf = dir.path().join("vsftpd.conf");
         let mut text = format!(
             "listen=YES\nlisten_ipv6=NO\nlisten_address={ip}\nlisten_port={port}\nbackground=NO\n\
-             anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nseccomp_sandbox=NO\n\
+             write_enable=YES\nseccomp_sandbox=NO\n\
              secure_chroot_dir={}\npam_service_name=vsftpd\ndelay_failed_login=0\n\
              xferlog_enable=NO\nvsftpd_log_file={}\n",
             empty.display(),
             dir.path().join("vsftpd.log").display()
         );
+        // Local users unless the caller sets up anonymous access.
+        if !extra.iter().any(|l| l.starts_with("anonymous_enable")) {
+            text.push_str("anonymous_enable=NO\nlocal_enable=YES\n");
+        }
         for line in extra {
             text.push_str(line);
             text.push('\n');
@@ -61,6 +67,7 @@ impl Vsftpd {
             child,
             address: SocketAddr::from((ip, port)),
             _dir: dir,
+            keep: Vec::new(),
         };
         if ns.is_none() {
             server.wait_until_listening();
@@ -86,5 +93,56 @@ impl Drop for Vsftpd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Vsftpd {
+    /// vsftpd on 127.0.0.1:`port` accepting anonymous uploads into the
+    /// folder `up/` (returned), which is where uploaded files land.
+    pub fn anonymous_upload(port: u16, extra: &[&str]) -> (Vsftpd, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::Builder::new().prefix("flashline-ftp-").tempdir().expect("temp dir");
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let up = root.path().join("up");
+        std::fs::create_dir(&up).unwrap();
+        // Anonymous sessions run as the `ftp` user (made by the vsftpd package).
+        let status = Command::new("chown").args(["ftp", up.to_str().unwrap()]).status().expect("chown");
+        assert!(status.success(), "chown ftp {}", up.display());
+        let anon_root = format!("anon_root={}", root.path().display());
+        let mut lines = vec![
+            "anonymous_enable=YES",
+            "no_anon_password=YES",
+            "anon_upload_enable=YES",
+            "anon_other_write_enable=YES",
+            "anon_umask=022",
+            anon_root.as_str(),
+        ];
+        lines.extend_from_slice(extra);
+        let mut server = Vsftpd::start(None, Ipv4Addr::LOCALHOST, port, &lines);
+        server.keep.push(root);
+        (server, up)
+    }
+
+    /// Kills every session process (not the listener): cuts all control and
+    /// data connections at once, as a pulled cable or a crash would.
+    pub fn kill_sessions(&self) -> usize {
+        let mut killed = 0;
+        let mut parents = vec![self.child.id()];
+        let mut descendants = Vec::new();
+        while let Some(parent) = parents.pop() {
+            let output = Command::new("pgrep").args(["-P", &parent.to_string()]).output().expect("pgrep");
+            for pid in String::from_utf8_lossy(&output.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<u32>() {
+                    descendants.push(pid);
+                    parents.push(pid);
+                }
+            }
+        }
+        for pid in descendants {
+            if Command::new("kill").args(["-KILL", &pid.to_string()]).status().is_ok_and(|s| s.success()) {
+                killed += 1;
+            }
+        }
+        killed
     }
 }

@@ -1,0 +1,113 @@
+//! Verified uploads of firmware (`rom.bin`, `image.bin`) to a device's FTP
+//! flash server, with suppaftp over tokio.
+//!
+//! - [`upload`]: sessions, credential candidates, binary type (suppaftp's
+//!   default ASCII would corrupt firmware), streaming with progress, retries
+//!   with REST resume, verification, and the wait for the device's restart.
+//! - Failures are classified ([`FtpError::class`]): refused credentials,
+//!   refused file, busy server, unreachable (with the network diagnosis
+//!   attached), broken transfer, failed verification.
+//!
+//! Passwords are used, never shown: errors and reports name users only.
+
+pub mod upload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::net::diagnose::Finding;
+
+pub use upload::{upload, UploadReport, UploadSpec};
+
+/// A user name and password to try. Debug-prints without the password.
+#[derive(Clone)]
+pub struct Credential {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credential({}, ***)", self.user)
+    }
+}
+
+/// One file to upload.
+#[derive(Debug, Clone)]
+pub struct UploadFile {
+    pub local: PathBuf,
+    pub remote: String,
+}
+
+/// Who is to blame for a failure: decides the exit code and the advice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureClass {
+    /// The device said no, timed out, or answered wrongly.
+    Device,
+    /// Bad arguments or profile.
+    Input,
+    /// This machine: a missing local file, no permission.
+    Environment,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FtpError {
+    #[error("{host}:{port} refused the credentials ({reply}) for user(s) tried: {}", users.join(", "))]
+    CredentialsRefused { host: String, port: u16, users: Vec<String>, reply: String },
+    #[error("the server refused `{remote}`: {reply}")]
+    FileRefused { remote: String, reply: String },
+    #[error("{host}:{port} is busy: {reply}")]
+    Busy { host: String, port: u16, reply: String },
+    #[error("cannot connect to {host}:{port}: {error}{}", finding.as_ref().map(|f| format!(" [{}] {}", f.code.as_str(), f.summary)).unwrap_or_default())]
+    Unreachable {
+        host: String,
+        port: u16,
+        error: String,
+        /// The network diagnosis of why.
+        finding: Option<Box<Finding>>,
+    },
+    #[error("upload of `{remote}` failed after {attempts} attempt(s): {error}")]
+    Transfer { remote: String, attempts: u32, error: String },
+    #[error("verification of `{remote}` failed: {detail}")]
+    VerifyFailed { remote: String, detail: String },
+    #[error("cannot read {}: {error}", path.display())]
+    LocalFile { path: PathBuf, error: String },
+    #[error("{what}: unexpected answer {reply}")]
+    Protocol { what: String, reply: String },
+    #[error("{host} did not {what} within {} s after the upload", timeout.as_secs())]
+    Restart { host: String, what: &'static str, timeout: Duration },
+}
+
+impl FtpError {
+    pub fn class(&self) -> FailureClass {
+        match self {
+            FtpError::LocalFile { .. } => FailureClass::Environment,
+            _ => FailureClass::Device,
+        }
+    }
+
+    /// The network finding attached to a connection failure.
+    pub fn finding(&self) -> Option<&Finding> {
+        match self {
+            FtpError::Unreachable { finding, .. } => finding.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// What the uploader reports while it works (the CLI draws progress bars).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FtpEvent {
+    Connected { host: String, port: u16, banner: String },
+    LoggedIn { user: String },
+    FileStarted { remote: String, total: u64 },
+    Bytes { remote: String, sent: u64, total: u64 },
+    Retrying { remote: String, attempt: u32, resume_from: u64, reason: String },
+    FileDone { remote: String, bytes: u64 },
+    Verified { remote: String, how: String },
+    WaitingForRestart { host: String },
+    Restarted { host: String, after: Duration },
+}

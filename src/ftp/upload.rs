@@ -1,0 +1,453 @@
+//! The upload itself: one FTP session per file (or one for all), the
+//! credential candidates in order, binary type always, files streamed in
+//! fixed-size chunks (memory does not grow with the file) and hashed on the
+//! way, retries after a dropped connection (resuming with REST when the
+//! server offers it), verification, and the wait for the device to restart.
+//!
+//! Success is reported only after verification; a file is never reported
+//! sent because the data connection closed.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use suppaftp::tokio::AsyncFtpStream;
+use suppaftp::types::FileType;
+use suppaftp::{FtpError as SuppaError, Mode, Status};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::{Credential, FtpError, FtpEvent, UploadFile};
+use crate::net::report::{Investigation, investigate};
+use crate::net::wait::{WaitSpec, wait_for};
+use crate::net::{PortState, ProbeMethod, ProbeOptions, Prober};
+use crate::profile::{FtpMode, FtpVerify};
+
+/// Read and write in chunks this big: large enough for full speed on a
+/// LAN, small enough that memory stays flat whatever the file size.
+const CHUNK: usize = 256 * 1024;
+
+/// What to upload where, and how.
+#[derive(Debug, Clone)]
+pub struct UploadSpec {
+    pub host: Ipv4Addr,
+    pub port: u16,
+    /// Candidates, tried in order until one logs in.
+    pub credentials: Vec<Credential>,
+    pub mode: FtpMode,
+    pub verify: FtpVerify,
+    pub files: Vec<UploadFile>,
+    /// Close the session after each file (NET+OS writes flash then).
+    pub session_per_file: bool,
+    /// After each session, wait for the device to go down and come back.
+    pub wait_for_restart: bool,
+    pub restart_timeout: Duration,
+    /// Extra attempts after a dropped connection.
+    pub retries: u32,
+    pub connect_timeout: Duration,
+    /// How to probe for the restart and for the diagnosis of a refusal.
+    pub probe_method: ProbeMethod,
+}
+
+/// What was uploaded and how it was verified.
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadReport {
+    pub host: String,
+    pub port: u16,
+    /// The user that logged in.
+    pub user: String,
+    pub files: Vec<FileReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub local: String,
+    pub remote: String,
+    pub bytes: u64,
+    pub sha256: String,
+    /// How it was verified, e.g. `size 1048576 matches` or `sha256 of a read-back matches`.
+    pub verified: String,
+    pub attempts: u32,
+    /// Offset a retry resumed from, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed_from: Option<u64>,
+    pub seconds: f64,
+    /// Seconds the device took to restart after the session, when waited for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_seconds: Option<f64>,
+}
+
+struct Session {
+    ftp: AsyncFtpStream,
+    user: String,
+    /// The server offers `REST STREAM`.
+    resumable: bool,
+}
+
+/// Uploads every file of `spec`, verified. `on_event` sees progress.
+pub async fn upload(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Send)) -> Result<UploadReport, FtpError> {
+    // Every local file is checked before anything is sent: nothing half-done
+    // because the second file was missing.
+    let mut sizes = Vec::new();
+    for file in &spec.files {
+        let meta = tokio::fs::metadata(&file.local).await.map_err(|e| local_error(&file.local, e))?;
+        if !meta.is_file() {
+            return Err(local_error(&file.local, std::io::Error::other("not a regular file")));
+        }
+        sizes.push(meta.len());
+    }
+    let mut session: Option<Session> = None;
+    let mut user = String::new();
+    let mut reports = Vec::new();
+    for (index, (file, &size)) in spec.files.iter().zip(&sizes).enumerate() {
+        let started = Instant::now();
+        let mut attempts = 0;
+        let mut resumed_from = None;
+        let digest = loop {
+            attempts += 1;
+            if session.is_none() {
+                session = Some(open_session(spec, on_event).await?);
+            }
+            let current = session.as_mut().expect("opened above");
+            user = current.user.clone();
+            if attempts == 1 {
+                on_event(FtpEvent::FileStarted { remote: file.remote.clone(), total: size });
+            }
+            let offset = if attempts > 1 && current.resumable {
+                match current.ftp.size(&file.remote).await {
+                    Ok(n) if (n as u64) <= size => n as u64,
+                    _ => 0,
+                }
+            } else {
+                0
+            };
+            if offset > 0 {
+                resumed_from = Some(offset);
+            }
+            match send_file(current, file, size, offset, on_event).await {
+                Ok(digest) => break digest,
+                Err(SendError::Refused(reply)) => {
+                    return Err(FtpError::FileRefused { remote: file.remote.clone(), reply });
+                }
+                Err(SendError::Local(error)) => return Err(local_error(&file.local, error)),
+                Err(SendError::Broken(error)) => {
+                    // The connection is gone or unusable: start a new one.
+                    session = None;
+                    if attempts > spec.retries {
+                        return Err(FtpError::Transfer { remote: file.remote.clone(), attempts, error });
+                    }
+                    on_event(FtpEvent::Retrying {
+                        remote: file.remote.clone(),
+                        attempt: attempts + 1,
+                        resume_from: 0,
+                        reason: error,
+                    });
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+                }
+            }
+        };
+        on_event(FtpEvent::FileDone { remote: file.remote.clone(), bytes: size });
+        let current = session.as_mut().expect("the file was sent on it");
+        let verified = verify(current, spec.verify, file, size, &digest).await?;
+        on_event(FtpEvent::Verified { remote: file.remote.clone(), how: verified.clone() });
+        let last = index + 1 == spec.files.len();
+        let mut restart_seconds = None;
+        if spec.session_per_file || last {
+            if let Some(mut done) = session.take() {
+                // Closing the control connection is what makes NET+OS write
+                // the flash; a failed QUIT still closes it.
+                let _ = done.ftp.quit().await;
+            }
+            if spec.wait_for_restart {
+                let took = wait_for_restart(spec, on_event).await?;
+                restart_seconds = Some(took.as_secs_f64());
+            }
+        }
+        reports.push(FileReport {
+            local: file.local.display().to_string(),
+            remote: file.remote.clone(),
+            bytes: size,
+            sha256: hex(&digest),
+            verified,
+            attempts,
+            resumed_from,
+            seconds: started.elapsed().as_secs_f64(),
+            restart_seconds,
+        });
+    }
+    Ok(UploadReport {
+        host: spec.host.to_string(),
+        port: spec.port,
+        user,
+        files: reports,
+    })
+}
+
+fn local_error(path: &Path, error: std::io::Error) -> FtpError {
+    FtpError::LocalFile { path: path.to_path_buf(), error: error.to_string() }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The server's reply as it sent it, e.g. `530 Login incorrect.`
+fn reply_text(response: &suppaftp::types::Response) -> String {
+    let body = String::from_utf8_lossy(&response.body).trim().to_string();
+    let code = response.status.code().to_string();
+    if body.starts_with(&code) { body } else { format!("{code} {body}").trim().to_string() }
+}
+
+/// Connects, logs in with the first candidate that works, sets binary type
+/// and the data connection mode.
+async fn open_session(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Send)) -> Result<Session, FtpError> {
+    let host = spec.host.to_string();
+    let mut tried = Vec::new();
+    let mut last_reply = String::new();
+    let mut candidates = spec.credentials.iter().peekable();
+    'connect: loop {
+        let mut ftp = connect(spec).await?;
+        on_event(FtpEvent::Connected {
+            host: host.clone(),
+            port: spec.port,
+            banner: ftp.get_welcome_msg().unwrap_or("").trim().to_string(),
+        });
+        while let Some(candidate) = candidates.next() {
+            tried.push(candidate.user.clone());
+            match ftp.login(candidate.user.as_str(), candidate.password.as_str()).await {
+                Ok(()) => {
+                    on_event(FtpEvent::LoggedIn { user: candidate.user.clone() });
+                    return finish_session(ftp, spec, candidate.user.clone()).await;
+                }
+                Err(SuppaError::UnexpectedResponse(response)) if response.status == Status::NotLoggedIn => {
+                    last_reply = reply_text(&response);
+                }
+                Err(SuppaError::UnexpectedResponse(response)) if response.status.code() == 421 => {
+                    return Err(FtpError::Busy { host, port: spec.port, reply: reply_text(&response) });
+                }
+                Err(SuppaError::ConnectionError(_)) if candidates.peek().is_some() => {
+                    // Some servers hang up after a refused login: reconnect for
+                    // the next candidate.
+                    continue 'connect;
+                }
+                Err(other) => {
+                    return Err(FtpError::Protocol { what: format!("login as {}", candidate.user), reply: other.to_string() });
+                }
+            }
+        }
+        return Err(FtpError::CredentialsRefused { host, port: spec.port, users: tried, reply: last_reply });
+    }
+}
+
+async fn connect(spec: &UploadSpec) -> Result<AsyncFtpStream, FtpError> {
+    let address = SocketAddr::from((spec.host, spec.port));
+    let host = spec.host.to_string();
+    match AsyncFtpStream::connect_timeout(address, spec.connect_timeout).await {
+        Ok(ftp) => Ok(ftp),
+        Err(SuppaError::UnexpectedResponse(response)) if matches!(response.status.code(), 421 | 120) => {
+            Err(FtpError::Busy { host, port: spec.port, reply: reply_text(&response) })
+        }
+        Err(SuppaError::ConnectionError(error)) => {
+            let finding = diagnose(spec).await;
+            Err(FtpError::Unreachable { host, port: spec.port, error: error.to_string(), finding })
+        }
+        Err(other) => Err(FtpError::Protocol { what: format!("greeting from {address}"), reply: other.to_string() }),
+    }
+}
+
+/// The network's view of why a connection failed.
+async fn diagnose(spec: &UploadSpec) -> Option<Box<crate::net::diagnose::Finding>> {
+    let prober = Prober::new(spec.probe_method).ok()?;
+    let investigation = Investigation {
+        target: spec.host,
+        ports: vec![spec.port],
+        ftp_ports: Vec::new(),
+        credentials: Vec::new(),
+        icmp: true,
+        wait_until: None,
+        timeout: Duration::ZERO,
+        probe: ProbeOptions::default(),
+    };
+    let report = investigate(&investigation, &prober, &mut |_| {}).await.ok()?;
+    Some(Box::new(report.finding))
+}
+
+async fn finish_session(mut ftp: AsyncFtpStream, spec: &UploadSpec, user: String) -> Result<Session, FtpError> {
+    // suppaftp starts in ASCII, which would rewrite every LF in the image.
+    ftp.transfer_type(FileType::Binary)
+        .await
+        .map_err(|e| FtpError::Protocol { what: "TYPE I (binary)".into(), reply: e.to_string() })?;
+    let mut ftp = match spec.mode {
+        FtpMode::Passive => {
+            ftp.set_mode(Mode::Passive);
+            ftp
+        }
+        FtpMode::Epsv => {
+            ftp.set_mode(Mode::ExtendedPassive);
+            ftp
+        }
+        FtpMode::Active => ftp.active_mode(spec.connect_timeout),
+    };
+    let resumable = match ftp.feat().await {
+        Ok(features) => features
+            .iter()
+            .any(|(name, value)| name.eq_ignore_ascii_case("REST") && value.as_deref().is_some_and(|v| v.to_ascii_uppercase().contains("STREAM"))),
+        Err(_) => false,
+    };
+    Ok(Session { ftp, user, resumable })
+}
+
+enum SendError {
+    /// The server refused the file (550 and kin).
+    Refused(String),
+    /// The connection broke or timed out: worth a retry.
+    Broken(String),
+    Local(std::io::Error),
+}
+
+/// Streams `file` from `offset`, hashing the whole file on the way.
+async fn send_file(
+    session: &mut Session,
+    file: &UploadFile,
+    size: u64,
+    offset: u64,
+    on_event: &mut (dyn FnMut(FtpEvent) + Send),
+) -> Result<Vec<u8>, SendError> {
+    let mut local = tokio::fs::File::open(&file.local).await.map_err(SendError::Local)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; CHUNK];
+    // A resumed upload still reports the hash of the whole file: hash the
+    // part already on the server from the local copy.
+    let mut hashed = 0;
+    while hashed < offset {
+        let want = CHUNK.min((offset - hashed) as usize);
+        let n = local.read(&mut buffer[..want]).await.map_err(SendError::Local)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        hashed += n as u64;
+    }
+    local.seek(std::io::SeekFrom::Start(offset)).await.map_err(SendError::Local)?;
+    if offset > 0 {
+        let _ = session.ftp.resume_transfer(offset as usize).await;
+    }
+    let mut stream = match session.ftp.put_with_stream(&file.remote).await {
+        Ok(stream) => stream,
+        Err(SuppaError::UnexpectedResponse(response)) if (500..600).contains(&response.status.code()) => {
+            return Err(SendError::Refused(reply_text(&response)));
+        }
+        Err(SuppaError::UnexpectedResponse(response)) if response.status.code() == 421 => {
+            return Err(SendError::Broken(reply_text(&response)));
+        }
+        Err(error) => return Err(SendError::Broken(error.to_string())),
+    };
+    let mut sent = offset;
+    // A stalled data connection (a cable pulled) must not hang the batch.
+    let stall = Duration::from_secs(30);
+    loop {
+        let n = local.read(&mut buffer).await.map_err(SendError::Local)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        match tokio::time::timeout(stall, stream.write_all(&buffer[..n])).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(SendError::Broken(format!("data connection: {error} after {sent} bytes"))),
+            Err(_) => return Err(SendError::Broken(format!("data connection stalled for {} s after {sent} bytes", stall.as_secs()))),
+        }
+        sent += n as u64;
+        on_event(FtpEvent::Bytes { remote: file.remote.clone(), sent, total: size });
+    }
+    if sent != size {
+        return Err(SendError::Local(std::io::Error::other(format!("the file changed while it was sent ({sent} of {size} bytes)"))));
+    }
+    match tokio::time::timeout(stall, stream.finish()).await {
+        Ok(Ok(())) => Ok(hasher.finalize().to_vec()),
+        Ok(Err(SuppaError::UnexpectedResponse(response))) if (500..600).contains(&response.status.code()) => {
+            // 552/451 after the data: the server did not keep the file.
+            Err(SendError::Refused(reply_text(&response)))
+        }
+        Ok(Err(error)) => Err(SendError::Broken(format!("closing the transfer: {error}"))),
+        Err(_) => Err(SendError::Broken("no transfer-complete reply".into())),
+    }
+}
+
+async fn verify(session: &mut Session, how: FtpVerify, file: &UploadFile, size: u64, digest: &[u8]) -> Result<String, FtpError> {
+    let failed = |detail: String| FtpError::VerifyFailed { remote: file.remote.clone(), detail };
+    match how {
+        FtpVerify::None => Ok("none (the profile says so)".into()),
+        FtpVerify::Size => match session.ftp.size(&file.remote).await {
+            Ok(n) if n as u64 == size => Ok(format!("size {size} matches")),
+            Ok(n) => Err(failed(format!("the server has {n} bytes, the local file {size}"))),
+            Err(error) => Err(failed(format!("SIZE failed ({error}); use verify: readback, or none if the server can do neither"))),
+        },
+        FtpVerify::Readback => {
+            let mut stream = session
+                .ftp
+                .retr_as_stream(&file.remote)
+                .await
+                .map_err(|e| failed(format!("RETR failed ({e}); use verify: size or none if the server cannot send files back")))?;
+            let mut hasher = Sha256::new();
+            let mut buffer = vec![0u8; CHUNK];
+            let mut total = 0u64;
+            loop {
+                let n = stream.read(&mut buffer).await.map_err(|e| failed(format!("reading back: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+                hasher.update(&buffer[..n]);
+            }
+            stream.finish().await.map_err(|e| failed(format!("closing the read-back: {e}")))?;
+            let back = hasher.finalize().to_vec();
+            if back == digest {
+                Ok(format!("sha256 of a read-back ({total} bytes) matches"))
+            } else {
+                Err(failed(format!("read back {total} bytes with sha256 {}, sent {}", hex(&back), hex(digest))))
+            }
+        }
+    }
+}
+
+/// Waits for the FTP port to go away (the device resets) and to come back.
+async fn wait_for_restart(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Send)) -> Result<Duration, FtpError> {
+    let host = spec.host.to_string();
+    on_event(FtpEvent::WaitingForRestart { host: host.clone() });
+    let prober = Prober::new(spec.probe_method).map_err(|e| FtpError::Protocol { what: "probe for the restart".into(), reply: e.to_string() })?;
+    let started = Instant::now();
+    let deadline = started + spec.restart_timeout;
+    let options = ProbeOptions { timeout: Duration::from_millis(300), retries: 0 };
+    loop {
+        let results = prober
+            .probe(spec.host, &[spec.port], options)
+            .await
+            .map_err(|e| FtpError::Protocol { what: "probe for the restart".into(), reply: e.to_string() })?;
+        if results.first().is_some_and(|r| r.state != PortState::Open) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(FtpError::Restart { host, what: "go down", timeout: spec.restart_timeout });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let wait = WaitSpec {
+        target: spec.host,
+        icmp: false,
+        ports: vec![(spec.port, PortState::Open)],
+        timeout: deadline.saturating_duration_since(Instant::now()),
+        interval: Duration::from_millis(10),
+        max_interval: Duration::from_millis(40),
+        probe: ProbeOptions::default(),
+    };
+    let outcome = wait_for(&wait, &prober, &mut |_| {})
+        .await
+        .map_err(|e| FtpError::Protocol { what: "wait for the restart".into(), reply: e.to_string() })?;
+    if !outcome.reached {
+        return Err(FtpError::Restart { host, what: "come back", timeout: spec.restart_timeout });
+    }
+    let took = started.elapsed();
+    on_event(FtpEvent::Restarted { host, after: took });
+    Ok(took)
+}

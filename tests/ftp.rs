@@ -1,0 +1,210 @@
+//! `flashline ftp put` against a real vsftpd started by each test on
+//! 127.0.0.1: files of 0 B, 1 B and 64 MiB arrive intact, a connection cut
+//! mid-transfer ends in a verified retry or a clear failure, and 530, 550, 421
+//! and a refused connection are each reported with their class.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::util::vsftpd::{self, Vsftpd};
+use crate::util::{flashline, require, text};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn sha256_file(path: &Path) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(std::fs::read(path).unwrap());
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file of `size` pseudo-random bytes (not all zeros: an ASCII-mode
+/// transfer that rewrote line feeds would show).
+fn make_file(dir: &Path, name: &str, size: usize) -> std::path::PathBuf {
+    let mut bytes = Vec::with_capacity(size);
+    let mut x: u32 = 0x1234_5678;
+    while bytes.len() < size {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    bytes.truncate(size);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn vsftpd_here() -> bool {
+    match vsftpd::unavailable_reason() {
+        Some(reason) => !require(false, &reason),
+        None => true,
+    }
+}
+
+/// Runs `ftp put` as anonymous with `args` and returns (exit code, JSON).
+fn put(port: u16, args: &[&str]) -> (Option<i32>, Value, String) {
+    let port = port.to_string();
+    let output = flashline()
+        .env("FTP_PW", "flashline@example.invalid")
+        .args(["ftp", "put", "--host", "127.0.0.1", "--port", &port, "--user", "anonymous", "--password-env", "FTP_PW", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    let value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
+    (output.status.code(), value, stderr)
+}
+
+#[test]
+fn files_of_0_1_and_64_mib_arrive_intact() {
+    if !vsftpd_here() {
+        return;
+    }
+    let port = free_port();
+    let (_server, up) = Vsftpd::anonymous_upload(port, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, size) in [("empty.bin", 0usize), ("one.bin", 1), ("image.bin", 64 << 20)] {
+        let local = make_file(dir.path(), name, size);
+        for verify in ["size", "readback"] {
+            let remote = format!("up/{verify}-{name}");
+            let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", &remote, "--verify", verify]);
+            assert_eq!(code, Some(0), "{name} {verify}: {stderr}\n{report:#}");
+            let file = &report["files"][0];
+            assert_eq!(file["bytes"], size as u64);
+            let expected = sha256_file(&local);
+            assert_eq!(file["sha256"], expected.as_str());
+            assert_eq!(sha256_file(&up.join(format!("{verify}-{name}"))), expected, "the server's copy of {name}");
+            let how = file["verified"].as_str().unwrap();
+            assert!(how.contains(if verify == "size" { "size" } else { "sha256 of a read-back" }), "{how}");
+        }
+    }
+}
+
+/// Watches the server's copy grow and cuts every session once it passes
+/// `after` bytes; returns whether it cut.
+fn cut_when_growing(server: &Vsftpd, file: &Path, after: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::fs::metadata(file).is_ok_and(|m| m.len() > after) {
+            return server.kill_sessions() > 0;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+#[test]
+fn a_connection_cut_mid_transfer_is_retried_and_verified() {
+    if !vsftpd_here() {
+        return;
+    }
+    let port = free_port();
+    // 16 MB/s: a 64 MiB upload lasts about 4 s, long enough to cut it.
+    let (server, up) = Vsftpd::anonymous_upload(port, &["anon_max_rate=16000000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "image.bin", 64 << 20);
+    std::thread::scope(|scope| {
+        let cutter = scope.spawn(|| cut_when_growing(&server, &up.join("image.bin"), 8 << 20));
+        let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", "up/image.bin", "--verify", "readback"]);
+        assert!(cutter.join().unwrap(), "the test cut the transfer");
+        assert_eq!(code, Some(0), "{stderr}\n{report:#}");
+        let file = &report["files"][0];
+        assert!(file["attempts"].as_u64().unwrap() >= 2, "{report:#}");
+        assert!(file["resumed_from"].as_u64().is_some_and(|offset| offset > 0), "resumed with REST: {report:#}");
+        assert_eq!(file["sha256"], sha256_file(&local).as_str());
+        assert_eq!(sha256_file(&up.join("image.bin")), sha256_file(&local));
+    });
+}
+
+#[test]
+fn a_cut_without_retries_is_a_clear_failure_never_a_success() {
+    if !vsftpd_here() {
+        return;
+    }
+    let port = free_port();
+    let (server, up) = Vsftpd::anonymous_upload(port, &["anon_max_rate=16000000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "image.bin", 64 << 20);
+    std::thread::scope(|scope| {
+        let cutter = scope.spawn(|| cut_when_growing(&server, &up.join("image.bin"), 8 << 20));
+        let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/image.bin", "--retries", "0"]);
+        assert!(cutter.join().unwrap());
+        assert_eq!(code, Some(1), "{report:#}");
+        assert_eq!(report["ok"], false);
+        assert_eq!(report["class"], "device");
+        let error = report["error"].as_str().unwrap();
+        assert!(error.starts_with("upload of `up/image.bin` failed after 1 attempt(s)"), "{error}");
+    });
+}
+
+#[test]
+fn refused_credentials_file_and_busy_are_classified() {
+    if !vsftpd_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "rom.bin", 4096);
+    let local = local.to_str().unwrap();
+
+    // 530: the server only takes anonymous.
+    let port = free_port();
+    let (_server, _) = Vsftpd::anonymous_upload(port, &["deny_file={*.exe}"]);
+    let output = flashline()
+        .env("FTP_PW", "s3cret-not-shown")
+        .args(["ftp", "put", local, "--host", "127.0.0.1", "--port", &port.to_string(), "--user", "operator", "--password-env", "FTP_PW", "--json"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"), "password leaked");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["class"], "device");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("refused the credentials (530") && error.contains("user(s) tried: operator"), "{error}");
+
+    // 550: a name the server will not store.
+    let (code, report, _) = put(port, &[local, "--remote", "up/flash.exe"]);
+    assert_eq!(code, Some(1));
+    let error = report["error"].as_str().unwrap();
+    assert!(error.starts_with("the server refused `up/flash.exe`: 550"), "{error}");
+
+    // 421: the one session it allows is taken.
+    let port = free_port();
+    let (_busy_server, _) = Vsftpd::anonymous_upload(port, &["max_clients=1"]);
+    let held = std::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    let mut greeting = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&held), &mut greeting).unwrap();
+    let (code, report, _) = put(port, &[local, "--remote", "up/rom.bin"]);
+    assert_eq!(code, Some(1));
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("is busy: 421"), "{error}");
+    drop(held);
+}
+
+#[test]
+fn a_refused_connection_carries_the_diagnosis() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "rom.bin", 16);
+    let port = free_port().to_string();
+    let output = flashline()
+        .args(["ftp", "put", local.to_str().unwrap(), "--host", "127.0.0.1", "--port", &port, "--json"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["finding"]["code"], "no-listener", "{report:#}");
+    assert_eq!(report["finding"]["port"], port.parse::<u64>().unwrap());
+    assert!(report["error"].as_str().unwrap().contains("Connection refused"));
+
+    // A missing local file is this machine's problem, found before connecting.
+    let output = flashline().args(["ftp", "put", "/nonexistent/rom.bin", "--host", "127.0.0.1", "--port", &port]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert!(text(&output).1.contains("cannot read /nonexistent/rom.bin"));
+}
