@@ -3,6 +3,7 @@
 
 mod util;
 
+mod exs;
 mod ftp;
 mod net;
 mod profile_check;

@@ -9,7 +9,10 @@
 mod ftp_cmd;
 mod net_cmd;
 mod output;
+mod exs_cmd;
 mod profile_cmd;
+#[cfg(feature = "sim")]
+mod sim_cmd;
 
 use std::process::ExitCode;
 
@@ -86,6 +89,13 @@ enum Command {
     /// Check, show and describe device profiles.
     #[command(subcommand)]
     Profile(profile_cmd::ProfileCommand),
+    /// EXS API (CSP matrix controllers): TFTP Manage, decode frames, check TFTP configuration files.
+    #[command(subcommand)]
+    Exs(exs_cmd::ExsCommand),
+    /// Run a simulated device (the CSP matrix controller's EXS API server).
+    #[cfg(feature = "sim")]
+    #[command(subcommand)]
+    Sim(sim_cmd::SimCommand),
     /// Probe ICMP and TCP ports: open (SYN-ACK), closed (RST) or filtered (silence), with evidence.
     Probe(net_cmd::ProbeArgs),
     /// Upload firmware over FTP, verified, with retries.
@@ -121,6 +131,9 @@ pub fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Profile(command) => profile_cmd::run(command, &context),
+        Command::Exs(command) => exs_cmd::run(command, &context),
+        #[cfg(feature = "sim")]
+        Command::Sim(command) => sim_cmd::run(command, &context),
         Command::Probe(args) => net_cmd::probe(args, &context),
         Command::Ftp(command) => ftp_cmd::run(command, &context),
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),
