@@ -450,10 +450,10 @@ fn print_decoded(index: usize, frame: &DecodedFrame, context: &Context) {
             ),
         }
     }
-    if frame.message == message_type::name(ALARM) {
-        if let [severity, kind, number, ..] = frame.raw_body[..] {
-            println!("  alarm        severity {severity:#04x}, type {kind:#04x}, number {number:#04x}");
-        }
+    if frame.message == message_type::name(ALARM)
+        && let [severity, kind, number, ..] = frame.raw_body[..]
+    {
+        println!("  alarm        severity {severity:#04x}, type {kind:#04x}, number {number:#04x}");
     }
     match &frame.request {
         Some(Ok(request)) => {

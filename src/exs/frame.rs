@@ -161,16 +161,16 @@ impl Framing {
         };
         if form == Form::Wire {
             let actual = buf[counted_end];
-            if let Some(expected) = checksum(self.checksum, counted) {
-                if expected != actual {
-                    return Err(FrameError::BadChecksum {
-                        msg_type: frame.msg_type,
-                        seq: frame.seq,
-                        expected,
-                        actual,
-                        frame_len: total,
-                    });
-                }
+            if let Some(expected) = checksum(self.checksum, counted)
+                && expected != actual
+            {
+                return Err(FrameError::BadChecksum {
+                    msg_type: frame.msg_type,
+                    seq: frame.seq,
+                    expected,
+                    actual,
+                    frame_len: total,
+                });
             }
         }
         Ok(Some((frame, total)))

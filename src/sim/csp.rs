@@ -248,11 +248,11 @@ pub async fn serve(listener: TcpListener, config: CspConfig, shutdown: impl Futu
                         continue;
                     }
                 };
-                if let Some((old, old_peer)) = session.take() {
-                    if !old.is_finished() {
-                        old.abort();
-                        shared.emit(CspEvent::Replaced { peer: old_peer });
-                    }
+                if let Some((old, old_peer)) = session.take()
+                    && !old.is_finished()
+                {
+                    old.abort();
+                    shared.emit(CspEvent::Replaced { peer: old_peer });
                 }
                 shared.emit(CspEvent::Connected { peer: peer.to_string() });
                 let task = tokio::spawn(run_session(stream, peer, shared.clone()));
@@ -555,10 +555,8 @@ impl Session {
                 }
             }
         }
-        if begin_download {
-            if let Some(failure) = self.download().await {
-                return failure;
-            }
+        if begin_download && let Some(failure) = self.download().await {
+            return failure;
         }
         let controller = self.shared.controller();
         let mut icbs = Vec::new();
