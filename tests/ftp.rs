@@ -73,7 +73,7 @@ fn files_of_0_1_and_64_mib_arrive_intact() {
         let local = make_file(dir.path(), name, size);
         for verify in ["size", "readback"] {
             let remote = format!("up/{verify}-{name}");
-            let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", &remote, "--verify", verify]);
+            let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", &remote, "--verify", verify, "--hash"]);
             assert_eq!(code, Some(0), "{name} {verify}: {stderr}\n{report:#}");
             let file = &report["files"][0];
             assert_eq!(file["bytes"], size as u64);
@@ -177,9 +177,19 @@ fn refused_credentials_file_and_busy_are_classified() {
     // 421: the one session it allows is taken.
     let port = free_port();
     let (_busy_server, _) = Vsftpd::anonymous_upload(port, &["max_clients=1"]);
-    let held = std::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
-    let mut greeting = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(&held), &mut greeting).unwrap();
+    // vsftpd counts a session until it has reaped its process: the start-up
+    // check's connection may still hold the one place for a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let held = loop {
+        let stream = std::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+        let mut greeting = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut greeting).unwrap();
+        if greeting.starts_with("220") {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "vsftpd never freed its one session: {greeting}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let (code, report, _) = put(port, &[local, "--remote", "up/rom.bin"]);
     assert_eq!(code, Some(1));
     let error = report["error"].as_str().unwrap();

@@ -249,10 +249,19 @@ fn ftp_busy_is_service_busy() {
     }
     let _ftp = Vsftpd::start(Some(&pair.dut), pair.dut_ip, 21, &["max_clients=1"]);
     // Hold the one session vsftpd allows, as another client would.
-    let held = connect_from(&pair.station, SocketAddr::from((pair.dut_ip, 21)), Duration::from_secs(5)).expect("vsftpd listening");
-    let mut greeting = String::new();
-    BufReader::new(&held).read_line(&mut greeting).unwrap();
-    assert!(greeting.starts_with("220"), "{greeting}");
+    // vsftpd counts a session until it has reaped its process: retry until
+    // the held connection is the one it greets.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let held = loop {
+        let stream = connect_from(&pair.station, SocketAddr::from((pair.dut_ip, 21)), Duration::from_secs(5)).expect("vsftpd listening");
+        let mut greeting = String::new();
+        BufReader::new(&stream).read_line(&mut greeting).unwrap();
+        if greeting.starts_with("220") {
+            break stream;
+        }
+        assert!(Instant::now() < deadline, "vsftpd never freed its one session: {greeting}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let dut = pair.dut_ip.to_string();
     for method in METHODS {
         let (code, report, stderr) = run_in_station(&pair, &["diagnose", &dut, "--service", "ftp", "--method", method]);

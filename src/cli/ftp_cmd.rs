@@ -74,6 +74,9 @@ pub struct PutArgs {
     retries: u32,
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     connect_timeout: HumanDuration,
+    /// Report each file's SHA-256, computed while sending (always done for --verify readback).
+    #[arg(long)]
+    hash: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -149,6 +152,7 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
         retries: args.retries,
         connect_timeout: args.connect_timeout.0,
         probe_method: ProbeMethod::Auto,
+        hash: args.hash,
     };
     let bars = !args.json && !context.quiet && std::io::stderr().is_terminal();
     let mut display = Display { bar: None, bars, quiet: context.quiet || args.json };
@@ -162,11 +166,11 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
                 println!("{}", serde_json::to_string_pretty(&report).expect("report is JSON"));
             } else {
                 for file in &report.files {
+                    let hash = file.sha256.as_deref().map(|h| format!("  sha256 {}", &h[..16])).unwrap_or_default();
                     println!(
-                        "{}  {} bytes  sha256 {}  {}: {}  ({} attempt{}, {:.2} s)",
+                        "{}  {} bytes{hash}  {}: {}  ({} attempt{}, {:.2} s)",
                         file.remote,
                         file.bytes,
-                        &file.sha256[..16],
                         context.out.good("verified"),
                         file.verified,
                         file.attempts,
