@@ -4,8 +4,12 @@
 //!
 //! - [`csp`]: a CSP matrix controller's EXS API server (TFTP Manage, Poll,
 //!   Alarm), with fault injection.
+//! - [`netos_ftp`]: a NET+OS device's FTP flash server (libunftp inside the
+//!   NET+OS rules: two sessions, flash written on close, restart), with the
+//!   field failures as scenarios.
 //! - [`tftp_client`]: the RFC 1350 client the simulated controller uses to
 //!   fetch configuration files.
 
 pub mod csp;
 pub mod tftp_client;
+pub mod netos_ftp;

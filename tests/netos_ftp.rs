@@ -1,0 +1,175 @@
+//! `flashline ftp put`, `probe` and `diagnose` against the simulated NET+OS
+//! FTP flash server (libunftp under the NET+OS rules) on 127.0.0.x: the
+//! factory credential candidates, flash written when the session closes, the
+//! restart, two sessions at most, and each field-failure scenario.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use flashline::sim::netos_ftp::{Firmware, FtpBehaviour, FtpScenario, NetosFtp};
+use serde_json::Value;
+
+use crate::util::{flashline, text};
+
+/// A loopback address of its own per test, so every simulated device can
+/// use the same port.
+fn address(last: u8) -> SocketAddr {
+    let port = std::net::TcpListener::bind((Ipv4Addr::new(127, 0, 0, last), 0)).unwrap().local_addr().unwrap().port();
+    SocketAddr::from((Ipv4Addr::new(127, 0, 0, last), port))
+}
+
+fn fast(firmware: Firmware, scenario: FtpScenario) -> FtpBehaviour {
+    FtpBehaviour {
+        firmware,
+        scenario,
+        reset_delay: Duration::from_millis(300),
+        boot_time: Duration::from_millis(500),
+        max_sessions: 2,
+    }
+}
+
+async fn run(args: Vec<String>) -> (Option<i32>, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let output = flashline().args(&args).output().unwrap();
+        let (stdout, stderr) = text(&output);
+        (output.status.code(), stdout, stderr)
+    })
+    .await
+    .unwrap()
+}
+
+fn put_args(address: SocketAddr, files: &[&Path], extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec!["ftp".into(), "put".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args.extend(["--host".into(), address.ip().to_string(), "--port".into(), address.port().to_string(), "--json".into()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn images(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let rom = dir.join("rom.bin");
+    let image = dir.join("image.bin");
+    std::fs::write(&rom, (0..40_000u32).map(|i| (i * 7) as u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(&image, (0..300_000u32).map(|i| (i * 13 + 5) as u8).collect::<Vec<u8>>()).unwrap();
+    (rom, image)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rom_and_image_in_separate_sessions_with_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = address(11);
+    let device = NetosFtp::start(address, fast(Firmware::Netos75, FtpScenario::Normal), dir.path());
+    let mut console = device.console();
+    drop(connect_when_up(address));
+    let (rom, image) = images(dir.path());
+    // Without --user: the factory candidates root/Netsilicon then root/password.
+    let (code, stdout, stderr) = run(put_args(address, &[&rom, &image], &["--verify", "readback", "--wait-for-restart", "--restart-timeout", "10s"])).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["user"], "root");
+    let flash = device.flash();
+    assert!(!flash.recovery);
+    assert_eq!(flash.boots, 3, "booted, then restarted after each session");
+    for (name, path) in [("rom.bin", &rom), ("image.bin", &image)] {
+        let written = &flash.images[name];
+        assert_eq!(written.writes, 1, "{name} flashed once");
+        let expected: String = sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(written.sha256, expected);
+        let file = report["files"].as_array().unwrap().iter().find(|f| f["remote"] == name).unwrap();
+        assert!(file["restart_seconds"].as_f64().is_some(), "waited for the restart: {file:#}");
+    }
+    let mut lines = Vec::new();
+    while let Ok(line) = console.try_recv() {
+        lines.push(line);
+    }
+    assert_eq!(lines.iter().filter(|l| *l == "FTP: Flash download complete.").count(), 2, "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("Resetting system in")), "{lines:?}");
+}
+
+use sha2::Digest as _;
+
+/// Connects once the simulated device's server listens (it boots on its own
+/// task), trying for at most 5 s.
+fn connect_when_up(address: SocketAddr) -> std::net::TcpStream {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)) {
+            Ok(stream) => return stream,
+            Err(error) if std::time::Instant::now() >= deadline => panic!("{address} never listened: {error}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_images_in_one_session_leave_it_in_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = address(12);
+    let device = NetosFtp::start(address, fast(Firmware::Netos6, FtpScenario::Normal), dir.path());
+    drop(connect_when_up(address));
+    let (rom, image) = images(dir.path());
+    let (code, stdout, stderr) = run(put_args(address, &[&rom, &image], &["--one-session", "--wait-for-restart", "--restart-timeout", "3s"])).await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["error"].as_str().unwrap().contains("did not come back"), "{report:#}");
+    assert!(device.flash().recovery);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_give_their_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rom, _) = images(dir.path());
+
+    // An image without the FTP server: ping works, port 21 answers RST.
+    let address_a = address(13);
+    let _a = NetosFtp::start(address_a, fast(Firmware::Netos6, FtpScenario::NoFtpServer), dir.path());
+    let (code, stdout, _) = run(put_args(address_a, &[&rom], &[])).await;
+    assert_eq!(code, Some(1));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["finding"]["code"], "no-listener", "{report:#}");
+
+    // A changed password: both factory candidates get 530.
+    let address_b = address(14);
+    let _b = NetosFtp::start(address_b, fast(Firmware::Netos6, FtpScenario::WrongPassword), dir.path());
+    drop(connect_when_up(address_b));
+    let (code, stdout, _) = run(put_args(address_b, &[&rom], &[])).await;
+    assert_eq!(code, Some(1));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("refused the credentials (530") && error.contains("user(s) tried: root, root"), "{error}");
+
+    // A server that starts late: the wait's timeline shows RST, then SYN-ACK.
+    let address_c = address(15);
+    let _c = NetosFtp::start(address_c, fast(Firmware::Netos6, FtpScenario::LateFtp(Duration::from_millis(800))), dir.path());
+    let args: Vec<String> = ["probe", &address_c.ip().to_string(), "--ports", &address_c.port().to_string(), "--wait-until", "open", "--timeout", "10s", "--json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (code, stdout, stderr) = run(args).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let events: Vec<&str> = report["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let port = address_c.port();
+    let closed = events.iter().position(|e| e.starts_with(&format!("port {port} closed (RST"))).expect("RST first");
+    let open = events.iter().position(|e| e.starts_with(&format!("port {port} open (SYN,ACK"))).expect("then open");
+    assert!(closed < open, "{events:?}");
+
+    // At most two sessions: the third gets 421.
+    let address_d = address(16);
+    let _d = NetosFtp::start(address_d, fast(Firmware::Netos6, FtpScenario::Normal), dir.path());
+    let held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let stream = connect_when_up(address_d);
+            let mut greeting = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut greeting).unwrap();
+            assert!(greeting.starts_with("220 NET+OS FTP server ready."), "{greeting}");
+            stream
+        })
+        .collect();
+    let (code, stdout, _) = run(put_args(address_d, &[&rom], &[])).await;
+    assert_eq!(code, Some(1));
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["error"].as_str().unwrap().contains("is busy: 421"), "{report:#}");
+    drop(held);
+}
