@@ -55,6 +55,43 @@ pub struct UploadSpec {
     pub hash: bool,
 }
 
+impl UploadSpec {
+    /// The spec of a resolved profile's `ftp_upload` step, aimed at `host`
+    /// (the step's `host` or the profile's `network.ip`); local paths are
+    /// taken from `base_dir`, the profile's folder.
+    pub fn from_step(step: &crate::profile::FtpUpload, host: Ipv4Addr, base_dir: &Path) -> UploadSpec {
+        UploadSpec {
+            host,
+            port: step.port,
+            credentials: step
+                .credentials
+                .iter()
+                .map(|c| Credential { user: c.user.to_string(), password: c.password.expose().to_string() })
+                .collect(),
+            mode: step.mode,
+            verify: step.verify,
+            files: step
+                .files
+                .iter()
+                .map(|f| {
+                    let local = base_dir.join(f.local.as_str());
+                    let remote = f.remote.clone().unwrap_or_else(|| {
+                        Path::new(f.local.as_str()).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                    });
+                    UploadFile { local, remote }
+                })
+                .collect(),
+            session_per_file: step.session_per_file,
+            wait_for_restart: step.wait_for_restart,
+            restart_timeout: step.restart_timeout.0,
+            retries: step.retries,
+            connect_timeout: step.connect_timeout.0,
+            probe_method: ProbeMethod::Auto,
+            hash: false,
+        }
+    }
+}
+
 /// What was uploaded and how it was verified.
 #[derive(Debug, Clone, Serialize)]
 pub struct UploadReport {

@@ -409,6 +409,11 @@ fn check_steps(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>) 
                         .warning(&format!("{base}.session_per_file"), "several files in one FTP session")
                         .help("NET+OS needs rom.bin and image.bin in separate sessions: one session leaves it in serial recovery");
                 }
+                if s.tls {
+                    problems
+                        .error(&format!("{base}.tls"), "FTPS (explicit TLS) is not supported by this flashline yet")
+                        .help("remove `tls: true`; NET+OS flash servers speak plain FTP");
+                }
                 if !waited {
                     problems
                         .warning(&base, "no wait_for_network before the upload")
