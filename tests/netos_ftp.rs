@@ -173,3 +173,25 @@ async fn scenarios_give_their_findings() {
     assert!(report["error"].as_str().unwrap().contains("is busy: 421"), "{report:#}");
     drop(held);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_of_0_1_and_64_mib_reach_the_simulated_flash_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = address(17);
+    let device = NetosFtp::start(address, fast(Firmware::Netos6, FtpScenario::Normal), dir.path());
+    drop(connect_when_up(address));
+    for (writes, size) in [0usize, 1, 64 << 20].into_iter().enumerate() {
+        let image = dir.path().join("image.bin");
+        let bytes: Vec<u8> = (0..size as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        std::fs::write(&image, &bytes).unwrap();
+        let (code, stdout, stderr) = run(put_args(address, &[&image], &["--verify", "readback", "--wait-for-restart", "--restart-timeout", "20s"])).await;
+        assert_eq!(code, Some(0), "{size} bytes: {stdout}{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        let expected: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(report["files"][0]["sha256"], expected.as_str());
+        let flashed = &device.flash().images["image.bin"];
+        assert_eq!(flashed.sha256, expected, "{size} bytes in flash");
+        assert_eq!(flashed.bytes, size as u64);
+        assert_eq!(flashed.writes, writes as u32 + 1);
+    }
+}
