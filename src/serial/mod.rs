@@ -9,3 +9,5 @@
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
 pub mod xmodem;
+pub mod port;
+pub mod transfer;

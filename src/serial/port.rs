@@ -1,0 +1,127 @@
+//! Opening a serial port by path with a profile's line settings, async and
+//! exclusive.
+//!
+//! Exclusive means a second opener fails at once with "port ... is in use"
+//! instead of sharing a garbled session. serialport takes both locks on open:
+//! `TIOCEXCL` (refuses other opens, except for root) and an exclusive `flock`
+//! (which also holds against root, and against tools that honour it, such as
+//! another flashline). This module does not read or write the port: callers
+//! get an `AsyncRead + AsyncWrite` stream.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
+
+use crate::profile::{FlowControl, Parity, SerialSettings};
+
+/// Why a port could not be opened. All are environment problems.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("port {} is in use (another program has it open)", path.display())]
+    InUse { path: PathBuf },
+    #[error("port {} does not exist", path.display())]
+    NotFound { path: PathBuf },
+    #[error("no permission to open port {} (add yourself to the `dialout` group)", path.display())]
+    PermissionDenied { path: PathBuf },
+    #[error("cannot open port {}: {message}", path.display())]
+    Other { path: PathBuf, message: String },
+}
+
+/// An open, exclusively held serial port.
+pub struct SerialPort {
+    stream: SerialStream,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SerialPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SerialPort").field("path", &self.path).finish()
+    }
+}
+
+impl SerialPort {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Opens `path` with `settings`, exclusively. Must run inside a tokio runtime.
+pub fn open(path: &Path, settings: &SerialSettings) -> Result<SerialPort, PortError> {
+    let data_bits = match settings.data_bits {
+        5 => tokio_serial::DataBits::Five,
+        6 => tokio_serial::DataBits::Six,
+        7 => tokio_serial::DataBits::Seven,
+        _ => tokio_serial::DataBits::Eight,
+    };
+    let parity = match settings.parity {
+        Parity::None => tokio_serial::Parity::None,
+        Parity::Even => tokio_serial::Parity::Even,
+        Parity::Odd => tokio_serial::Parity::Odd,
+    };
+    let stop_bits = if settings.stop_bits == 2 { tokio_serial::StopBits::Two } else { tokio_serial::StopBits::One };
+    let flow_control = match settings.flow_control {
+        FlowControl::None => tokio_serial::FlowControl::None,
+        FlowControl::Software => tokio_serial::FlowControl::Software,
+        FlowControl::Hardware => tokio_serial::FlowControl::Hardware,
+    };
+    let builder = tokio_serial::new(path.to_string_lossy(), settings.baud)
+        .data_bits(data_bits)
+        .parity(parity)
+        .stop_bits(stop_bits)
+        .flow_control(flow_control);
+    let stream = builder.open_native_async().map_err(|error| classify(path, error))?;
+    Ok(SerialPort { stream, path: path.to_path_buf() })
+}
+
+fn classify(path: &Path, error: tokio_serial::Error) -> PortError {
+    let path = path.to_path_buf();
+    match error.kind {
+        // serialport reports both EBUSY (TIOCEXCL) and a held flock as NoDevice.
+        tokio_serial::ErrorKind::NoDevice => PortError::InUse { path },
+        tokio_serial::ErrorKind::Io(io::ErrorKind::NotFound) => PortError::NotFound { path },
+        tokio_serial::ErrorKind::Io(io::ErrorKind::PermissionDenied) => PortError::PermissionDenied { path },
+        _ => PortError::Other { path, message: error.description },
+    }
+}
+
+impl AsyncRead for SerialPort {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SerialPort {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn second_open_of_a_pty_is_refused_as_in_use() {
+        let (_controller, device) = tokio_serial::SerialStream::pair().expect("pty pair");
+        let path = PathBuf::from(tokio_serial::SerialPort::name(&device).expect("a pty has a name"));
+        let settings = SerialSettings::default();
+        let first = open(&path, &settings).expect("first open");
+        let error = open(&path, &settings).expect_err("second open must fail");
+        assert!(matches!(error, PortError::InUse { .. }), "{error:?}");
+        assert_eq!(error.to_string(), format!("port {} is in use (another program has it open)", path.display()));
+        drop(first);
+        open(&path, &settings).expect("free again after the first closes");
+        let missing = open(Path::new("/dev/flashline-no-such-port"), &settings).unwrap_err();
+        assert!(matches!(missing, PortError::NotFound { .. }), "{missing:?}");
+    }
+}
