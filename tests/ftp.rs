@@ -218,3 +218,64 @@ fn a_refused_connection_carries_the_diagnosis() {
     assert_eq!(output.status.code(), Some(3));
     assert!(text(&output).1.contains("cannot read /nonexistent/rom.bin"));
 }
+
+/// A self-signed certificate for 127.0.0.1 made with openssl: (cert, key).
+fn self_signed(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    if !require(crate::util::have_program("openssl"), "openssl (Debian package openssl)") {
+        return None;
+    }
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=flashline-test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl made a certificate");
+    Some((cert, key))
+}
+
+#[test]
+fn ftps_upload_with_a_trusted_certificate_and_refusal_without() {
+    if !vsftpd_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = self_signed(dir.path()) else { return };
+    let port = free_port();
+    let cert_line = format!("rsa_cert_file={}", cert.display());
+    let key_line = format!("rsa_private_key_file={}", key.display());
+    let (_server, up) = Vsftpd::anonymous_upload(
+        port,
+        &[
+            "ssl_enable=YES",
+            "allow_anon_ssl=YES",
+            "force_anon_logins_ssl=YES",
+            "force_anon_data_ssl=YES",
+            "require_ssl_reuse=NO",
+            &cert_line,
+            &key_line,
+        ],
+    );
+    let local = make_file(dir.path(), "image.bin", 3 << 20);
+    let cert_arg = cert.to_str().unwrap();
+    let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", "up/image.bin", "--verify", "readback", "--tls", "--tls-ca", cert_arg]);
+    assert_eq!(code, Some(0), "{stderr}\n{report:#}");
+    assert_eq!(sha256_file(&up.join("image.bin")), sha256_file(&local));
+
+    // The server insists on TLS: plain FTP is refused at login.
+    let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/plain.bin"]);
+    assert_eq!(code, Some(1), "{report:#}");
+
+    // A certificate nobody vouched for is not trusted.
+    let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/untrusted.bin", "--tls"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert!(report["error"].as_str().unwrap().starts_with("TLS with 127.0.0.1"), "{report:#}");
+    assert!(!up.join("untrusted.bin").exists());
+}

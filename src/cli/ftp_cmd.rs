@@ -61,6 +61,15 @@ pub struct PutArgs {
     /// Data connection: passive (PASV), epsv (EPSV) or active (PORT).
     #[arg(long, value_enum, default_value_t = ModeArg::Passive)]
     mode: ModeArg,
+    /// Explicit TLS (FTPS: AUTH TLS, data connections protected too).
+    #[arg(long)]
+    tls: bool,
+    /// PEM file of the CA (or the device's own certificate) to trust; default: the system's CAs.
+    #[arg(long, value_name = "PEM", requires = "tls")]
+    tls_ca: Option<PathBuf>,
+    /// Name the device's certificate must carry; default: its address.
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    tls_name: Option<String>,
     /// Send all files in one session (NET+OS needs one session per file, the default).
     #[arg(long)]
     one_session: bool,
@@ -153,6 +162,7 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
         connect_timeout: args.connect_timeout.0,
         probe_method: ProbeMethod::Auto,
         hash: args.hash,
+        tls: args.tls.then(|| ftp::TlsSettings { ca_file: args.tls_ca.clone(), name: args.tls_name.clone() }),
     };
     let bars = !args.json && !context.quiet && std::io::stderr().is_terminal();
     let mut display = Display { bar: None, bars, quiet: context.quiet || args.json };

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::net::diagnose::Finding;
 
-pub use upload::{upload, UploadReport, UploadSpec};
+pub use upload::{TlsSettings, UploadReport, UploadSpec, upload};
 
 /// A user name and password to try. Debug-prints without the password.
 #[derive(Clone)]
@@ -77,6 +77,8 @@ pub enum FtpError {
     LocalFile { path: PathBuf, error: String },
     #[error("{what}: unexpected answer {reply}")]
     Protocol { what: String, reply: String },
+    #[error("TLS with {host}:{port} failed: {error}")]
+    Tls { host: String, port: u16, error: String },
     #[error("{host} did not {what} within {} s after the upload", timeout.as_secs())]
     Restart { host: String, what: &'static str, timeout: Duration },
 }

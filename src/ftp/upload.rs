@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use suppaftp::tokio::AsyncFtpStream;
+use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError as SuppaError, Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,6 +48,8 @@ pub struct UploadSpec {
     pub connect_timeout: Duration,
     /// How to probe for the restart and for the diagnosis of a refusal.
     pub probe_method: ProbeMethod,
+    /// Explicit TLS (FTPS), when set.
+    pub tls: Option<TlsSettings>,
     /// Compute each file's SHA-256 while sending (always done for
     /// `readback`, which compares it). Off by default: the hash of the local
     /// file says nothing about the device's copy, and on a 2-core station it
@@ -87,8 +89,46 @@ impl UploadSpec {
             retries: step.retries,
             connect_timeout: step.connect_timeout.0,
             probe_method: ProbeMethod::Auto,
+            tls: step.tls.then(|| TlsSettings {
+                ca_file: step.tls_ca.as_ref().map(|ca| base_dir.join(ca.as_str())),
+                name: step.tls_name.clone(),
+            }),
             hash: false,
         }
+    }
+}
+
+/// What to trust for FTPS.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// PEM file of the CA or the device's own certificate; None uses the
+    /// system's CA bundle.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name the certificate must carry; None means the device's address.
+    pub name: Option<String>,
+}
+
+/// The system's CA bundle on Debian and its kin.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+impl TlsSettings {
+    fn connector(&self) -> Result<AsyncRustlsConnector, FtpError> {
+        use rustls_pki_types::pem::PemObject;
+        let path = self.ca_file.clone().unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
+        let certificates = rustls_pki_types::CertificateDer::pem_file_iter(&path)
+            .and_then(|items| items.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| FtpError::LocalFile { path: path.clone(), error: format!("not a PEM certificate file: {e}") })?;
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(certificates);
+        if added == 0 {
+            return Err(FtpError::LocalFile { path, error: "holds no usable certificate".into() });
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| FtpError::Protocol { what: "TLS set-up".into(), reply: e.to_string() })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))))
     }
 }
 
@@ -122,7 +162,8 @@ pub struct FileReport {
 }
 
 struct Session {
-    ftp: AsyncFtpStream,
+    /// Plain until `AUTH TLS`; the same type either way.
+    ftp: AsyncRustlsFtpStream,
     user: String,
     /// The server offers `REST STREAM`.
     resumable: bool,
@@ -284,11 +325,23 @@ async fn open_session(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + S
     }
 }
 
-async fn connect(spec: &UploadSpec) -> Result<AsyncFtpStream, FtpError> {
+async fn connect(spec: &UploadSpec) -> Result<AsyncRustlsFtpStream, FtpError> {
     let address = SocketAddr::from((spec.host, spec.port));
     let host = spec.host.to_string();
-    match AsyncFtpStream::connect_timeout(address, spec.connect_timeout).await {
-        Ok(ftp) => Ok(ftp),
+    match AsyncRustlsFtpStream::connect_timeout(address, spec.connect_timeout).await {
+        Ok(ftp) => match &spec.tls {
+            None => Ok(ftp),
+            Some(tls) => {
+                let connector = tls.connector()?;
+                let name = tls.name.clone().unwrap_or_else(|| host.clone());
+                ftp.into_secure(connector, &name).await.map_err(|e| FtpError::Tls {
+                    host: host.clone(),
+                    port: spec.port,
+                    // suppaftp wraps its own prefix twice.
+                    error: e.to_string().replace("Secure error: ", ""),
+                })
+            }
+        },
         Err(SuppaError::UnexpectedResponse(response)) if matches!(response.status.code(), 421 | 120) => {
             Err(FtpError::Busy { host, port: spec.port, reply: reply_text(&response) })
         }
@@ -317,7 +370,7 @@ async fn diagnose(spec: &UploadSpec) -> Option<Box<crate::net::diagnose::Finding
     Some(Box::new(report.finding))
 }
 
-async fn finish_session(mut ftp: AsyncFtpStream, spec: &UploadSpec, user: String) -> Result<Session, FtpError> {
+async fn finish_session(mut ftp: AsyncRustlsFtpStream, spec: &UploadSpec, user: String) -> Result<Session, FtpError> {
     // suppaftp starts in ASCII, which would rewrite every LF in the image.
     ftp.transfer_type(FileType::Binary)
         .await

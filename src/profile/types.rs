@@ -387,9 +387,16 @@ pub struct FtpUpload {
     pub credentials: Vec<Credential>,
     #[serde(default)]
     pub mode: FtpMode,
-    /// Explicit TLS (FTPS, AUTH TLS).
+    /// Explicit TLS (FTPS, AUTH TLS), data connections protected too.
     #[serde(default, skip_serializing_if = "is_false")]
     pub tls: bool,
+    /// PEM file of the CA (or the device's own certificate) to trust for
+    /// TLS; defaults to the system's CA bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<Template>,
+    /// Name the device's certificate must carry; defaults to its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_name: Option<String>,
     #[serde(default)]
     pub verify: FtpVerify,
     /// The files, uploaded in order.

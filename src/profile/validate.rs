@@ -409,10 +409,10 @@ fn check_steps(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>) 
                         .warning(&format!("{base}.session_per_file"), "several files in one FTP session")
                         .help("NET+OS needs rom.bin and image.bin in separate sessions: one session leaves it in serial recovery");
                 }
-                if s.tls {
+                if !s.tls && (s.tls_ca.is_some() || s.tls_name.is_some()) {
                     problems
-                        .error(&format!("{base}.tls"), "FTPS (explicit TLS) is not supported by this flashline yet")
-                        .help("remove `tls: true`; NET+OS flash servers speak plain FTP");
+                        .warning(&format!("{base}.tls"), "tls_ca / tls_name are set but tls is off")
+                        .help("set `tls: true` to use FTPS");
                 }
                 if !waited {
                     problems

@@ -234,6 +234,7 @@ pub fn visit_templates(profile: &mut Profile, visit: &mut dyn FnMut(&str, Templa
                 for (j, f) in s.files.iter_mut().enumerate() {
                     visit(&format!("{base}.files[{j}].local"), TemplateRole::Path, &mut f.local);
                 }
+                opt(visit, &base, "tls_ca", TemplateRole::Path, &mut s.tls_ca);
             }
             Step::TftpManage(s) => {
                 opt(visit, &base, "host", TemplateRole::Text, &mut s.host);
