@@ -307,3 +307,39 @@ pub fn parse_set_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, Str
     }
     Ok(values)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text built from YAML's own punctuation and the profile's keys, so the
+    /// generator reaches deep into the checks rather than failing at once.
+    fn yamlish() -> impl Strategy<Value = String> {
+        let pieces = prop::sample::select(vec![
+            "format: 1\n", "name: x\n", "steps:\n", "  - ", "load_image:", "ftp_upload:", "tftp_manage:",
+            "wait_for_network:", "configure_network:", " {", "}", "[", "]", ",", ":", " ", "\n", "    ",
+            "file: a.bin", "port: 70000", "ip: ${ip}", "${", "${env:", "&a ", "*a", "<<: *a", "---\n", "\"", "'",
+            "- ", "network:\n", "  mask: 255.0.255.0\n", "serial: {baud: x}\n", "\t", "#", "? ", "|\n", ">-\n",
+            "\u{e9}", "0x", "null", "~", "!!str ", "dialog: []", "done: (", "query: [all]",
+        ]);
+        prop::collection::vec(pieces, 0..40).prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn any_text_gives_problems_not_panics(text in yamlish()) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.yaml");
+            std::fs::write(&path, &text).unwrap();
+            let problems = check_file(&path).unwrap();
+            for problem in &problems {
+                prop_assert!(problem.line >= 1 && problem.column >= 1, "{problem}");
+            }
+            if let Ok(loaded) = load(&path, CheckOptions::default()) {
+                let _ = resolve(&loaded, &BTreeMap::new(), ResolveMode::Display);
+            }
+        }
+    }
+}
