@@ -11,6 +11,7 @@
 //!   with a timeline, and the "pings but refuses FTP" diagnosis.
 //! - [`ftp`]: verified firmware uploads over FTP, with retries and the wait
 //!   for the device's restart.
+//! - [`pipeline`]: the batch journal and the reports (JSON, JUnit, table).
 //! - [`cli`]: the command-line interface; the only module that prints or
 //!   decides exit codes.
 //! - [`serial`]: exclusive port opening, XMODEM/XMODEM-1K/YMODEM, the console
@@ -23,6 +24,7 @@
 
 pub mod cli;
 pub mod net;
+pub mod pipeline;
 pub mod exs;
 pub mod ftp;
 pub mod profile;

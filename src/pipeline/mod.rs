@@ -1,0 +1,9 @@
+//! The job users come for: a profile's steps run on one device, many devices
+//! at once, with a journal to resume and reports to hand on.
+//!
+//! - [`journal`]: JSON lines, appended and fsynced per step; resume reads it.
+//! - [`report`]: JSON (documented schema), JUnit XML and a human table,
+//!   written atomically.
+
+pub mod journal;
+pub mod report;
