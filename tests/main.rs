@@ -6,6 +6,7 @@ mod util;
 mod exs;
 mod ftp;
 mod net;
+mod pipeline;
 mod netos_ftp;
 mod profile_check;
 mod test_helpers;

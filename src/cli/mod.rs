@@ -6,11 +6,14 @@
 //! arguments), 3 environment (a file that cannot be read, a busy port, no
 //! permission).
 
+mod batch_cmd;
+mod batch_view;
 mod ftp_cmd;
 mod net_cmd;
 mod output;
 mod exs_cmd;
 mod profile_cmd;
+mod run_cmd;
 #[cfg(feature = "sim")]
 mod sim_cmd;
 
@@ -89,6 +92,10 @@ enum Command {
     /// Check, show and describe device profiles.
     #[command(subcommand)]
     Profile(profile_cmd::ProfileCommand),
+    /// Run one device through its profile's steps, with a report.
+    Run(run_cmd::RunArgs),
+    /// Run every device of an inventory, several at once, journaled and resumable.
+    Batch(batch_cmd::BatchArgs),
     /// EXS API (CSP matrix controllers): TFTP Manage, decode frames, check TFTP configuration files.
     #[command(subcommand)]
     Exs(exs_cmd::ExsCommand),
@@ -131,6 +138,8 @@ pub fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Profile(command) => profile_cmd::run(command, &context),
+        Command::Run(args) => run_cmd::run(args, &context),
+        Command::Batch(args) => batch_cmd::run(args, &context),
         Command::Exs(command) => exs_cmd::run(command, &context),
         #[cfg(feature = "sim")]
         Command::Sim(command) => sim_cmd::run(command, &context),

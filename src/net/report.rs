@@ -53,7 +53,7 @@ pub struct Investigation {
 pub async fn investigate(
     spec: &Investigation,
     prober: &Prober,
-    on_event: &mut dyn FnMut(&TimelineEvent),
+    on_event: &mut (dyn FnMut(&TimelineEvent) + Send),
 ) -> Result<NetReport, NetError> {
     let wanted = spec.wait_until.unwrap_or(PortState::Open);
     let wait = WaitSpec {

@@ -80,7 +80,7 @@ fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
 pub async fn wait_for(
     spec: &WaitSpec,
     prober: &Prober,
-    on_event: &mut dyn FnMut(&TimelineEvent),
+    on_event: &mut (dyn FnMut(&TimelineEvent) + Send),
 ) -> Result<WaitOutcome, NetError> {
     let started = Instant::now();
     let deadline = started + spec.timeout;

@@ -1,9 +1,13 @@
 //! The job users come for: a profile's steps run on one device, many devices
 //! at once, with a journal to resume and reports to hand on.
 //!
+//! - [`batch`]: many devices under a limit of places, Ctrl-C aware.
+//! - [`device`]: one device through its profile's steps, journaled.
 //! - [`journal`]: JSON lines, appended and fsynced per step; resume reads it.
 //! - [`report`]: JSON (documented schema), JUnit XML and a human table,
 //!   written atomically.
 
+pub mod batch;
+pub mod device;
 pub mod journal;
 pub mod report;

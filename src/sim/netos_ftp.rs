@@ -235,7 +235,8 @@ impl Device {
                         }
                         sessions += 1;
                         session_number += 1;
-                        let dir = self.workdir.join(format!("session-{session_number}"));
+                        // Several simulated devices may share one workdir.
+                        let dir = self.workdir.join(format!("session-{}-{}-{session_number}", self.address.ip(), self.address.port()));
                         let server = self.server(&dir);
                         let ended_tx = ended_tx.clone();
                         tokio::spawn(async move {

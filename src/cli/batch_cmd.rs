@@ -1,0 +1,119 @@
+//! `flashline batch INVENTORY`: every device of an inventory through its
+//! profile, `--jobs` at a time, journaled for `--resume`, with JSON and JUnit
+//! reports.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::sync::watch;
+
+use super::batch_view::{BatchView, ReportTargets, conclude};
+use super::{Context, Outcome};
+use crate::pipeline::batch::{BatchOptions, run_batch};
+use crate::pipeline::device::DeviceJob;
+use crate::profile::{Inventory, ProfileError};
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Inventory of devices (YAML, or CSV with a header row).
+    #[arg(value_name = "INVENTORY")]
+    inventory: PathBuf,
+    /// Devices run at once.
+    #[arg(long, short = 'j', default_value_t = 4)]
+    jobs: usize,
+    /// Journal file (JSON lines, fsynced per step) for --resume.
+    #[arg(long, value_name = "F")]
+    journal: Option<PathBuf>,
+    /// Continue the journal: skip devices and steps already done.
+    #[arg(long, requires = "journal")]
+    resume: bool,
+    /// Write the JSON report here (atomically).
+    #[arg(long, value_name = "F.json")]
+    report: Option<PathBuf>,
+    /// Write a JUnit XML report here (a testcase per device).
+    #[arg(long, value_name = "F.xml")]
+    junit: Option<PathBuf>,
+    /// Treat profile warnings as errors.
+    #[arg(long)]
+    strict: bool,
+    /// Print the JSON report on stdout instead of the summary table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: BatchArgs, context: &Context) -> Outcome {
+    let inventory = match Inventory::load(&args.inventory) {
+        Ok(inventory) => inventory,
+        Err(error) => return inventory_error(&error, context),
+    };
+    let mut devices = Vec::new();
+    for device in &inventory.devices {
+        let Some(profile) = &device.profile else {
+            eprintln!(
+                "{}: {}:{}: device `{}` names no profile",
+                context.err.error("error"),
+                inventory.path.display(),
+                device.line,
+                device.name
+            );
+            return Outcome::BadInput;
+        };
+        devices.push(DeviceJob {
+            name: device.name.clone(),
+            profile_path: profile.clone(),
+            values: device.values.clone(),
+            port: device.port.as_ref().map(PathBuf::from),
+            strict: args.strict,
+        });
+    }
+    let options = BatchOptions { jobs: args.jobs, journal: args.journal.clone(), resume: args.resume };
+    let targets = ReportTargets { json_file: args.report.clone(), junit_file: args.junit.clone(), json_stdout: args.json };
+    run_jobs(devices, &options, &targets, args.json, context)
+}
+
+/// Runs `devices` with Ctrl-C handling and concludes with the reports.
+pub fn run_jobs(devices: Vec<DeviceJob>, options: &BatchOptions, targets: &ReportTargets, json: bool, context: &Context) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let view = BatchView::new(devices.len(), json, context);
+    let result = runtime.block_on(async {
+        let (cancel_tx, cancel) = watch::channel(false);
+        let quiet = context.quiet;
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                if !quiet {
+                    eprintln!("stopping: no new device starts; running devices stop before their next step (Ctrl-C again to abort)");
+                }
+                let _ = cancel_tx.send(true);
+                // A second Ctrl-C ends at once, as users expect.
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        run_batch(devices, options, view.clone() as Arc<_>, cancel).await
+    });
+    view.finish();
+    match result {
+        Ok(report) => conclude(&report, targets, context),
+        Err(error) => {
+            eprintln!("{}: {error}", context.err.error("error"));
+            Outcome::BadInput
+        }
+    }
+}
+
+pub fn inventory_error(error: &ProfileError, context: &Context) -> Outcome {
+    match error {
+        ProfileError::Read { .. } => {
+            eprintln!("{}: {error}", context.err.error("error"));
+            Outcome::Environment
+        }
+        ProfileError::Invalid { problems, .. } => {
+            for problem in problems {
+                eprintln!("{}", context.err.problem(problem));
+            }
+            Outcome::BadInput
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Many devices at once: a `JoinSet` under a `Semaphore` of `jobs` places.
+//! One failing device never stops the others; Ctrl-C stops new devices from
+//! starting and lets the running ones stop before their next step; the
+//! journal lets a rerun with `resume` skip what is done.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Semaphore, watch};
+
+use super::device::{DeviceJob, RunContext, run_device};
+use super::journal::{Journal, JournalError, now, passed_steps};
+use super::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, rfc3339};
+use crate::progress::Progress;
+
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Devices run at once.
+    pub jobs: usize,
+    pub journal: Option<PathBuf>,
+    /// Continue the journal: skip the steps it holds as done.
+    pub resume: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("journal {} already holds {records} record(s): add --resume to continue that batch, or name another journal", path.display())]
+    JournalInUse { path: PathBuf, records: usize },
+}
+
+/// What the batch asks of its caller for each device.
+pub trait BatchObserver: Send + Sync {
+    /// Progress events of one device.
+    fn progress(&self, device: &str) -> Arc<dyn Progress>;
+    fn device_started(&self, _device: &str) {}
+    fn step_ended(&self, _device: &str, _step: &StepRecord) {}
+    fn device_ended(&self, _report: &DeviceReport) {}
+}
+
+/// Runs every device of `devices`; the report lists them in the given order.
+pub async fn run_batch(
+    devices: Vec<DeviceJob>,
+    options: &BatchOptions,
+    observer: Arc<dyn BatchObserver>,
+    cancel: watch::Receiver<bool>,
+) -> Result<BatchReport, BatchError> {
+    let started_at = now();
+    let (journal, done) = match &options.journal {
+        Some(path) => {
+            let (journal, records) = Journal::open(path)?;
+            if !records.is_empty() && !options.resume {
+                return Err(BatchError::JournalInUse { path: path.clone(), records: records.len() });
+            }
+            (Some(Arc::new(Mutex::new(journal))), passed_steps(&records))
+        }
+        None => (None, BTreeMap::new()),
+    };
+    let places = Arc::new(Semaphore::new(options.jobs.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut reports: Vec<Option<DeviceReport>> = vec![None; devices.len()];
+    for (index, job) in devices.iter().cloned().enumerate() {
+        let permit = tokio::select! {
+            permit = places.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = wait_for_cancel(cancel.clone()) => break,
+        };
+        if *cancel.borrow() {
+            break;
+        }
+        let journal = journal.clone();
+        let done = done.get(&job.name).cloned().unwrap_or_default();
+        let observer = observer.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            observer.device_started(&job.name);
+            let progress = observer.progress(&job.name);
+            let on_step = |device: &str, step: &StepRecord| observer.step_ended(device, step);
+            let context = RunContext {
+                journal: journal.as_deref(),
+                done,
+                progress: progress.as_ref(),
+                cancel,
+                on_step: &on_step,
+            };
+            let report = run_device(&job, context).await;
+            observer.device_ended(&report);
+            (index, report)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, report)) => reports[index] = Some(report),
+            // A device's task panicked: its report says so; the others go on.
+            Err(error) => tracing::error!(%error, "a device task ended abnormally"),
+        }
+    }
+    let interrupted = *cancel.borrow();
+    let devices: Vec<DeviceReport> = reports
+        .into_iter()
+        .zip(devices)
+        .map(|(report, job)| report.unwrap_or_else(|| not_run(&job, interrupted)))
+        .collect();
+    Ok(BatchReport::new(rfc3339(started_at), rfc3339(now()), interrupted, devices))
+}
+
+async fn wait_for_cancel(mut cancel: watch::Receiver<bool>) {
+    while !*cancel.borrow() {
+        if cancel.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn not_run(job: &DeviceJob, interrupted: bool) -> DeviceReport {
+    DeviceReport {
+        name: job.name.clone(),
+        profile: job.profile_path.display().to_string(),
+        port: job.port.as_ref().map(|p| p.display().to_string()),
+        ip: job.values.get("ip").cloned(),
+        mac: None,
+        serial_number: None,
+        images: Vec::new(),
+        outcome: DeviceOutcome::NotRun,
+        failure_class: None,
+        error: Some(if interrupted { "not started: the batch was interrupted".into() } else { "not started".into() }),
+        finding: None,
+        steps: Vec::new(),
+    }
+}

@@ -1,0 +1,337 @@
+//! One device through its profile's steps: resolve the profile for the
+//! device, check the images before anything is sent, then run each step in
+//! order (serial image load, console set-up, network wait, FTP upload, TFTP
+//! Manage), journaling each result before the next starts. A failure stops
+//! the device and carries its class and, for network refusals, the finding.
+//!
+//! Steps the journal already holds as done are skipped, so a finished unit is
+//! never flashed twice.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::journal::{Journal, JournalRecord, StepOutcome, now};
+use super::report::{DeviceOutcome, DeviceReport, ImageHash, StepRecord};
+use crate::exs::job::{FailureKind, TftpManageJob, run_tftp_manage};
+use crate::ftp::{self, FailureClass, UploadSpec};
+use crate::net::diagnose::{Evidence, Finding, diagnose};
+use crate::net::wait::{WaitSpec, wait_for};
+use crate::net::{NetError, Prober};
+use crate::profile::{self, CheckOptions, Profile, ResolveMode, Step};
+use crate::progress::Progress;
+use crate::serial::console::Console;
+use crate::serial::port::{self, SerialPort};
+use crate::serial::steps::{self as serial_steps, StepError};
+
+/// One device of a run or a batch.
+#[derive(Debug, Clone)]
+pub struct DeviceJob {
+    pub name: String,
+    pub profile_path: PathBuf,
+    /// Its variables: `name`, `port`, `ip`, `mask`, `gateway` and the rest.
+    pub values: BTreeMap<String, String>,
+    /// The serial port, for profiles with serial steps.
+    pub port: Option<PathBuf>,
+    pub strict: bool,
+}
+
+/// What the runner needs from its caller.
+pub struct RunContext<'a> {
+    /// Where each step's result goes before the next starts.
+    pub journal: Option<&'a Mutex<Journal>>,
+    /// Steps an earlier run finished (from the journal).
+    pub done: Vec<usize>,
+    pub progress: &'a dyn Progress,
+    /// Becomes true on Ctrl-C: no new step starts.
+    pub cancel: watch::Receiver<bool>,
+    /// Sees each step's record as it ends (for live display).
+    pub on_step: &'a (dyn Fn(&str, &StepRecord) + Send + Sync),
+}
+
+/// Why a step failed, classified.
+struct Failure {
+    class: FailureClass,
+    message: String,
+    finding: Option<Finding>,
+}
+
+impl Failure {
+    fn new(class: FailureClass, message: impl Into<String>) -> Failure {
+        Failure { class, message: message.into(), finding: None }
+    }
+}
+
+/// Runs `job` to the end (or its first failure) and reports.
+pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceReport {
+    let started = Instant::now();
+    let mut report = DeviceReport {
+        name: job.name.clone(),
+        profile: job.profile_path.display().to_string(),
+        port: job.port.as_ref().map(|p| p.display().to_string()),
+        ip: job.values.get("ip").cloned(),
+        mac: None,
+        serial_number: None,
+        images: Vec::new(),
+        outcome: DeviceOutcome::Passed,
+        failure_class: None,
+        error: None,
+        finding: None,
+        steps: Vec::new(),
+    };
+    let fail = |report: &mut DeviceReport, failure: Failure| {
+        report.outcome = DeviceOutcome::Failed;
+        report.failure_class = Some(failure.class);
+        report.error = Some(failure.message);
+        report.finding = failure.finding;
+    };
+    // Bad input stops the device before anything is sent.
+    let (profile, base_dir) = match resolve(job) {
+        Ok(found) => found,
+        Err(failure) => {
+            fail(&mut report, failure);
+            return report;
+        }
+    };
+    report.ip = profile.network.ip.as_ref().map(|t| t.to_string()).or(report.ip);
+    match hash_images(&profile, &base_dir) {
+        Ok(images) => report.images = images,
+        Err(failure) => {
+            fail(&mut report, failure);
+            return report;
+        }
+    }
+    let mut console: Option<Console<SerialPort>> = None;
+    for (index, step) in profile.steps.iter().enumerate() {
+        if *context.cancel.borrow() {
+            report.outcome = if report.steps.is_empty() { DeviceOutcome::NotRun } else { DeviceOutcome::Failed };
+            report.error = Some("stopped by Ctrl-C before this step".into());
+            report.failure_class = Some(FailureClass::Environment);
+            break;
+        }
+        let step_started = Instant::now();
+        let (outcome, detail, retries, failure) = if context.done.contains(&index) {
+            (StepOutcome::Skipped, "done in an earlier run (journal)".to_string(), 0, None)
+        } else {
+            match run_step(job, &profile, &base_dir, step, &mut console, context.progress).await {
+                Ok(done) => (done.outcome, done.detail, done.retries, None),
+                Err(failure) => (StepOutcome::Failed, failure.message.clone(), 0, Some(failure)),
+            }
+        };
+        let record = StepRecord {
+            index,
+            kind: step.kind().to_string(),
+            outcome,
+            started_ms: step_started.duration_since(started).as_millis() as u64,
+            duration_ms: step_started.elapsed().as_millis() as u64,
+            retries,
+            detail: detail.clone(),
+        };
+        if let Some(journal) = context.journal {
+            let line = JournalRecord { device: job.name.clone(), step: index, kind: record.kind.clone(), outcome, at: now(), detail };
+            let written = journal.lock().unwrap_or_else(|p| p.into_inner()).append(&line);
+            if let Err(error) = written {
+                (context.on_step)(&job.name, &record);
+                report.steps.push(record);
+                fail(&mut report, Failure::new(FailureClass::Environment, error.to_string()));
+                break;
+            }
+        }
+        (context.on_step)(&job.name, &record);
+        report.steps.push(record);
+        if let Some(failure) = failure {
+            fail(&mut report, failure);
+            break;
+        }
+    }
+    if let Some(console) = &console {
+        let text = console.transcript().render();
+        report.mac = find(&text, r"(?i)MAC address[^0-9A-F]*((?:[0-9A-F]{2}:){5}[0-9A-F]{2})");
+        report.serial_number = find(&text, r"(?i)serial number[ .:=]*([A-Za-z0-9-]{4,})");
+    }
+    report
+}
+
+fn find(text: &str, pattern: &str) -> Option<String> {
+    regex::Regex::new(pattern).ok()?.captures(text).map(|c| c[1].to_string())
+}
+
+fn resolve(job: &DeviceJob) -> Result<(Profile, PathBuf), Failure> {
+    let loaded = profile::load(&job.profile_path, CheckOptions { strict: job.strict }).map_err(|error| match &error {
+        profile::ProfileError::Read { .. } => Failure::new(FailureClass::Environment, error.to_string()),
+        profile::ProfileError::Invalid { problems, .. } => Failure::new(
+            FailureClass::Input,
+            problems.iter().filter(|p| p.is_error()).map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        ),
+    })?;
+    let resolved = profile::resolve(&loaded, &job.values, ResolveMode::Use).map_err(|problems| {
+        Failure::new(FailureClass::Input, problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    })?;
+    Ok((resolved, loaded.base_dir().to_path_buf()))
+}
+
+/// SHA-256 of every image the steps will send, read before anything runs: a
+/// missing or unreadable image stops the device before it is touched.
+fn hash_images(profile: &Profile, base_dir: &Path) -> Result<Vec<ImageHash>, Failure> {
+    let mut files = Vec::new();
+    for step in &profile.steps {
+        match step {
+            Step::LoadImage(s) => files.push(s.file.to_string()),
+            Step::FtpUpload(s) => files.extend(s.files.iter().map(|f| f.local.to_string())),
+            _ => {}
+        }
+    }
+    let mut images = Vec::new();
+    for file in files {
+        if images.iter().any(|i: &ImageHash| i.file == file) {
+            continue;
+        }
+        let bytes = std::fs::read(base_dir.join(&file))
+            .map_err(|e| Failure::new(FailureClass::Environment, format!("cannot read image {file}: {e}")))?;
+        let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        images.push(ImageHash { file, sha256, bytes: bytes.len() as u64 });
+    }
+    Ok(images)
+}
+
+struct StepDone {
+    outcome: StepOutcome,
+    detail: String,
+    retries: u32,
+}
+
+fn passed(detail: impl Into<String>) -> StepDone {
+    StepDone { outcome: StepOutcome::Passed, detail: detail.into(), retries: 0 }
+}
+
+/// The address a network step talks to.
+fn target(host: Option<&profile::Template>, profile: &Profile) -> Result<Ipv4Addr, Failure> {
+    let text = host.or(profile.network.ip.as_ref()).map(|t| t.to_string()).unwrap_or_default();
+    text.trim()
+        .parse()
+        .map_err(|_| Failure::new(FailureClass::Input, format!("`{text}` is not an IPv4 address to reach")))
+}
+
+async fn run_step(
+    job: &DeviceJob,
+    profile: &Profile,
+    base_dir: &Path,
+    step: &Step,
+    console: &mut Option<Console<SerialPort>>,
+    progress: &dyn Progress,
+) -> Result<StepDone, Failure> {
+    match step {
+        Step::LoadImage(s) => {
+            let console = open_console(job, profile, console)?;
+            let image = serial_steps::read_image(&base_dir.join(s.file.as_str())).map_err(step_failure)?;
+            let sent = serial_steps::load_image(console, s, image, profile.serial.baud, progress).await.map_err(step_failure)?;
+            Ok(StepDone {
+                outcome: StepOutcome::Passed,
+                detail: format!("sent {} bytes in {:.1} s", sent.stats.acked_bytes, sent.elapsed.as_secs_f64()),
+                retries: sent.stats.retransmissions as u32,
+            })
+        }
+        Step::ConfigureNetwork(s) => {
+            let console = open_console(job, profile, console)?;
+            let outcome = serial_steps::configure_network(console, s, progress).await.map_err(step_failure)?;
+            if outcome.skipped {
+                return Ok(StepDone { outcome: StepOutcome::Skipped, detail: "settings already in place".into(), retries: 0 });
+            }
+            Ok(passed(format!("answered {} prompt(s)", outcome.answered.len())))
+        }
+        Step::WaitForNetwork(s) => {
+            let host = target(s.host.as_ref(), profile)?;
+            let prober = Prober::new(s.method).map_err(net_failure)?;
+            let spec = WaitSpec::from_step(s, host);
+            let outcome = wait_for(&spec, &prober, &mut |_| {}).await.map_err(net_failure)?;
+            if outcome.reached {
+                return Ok(passed(format!("up after {} ms", outcome.elapsed.as_millis())));
+            }
+            let evidence = Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None };
+            let finding = diagnose(host, &evidence);
+            Err(Failure {
+                class: FailureClass::Device,
+                message: format!("{host} did not reach the wanted states in {} ms", spec.timeout.as_millis()),
+                finding: Some(finding),
+            })
+        }
+        Step::FtpUpload(s) => {
+            let host = target(s.host.as_ref(), profile)?;
+            let spec = UploadSpec::from_step(s, host, base_dir);
+            let uploaded = ftp::upload(&spec, &mut |_| {}).await.map_err(|error| Failure {
+                class: error.class(),
+                message: error.to_string(),
+                finding: error.finding().cloned(),
+            })?;
+            let retries = uploaded.files.iter().map(|f| f.attempts.saturating_sub(1)).sum();
+            let detail = uploaded
+                .files
+                .iter()
+                .map(|f| format!("{} ({} bytes, {})", f.remote, f.bytes, f.verified))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(StepDone { outcome: StepOutcome::Passed, detail: format!("as {}: {detail}", uploaded.user), retries })
+        }
+        Step::TftpManage(s) => {
+            let default_host = profile.network.ip.as_ref().map(|t| t.to_string());
+            let exs_job = TftpManageJob::from_step(s, default_host.as_deref(), base_dir).map_err(exs_failure)?;
+            let done = run_tftp_manage(&exs_job, &mut |_| {}).await.map_err(exs_failure)?;
+            let answers: Vec<String> = done
+                .exchanges
+                .iter()
+                .map(|e| format!("{}: {}", e.purpose, e.response.status))
+                .collect();
+            if done.succeeded() {
+                Ok(passed(answers.join("; ")))
+            } else {
+                Err(Failure::new(FailureClass::Device, format!("the controller refused: {}", answers.join("; "))))
+            }
+        }
+    }
+}
+
+fn open_console<'c>(
+    job: &DeviceJob,
+    profile: &Profile,
+    console: &'c mut Option<Console<SerialPort>>,
+) -> Result<&'c mut Console<SerialPort>, Failure> {
+    if console.is_none() {
+        let Some(path) = &job.port else {
+            return Err(Failure::new(FailureClass::Input, "the profile has serial steps but the device has no `port`"));
+        };
+        let opened = port::open(path, &profile.serial).map_err(|e| Failure::new(FailureClass::Environment, e.to_string()))?;
+        *console = Some(Console::new(opened));
+    }
+    Ok(console.as_mut().expect("opened above"))
+}
+
+fn step_failure(error: StepError) -> Failure {
+    let class = match &error {
+        StepError::BadPattern { .. } => FailureClass::Input,
+        StepError::ImageUnreadable { .. } => FailureClass::Environment,
+        _ => FailureClass::Device,
+    };
+    Failure::new(class, error.to_string())
+}
+
+fn net_failure(error: NetError) -> Failure {
+    let class = match error {
+        NetError::Resolve { .. } => FailureClass::Input,
+        _ => FailureClass::Environment,
+    };
+    Failure::new(class, error.to_string())
+}
+
+fn exs_failure(error: crate::exs::job::ExsError) -> Failure {
+    let class = match error.kind() {
+        FailureKind::BadInput => FailureClass::Input,
+        FailureKind::Environment => FailureClass::Environment,
+        FailureKind::Device => FailureClass::Device,
+    };
+    Failure::new(class, error.to_string())
+}
