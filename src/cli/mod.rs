@@ -14,8 +14,11 @@ mod output;
 mod exs_cmd;
 mod profile_cmd;
 mod run_cmd;
+mod serial_cmd;
 #[cfg(feature = "sim")]
 mod sim_cmd;
+#[cfg(feature = "sim")]
+mod sim_netos_cmd;
 
 use std::process::ExitCode;
 
@@ -99,6 +102,9 @@ enum Command {
     /// EXS API (CSP matrix controllers): TFTP Manage, decode frames, check TFTP configuration files.
     #[command(subcommand)]
     Exs(exs_cmd::ExsCommand),
+    /// Serial: send an image (XMODEM / XMODEM-1K / YMODEM), run the console dialog.
+    #[command(subcommand)]
+    Serial(serial_cmd::SerialCommand),
     /// Run a simulated device (the CSP matrix controller's EXS API server).
     #[cfg(feature = "sim")]
     #[command(subcommand)]
@@ -143,6 +149,7 @@ pub fn main() -> ExitCode {
         Command::Exs(command) => exs_cmd::run(command, &context),
         #[cfg(feature = "sim")]
         Command::Sim(command) => sim_cmd::run(command, &context),
+        Command::Serial(command) => serial_cmd::run(command, &context),
         Command::Probe(args) => net_cmd::probe(args, &context),
         Command::Ftp(command) => ftp_cmd::run(command, &context),
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),

@@ -20,6 +20,9 @@ pub enum SimCommand {
     /// Prints `listening on ADDR` first, then one line per event. Runs until
     /// killed, or for --exit-after.
     Csp(CspArgs),
+    /// A simulated NET+OS device's serial console on a PTY: boot banner,
+    /// configuration dialog, NV memory, serial recovery by XMODEM-CRC.
+    Netos(super::sim_netos_cmd::NetosArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +64,7 @@ pub struct CspArgs {
 pub fn run(command: SimCommand, context: &Context) -> Outcome {
     match command {
         SimCommand::Csp(args) => run_csp(args, context),
+        SimCommand::Netos(args) => super::sim_netos_cmd::run(args, context),
     }
 }
 

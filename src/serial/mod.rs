@@ -11,3 +11,8 @@
 pub mod xmodem;
 pub mod port;
 pub mod transfer;
+pub mod console;
+pub mod expect;
+pub mod image;
+pub mod transcript;
+pub mod steps;

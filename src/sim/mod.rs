@@ -7,9 +7,14 @@
 //! - [`netos_ftp`]: a NET+OS device's FTP flash server (libunftp inside the
 //!   NET+OS rules: two sessions, flash written on close, restart), with the
 //!   field failures as scenarios.
+//! - [`netos`]: a NET+OS device's serial side (boot banner, configuration
+//!   dialog, NV memory, serial recovery by XMODEM).
+//! - [`link`]: a serial link emulator (baud pacing, latency, seeded noise).
 //! - [`tftp_client`]: the RFC 1350 client the simulated controller uses to
 //!   fetch configuration files.
 
 pub mod csp;
 pub mod tftp_client;
 pub mod netos_ftp;
+pub mod link;
+pub mod netos;

@@ -1,0 +1,107 @@
+//! `flashline sim netos --link PATH`: a simulated NET+OS device's console on
+//! a PTY, its device end symlinked at PATH, for `flashline serial ...` and
+//! for people trying flashline without hardware.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Context, Outcome};
+use crate::profile::HumanDuration;
+use crate::sim::netos::{NetosConfig, NetosDevice, NvMemory};
+
+#[derive(Debug, Args)]
+pub struct NetosArgs {
+    /// Create this symlink to the device's serial port (a PTY).
+    #[arg(long, value_name = "PATH")]
+    link: PathBuf,
+    /// How long the `Press any key` window really lasts.
+    #[arg(long, default_value = "5s")]
+    key_window: HumanDuration,
+    /// Boot into serial recovery (`Starting serial recovery...` and a stream of `C`).
+    #[arg(long)]
+    recovery: bool,
+    /// Interval of the `C` stream in recovery.
+    #[arg(long, default_value = "1s")]
+    c_interval: HumanDuration,
+    /// The root password the dialog asks for.
+    #[arg(long, env = "FLASHLINE_SIM_ROOT_PASSWORD", default_value = "Netsilicon", hide_env_values = true)]
+    root_password: String,
+    /// Do not ask for the root password.
+    #[arg(long)]
+    no_root_password: bool,
+    /// NV memory file (JSON): read at power-up when it exists, written on every save.
+    #[arg(long, value_name = "FILE")]
+    nv: Option<PathBuf>,
+    /// Restart this long after a boot nobody interrupted, as a test rig that
+    /// power-cycles the device would (also repeats the recovery banner).
+    #[arg(long)]
+    cycle: Option<HumanDuration>,
+    /// Wait before the first boot.
+    #[arg(long, default_value = "0s")]
+    power_on_delay: HumanDuration,
+    /// Stop after this long (for scripts and tests).
+    #[arg(long)]
+    exit_after: Option<HumanDuration>,
+}
+
+pub fn run(args: NetosArgs, context: &Context) -> Outcome {
+    let fail = |message: String, outcome: Outcome| {
+        eprintln!("{}: {message}", context.err.error("error"));
+        outcome
+    };
+    let mut nv = NvMemory::default();
+    if let Some(path) = args.nv.as_ref().filter(|p| p.exists()) {
+        match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+            Ok(saved) => nv = saved,
+            Err(error) => return fail(format!("cannot read NV memory {}: {error}", path.display()), Outcome::BadInput),
+        }
+    }
+    let config = NetosConfig {
+        nv,
+        key_window: args.key_window.0,
+        recovery: args.recovery,
+        c_interval: args.c_interval.0,
+        root_password: (!args.no_root_password).then_some(args.root_password),
+        nv_file: args.nv.clone(),
+        cycle: args.cycle.map(|c| c.0),
+        power_on_delay: args.power_on_delay.0,
+        ..NetosConfig::default()
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(format!("cannot start the async runtime: {error}"), Outcome::Environment),
+    };
+    runtime.block_on(async {
+        let (controller, device) = match tokio_serial::SerialStream::pair() {
+            Ok(pair) => pair,
+            Err(error) => return fail(format!("cannot open a PTY pair: {error}"), Outcome::Environment),
+        };
+        let Some(device_path) = tokio_serial::SerialPort::name(&device) else {
+            return fail("the PTY has no name".into(), Outcome::Environment);
+        };
+        if std::fs::symlink_metadata(&args.link).is_ok_and(|m| m.file_type().is_symlink()) {
+            let _ = std::fs::remove_file(&args.link);
+        }
+        if let Err(error) = std::os::unix::fs::symlink(&device_path, &args.link) {
+            return fail(format!("cannot create the link {}: {error}", args.link.display()), Outcome::Environment);
+        }
+        println!("link {} -> {device_path}", args.link.display());
+        let simulator = NetosDevice::new(config);
+        let state = simulator.state();
+        let run = simulator.run(controller);
+        let result = match args.exit_after {
+            Some(limit) => tokio::time::timeout(limit.0, run).await.unwrap_or(Ok(())),
+            None => run.await,
+        };
+        // The device end stays open until here: without it the PTY hangs up.
+        drop(device);
+        let _ = std::fs::remove_file(&args.link);
+        let state = state.lock().expect("state lock").clone();
+        println!("{}", serde_json::to_string(&state).expect("state is JSON"));
+        match result {
+            Ok(()) => Outcome::Success,
+            Err(error) => fail(error.to_string(), Outcome::DeviceFailure),
+        }
+    })
+}

@@ -1,0 +1,217 @@
+//! A console session over a byte stream: wait for text with a timeout, send
+//! answers (paced and echo-checked when asked), keep a redacted transcript,
+//! and hand the stream and any unread bytes to an XMODEM transfer and back.
+//!
+//! The matching itself is [`expect::Matcher`](super::expect::Matcher); this is
+//! its async loop. It knows nothing about profiles (see `steps.rs`).
+
+use std::time::Duration;
+
+use regex::bytes::Regex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::expect::{Found, Matcher};
+use super::transcript::{Transcript, printable};
+
+/// Why a console exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("no {waiting_for} within {}s{}", waited.as_secs_f32(), quote_lines(last_lines))]
+    Timeout { waiting_for: String, waited: Duration, last_lines: Vec<String> },
+    #[error("the serial line closed while waiting for {waiting_for}{}", quote_lines(last_lines))]
+    Closed { waiting_for: String, last_lines: Vec<String> },
+    #[error("the console did not echo `{sent}`: it sent back `{got}`")]
+    EchoMismatch { sent: String, got: String },
+    #[error("serial line error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ConsoleError {
+    /// The last lines the device printed, when the error has them.
+    pub fn last_lines(&self) -> &[String] {
+        match self {
+            ConsoleError::Timeout { last_lines, .. } | ConsoleError::Closed { last_lines, .. } => last_lines,
+            _ => &[],
+        }
+    }
+}
+
+fn quote_lines(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return "; nothing was received".to_string();
+    }
+    let mut text = "; last lines received:".to_string();
+    for line in lines {
+        text.push_str("\n  | ");
+        text.push_str(line);
+    }
+    text
+}
+
+/// How to send one answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendOptions {
+    /// Written as `***` in the transcript.
+    pub secret: bool,
+    /// Pause between characters (consoles that drop characters).
+    pub char_delay: Duration,
+    /// Wait this long for the console to echo the text (not the line ending).
+    pub echo_timeout: Option<Duration>,
+}
+
+pub struct Console<S> {
+    stream: S,
+    matcher: Matcher,
+    transcript: Transcript,
+    buf: Vec<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
+    pub fn new(stream: S) -> Console<S> {
+        Console {
+            stream,
+            matcher: Matcher::new(),
+            transcript: Transcript::new(Instant::now().into_std()),
+            buf: vec![0u8; 4096],
+        }
+    }
+
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
+    }
+
+    pub fn note(&mut self, text: &str) {
+        self.transcript.note(Instant::now().into_std(), text);
+    }
+
+    /// The stream and the bytes read but not consumed, for a transfer. Give
+    /// the bytes read after it back with [`Console::give_back`].
+    pub fn take_for_transfer(&mut self) -> (&mut S, Vec<u8>) {
+        let rest = self.matcher.take_rest();
+        (&mut self.stream, rest)
+    }
+
+    /// Bytes a transfer read past its end (console text).
+    pub fn give_back(&mut self, bytes: &[u8]) {
+        self.transcript.received(Instant::now().into_std(), bytes);
+        self.matcher.push(bytes);
+    }
+
+    pub fn into_inner(self) -> (S, Vec<u8>, Transcript) {
+        let Console { stream, mut matcher, transcript, .. } = self;
+        (stream, matcher.take_rest(), transcript)
+    }
+
+    /// Waits until one of `patterns` matches; `what` names them in errors.
+    pub async fn expect(&mut self, patterns: &[&Regex], timeout: Duration, what: &str) -> Result<Found, ConsoleError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.matcher.find(patterns) {
+                return Ok(found);
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut self.buf)).await;
+            match read {
+                Err(_) => {
+                    return Err(ConsoleError::Timeout {
+                        waiting_for: what.to_string(),
+                        waited: timeout,
+                        last_lines: self.transcript.last_lines(),
+                    });
+                }
+                Ok(Ok(0)) => {
+                    return Err(ConsoleError::Closed {
+                        waiting_for: what.to_string(),
+                        last_lines: self.transcript.last_lines(),
+                    });
+                }
+                Ok(Ok(n)) => {
+                    self.transcript.received(Instant::now().into_std(), &self.buf[..n]);
+                    self.matcher.push(&self.buf[..n]);
+                }
+                Ok(Err(error)) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Sends `text` then `line_ending`.
+    pub async fn send(&mut self, text: &str, line_ending: &str, options: SendOptions) -> Result<(), ConsoleError> {
+        self.transcript.sent(Instant::now().into_std(), text, options.secret);
+        if options.echo_timeout.is_some() {
+            // Only the echo of this answer counts, not older output.
+            self.matcher.clear();
+        }
+        if options.char_delay.is_zero() {
+            self.stream.write_all(text.as_bytes()).await?;
+        } else {
+            for byte in text.as_bytes() {
+                self.stream.write_all(std::slice::from_ref(byte)).await?;
+                self.stream.flush().await?;
+                tokio::time::sleep(options.char_delay).await;
+            }
+        }
+        self.stream.flush().await?;
+        if let Some(timeout) = options.echo_timeout.filter(|_| !text.is_empty()) {
+            let echo = Regex::new(&regex::escape(text)).expect("an escaped literal is a valid regex");
+            let shown = if options.secret { "***".to_string() } else { text.to_string() };
+            if let Err(error) = self.expect(&[&echo], timeout, &format!("the echo of `{shown}`")).await {
+                return Err(match error {
+                    ConsoleError::Timeout { .. } | ConsoleError::Closed { .. } => ConsoleError::EchoMismatch {
+                        sent: shown,
+                        got: self.transcript.redact(printable(self.matcher.pending())),
+                    },
+                    other => other,
+                });
+            }
+        }
+        if !line_ending.is_empty() {
+            self.stream.write_all(line_ending.as_bytes()).await?;
+            self.stream.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn timeout_quotes_the_last_lines() {
+        let (ours, mut device) = tokio::io::duplex(1024);
+        let mut console = Console::new(ours);
+        device.write_all(b"NET+OS Version 7.5\r\nPLATFORM: connectme9210\r\nAPPLICATION: naftpapp\r\n").await.unwrap();
+        let prompt = Regex::new("Press any key").unwrap();
+        let error = console.expect(&[&prompt], Duration::from_secs(2), "`Press any key`").await.unwrap_err();
+        let text = error.to_string();
+        assert!(text.starts_with("no `Press any key` within 2s; last lines received:"), "{text}");
+        assert!(text.ends_with("  | PLATFORM: connectme9210\n  | APPLICATION: naftpapp"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn echo_check_and_pacing() {
+        let (ours, device) = tokio::io::duplex(1024);
+        let (mut device_read, mut device_write) = tokio::io::split(device);
+        let mut console = Console::new(ours);
+        let echo = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1];
+            while got.len() < 9 {
+                device_read.read_exact(&mut buf).await.unwrap();
+                got.push(buf[0]);
+                // A console that echoes everything but the digit 5.
+                if buf[0] != b'5' {
+                    device_write.write_all(&buf).await.unwrap();
+                }
+            }
+            got
+        });
+        let options = SendOptions { char_delay: Duration::from_millis(10), echo_timeout: Some(Duration::from_secs(1)), secret: false };
+        let started = Instant::now();
+        console.send("10.0", "\r", options).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(40), "paced");
+        let error = console.send("10.5", "\r", options).await.unwrap_err();
+        assert_eq!(error.to_string(), "the console did not echo `10.5`: it sent back `10.`");
+        assert_eq!(echo.await.unwrap(), b"10.0\r10.5");
+    }
+}
