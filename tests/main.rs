@@ -3,6 +3,7 @@
 
 mod util;
 
+mod demo;
 mod exs;
 mod ftp;
 mod net;

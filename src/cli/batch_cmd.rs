@@ -75,6 +75,18 @@ pub fn run(args: BatchArgs, context: &Context) -> Outcome {
 /// Runs `devices` with Ctrl-C handling and concludes with the reports.
 pub fn run_jobs(devices: Vec<DeviceJob>, options: &BatchOptions, targets: &ReportTargets, json: bool, context: &Context) -> Outcome {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    run_jobs_in(&runtime, devices, options, targets, json, context)
+}
+
+/// [`run_jobs`] on a runtime the caller owns (the demo's simulators run on it).
+pub fn run_jobs_in(
+    runtime: &tokio::runtime::Runtime,
+    devices: Vec<DeviceJob>,
+    options: &BatchOptions,
+    targets: &ReportTargets,
+    json: bool,
+    context: &Context,
+) -> Outcome {
     let view = BatchView::new(devices.len(), json, context);
     let result = runtime.block_on(async {
         let (cancel_tx, cancel) = watch::channel(false);

@@ -208,12 +208,10 @@ fn report_error(error: &FtpError, json: bool, context: &Context) -> Outcome {
     } else {
         eprintln!("{}: {error}", context.err.error("error"));
         if let Some(finding) = error.finding() {
+            eprintln!("  finding: {}", finding.code.as_str());
             for advice in &finding.advice {
                 eprintln!("  - {advice}");
             }
-        }
-        if let FtpError::CredentialsRefused { .. } = error {
-            eprintln!("  help: the factory password differs by firmware (root/Netsilicon on 6.x, root/password on 7.5)");
         }
     }
     match class {

@@ -8,6 +8,7 @@
 
 mod batch_cmd;
 mod batch_view;
+mod demo_cmd;
 mod ftp_cmd;
 mod net_cmd;
 mod output;
@@ -99,6 +100,8 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Run every device of an inventory, several at once, journaled and resumable.
     Batch(batch_cmd::BatchArgs),
+    /// Run the whole pipeline against a simulated bench (no hardware needed).
+    Demo(demo_cmd::DemoArgs),
     /// EXS API (CSP matrix controllers): TFTP Manage, decode frames, check TFTP configuration files.
     #[command(subcommand)]
     Exs(exs_cmd::ExsCommand),
@@ -146,6 +149,7 @@ pub fn main() -> ExitCode {
         Command::Profile(command) => profile_cmd::run(command, &context),
         Command::Run(args) => run_cmd::run(args, &context),
         Command::Batch(args) => batch_cmd::run(args, &context),
+        Command::Demo(args) => demo_cmd::run(args, &context),
         Command::Exs(command) => exs_cmd::run(command, &context),
         #[cfg(feature = "sim")]
         Command::Sim(command) => sim_cmd::run(command, &context),

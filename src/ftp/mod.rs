@@ -91,12 +91,33 @@ impl FtpError {
         }
     }
 
-    /// The network finding attached to a connection failure.
-    pub fn finding(&self) -> Option<&Finding> {
-        match self {
-            FtpError::Unreachable { finding, .. } => finding.as_deref(),
-            _ => None,
-        }
+    /// The finding for this failure: the network diagnosis of a refused
+    /// connection, or what the server's answer means (`auth-failed`,
+    /// `service-busy`).
+    pub fn finding(&self) -> Option<Finding> {
+        use crate::net::service::{LoginOutcome, LoginResult, ServiceCheck};
+        let said = |port: u16, code: u16, banner: &str, login: Option<LoginResult>| ServiceCheck {
+            port,
+            banner: Some(banner.to_string()),
+            banner_code: Some(code),
+            login,
+        };
+        let check = match self {
+            FtpError::Unreachable { finding, .. } => return finding.as_deref().cloned(),
+            FtpError::CredentialsRefused { port, users, reply, .. } => said(
+                *port,
+                220,
+                "220",
+                Some(LoginResult { result: LoginOutcome::Refused, user: None, tried: users.clone(), reply: reply.clone() }),
+            ),
+            FtpError::Busy { port, reply, .. } => said(*port, reply.get(..3).and_then(|c| c.parse().ok()).unwrap_or(421), reply, None),
+            _ => return None,
+        };
+        let host = match self {
+            FtpError::CredentialsRefused { host, .. } | FtpError::Busy { host, .. } => host.parse().ok()?,
+            _ => return None,
+        };
+        crate::net::diagnose::service_problem(host, &check)
     }
 }
 

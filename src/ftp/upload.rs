@@ -359,7 +359,7 @@ async fn diagnose(spec: &UploadSpec) -> Option<Box<crate::net::diagnose::Finding
     let investigation = Investigation {
         target: spec.host,
         ports: vec![spec.port],
-        ftp_ports: Vec::new(),
+        ftp_ports: vec![spec.port],
         credentials: Vec::new(),
         icmp: true,
         wait_until: None,

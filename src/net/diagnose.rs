@@ -57,6 +57,9 @@ pub struct Evidence {
     pub ports: Vec<PortResult>,
     /// What the FTP service said, when a port was open and checked.
     pub service: Option<ServiceCheck>,
+    /// Ports that are the device's FTP flash server besides 21 (a profile's
+    /// `ftp_upload.port`), so a refusal there gets the FTP advice.
+    pub ftp_ports: Vec<u16>,
 }
 
 /// Decides the one finding for `evidence` about `target`.
@@ -74,7 +77,7 @@ pub fn diagnose(target: Ipv4Addr, evidence: &Evidence) -> Finding {
     }
     for port in &evidence.ports {
         match port.state {
-            PortState::Closed => return no_listener(target, port, pings),
+            PortState::Closed => return no_listener(target, port, pings, port.port == 21 || evidence.ftp_ports.contains(&port.port)),
             PortState::Filtered => return filtered(target, port, pings),
             PortState::Open => {
                 if let Some(service) = evidence.service.as_ref().filter(|s| s.port == port.port) {
@@ -123,7 +126,7 @@ fn host_unreachable(target: Ipv4Addr, evidence: &Evidence) -> Finding {
     }
 }
 
-fn no_listener(target: Ipv4Addr, port: &PortResult, pings: Option<bool>) -> Finding {
+fn no_listener(target: Ipv4Addr, port: &PortResult, pings: Option<bool>, is_ftp: bool) -> Finding {
     let ping_part = match pings {
         Some(true) => format!("{target} answers ping, and its"),
         _ => format!("{target}'s"),
@@ -133,7 +136,7 @@ fn no_listener(target: Ipv4Addr, port: &PortResult, pings: Option<bool>) -> Find
         _ => format!("answered the SYN with {}", port.evidence),
     };
     let mut advice = Vec::new();
-    if port.port == 21 {
+    if is_ftp {
         advice.extend([
             "The loaded application may be built without the FTP server (the vendor's answer to exactly this report): check the image includes it.".to_string(),
             "The FTP server may have failed to start (the console prints `FTP Server not started`) or may start late: watch the console after boot, or wait longer.".to_string(),
@@ -176,7 +179,9 @@ fn filtered(target: Ipv4Addr, port: &PortResult, pings: Option<bool>) -> Finding
     }
 }
 
-fn service_problem(target: Ipv4Addr, service: &ServiceCheck) -> Option<Finding> {
+/// The finding for what an FTP server said (busy, refused login, no
+/// greeting), or None when it is serving.
+pub fn service_problem(target: Ipv4Addr, service: &ServiceCheck) -> Option<Finding> {
     let port = service.port;
     match (service.banner_code, &service.login) {
         (None, _) => Some(Finding {
@@ -290,6 +295,7 @@ mod tests {
             icmp: icmp(IcmpState::Reply),
             ports: vec![port(21, PortState::Closed, Reason::Rst, "RST,ACK win=0 ttl=64 0.21 ms")],
             service: None,
+            ftp_ports: vec![],
         };
         let finding = diagnose(TARGET, &evidence);
         assert_eq!(finding.code, FindingCode::NoListener);
@@ -303,15 +309,15 @@ mod tests {
     #[test]
     fn every_code_has_its_evidence() {
         let cases = [
-            (Evidence { icmp: icmp(IcmpState::Timeout), ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")], service: None }, FindingCode::HostUnreachable),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")], service: None }, FindingCode::Filtered),
-            (Evidence { icmp: icmp(IcmpState::Timeout), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), None) }, FindingCode::IcmpBlocked),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(None, None) }, FindingCode::NoBanner),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(421), None) }, FindingCode::ServiceBusy),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Refused)) }, FindingCode::AuthFailed),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Accepted)) }, FindingCode::Ready),
-            (Evidence { icmp: icmp(IcmpState::Unreachable), ports: vec![], service: None }, FindingCode::HostUnreachable),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![], service: None }, FindingCode::Ready),
+            (Evidence { icmp: icmp(IcmpState::Timeout), ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")], service: None, ftp_ports: vec![] }, FindingCode::HostUnreachable),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")], service: None, ftp_ports: vec![] }, FindingCode::Filtered),
+            (Evidence { icmp: icmp(IcmpState::Timeout), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), None), ftp_ports: vec![] }, FindingCode::IcmpBlocked),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(None, None), ftp_ports: vec![] }, FindingCode::NoBanner),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(421), None), ftp_ports: vec![] }, FindingCode::ServiceBusy),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Refused)), ftp_ports: vec![] }, FindingCode::AuthFailed),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Accepted)), ftp_ports: vec![] }, FindingCode::Ready),
+            (Evidence { icmp: icmp(IcmpState::Unreachable), ports: vec![], service: None, ftp_ports: vec![] }, FindingCode::HostUnreachable),
+            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![], service: None, ftp_ports: vec![] }, FindingCode::Ready),
         ];
         for (evidence, code) in cases {
             let finding = diagnose(TARGET, &evidence);
@@ -325,7 +331,7 @@ mod tests {
 
     #[test]
     fn auth_failure_names_users_not_passwords() {
-        let evidence = Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Refused)) };
+        let evidence = Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Refused)), ftp_ports: vec![] };
         let finding = diagnose(TARGET, &evidence);
         assert!(finding.summary.contains("user(s) tried: root, root"));
         assert!(finding.advice[0].contains("Netsilicon"), "advice names the public factory defaults");

@@ -121,6 +121,7 @@ pub async fn investigate(
         icmp: icmp.clone(),
         ports: ports.clone(),
         service: service.clone(),
+        ftp_ports: spec.ftp_ports.clone(),
     };
     let finding = diagnose(spec.target, &evidence);
     Ok(NetReport {

@@ -252,7 +252,12 @@ async fn run_step(
             if outcome.reached {
                 return Ok(passed(format!("up after {} ms", outcome.elapsed.as_millis())));
             }
-            let evidence = Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None };
+            let ftp_ports = profile
+                .steps
+                .iter()
+                .filter_map(|s| if let Step::FtpUpload(f) = s { Some(f.port) } else { None })
+                .collect();
+            let evidence = Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None, ftp_ports };
             let finding = diagnose(host, &evidence);
             Err(Failure {
                 class: FailureClass::Device,
@@ -266,7 +271,7 @@ async fn run_step(
             let uploaded = ftp::upload(&spec, &mut |_| {}).await.map_err(|error| Failure {
                 class: error.class(),
                 message: error.to_string(),
-                finding: error.finding().cloned(),
+                finding: error.finding(),
             })?;
             let retries = uploaded.files.iter().map(|f| f.attempts.saturating_sub(1)).sum();
             let detail = uploaded

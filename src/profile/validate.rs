@@ -228,7 +228,8 @@ pub fn check_addresses(ip: Option<&str>, mask: Option<&str>, gateway: Option<&st
         }
     }
     if let Some(ip) = ip {
-        if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() || ip.is_loopback() && mask.is_some() {
+        // Loopback stays allowed: the simulated devices live there.
+        if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
             errors.push(AddressError {
                 field: "ip",
                 message: format!("{ip} cannot be a device's address"),

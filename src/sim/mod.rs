@@ -2,6 +2,8 @@
 //! protocols over real sockets, so the production code runs against them
 //! unchanged. They are not emulators of the hardware's internals.
 //!
+//! - [`bench`]: a whole simulated bench (NET+OS devices on PTYs with their
+//!   FTP servers, a CSP controller, an inventory) for `flashline demo`.
 //! - [`csp`]: a CSP matrix controller's EXS API server (TFTP Manage, Poll,
 //!   Alarm), with fault injection.
 //! - [`netos_ftp`]: a NET+OS device's FTP flash server (libunftp inside the
@@ -13,6 +15,7 @@
 //! - [`tftp_client`]: the RFC 1350 client the simulated controller uses to
 //!   fetch configuration files.
 
+pub mod bench;
 pub mod csp;
 pub mod tftp_client;
 pub mod netos_ftp;

@@ -1,0 +1,126 @@
+//! `flashline demo`: a simulated bench (NET+OS devices on PTYs with their FTP
+//! servers, a CSP controller) and the real batch pipeline run against it, end
+//! to end, with no hardware. `--scenario` puts a field failure on one device
+//! to show its diagnosis.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::batch_cmd::{inventory_error, run_jobs_in};
+use super::batch_view::ReportTargets;
+use super::{Context, Outcome};
+use crate::pipeline::batch::BatchOptions;
+use crate::pipeline::device::DeviceJob;
+use crate::profile::Inventory;
+use crate::sim::bench::{self, BenchSpec, Scenario};
+
+/// The example profile for the simulator, built in so the demo runs from
+/// anywhere.
+const SIM_PROFILE: &str = include_str!("../../profiles/sim-netos.yaml");
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Simulated NET+OS devices.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=150))]
+    devices: u16,
+    /// A field failure on the last device: no-ftp-server, late-ftp, wrong-password, backup-image, csp-missing-file.
+    #[arg(long, value_name = "NAME", value_parser = parse_scenario)]
+    scenario: Option<Scenario>,
+    /// Devices run at once.
+    #[arg(long, short = 'j', default_value_t = 4)]
+    jobs: usize,
+    #[arg(long, value_name = "F.json")]
+    report: Option<PathBuf>,
+    #[arg(long, value_name = "F.xml")]
+    junit: Option<PathBuf>,
+    /// Keep the bench's files (images, profile, inventory, journal) in this folder.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+    /// Print the JSON report on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_scenario(name: &str) -> Result<Scenario, String> {
+    Scenario::parse(name).ok_or_else(|| format!("unknown scenario `{name}`; one of: {}", Scenario::NAMES.join(", ")))
+}
+
+pub fn run(args: DemoArgs, context: &Context) -> Outcome {
+    // The simulated firmware's passwords, where the sim profile reads them.
+    for var in ["FLASHLINE_SIM_ROOT_PASSWORD", "FLASHLINE_SIM_FTP_PASSWORD"] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: no other thread exists yet; the runtime starts below.
+            unsafe { std::env::set_var(var, bench::SIM_ROOT_PASSWORD) };
+        }
+    }
+    let temporary;
+    let workdir = match &args.keep {
+        Some(dir) => {
+            if let Err(error) = std::fs::create_dir_all(dir) {
+                eprintln!("{}: cannot create {}: {error}", context.err.error("error"), dir.display());
+                return Outcome::Environment;
+            }
+            dir.clone()
+        }
+        None => match tempfile::Builder::new().prefix("flashline-demo-").tempdir() {
+            Ok(dir) => {
+                temporary = dir;
+                temporary.path().to_path_buf()
+            }
+            Err(error) => {
+                eprintln!("{}: cannot make a work folder: {error}", context.err.error("error"));
+                return Outcome::Environment;
+            }
+        },
+    };
+    let profile = workdir.join("sim-netos.yaml");
+    if let Err(error) = std::fs::write(&profile, SIM_PROFILE) {
+        eprintln!("{}: cannot write {}: {error}", context.err.error("error"), profile.display());
+        return Outcome::Environment;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let spec = BenchSpec {
+        devices: usize::from(args.devices),
+        scenario: args.scenario,
+        profile: profile.clone(),
+        with_csp: true,
+        key_window: Duration::from_secs(2),
+    };
+    let bench = match runtime.block_on(bench::start(&workdir, &spec)) {
+        Ok(bench) => bench,
+        Err(error) => {
+            eprintln!("{}: cannot start the simulated bench: {error}", context.err.error("error"));
+            return Outcome::Environment;
+        }
+    };
+    if !context.quiet && !args.json {
+        eprintln!(
+            "simulated bench: {} NET+OS device(s) on PTYs, a CSP controller at {}; inventory {}",
+            bench.devices.len(),
+            bench.csp.map(|a| a.to_string()).unwrap_or_default(),
+            bench.inventory.display()
+        );
+    }
+    let inventory = match Inventory::load(&bench.inventory) {
+        Ok(inventory) => inventory,
+        Err(error) => return inventory_error(&error, context),
+    };
+    let devices: Vec<DeviceJob> = inventory
+        .devices
+        .iter()
+        .map(|d| DeviceJob {
+            name: d.name.clone(),
+            profile_path: d.profile.clone().unwrap_or_else(|| profile.clone()),
+            values: d.values.clone(),
+            port: d.port.as_ref().map(PathBuf::from),
+            strict: false,
+        })
+        .collect();
+    let options = BatchOptions { jobs: args.jobs, journal: Some(workdir.join("journal.jsonl")), resume: false };
+    let targets = ReportTargets { json_file: args.report.clone(), junit_file: args.junit.clone(), json_stdout: args.json };
+    let outcome = run_jobs_in(&runtime, devices, &options, &targets, args.json, context);
+    drop(bench);
+    outcome
+}
