@@ -65,7 +65,7 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("sim-netos.yaml");
     std::fs::copy(repo_root().join("profiles/sim-netos.yaml"), &profile).unwrap();
-    let spec = BenchSpec { devices: 6, scenario: None, profile, with_csp: false, key_window: Duration::from_secs(1) };
+    let spec = BenchSpec { devices: 6, scenario: None, profile, with_csp: false, key_window: Duration::from_secs(1), link: None };
     let bench = bench::start(dir.path(), &spec).await.unwrap();
     let journal = dir.path().join("journal.jsonl");
     let report = dir.path().join("report.json");

@@ -87,6 +87,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
         profile: profile.clone(),
         with_csp: true,
         key_window: Duration::from_secs(2),
+        link: None,
     };
     let bench = match runtime.block_on(bench::start(&workdir, &spec)) {
         Ok(bench) => bench,

@@ -93,6 +93,9 @@ pub struct BenchSpec {
     pub with_csp: bool,
     /// The console's key window; short keeps the demo quick.
     pub key_window: Duration,
+    /// Put each console behind the serial link emulator (baud pacing,
+    /// latency); None connects it straight to its PTY.
+    pub link: Option<super::link::LinkConfig>,
 }
 
 /// Root password and FTP password of the simulated firmware; the demo puts
@@ -116,7 +119,7 @@ pub async fn start(workdir: &Path, spec: &BenchSpec) -> std::io::Result<SimBench
         let ip = Ipv4Addr::new(127, net_a, net_b, 100 + (index % 150) as u8);
         let last = index + 1 == spec.devices;
         let scenario = if last { spec.scenario } else { None };
-        let device = start_device(index, &name, ip, scenario, spec.key_window, workdir, stopped.clone())?;
+        let device = start_device(index, &name, ip, scenario, spec, workdir, stopped.clone())?;
         rows.push(format!(
             "{name},{},{},{ip},255.0.0.0,127.0.0.1,{},{}",
             spec.profile.display(),
@@ -178,10 +181,11 @@ fn start_device(
     name: &str,
     ip: Ipv4Addr,
     scenario: Option<Scenario>,
-    key_window: Duration,
+    spec: &BenchSpec,
     workdir: &Path,
     mut stopped: watch::Receiver<bool>,
 ) -> std::io::Result<SimDevice> {
+    let key_window = spec.key_window;
     let (controller, far_end) = tokio_serial::SerialStream::pair().map_err(std::io::Error::other)?;
     let port = tokio_serial::SerialPort::name(&far_end).map(PathBuf::from).ok_or_else(|| std::io::Error::other("the PTY has no name"))?;
     let config = NetosConfig {
@@ -243,11 +247,27 @@ fn start_device(
             }
         }
     });
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = device.run(controller) => {}
-            _ = stopped.changed() => {}
+    match spec.link.clone() {
+        None => {
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = device.run(controller) => {}
+                    _ = stopped.changed() => {}
+                }
+            });
         }
-    });
+        Some(config) => {
+            // PTY <-> emulated wire <-> the device's console.
+            let (console_end, wire_end) = tokio::io::duplex(1 << 16);
+            let stats = Arc::new(Mutex::new(super::link::LinkStats::default()));
+            tokio::spawn(super::link::bridge(controller, wire_end, config, stats));
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = device.run(console_end) => {}
+                    _ = stopped.changed() => {}
+                }
+            });
+        }
+    }
     Ok(SimDevice { name: name.to_string(), ip, port, ftp, _pty: far_end })
 }
