@@ -295,7 +295,8 @@ async fn serial_noisy_links_never_corrupt_silently() {
         let (mut ours, mut theirs, stats) = link::link(config);
         let data = payload(4096 + (seed as usize * 37) % 3000, seed as u32);
         let file = Outgoing { name: format!("noisy-{seed}.bin"), data: data.clone(), mtime: seed };
-        let sender = Sender::new(file, SenderOptions::for_baud(protocol, 115_200), std::time::Instant::now());
+        // tokio's clock: with paused time it runs ahead of the system's.
+        let sender = Sender::new(file, SenderOptions::for_baud(protocol, 115_200), tokio::time::Instant::now().into_std());
         let receiving = tokio::spawn(async move {
             let options = ReceiverOptions::for_baud(protocol == TransferProtocol::Ymodem, 115_200);
             transfer::receive(&mut theirs, options, Duration::from_millis(500)).await
@@ -318,8 +319,12 @@ async fn serial_noisy_links_never_corrupt_silently() {
             (Err(error), _) | (_, Err(error)) => {
                 // A clear abort: an error naming what failed; never a
                 // receiver that claims a file the sender did not finish.
-                let text = error.to_string();
-                assert!(!text.is_empty());
+                // Both sides' view: a sender that saw the line close names
+                // the receiver's reason here.
+                let sender_view = sent.as_ref().err().map_or("ok".to_string(), |e| e.to_string());
+                let receiver_view = received.as_ref().err().map_or("ok".to_string(), |e| e.to_string());
+                let text = format!("sender: {sender_view}; receiver: {receiver_view}");
+                assert!(!error.to_string().is_empty());
                 if let Ok(got) = &received {
                     let got = &got.files[0].data;
                     assert!(got[..data.len().min(got.len())] == data[..data.len().min(got.len())], "seed {seed}: partial data differ");

@@ -151,10 +151,10 @@ pub async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     let elapsed = started.elapsed();
-    let linger_end = std::time::Instant::now() + linger;
-    while leftover.is_empty() {
-        let deadline = now() + linger_end.saturating_duration_since(std::time::Instant::now());
-        match read_until(stream, &mut buf, Some(deadline)).await {
+    // tokio's clock, not the system's: with paused time the two differ.
+    let linger_end = now() + linger;
+    while leftover.is_empty() && now() < linger_end {
+        match read_until(stream, &mut buf, Some(linger_end)).await {
             Ok(Some(n)) => {
                 let used = receiver.on_bytes(now(), &buf[..n], &mut out);
                 leftover.extend_from_slice(&buf[used..n]);

@@ -182,10 +182,13 @@ where
                 side.corrupted += counts.corrupted;
             }
             _ = wait_until(due, config.precise), if due.is_some() => {
-                let now = base.elapsed().as_secs_f64();
+                // Compare as Instants, the timer's own unit: comparing f64
+                // seconds could leave a due byte undelivered by a rounding
+                // error and spin on an expired timer.
+                let now = Instant::now();
                 out.clear();
                 while let Some(&(at, byte)) = queue.front() {
-                    if at > now {
+                    if base + Duration::from_secs_f64(at) > now {
                         break;
                     }
                     out.push(byte);
