@@ -7,7 +7,7 @@
 //! - at most two sessions; a third connection gets `421` and is closed;
 //! - only `rom.bin`, `spi_rom.bin`, `romzip.bin` and `image.bin` reach flash
 //!   (other names are accepted and ignored), and only when the control
-//!   connection closes; then the console prints `FTP: Flash download
+//!   connection closes and only files whose transfer finished; then the console prints `FTP: Flash download
 //!   complete.` and `Resetting system in N seconds.`, and the device restarts
 //!   (its FTP port goes away for the boot time, then comes back);
 //! - `rom.bin` and `image.bin` in one session leave the device in serial
@@ -173,6 +173,29 @@ struct Device {
 /// What a finished session left behind.
 struct SessionEnd {
     dir: PathBuf,
+    /// Files whose STOR finished: a transfer cut part-way never reaches flash.
+    completed: Vec<String>,
+}
+
+/// Names of the files a session stored completely (libunftp reports a `Put`
+/// only when a STOR finished).
+#[derive(Debug, Clone, Default)]
+struct CompletedUploads(Arc<Mutex<Vec<String>>>);
+
+impl CompletedUploads {
+    fn names(&self) -> Vec<String> {
+        lock(&self.0).clone()
+    }
+}
+
+#[async_trait]
+impl libunftp::notification::DataListener for CompletedUploads {
+    async fn receive_data_event(&self, event: libunftp::notification::DataEvent, _meta: libunftp::notification::EventMeta) {
+        if let libunftp::notification::DataEvent::Put { path, .. } = event {
+            let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+            lock(&self.0).push(name);
+        }
+    }
 }
 
 impl Device {
@@ -237,18 +260,20 @@ impl Device {
                         session_number += 1;
                         // Several simulated devices may share one workdir.
                         let dir = self.workdir.join(format!("session-{}-{}-{session_number}", self.address.ip(), self.address.port()));
-                        let server = self.server(&dir);
+                        let completed = CompletedUploads::default();
+                        let server = self.server(&dir, completed.clone());
                         let ended_tx = ended_tx.clone();
                         tokio::spawn(async move {
                             if let Ok(server) = server {
                                 let _ = server.service(stream).await;
                             }
-                            let _ = ended_tx.send(SessionEnd { dir });
+                            let names = completed.names();
+                            let _ = ended_tx.send(SessionEnd { dir, completed: names });
                         });
                     }
                     Some(end) = ended.recv() => {
                         sessions -= 1;
-                        if self.commit(&end.dir) && reset_at.is_none() {
+                        if self.commit(&end.dir, &end.completed) && reset_at.is_none() {
                             let seconds = self.behaviour.reset_delay.as_secs_f64();
                             self.say(format!("Resetting system in {seconds} seconds."));
                             reset_at = Some(tokio::time::Instant::now() + self.behaviour.reset_delay);
@@ -272,7 +297,7 @@ impl Device {
     }
 
     /// A libunftp server for one session, its uploads landing in `dir`.
-    fn server(&self, dir: &Path) -> std::io::Result<libunftp::Server<unftp_sbe_fs::Filesystem, unftp_core::auth::DefaultUser>> {
+    fn server(&self, dir: &Path, completed: CompletedUploads) -> std::io::Result<libunftp::Server<unftp_sbe_fs::Filesystem, unftp_core::auth::DefaultUser>> {
         std::fs::create_dir_all(dir)?;
         // What the NET+OS server answers to `RETR id` and `RETR errmsg`.
         std::fs::write(dir.join("id"), "NETARM-FTPDL-V100")?;
@@ -287,15 +312,19 @@ impl Device {
             Arc::new(NetosAuthenticator { password }),
         )
         .greeting("NET+OS FTP server ready.")
+        .notify_data(completed)
         .passive_ports(49152..=65534)
         .idle_session_timeout(120);
         builder.build().map_err(std::io::Error::other)
     }
 
     /// Writes the flash images a finished session uploaded. True when any was.
-    fn commit(&self, dir: &Path) -> bool {
+    fn commit(&self, dir: &Path, completed: &[String]) -> bool {
         let mut written = Vec::new();
         for name in FLASH_NAMES {
+            if !completed.iter().any(|c| c == name) {
+                continue;
+            }
             let Ok(bytes) = std::fs::read(dir.join(name)) else { continue };
             let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
             let mut state = lock(&self.state);
