@@ -253,8 +253,9 @@ pub enum Status {
 enum SendPhase {
     /// Waiting for `C` (or NAK) before sending `then`.
     AwaitRequest { then: Unit, deadline: Instant, tries: u32 },
-    /// `unit` is out; waiting for ACK.
-    AwaitReply { unit: Unit, tries: u32, deadline: Instant, last: LastReply },
+    /// `unit` is out; waiting for ACK. `unanswered` counts the copies sent
+    /// that no NAK answered: more than one may mean a stale ACK is coming.
+    AwaitReply { unit: Unit, tries: u32, deadline: Instant, last: LastReply, unanswered: u32 },
     /// `unit` was ACKed after several copies; dropping stale replies.
     Settle { next: Unit, needs_request: bool, until: Instant, saw_request: bool },
     Finished,
@@ -360,13 +361,13 @@ impl Sender {
                     _ => {} // console text, stale ACKs: not a request
                 }
             }
-            SendPhase::AwaitReply { unit, tries, .. } => match byte {
-                ACK => self.acked(now, unit, tries, out),
+            SendPhase::AwaitReply { unit, tries, unanswered, .. } => match byte {
+                ACK => self.acked(now, unit, unanswered, out),
                 NAK if unit == Unit::Eot && tries == 1 => {
                     // YMODEM receivers NAK the first EOT on purpose.
-                    self.retransmit(now, unit, tries, LastReply::Byte(byte), out, false);
+                    self.retransmit(now, unit, tries, LastReply::Byte(byte), out, false, unanswered - 1);
                 }
-                NAK => self.retransmit(now, unit, tries, LastReply::Byte(byte), out, true),
+                NAK => self.retransmit(now, unit, tries, LastReply::Byte(byte), out, true, unanswered.saturating_sub(1)),
                 other => {
                     if let SendPhase::AwaitReply { last, .. } = &mut self.phase {
                         *last = LastReply::Byte(other);
@@ -403,8 +404,8 @@ impl Sender {
                     };
                 }
             }
-            SendPhase::AwaitReply { unit, tries, deadline, last } if now >= deadline => {
-                self.retransmit(now, unit, tries, last, out, true);
+            SendPhase::AwaitReply { unit, tries, deadline, last, unanswered } if now >= deadline => {
+                self.retransmit(now, unit, tries, last, out, true, unanswered);
             }
             SendPhase::Settle { next, needs_request, until, saw_request } if now >= until => {
                 self.after_ack(now, next, needs_request && !saw_request, out);
@@ -432,7 +433,18 @@ impl Sender {
         self.status = Status::Failed(error);
     }
 
-    fn retransmit(&mut self, now: Instant, unit: Unit, tries: u32, reason: LastReply, out: &mut Vec<u8>, counts: bool) {
+    /// Sends `unit` again; `unanswered` copies of it may still be answered.
+    #[allow(clippy::too_many_arguments)]
+    fn retransmit(
+        &mut self,
+        now: Instant,
+        unit: Unit,
+        tries: u32,
+        reason: LastReply,
+        out: &mut Vec<u8>,
+        counts: bool,
+        unanswered: u32,
+    ) {
         if counts && tries >= self.options.block_retries {
             let error = TransferError::RetriesExhausted { unit, tries, last: reason };
             self.fail(error, Some(out));
@@ -446,10 +458,11 @@ impl Sender {
             tries: tries + 1,
             deadline: now + self.options.reply_timeout,
             last: LastReply::Timeout,
+            unanswered: unanswered + 1,
         };
     }
 
-    fn acked(&mut self, now: Instant, unit: Unit, tries: u32, out: &mut Vec<u8>) {
+    fn acked(&mut self, now: Instant, unit: Unit, unanswered: u32, out: &mut Vec<u8>) {
         if let Unit::Data(n) = unit {
             let (offset, len) = self.blocks[n as usize - 1];
             self.stats.acked_bytes = (offset + len).min(self.file.data.len()) as u64;
@@ -467,7 +480,7 @@ impl Sender {
         };
         // YMODEM: the receiver asks again with `C` after block 0 and after EOT.
         let needs_request = matches!(unit, Unit::Header | Unit::Eot);
-        if tries > 1 {
+        if unanswered > 1 {
             self.phase = SendPhase::Settle { next, needs_request, until: now + self.options.settle, saw_request: false };
         } else {
             self.after_ack(now, next, needs_request, out);
@@ -490,6 +503,7 @@ impl Sender {
             tries: 1,
             deadline: now + self.options.reply_timeout,
             last: LastReply::Timeout,
+            unanswered: 1,
         };
     }
 
@@ -1137,6 +1151,23 @@ mod tests {
         out.clear();
         sender.on_bytes(now, &[ACK], &mut out);
         assert_eq!(out[1], 3);
+    }
+
+    #[test]
+    fn a_nak_answered_copy_needs_no_settling() {
+        // YMODEM: EOT, NAK (on purpose), EOT, ACK + C: the closing block
+        // follows at once, no settle wait (only one copy was unanswered).
+        let now = Instant::now();
+        let mut sender = Sender::new(file(0), opts(TransferProtocol::Ymodem), now);
+        let mut out = Vec::new();
+        sender.on_bytes(now, b"C", &mut out);
+        sender.on_bytes(now, &[ACK, b'C'], &mut out);
+        out.clear();
+        sender.on_bytes(now, &[NAK], &mut out);
+        assert_eq!(out, [EOT]);
+        out.clear();
+        sender.on_bytes(now, &[ACK, b'C'], &mut out);
+        assert_eq!(out.len(), 133, "closing block 0 at once");
     }
 
     #[test]
