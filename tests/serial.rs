@@ -168,7 +168,9 @@ async fn send_once_to_lrzsz(protocol: TransferProtocol, program: &str, args: &[&
     options.start_timeout = Duration::from_secs(10);
     let sender = Sender::new(file, options, std::time::Instant::now());
     let sent = tokio::time::timeout(
-        Duration::from_secs(120),
+        // lrzsz's input purges cost timeouts and retransmissions: a 1 MiB
+        // transfer takes 20-75 s alone and more on a busy 2-core runner.
+        Duration::from_secs(480),
         transfer::send(&mut ours, sender, "sent.bin", Vec::new(), &Silent),
     )
     .await
@@ -227,7 +229,9 @@ async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool, block: T
         let mut ours = relay(line.controller.try_clone().unwrap(), line.controller.try_clone().unwrap());
         let options = ReceiverOptions::for_baud(ymodem, 115_200);
         let received = tokio::time::timeout(
-            Duration::from_secs(120),
+            // lrzsz's input purges cost timeouts and retransmissions: a 1 MiB
+        // transfer takes 20-75 s alone and more on a busy 2-core runner.
+        Duration::from_secs(480),
             transfer::receive(&mut ours, options, Duration::from_millis(100)),
         )
         .await
