@@ -68,7 +68,7 @@ impl Outcome {
     about = "Provision and diagnose networked embedded devices from one YAML profile per kind of device",
     long_about = None,
     after_help = "Exit codes: 0 success, 1 device or step failure, 2 bad input, 3 environment.\n\
-                  Start with `flashline profile check profiles/*.yaml`."
+                  Try it without hardware: `flashline demo`. Check profiles: `flashline profile check profiles/*.yaml`."
 )]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace).
@@ -108,7 +108,7 @@ enum Command {
     /// Serial: send an image (XMODEM / XMODEM-1K / YMODEM), run the console dialog.
     #[command(subcommand)]
     Serial(serial_cmd::SerialCommand),
-    /// Run a simulated device (the CSP matrix controller's EXS API server).
+    /// Run a simulated device: a NET+OS console on a PTY, or a CSP matrix controller's EXS API server.
     #[cfg(feature = "sim")]
     #[command(subcommand)]
     Sim(sim_cmd::SimCommand),
