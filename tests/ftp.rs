@@ -279,3 +279,26 @@ fn ftps_upload_with_a_trusted_certificate_and_refusal_without() {
     assert!(report["error"].as_str().unwrap().starts_with("TLS with 127.0.0.1"), "{report:#}");
     assert!(!up.join("untrusted.bin").exists());
 }
+
+#[test]
+fn the_password_never_reaches_the_log_even_at_trace_level() {
+    if !vsftpd_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "rom.bin", 16);
+    let port = free_port();
+    // Local users: vsftpd asks for the password (331), so PASS is sent.
+    let _server = Vsftpd::start(None, std::net::Ipv4Addr::LOCALHOST, port, &[]);
+    let output = flashline()
+        .env("FTP_PW", "s3cret-not-shown")
+        .env("FLASHLINE_LOG", "trace")
+        .args(["ftp", "put", local.to_str().unwrap(), "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--user", "flashline-nobody", "--password-env", "FTP_PW"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("TRACE"), "trace output is on: {stderr}");
+    assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"), "password leaked:\n{stderr}");
+}

@@ -169,11 +169,20 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLASHLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // suppaftp traces every control command it sends, `PASS <password>`
+    // included: its trace level never reaches our log, whatever is asked.
+    let no_ftp_commands = tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.target().starts_with("suppaftp") && *meta.level() == tracing::Level::TRACE)
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
-        .try_init();
+        .with_filter(filter)
+        .with_filter(no_ftp_commands);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
