@@ -99,48 +99,51 @@ fn cut_when_growing(server: &Vsftpd, file: &Path, after: u64) -> bool {
     false
 }
 
-#[test]
-fn a_connection_cut_mid_transfer_is_retried_and_verified() {
+/// Uploads a 64 MiB image to a rate-limited vsftpd (about 4 s, long enough
+/// to cut) with `extra` options while the test cuts every session once 8 MiB
+/// have arrived. Returns the exit code, the JSON, stderr, and the local and
+/// server-side copies.
+fn put_while_cutting(extra: &[&str]) -> Option<(Option<i32>, Value, String, std::path::PathBuf, std::path::PathBuf, tempfile::TempDir)> {
     if !vsftpd_here() {
-        return;
+        return None;
     }
     let port = free_port();
-    // 16 MB/s: a 64 MiB upload lasts about 4 s, long enough to cut it.
     let (server, up) = Vsftpd::anonymous_upload(port, &["anon_max_rate=16000000"]);
     let dir = tempfile::tempdir().unwrap();
     let local = make_file(dir.path(), "image.bin", 64 << 20);
-    std::thread::scope(|scope| {
-        let cutter = scope.spawn(|| cut_when_growing(&server, &up.join("image.bin"), 8 << 20));
-        let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", "up/image.bin", "--verify", "readback"]);
+    let remote = up.join("image.bin");
+    let result = std::thread::scope(|scope| {
+        let cutter = scope.spawn(|| cut_when_growing(&server, &remote, 8 << 20));
+        let mut args = vec![local.to_str().unwrap(), "--remote", "up/image.bin"];
+        args.extend_from_slice(extra);
+        let result = put(port, &args);
         assert!(cutter.join().unwrap(), "the test cut the transfer");
-        assert_eq!(code, Some(0), "{stderr}\n{report:#}");
-        let file = &report["files"][0];
-        assert!(file["attempts"].as_u64().unwrap() >= 2, "{report:#}");
-        assert!(file["resumed_from"].as_u64().is_some_and(|offset| offset > 0), "resumed with REST: {report:#}");
-        assert_eq!(file["sha256"], sha256_file(&local).as_str());
-        assert_eq!(sha256_file(&up.join("image.bin")), sha256_file(&local));
+        result
     });
+    let server_copy = dir.path().join("server-copy.bin");
+    std::fs::copy(&remote, &server_copy).unwrap();
+    Some((result.0, result.1, result.2, local, server_copy, dir))
+}
+
+#[test]
+fn a_connection_cut_mid_transfer_is_retried_and_verified() {
+    let Some((code, report, stderr, local, server_copy, _dir)) = put_while_cutting(&["--verify", "readback"]) else { return };
+    assert_eq!(code, Some(0), "{stderr}\n{report:#}");
+    let file = &report["files"][0];
+    assert!(file["attempts"].as_u64().unwrap() >= 2, "{report:#}");
+    assert!(file["resumed_from"].as_u64().is_some_and(|offset| offset > 0), "resumed with REST: {report:#}");
+    assert_eq!(file["sha256"], sha256_file(&local).as_str());
+    assert_eq!(sha256_file(&server_copy), sha256_file(&local));
 }
 
 #[test]
 fn a_cut_without_retries_is_a_clear_failure_never_a_success() {
-    if !vsftpd_here() {
-        return;
-    }
-    let port = free_port();
-    let (server, up) = Vsftpd::anonymous_upload(port, &["anon_max_rate=16000000"]);
-    let dir = tempfile::tempdir().unwrap();
-    let local = make_file(dir.path(), "image.bin", 64 << 20);
-    std::thread::scope(|scope| {
-        let cutter = scope.spawn(|| cut_when_growing(&server, &up.join("image.bin"), 8 << 20));
-        let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/image.bin", "--retries", "0"]);
-        assert!(cutter.join().unwrap());
-        assert_eq!(code, Some(1), "{report:#}");
-        assert_eq!(report["ok"], false);
-        assert_eq!(report["class"], "device");
-        let error = report["error"].as_str().unwrap();
-        assert!(error.starts_with("upload of `up/image.bin` failed after 1 attempt(s)"), "{error}");
-    });
+    let Some((code, report, _, _, _, _dir)) = put_while_cutting(&["--retries", "0"]) else { return };
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["class"], "device");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.starts_with("upload of `up/image.bin` failed after 1 attempt(s)"), "{error}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use flashline::sim::netos_ftp::{Firmware, FtpBehaviour, FtpScenario, NetosFtp};
 use serde_json::Value;
 
-use crate::util::{flashline, text};
+use crate::util::run_flashline_async as run;
 
 /// A loopback address of its own per test, so every simulated device can
 /// use the same port.
@@ -27,16 +27,6 @@ fn fast(firmware: Firmware, scenario: FtpScenario) -> FtpBehaviour {
         boot_time: Duration::from_millis(500),
         max_sessions: 2,
     }
-}
-
-async fn run(args: Vec<String>) -> (Option<i32>, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let output = flashline().args(&args).output().unwrap();
-        let (stdout, stderr) = text(&output);
-        (output.status.code(), stdout, stderr)
-    })
-    .await
-    .unwrap()
 }
 
 fn put_args(address: SocketAddr, files: &[&Path], extra: &[&str]) -> Vec<String> {

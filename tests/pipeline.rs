@@ -9,7 +9,7 @@ use std::time::Duration;
 use flashline::sim::netos_ftp::{Firmware, FtpBehaviour, FtpScenario, NetosFtp};
 use serde_json::Value;
 
-use crate::util::{flashline, text};
+use crate::util::run_flashline_async as run;
 
 const PORT: u16 = 2121;
 
@@ -34,16 +34,6 @@ fn write_profile(dir: &Path) -> std::path::PathBuf {
     )
     .unwrap();
     path
-}
-
-async fn run(args: Vec<String>) -> (Option<i32>, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let output = flashline().args(&args).output().unwrap();
-        let (stdout, stderr) = text(&output);
-        (output.status.code(), stdout, stderr)
-    })
-    .await
-    .unwrap()
 }
 
 fn strings(items: &[&str]) -> Vec<String> {

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use clap::Args;
 use tokio::sync::watch;
 
-use super::batch_view::{BatchView, ReportTargets, conclude};
+use super::batch_view::{BatchView, ReportArgs, conclude};
 use super::{Context, Outcome};
 use crate::pipeline::batch::{BatchOptions, run_batch};
 use crate::pipeline::device::DeviceJob;
-use crate::profile::{Inventory, ProfileError};
+use super::profile_cmd::report_error;
+use crate::profile::Inventory;
 
 #[derive(Debug, Args)]
 pub struct BatchArgs {
@@ -28,24 +29,17 @@ pub struct BatchArgs {
     /// Continue the journal: skip devices and steps already done.
     #[arg(long, requires = "journal")]
     resume: bool,
-    /// Write the JSON report here (atomically).
-    #[arg(long, value_name = "F.json")]
-    report: Option<PathBuf>,
-    /// Write a JUnit XML report here (a testcase per device).
-    #[arg(long, value_name = "F.xml")]
-    junit: Option<PathBuf>,
     /// Treat profile warnings as errors.
     #[arg(long)]
     strict: bool,
-    /// Print the JSON report on stdout instead of the summary table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    reports: ReportArgs,
 }
 
 pub fn run(args: BatchArgs, context: &Context) -> Outcome {
     let inventory = match Inventory::load(&args.inventory) {
         Ok(inventory) => inventory,
-        Err(error) => return inventory_error(&error, context),
+        Err(error) => return report_error(&error, context),
     };
     let mut devices = Vec::new();
     for device in &inventory.devices {
@@ -68,14 +62,13 @@ pub fn run(args: BatchArgs, context: &Context) -> Outcome {
         });
     }
     let options = BatchOptions { jobs: args.jobs, journal: args.journal.clone(), resume: args.resume };
-    let targets = ReportTargets { json_file: args.report.clone(), junit_file: args.junit.clone(), json_stdout: args.json };
-    run_jobs(devices, &options, &targets, args.json, context)
+    run_jobs(devices, &options, &args.reports, context)
 }
 
 /// Runs `devices` with Ctrl-C handling and concludes with the reports.
-pub fn run_jobs(devices: Vec<DeviceJob>, options: &BatchOptions, targets: &ReportTargets, json: bool, context: &Context) -> Outcome {
+pub fn run_jobs(devices: Vec<DeviceJob>, options: &BatchOptions, reports: &ReportArgs, context: &Context) -> Outcome {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    run_jobs_in(&runtime, devices, options, targets, json, context)
+    run_jobs_in(&runtime, devices, options, reports, context)
 }
 
 /// [`run_jobs`] on a runtime the caller owns (the demo's simulators run on it).
@@ -83,11 +76,10 @@ pub fn run_jobs_in(
     runtime: &tokio::runtime::Runtime,
     devices: Vec<DeviceJob>,
     options: &BatchOptions,
-    targets: &ReportTargets,
-    json: bool,
+    reports: &ReportArgs,
     context: &Context,
 ) -> Outcome {
-    let view = BatchView::new(devices.len(), json, context);
+    let view = BatchView::new(devices.len(), reports.json, context);
     let result = runtime.block_on(async {
         let (cancel_tx, cancel) = watch::channel(false);
         let quiet = context.quiet;
@@ -107,24 +99,9 @@ pub fn run_jobs_in(
     });
     view.finish();
     match result {
-        Ok(report) => conclude(&report, targets, context),
+        Ok(report) => conclude(&report, reports, context),
         Err(error) => {
             eprintln!("{}: {error}", context.err.error("error"));
-            Outcome::BadInput
-        }
-    }
-}
-
-pub fn inventory_error(error: &ProfileError, context: &Context) -> Outcome {
-    match error {
-        ProfileError::Read { .. } => {
-            eprintln!("{}: {error}", context.err.error("error"));
-            Outcome::Environment
-        }
-        ProfileError::Invalid { problems, .. } => {
-            for problem in problems {
-                eprintln!("{}", context.err.problem(problem));
-            }
             Outcome::BadInput
         }
     }

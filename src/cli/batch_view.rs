@@ -12,7 +12,6 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{Context, Outcome};
-use crate::ftp::FailureClass;
 use crate::pipeline::batch::BatchObserver;
 use crate::pipeline::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, write_atomically};
 use crate::progress::{Progress, ProgressEvent};
@@ -139,18 +138,24 @@ impl BatchView {
     }
 }
 
-/// Where the reports go.
-pub struct ReportTargets {
+/// Where the reports go: the options `run`, `batch` and `demo` share.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Write the JSON report here (atomically).
+    #[arg(long = "report", value_name = "F.json")]
     pub json_file: Option<PathBuf>,
+    /// Write a JUnit XML report here (a testcase per device).
+    #[arg(long = "junit", value_name = "F.xml")]
     pub junit_file: Option<PathBuf>,
-    /// Print the JSON report on stdout instead of the table.
-    pub json_stdout: bool,
+    /// Print the JSON report on stdout instead of the summary table.
+    #[arg(long = "json")]
+    pub json: bool,
 }
 
 /// Writes the reports, prints the summary, decides the exit code: 0 all
 /// passed; otherwise the worst class among the failures (device 1, input 2,
 /// environment 3).
-pub fn conclude(report: &BatchReport, targets: &ReportTargets, context: &Context) -> Outcome {
+pub fn conclude(report: &BatchReport, targets: &ReportArgs, context: &Context) -> Outcome {
     let mut outcome = Outcome::Success;
     for (path, contents) in [
         (&targets.json_file, report.to_json()),
@@ -163,7 +168,7 @@ pub fn conclude(report: &BatchReport, targets: &ReportTargets, context: &Context
             }
         }
     }
-    if targets.json_stdout {
+    if targets.json {
         println!("{}", report.to_json());
     } else if !context.quiet || report.summary.failed > 0 {
         print!("{}", report.to_table());
@@ -178,11 +183,7 @@ pub fn conclude(report: &BatchReport, targets: &ReportTargets, context: &Context
     }
     for device in &report.devices {
         if device.outcome == DeviceOutcome::Failed {
-            outcome = outcome.worst(match device.failure_class {
-                Some(FailureClass::Input) => Outcome::BadInput,
-                Some(FailureClass::Environment) => Outcome::Environment,
-                _ => Outcome::DeviceFailure,
-            });
+            outcome = outcome.worst(device.failure_class.map_or(Outcome::DeviceFailure, Outcome::from));
         }
     }
     if report.interrupted {

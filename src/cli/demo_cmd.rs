@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::batch_cmd::{inventory_error, run_jobs_in};
-use super::batch_view::ReportTargets;
+use super::batch_cmd::run_jobs_in;
+use super::profile_cmd::report_error;
+use super::batch_view::ReportArgs;
 use super::{Context, Outcome};
 use crate::pipeline::batch::BatchOptions;
 use crate::pipeline::device::DeviceJob;
@@ -31,16 +32,11 @@ pub struct DemoArgs {
     /// Devices run at once.
     #[arg(long, short = 'j', default_value_t = 4)]
     jobs: usize,
-    #[arg(long, value_name = "F.json")]
-    report: Option<PathBuf>,
-    #[arg(long, value_name = "F.xml")]
-    junit: Option<PathBuf>,
     /// Keep the bench's files (images, profile, inventory, journal) in this folder.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
-    /// Print the JSON report on stdout.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    reports: ReportArgs,
 }
 
 fn parse_scenario(name: &str) -> Result<Scenario, String> {
@@ -96,7 +92,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
             return Outcome::Environment;
         }
     };
-    if !context.quiet && !args.json {
+    if !context.quiet && !args.reports.json {
         eprintln!(
             "simulated bench: {} NET+OS device(s) on PTYs, a CSP controller at {}; inventory {}",
             bench.devices.len(),
@@ -106,7 +102,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
     }
     let inventory = match Inventory::load(&bench.inventory) {
         Ok(inventory) => inventory,
-        Err(error) => return inventory_error(&error, context),
+        Err(error) => return report_error(&error, context),
     };
     let devices: Vec<DeviceJob> = inventory
         .devices
@@ -120,8 +116,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
         })
         .collect();
     let options = BatchOptions { jobs: args.jobs, journal: Some(workdir.join("journal.jsonl")), resume: false };
-    let targets = ReportTargets { json_file: args.report.clone(), junit_file: args.junit.clone(), json_stdout: args.json };
-    let outcome = run_jobs_in(&runtime, devices, &options, &targets, args.json, context);
+    let outcome = run_jobs_in(&runtime, devices, &options, &args.reports, context);
     drop(bench);
     outcome
 }

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Context, Outcome};
-use crate::ftp::{self, Credential, FailureClass, FtpError, FtpEvent, UploadFile, UploadSpec};
+use crate::ftp::{self, Credential, FtpError, FtpEvent, UploadFile, UploadSpec};
 use crate::net::{ProbeMethod, resolve_ipv4};
 use crate::profile::{FtpMode, FtpVerify, HumanDuration};
 
@@ -214,11 +214,7 @@ fn report_error(error: &FtpError, json: bool, context: &Context) -> Outcome {
             }
         }
     }
-    match class {
-        FailureClass::Device => Outcome::DeviceFailure,
-        FailureClass::Input => Outcome::BadInput,
-        FailureClass::Environment => Outcome::Environment,
-    }
+    Outcome::from(class)
 }
 
 /// Turns upload events into a progress bar (terminal) or plain lines.

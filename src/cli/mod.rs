@@ -9,6 +9,7 @@
 mod batch_cmd;
 mod batch_view;
 mod demo_cmd;
+mod device_values;
 mod ftp_cmd;
 mod net_cmd;
 mod output;
@@ -37,6 +38,16 @@ pub enum Outcome {
     BadInput,
     /// The machine is not set up for the job (missing file, busy port, permissions).
     Environment,
+}
+
+impl From<crate::ftp::FailureClass> for Outcome {
+    fn from(class: crate::ftp::FailureClass) -> Outcome {
+        match class {
+            crate::ftp::FailureClass::Device => Outcome::DeviceFailure,
+            crate::ftp::FailureClass::Input => Outcome::BadInput,
+            crate::ftp::FailureClass::Environment => Outcome::Environment,
+        }
+    }
 }
 
 impl Outcome {

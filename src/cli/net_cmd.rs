@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use super::{Context, Outcome};
 use crate::net::diagnose::FindingCode;
 use crate::net::report::{Investigation, NetReport, investigate};
-use crate::net::service::LoginCandidate;
+use crate::net::service::Credential;
 use crate::net::{NetError, PortState, ProbeMethod, ProbeOptions, Prober, resolve_ipv4};
 use crate::profile::{self, CheckOptions, HumanDuration, ResolveMode, Step};
 
@@ -233,20 +233,8 @@ fn profile_facts(
     host: &str,
     set: &[String],
     context: &Context,
-) -> Result<(Vec<u16>, Vec<LoginCandidate>), Outcome> {
-    let loaded = match profile::load(path, CheckOptions::default()) {
-        Ok(loaded) => loaded,
-        Err(profile::ProfileError::Read { .. }) => {
-            eprintln!("{}: cannot read profile {}", context.err.error("error"), path.display());
-            return Err(Outcome::Environment);
-        }
-        Err(profile::ProfileError::Invalid { problems, .. }) => {
-            for problem in &problems {
-                eprintln!("{}", context.err.problem(problem));
-            }
-            return Err(Outcome::BadInput);
-        }
-    };
+) -> Result<(Vec<u16>, Vec<Credential>), Outcome> {
+    let loaded = profile::load(path, CheckOptions::default()).map_err(|error| super::profile_cmd::report_error(&error, context))?;
     let mut values = BTreeMap::from([("ip".to_string(), host.to_string())]);
     match profile::parse_set_pairs(set) {
         Ok(pairs) => values.extend(pairs),
@@ -273,7 +261,7 @@ fn profile_facts(
     for step in &resolved.steps {
         if let Step::FtpUpload(ftp) = step {
             ports.push(ftp.port);
-            credentials.extend(ftp.credentials.iter().map(|c| LoginCandidate {
+            credentials.extend(ftp.credentials.iter().map(|c| Credential {
                 user: c.user.to_string(),
                 password: c.password.expose().to_string(),
             }));

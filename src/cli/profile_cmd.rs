@@ -1,14 +1,14 @@
 //! `flashline profile check | schema | show`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::device_values::DeviceValueArgs;
 use super::{Context, Outcome};
 use crate::profile::{
-    self, CheckOptions, Inventory, Problem, ProfileError, ResolveMode, Severity,
+    self, CheckOptions, Problem, ProfileError, ResolveMode, Severity,
 };
 
 #[derive(Debug, Subcommand)]
@@ -41,15 +41,8 @@ pub struct ShowArgs {
     /// The profile file.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// Inventory (YAML or CSV) to take the device's values from.
-    #[arg(long, value_name = "F", requires = "device")]
-    inventory: Option<PathBuf>,
-    /// Device name in the inventory.
-    #[arg(long, value_name = "NAME", requires = "inventory")]
-    device: Option<String>,
-    /// Set a variable (repeatable), e.g. `--set ip=192.168.1.50`; overrides the inventory.
-    #[arg(long = "set", value_name = "K=V")]
-    set: Vec<String>,
+    #[command(flatten)]
+    device: DeviceValueArgs,
     /// Treat warnings as errors.
     #[arg(long)]
     strict: bool,
@@ -167,42 +160,19 @@ fn show(args: ShowArgs, context: &Context) -> Outcome {
             eprintln!("{}", context.err.problem(warning));
         }
     }
-    let mut values = BTreeMap::new();
-    if let (Some(inventory), Some(device)) = (&args.inventory, &args.device) {
-        let inventory = match Inventory::load(inventory) {
-            Ok(inventory) => inventory,
-            Err(error) => return report_error(&error, context),
-        };
-        let Some(found) = inventory.device(device) else {
-            let names: Vec<&str> = inventory.devices.iter().map(|d| d.name.as_str()).collect();
-            let mut message = format!(
-                "{}: no device `{device}` in {}",
-                context.err.error("error"),
-                inventory.path.display()
+    let (found, values) = match args.device.resolve(context) {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
+    };
+    if let Some(named) = found.as_ref().and_then(|d| d.profile.as_ref()) {
+        if !same_file(named, &args.file) {
+            eprintln!(
+                "{}: device `{}` names profile {}, not {}",
+                context.err.warning("warning"),
+                found.as_ref().map_or("", |d| d.name.as_str()),
+                named.display(),
+                args.file.display()
             );
-            if let Some(guess) = profile::problem::did_you_mean(device, names.iter().copied()) {
-                message.push_str(&format!("\n  help: did you mean `{guess}`?"));
-            }
-            eprintln!("{message}");
-            return Outcome::BadInput;
-        };
-        if let Some(named) = &found.profile {
-            if !same_file(named, &args.file) {
-                eprintln!(
-                    "{}: device `{device}` names profile {}, not {}",
-                    context.err.warning("warning"),
-                    named.display(),
-                    args.file.display()
-                );
-            }
-        }
-        values.extend(found.values.clone());
-    }
-    match profile::parse_set_pairs(&args.set) {
-        Ok(set) => values.extend(set),
-        Err(message) => {
-            eprintln!("{}: {message}", context.err.error("error"));
-            return Outcome::BadInput;
         }
     }
     let resolved = match profile::resolve(&loaded, &values, ResolveMode::Display) {
@@ -236,7 +206,7 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 }
 
 /// Prints a profile or inventory error and classifies it.
-fn report_error(error: &ProfileError, context: &Context) -> Outcome {
+pub(super) fn report_error(error: &ProfileError, context: &Context) -> Outcome {
     match error {
         ProfileError::Read { .. } => {
             eprintln!("{}: {error}", context.err.error("error"));

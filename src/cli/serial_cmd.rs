@@ -2,7 +2,6 @@
 //! steps run alone, with a progress bar (bytes, rate, ETA) on a terminal and
 //! plain lines otherwise.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -11,8 +10,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::device_values::DeviceValueArgs;
 use super::{Context, Outcome};
-use crate::profile::{self, CheckOptions, HumanDuration, Inventory, LoadImage, ResolveMode, SerialSettings, Step, Template, TransferProtocol};
+use crate::profile::{self, CheckOptions, HumanDuration, LoadImage, ResolveMode, SerialSettings, Step, Template, TransferProtocol};
 use crate::progress::{Progress, ProgressEvent};
 use crate::serial::console::Console;
 use crate::serial::port::{self, PortError};
@@ -73,15 +73,8 @@ pub struct DialogArgs {
     /// The profile with the `configure_network` step.
     #[arg(long, value_name = "P")]
     profile: PathBuf,
-    /// Inventory (YAML or CSV) to take the device's values from.
-    #[arg(long, value_name = "F", requires = "device")]
-    inventory: Option<PathBuf>,
-    /// Device name in the inventory.
-    #[arg(long, value_name = "NAME", requires = "inventory")]
-    device: Option<String>,
-    /// Set a variable (repeatable), e.g. `--set ip=192.168.1.50`.
-    #[arg(long = "set", value_name = "K=V")]
-    set: Vec<String>,
+    #[command(flatten)]
+    device: DeviceValueArgs,
     /// Write the console transcript (timestamps, passwords as ***) here.
     #[arg(long, value_name = "FILE")]
     transcript: Option<PathBuf>,
@@ -198,21 +191,13 @@ async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
             return fail(context, format!("{} is not a valid profile", path.display()), Outcome::BadInput);
         }
     };
-    let mut values = BTreeMap::new();
-    if let (Some(inventory), Some(device)) = (&args.inventory, &args.device) {
-        let inventory = match Inventory::load(inventory) {
-            Ok(inventory) => inventory,
-            Err(error) => return fail(context, error, Outcome::BadInput),
-        };
-        let Some(found) = inventory.device(device) else {
-            return fail(context, format!("no device `{device}` in {}", inventory.path.display()), Outcome::BadInput);
-        };
-        values.extend(found.values.clone());
-    }
-    values.insert("port".into(), args.port.display().to_string());
-    match profile::parse_set_pairs(&args.set) {
-        Ok(set) => values.extend(set),
-        Err(message) => return fail(context, message, Outcome::BadInput),
+    let (_, mut values) = match args.device.resolve(context) {
+        Ok(found) => found,
+        Err(outcome) => return outcome,
+    };
+    // The port opened is the device's `port`, unless `--set port=` says otherwise.
+    if !args.device.set.iter().any(|pair| pair.trim_start().starts_with("port=")) {
+        values.insert("port".into(), args.port.display().to_string());
     }
     let resolved = match profile::resolve(&loaded, &values, ResolveMode::Use) {
         Ok(resolved) => resolved,

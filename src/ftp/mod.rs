@@ -21,18 +21,7 @@ use crate::net::diagnose::Finding;
 
 pub use upload::{TlsSettings, UploadReport, UploadSpec, upload};
 
-/// A user name and password to try. Debug-prints without the password.
-#[derive(Clone)]
-pub struct Credential {
-    pub user: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credential({}, ***)", self.user)
-    }
-}
+pub use crate::net::service::Credential;
 
 /// One file to upload.
 #[derive(Debug, Clone)]
@@ -51,6 +40,17 @@ pub enum FailureClass {
     Input,
     /// This machine: a missing local file, no permission.
     Environment,
+}
+
+impl FailureClass {
+    /// The name reports use (`device`, `input`, `environment`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Device => "device",
+            FailureClass::Input => "input",
+            FailureClass::Environment => "environment",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::diagnose::{Evidence, Finding, diagnose};
 use super::icmp::Pinger;
-use super::service::{LoginCandidate, ServiceCheck, check_ftp};
+use super::service::{Credential, ServiceCheck, check_ftp};
 use super::wait::{TimelineEvent, WaitSpec, wait_for};
 use super::{IcmpResult, NetError, PortResult, PortState, ProbeOptions, Prober, UsedMethod};
 
@@ -37,7 +37,7 @@ pub struct Investigation {
     pub ports: Vec<u16>,
     /// Ports whose FTP greeting and login are checked when open.
     pub ftp_ports: Vec<u16>,
-    pub credentials: Vec<LoginCandidate>,
+    pub credentials: Vec<Credential>,
     /// Send an ICMP echo for evidence.
     pub icmp: bool,
     /// Keep polling until every port has this state (or the timeout passes);

@@ -12,14 +12,14 @@ use tokio::net::TcpStream;
 
 /// A user name and password to try.
 #[derive(Clone)]
-pub struct LoginCandidate {
+pub struct Credential {
     pub user: String,
     pub password: String,
 }
 
-impl std::fmt::Debug for LoginCandidate {
+impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LoginCandidate({}, ***)", self.user)
+        write!(f, "Credential({}, ***)", self.user)
     }
 }
 
@@ -63,7 +63,7 @@ const MAX_LINE: usize = 1024;
 
 /// Connects to `target:port`, reads the greeting, and tries `candidates` in
 /// order until one logs in. `timeout` bounds each step.
-pub async fn check_ftp(target: Ipv4Addr, port: u16, candidates: &[LoginCandidate], timeout: Duration) -> ServiceCheck {
+pub async fn check_ftp(target: Ipv4Addr, port: u16, candidates: &[Credential], timeout: Duration) -> ServiceCheck {
     let mut check = ServiceCheck {
         port,
         banner: None,
@@ -124,7 +124,7 @@ pub async fn check_ftp(target: Ipv4Addr, port: u16, candidates: &[LoginCandidate
 /// 2 s, vsftpd 1 s more): give PASS this long before calling it unanswered.
 const PASS_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn login(stream: &mut BufReader<TcpStream>, candidate: &LoginCandidate, timeout: Duration) -> Result<(u16, String), String> {
+async fn login(stream: &mut BufReader<TcpStream>, candidate: &Credential, timeout: Duration) -> Result<(u16, String), String> {
     let (code, reply) = command(stream, &format!("USER {}\r\n", candidate.user), timeout).await?;
     if code != 331 {
         return Ok((code, reply));
@@ -217,10 +217,10 @@ mod tests {
         port
     }
 
-    fn candidates() -> Vec<LoginCandidate> {
+    fn candidates() -> Vec<Credential> {
         vec![
-            LoginCandidate { user: "root".into(), password: "Netsilicon".into() },
-            LoginCandidate { user: "root".into(), password: "password".into() },
+            Credential { user: "root".into(), password: "Netsilicon".into() },
+            Credential { user: "root".into(), password: "password".into() },
         ]
     }
 

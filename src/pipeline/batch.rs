@@ -115,18 +115,7 @@ async fn wait_for_cancel(mut cancel: watch::Receiver<bool>) {
 }
 
 fn not_run(job: &DeviceJob, interrupted: bool) -> DeviceReport {
-    DeviceReport {
-        name: job.name.clone(),
-        profile: job.profile_path.display().to_string(),
-        port: job.port.as_ref().map(|p| p.display().to_string()),
-        ip: job.values.get("ip").cloned(),
-        mac: None,
-        serial_number: None,
-        images: Vec::new(),
-        outcome: DeviceOutcome::NotRun,
-        failure_class: None,
-        error: Some(if interrupted { "not started: the batch was interrupted".into() } else { "not started".into() }),
-        finding: None,
-        steps: Vec::new(),
-    }
+    let mut report = job.report(DeviceOutcome::NotRun);
+    report.error = Some(if interrupted { "not started: the batch was interrupted".into() } else { "not started".into() });
+    report
 }

@@ -41,6 +41,26 @@ pub struct DeviceJob {
     pub strict: bool,
 }
 
+impl DeviceJob {
+    /// A report of this device with nothing run yet.
+    pub fn report(&self, outcome: DeviceOutcome) -> DeviceReport {
+        DeviceReport {
+            name: self.name.clone(),
+            profile: self.profile_path.display().to_string(),
+            port: self.port.as_ref().map(|p| p.display().to_string()),
+            ip: self.values.get("ip").cloned(),
+            mac: None,
+            serial_number: None,
+            images: Vec::new(),
+            outcome,
+            failure_class: None,
+            error: None,
+            finding: None,
+            steps: Vec::new(),
+        }
+    }
+}
+
 /// What the runner needs from its caller.
 pub struct RunContext<'a> {
     /// Where each step's result goes before the next starts.
@@ -70,20 +90,7 @@ impl Failure {
 /// Runs `job` to the end (or its first failure) and reports.
 pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceReport {
     let started = Instant::now();
-    let mut report = DeviceReport {
-        name: job.name.clone(),
-        profile: job.profile_path.display().to_string(),
-        port: job.port.as_ref().map(|p| p.display().to_string()),
-        ip: job.values.get("ip").cloned(),
-        mac: None,
-        serial_number: None,
-        images: Vec::new(),
-        outcome: DeviceOutcome::Passed,
-        failure_class: None,
-        error: None,
-        finding: None,
-        steps: Vec::new(),
-    };
+    let mut report = job.report(DeviceOutcome::Passed);
     let fail = |report: &mut DeviceReport, failure: Failure| {
         report.outcome = DeviceOutcome::Failed;
         report.failure_class = Some(failure.class);

@@ -140,11 +140,7 @@ impl BatchReport {
             ));
             match device.outcome {
                 DeviceOutcome::Failed => {
-                    let class = device.failure_class.map_or("device", |c| match c {
-                        FailureClass::Device => "device",
-                        FailureClass::Input => "input",
-                        FailureClass::Environment => "environment",
-                    });
+                    let class = device.failure_class.map_or("device", FailureClass::as_str);
                     let message = device.error.clone().unwrap_or_default();
                     let mut body = message.clone();
                     if let Some(finding) = &device.finding {
@@ -182,11 +178,7 @@ impl BatchReport {
         for device in &self.devices {
             let result = match device.outcome {
                 DeviceOutcome::Passed => "passed".to_string(),
-                DeviceOutcome::Failed => format!("FAILED ({})", device.failure_class.map_or("device", |c| match c {
-                    FailureClass::Device => "device",
-                    FailureClass::Input => "input",
-                    FailureClass::Environment => "environment",
-                })),
+                DeviceOutcome::Failed => format!("FAILED ({})", device.failure_class.map_or("device", FailureClass::as_str)),
                 DeviceOutcome::NotRun => "not run".into(),
             };
             let detail = match (&device.finding, &device.error) {

@@ -28,7 +28,7 @@ pub fn validate(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>)
     check_serial(profile, problems);
     check_templates(profile, base_dir, problems);
     check_network(profile, problems);
-    check_steps(profile, base_dir, problems);
+    check_steps(profile, problems);
 }
 
 fn check_header(profile: &Profile, problems: &mut Problems<'_>) {
@@ -281,7 +281,7 @@ fn phase(step: &Step) -> Option<u8> {
     }
 }
 
-fn check_steps(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>) {
+fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
     if profile.steps.is_empty() {
         problems
             .error("steps", "the profile has no steps")
@@ -471,16 +471,7 @@ fn check_steps(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>) 
                         problems.error(&format!("{base}.timestamp"), message);
                     }
                 }
-                if let Some(text) = s.config_file.as_ref().and_then(|t| literal(t.as_str())) {
-                    if !base_dir.join(text).is_file() {
-                        // Already reported as a missing file by the template check.
-                    }
-                }
             }
-        }
-        if let Step::LoadImage(_) | Step::ConfigureNetwork(_) = step {
-            // Both talk to the console: a profile with either needs a port from
-            // the device; nothing to check in the profile itself.
         }
     }
 }

@@ -67,6 +67,18 @@ pub fn run_flashline(args: &[&str]) -> Output {
     flashline().args(args).output().expect("run flashline")
 }
 
+/// Runs flashline from async code (a test whose simulators run on tokio):
+/// exit code, stdout, stderr.
+pub async fn run_flashline_async(args: Vec<String>) -> (Option<i32>, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let output = flashline().args(&args).output().unwrap();
+        let (stdout, stderr) = text(&output);
+        (output.status.code(), stdout, stderr)
+    })
+    .await
+    .unwrap()
+}
+
 /// The repository root (where `profiles/` lives).
 pub fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
