@@ -45,7 +45,15 @@ fn run(runtime: &tokio::runtime::Runtime, devices: usize) -> Run {
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_flashline"))
         .env("FLASHLINE_SIM_ROOT_PASSWORD", bench::SIM_ROOT_PASSWORD)
         .env("FLASHLINE_SIM_FTP_PASSWORD", bench::SIM_ROOT_PASSWORD)
-        .args(["-q", "batch", bench.inventory.to_str().unwrap(), "--jobs", &devices.to_string(), "--report", report.to_str().unwrap()])
+        .args([
+            "-q",
+            "batch",
+            bench.inventory.to_str().unwrap(),
+            "--jobs",
+            &devices.to_string(),
+            "--report",
+            report.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::null())
         .status()
         .expect("run flashline");

@@ -61,7 +61,24 @@ fn main() {
             let started = Instant::now();
             let status = util::flashline()
                 .env("FTP_PW", "bench@example.invalid")
-                .args(["-q", "ftp", "put", &local, "--host", "127.0.0.1", "--port", &port_text, "--user", "anonymous", "--password-env", "FTP_PW", "--remote", &remote, "--verify", "size"])
+                .args([
+                    "-q",
+                    "ftp",
+                    "put",
+                    &local,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port_text,
+                    "--user",
+                    "anonymous",
+                    "--password-env",
+                    "FTP_PW",
+                    "--remote",
+                    &remote,
+                    "--verify",
+                    "size",
+                ])
                 .args(extra)
                 .stdout(std::process::Stdio::null())
                 .status()
@@ -99,8 +116,5 @@ fn main() {
         rate(ours_hashing),
         rate(ours_hashing) / rate(theirs)
     );
-    println!(
-        "flashline peak memory (max RSS): {:.1} MiB (target < 32 MiB)",
-        peak_kib as f64 / 1024.0
-    );
+    println!("flashline peak memory (max RSS): {:.1} MiB (target < 32 MiB)", peak_kib as f64 / 1024.0);
 }

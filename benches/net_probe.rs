@@ -37,15 +37,19 @@ fn main() {
     let filtered: BTreeSet<u16> = (1..=20).map(|i| i * 47 + 3).collect();
     let _listeners: Vec<_> = open
         .iter()
-        .map(|&p| serve_until(listen_in(&pair.dut, SocketAddr::from((pair.dut_ip, p))), Instant::now() + Duration::from_secs(600)))
+        .map(|&p| {
+            serve_until(
+                listen_in(&pair.dut, SocketAddr::from((pair.dut_ip, p))),
+                Instant::now() + Duration::from_secs(600),
+            )
+        })
         .collect();
     let drops = filtered.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
     let drop_rule = format!("add rule inet t input tcp dport {{ {drops} }} drop");
-    nft_in(&pair.dut, &[
-        "add table inet t",
-        "add chain inet t input { type filter hook input priority 0 ; }",
-        &drop_rule,
-    ]);
+    nft_in(
+        &pair.dut,
+        &["add table inet t", "add chain inet t input { type filter hook input priority 0 ; }", &drop_rule],
+    );
 
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
@@ -114,7 +118,20 @@ fn main() {
         let ports = port.to_string();
         let child = pair
             .in_station(util::flashline_bin())
-            .args(["probe", &dut, "--ports", &ports, "--method", "syn", "--no-icmp", "--wait-until", "open", "--timeout", "10s", "--json"])
+            .args([
+                "probe",
+                &dut,
+                "--ports",
+                &ports,
+                "--method",
+                "syn",
+                "--no-icmp",
+                "--wait-until",
+                "open",
+                "--timeout",
+                "10s",
+                "--json",
+            ])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("start flashline");
@@ -149,11 +166,8 @@ fn nmap_states(xml: &str) -> (BTreeSet<u16>, BTreeSet<u16>, usize) {
     let mut filtered = BTreeSet::new();
     let mut closed = 0;
     for chunk in xml.split("<port ").skip(1) {
-        let port = chunk
-            .split("portid=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .and_then(|p| p.parse::<u16>().ok());
+        let port =
+            chunk.split("portid=\"").nth(1).and_then(|rest| rest.split('"').next()).and_then(|p| p.parse::<u16>().ok());
         let state = chunk.split("state=\"").nth(1).and_then(|rest| rest.split('"').next());
         match (port, state) {
             (Some(p), Some("open")) => {

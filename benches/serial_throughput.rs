@@ -86,7 +86,13 @@ enum Peer {
 }
 
 /// Seconds from our receiver's first request to the end of the file.
-async fn run(peer: &Peer, protocol: TransferProtocol, baud: u32, latency: Duration, data: &[u8]) -> Result<f64, String> {
+async fn run(
+    peer: &Peer,
+    protocol: TransferProtocol,
+    baud: u32,
+    latency: Duration,
+    data: &[u8],
+) -> Result<f64, String> {
     let mut config = LinkConfig::clean(baud, latency);
     config.precise = true;
     let (sender_end, mut receiver_end, _stats): (_, _, Arc<Mutex<LinkStats>>) = link::link(config);
@@ -98,7 +104,12 @@ async fn run(peer: &Peer, protocol: TransferProtocol, baud: u32, latency: Durati
             let file = Outgoing { name: "bench.bin".into(), data: data.to_vec(), mtime: 0 };
             let sender = Sender::new(file, SenderOptions::for_baud(protocol, baud), std::time::Instant::now());
             let mut end = sender_end;
-            tokio::spawn(async move { transfer::send(&mut end, sender, "bench", Vec::new(), &Silent).await.map(|_| ()).map_err(|e| e.to_string()) })
+            tokio::spawn(async move {
+                transfer::send(&mut end, sender, "bench", Vec::new(), &Silent)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
         }
         Peer::Lrzsz(program, args) => {
             std::fs::write(dir.path().join("bench.bin"), data).map_err(|e| e.to_string())?;
@@ -138,7 +149,9 @@ async fn run(peer: &Peer, protocol: TransferProtocol, baud: u32, latency: Durati
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let have_lrzsz = ["sx", "sb"].iter().all(|p| Command::new(p).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok());
+    let have_lrzsz = ["sx", "sb"]
+        .iter()
+        .all(|p| Command::new(p).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok());
     println!("payload throughput over the link emulator (8N1), receiver: ours");
     println!(
         "| baud | latency | protocol | ours B/s | ours / ceiling | sx B/s | ours / sx | ours / line rate | ceiling / line rate |"
@@ -157,14 +170,19 @@ fn main() {
                 let line_rate = f64::from(baud) / 10.0;
                 let ceiling = size as f64 / ceiling_seconds(protocol, size, baud, latency.as_secs_f64());
                 let ours = runtime.block_on(run(&Peer::Ours, protocol, baud, latency, &data));
-                let theirs = if have_lrzsz { runtime.block_on(run(&lrzsz, protocol, baud, latency, &data)) } else { Err("lrzsz not installed".into()) };
+                let theirs = if have_lrzsz {
+                    runtime.block_on(run(&lrzsz, protocol, baud, latency, &data))
+                } else {
+                    Err("lrzsz not installed".into())
+                };
                 let ours_rate = ours.clone().map(|s| size as f64 / s);
                 let theirs_rate = theirs.clone().map(|s| size as f64 / s);
                 let show = |r: &Result<f64, String>| match r {
                     Ok(v) => format!("{v:.0}"),
                     Err(e) => format!("({e})"),
                 };
-                let ratio = |a: &Result<f64, String>, b: f64| a.as_ref().map_or("-".to_string(), |a| format!("{:.3}", a / b));
+                let ratio =
+                    |a: &Result<f64, String>, b: f64| a.as_ref().map_or("-".to_string(), |a| format!("{:.3}", a / b));
                 println!(
                     "| {baud} | {latency_ms} ms | {name} | {} | {} | {} | {} | {} | {:.3} |",
                     show(&ours_rate),

@@ -32,7 +32,13 @@ fn repo(path: &str) -> String {
 
 #[test]
 fn netos_board_full_pipeline() {
-    let Some(values) = needs(&["FLASHLINE_HW_SERIAL", "FLASHLINE_HW_IP", "FLASHLINE_HW_ROM", "FLASHLINE_HW_IMAGE", "FLASHLINE_HW_ROOT_PASSWORD"]) else {
+    let Some(values) = needs(&[
+        "FLASHLINE_HW_SERIAL",
+        "FLASHLINE_HW_IP",
+        "FLASHLINE_HW_ROM",
+        "FLASHLINE_HW_IMAGE",
+        "FLASHLINE_HW_ROOT_PASSWORD",
+    ]) else {
         return;
     };
     let (port, ip, rom, image) = (&values[0], &values[1], &values[2], &values[3]);
@@ -59,7 +65,8 @@ fn netos_board_full_pipeline() {
 #[test]
 fn netos_board_is_ready_after_the_pipeline() {
     let Some(values) = needs(&["FLASHLINE_HW_IP"]) else { return };
-    let output = flashline().args(["diagnose", &values[0], "--timeout", "30s", "--json"]).output().expect("run flashline");
+    let output =
+        flashline().args(["diagnose", &values[0], "--timeout", "30s", "--json"]).output().expect("run flashline");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
     assert_eq!(report["finding"]["code"], "ready", "{report:#}");
 }
@@ -67,7 +74,10 @@ fn netos_board_is_ready_after_the_pipeline() {
 #[test]
 fn csp_controller_answers_every_query() {
     let Some(values) = needs(&["FLASHLINE_HW_CSP"]) else { return };
-    let output = flashline().args(["exs", "tftp-manage", "--host", &values[0], "--query", "all", "--json"]).output().expect("run flashline");
+    let output = flashline()
+        .args(["exs", "tftp-manage", "--host", &values[0], "--query", "all", "--json"])
+        .output()
+        .expect("run flashline");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     println!("{stdout}");
@@ -93,7 +103,8 @@ fn csp_capture_settles_the_checksum_rule() {
     println!("captured: {}", hex.join(" "));
     let mut matching = Vec::new();
     for rule in ["sum8-twos", "sum8", "xor8"] {
-        let output = flashline().args(["exs", "decode", "--checksum", rule]).arg(hex.join(" ")).output().expect("run flashline");
+        let output =
+            flashline().args(["exs", "decode", "--checksum", rule]).arg(hex.join(" ")).output().expect("run flashline");
         if output.status.success() {
             matching.push(rule);
         }

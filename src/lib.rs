@@ -23,10 +23,10 @@
 //! and `sim` (simulated devices).
 
 pub mod cli;
-pub mod net;
-pub mod pipeline;
 pub mod exs;
 pub mod ftp;
+pub mod net;
+pub mod pipeline;
 pub mod profile;
 pub mod progress;
 pub mod serial;

@@ -35,7 +35,8 @@ fn demo_with_eight_devices_all_pass_with_a_full_report() {
     assert_eq!(report["summary"]["passed"], 9, "8 NET+OS devices and the CSP controller: {report:#}");
     for device in report["devices"].as_array().unwrap().iter().take(8) {
         assert_eq!(device["outcome"], "passed");
-        let kinds: Vec<&str> = device["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> =
+            device["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["load_image", "configure_network", "wait_for_network", "ftp_upload"]);
         assert!(device["mac"].as_str().is_some_and(|m| m.starts_with("00:40:9D")), "{device:#}");
         assert_eq!(device["images"].as_array().unwrap().len(), 2);
@@ -65,7 +66,14 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path().join("sim-netos.yaml");
     std::fs::copy(repo_root().join("profiles/sim-netos.yaml"), &profile).unwrap();
-    let spec = BenchSpec { devices: 6, scenario: None, profile, with_csp: false, key_window: Duration::from_secs(1), link: None };
+    let spec = BenchSpec {
+        devices: 6,
+        scenario: None,
+        profile,
+        with_csp: false,
+        key_window: Duration::from_secs(1),
+        link: None,
+    };
     let bench = bench::start(dir.path(), &spec).await.unwrap();
     let journal = dir.path().join("journal.jsonl");
     let report = dir.path().join("report.json");
@@ -96,7 +104,8 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
     let _ = child.wait();
     let before = journal_lines(&journal);
     assert!(before >= 10, "the batch got far enough before the kill");
-    let done_before: Vec<u32> = bench.devices.iter().map(|d| d.flash().images.get("image.bin").map_or(0, |i| i.writes)).collect();
+    let done_before: Vec<u32> =
+        bench.devices.iter().map(|d| d.flash().images.get("image.bin").map_or(0, |i| i.writes)).collect();
     assert!(done_before.iter().any(|w| *w == 0), "some devices were not finished when killed: {done_before:?}");
 
     let mut resumed = command(true);
@@ -113,12 +122,15 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
     // No record lost: every line parses, the old ones are still there, and
     // each step of each device has a passed or skipped record.
     let text = std::fs::read_to_string(&journal).unwrap();
-    let records: Vec<Value> = text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> =
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(records.len() > before);
     for device in &bench.devices {
         for step in 0..4 {
             assert!(
-                records.iter().any(|r| r["device"] == device.name.as_str() && r["step"] == step && r["outcome"] != "failed"),
+                records
+                    .iter()
+                    .any(|r| r["device"] == device.name.as_str() && r["step"] == step && r["outcome"] != "failed"),
                 "{} step {step} has a record",
                 device.name
             );

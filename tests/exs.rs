@@ -27,11 +27,7 @@ struct Sim {
 
 impl Sim {
     fn start(mut config: CspConfig) -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let events = Arc::new(Mutex::new(Vec::new()));
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
         config.events = Some(sender);
@@ -47,12 +43,7 @@ impl Sim {
         runtime.spawn(csp::serve(listener, config, async {
             let _ = stopped.await;
         }));
-        Sim {
-            port,
-            events,
-            stop: Some(stop),
-            runtime: Some(runtime),
-        }
+        Sim { port, events, stop: Some(stop), runtime: Some(runtime) }
     }
 
     fn events(&self) -> Vec<CspEvent> {
@@ -90,10 +81,7 @@ impl Drop for Sim {
 }
 
 fn quiet_config() -> CspConfig {
-    CspConfig {
-        poll_interval: None,
-        ..CspConfig::default()
-    }
+    CspConfig { poll_interval: None, ..CspConfig::default() }
 }
 
 /// Status and More Status of each answer, as `0x0010/0x00` (more status `-`
@@ -177,10 +165,7 @@ fn exs_every_query_answers_what_was_set() {
 
 #[test]
 fn exs_trace_layout_answers_are_decoded_and_named() {
-    let sim = Sim::start(CspConfig {
-        layout: ResponseLayout::NoMoreStatus,
-        ..quiet_config()
-    });
+    let sim = Sim::start(CspConfig { layout: ResponseLayout::NoMoreStatus, ..quiet_config() });
     let output = sim.tftp_manage(&["--local-config", r"c:\tftpboot\tftp_no_ts.cfg", "--query", "local-config"]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -208,9 +193,8 @@ struct Tftpd {
 
 impl Tftpd {
     fn start() -> Option<Tftpd> {
-        let program = ["/usr/sbin/in.tftpd", "in.tftpd"]
-            .into_iter()
-            .find(|p| Path::new(p).is_file() || have_program(p))?;
+        let program =
+            ["/usr/sbin/in.tftpd", "in.tftpd"].into_iter().find(|p| Path::new(p).is_file() || have_program(p))?;
         let dir = tempfile::tempdir().unwrap();
         // in.tftpd drops to an unprivileged user: it must be able to read.
         make_world_readable(dir.path());
@@ -267,10 +251,7 @@ fn udp_port_bound(port: u16) -> bool {
 fn download_config(tftp_port: u16) -> CspConfig {
     CspConfig {
         tftp_port,
-        tftp: TftpOptions {
-            timeout: Duration::from_millis(300),
-            ..TftpOptions::default()
-        },
+        tftp: TftpOptions { timeout: Duration::from_millis(300), ..TftpOptions::default() },
         ..quiet_config()
     }
 }
@@ -279,7 +260,10 @@ const GOOD_CONFIG: &str = "' CSP load for line 3\nEXCPU_LOAD=loads/excpu.bin:SAV
 
 #[test]
 fn exs_begin_download_fetches_the_file_from_tftpd_hpa() {
-    if !require(have_program("in.tftpd") || Path::new("/usr/sbin/in.tftpd").is_file(), "in.tftpd (Debian package tftpd-hpa)") {
+    if !require(
+        have_program("in.tftpd") || Path::new("/usr/sbin/in.tftpd").is_file(),
+        "in.tftpd (Debian package tftpd-hpa)",
+    ) {
         return;
     }
     let tftpd = Tftpd::start().expect("start in.tftpd");
@@ -335,16 +319,21 @@ fn exs_begin_download_fetches_the_file_from_tftpd_hpa() {
     assert!(text(&output).0.contains("timestamp: 01"));
 
     // Older than the adjacent controller's load.
-    let sim = Sim::start(CspConfig {
-        adjacent_timestamp: Some(vec![0x20, 0x25]),
-        ..download_config(tftpd.port)
-    });
+    let sim = Sim::start(CspConfig { adjacent_timestamp: Some(vec![0x20, 0x25]), ..download_config(tftpd.port) });
     let (code, report) = download_with(&sim, "csp_load.cfg", Some("2024"));
     assert_eq!((code, statuses(&report)), (Some(1), vec!["0x0002/0x00".to_string()]), "old timestamp");
 
     // Human output names the failure.
     let sim = Sim::start(download_config(tftpd.port));
-    let output = sim.tftp_manage(&["--local-config", "missing.cfg", "--local-server", "127.0.0.1", "--timestamp", "01", "--begin-download"]);
+    let output = sim.tftp_manage(&[
+        "--local-config",
+        "missing.cfg",
+        "--local-server",
+        "127.0.0.1",
+        "--timestamp",
+        "01",
+        "--begin-download",
+    ]);
     let (stdout, _) = text(&output);
     assert!(stdout.contains("status       0x0008 TFTP of the configuration file failed"), "{stdout}");
     assert!(stdout.contains("more status  0x01 TFTP protocol error"), "{stdout}");
@@ -367,11 +356,7 @@ fn exs_tftp_timeout_is_more_status_0x02() {
 }
 
 fn fault_sim(faults: Vec<Fault>) -> Sim {
-    Sim::start(CspConfig {
-        faults,
-        alarm_wait: Duration::from_secs(2),
-        ..quiet_config()
-    })
+    Sim::start(CspConfig { faults, alarm_wait: Duration::from_secs(2), ..quiet_config() })
 }
 
 #[test]
@@ -393,22 +378,23 @@ fn exs_fault_wrong_sequence_times_out_naming_what_came() {
     let output = sim.tftp_manage(&["--query", "local-config", "--timeout", "1s"]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("no response to TFTP Manage (0x003a) seq 0 from 127.0.0.1:"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("no response to TFTP Manage (0x003a) seq 0 from 127.0.0.1:"), "{stderr}");
     assert!(stderr.contains("within 1s; received instead: TFTP Manage (0x003a) seq 1"), "{stderr}");
 }
 
 #[test]
 fn exs_fault_truncated_frame_then_reconnect_and_answer() {
     let sim = fault_sim(vec![Fault::Truncated]);
-    let (code, report) = sim.tftp_manage_json(&["--local-config", "a.cfg", "--query", "local-config", "--timeout", "2s"]);
+    let (code, report) =
+        sim.tftp_manage_json(&["--local-config", "a.cfg", "--query", "local-config", "--timeout", "2s"]);
     assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(statuses(&report), vec!["0x0010/0x00"; 2]);
     assert_eq!(report["events"][0]["event"], "reconnected");
     let reason = report["events"][0]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("connection closed after ") && reason.ends_with("bytes of an incomplete frame"), "{reason}");
+    assert!(
+        reason.starts_with("connection closed after ") && reason.ends_with("bytes of an incomplete frame"),
+        "{reason}"
+    );
     let connections = sim.events().iter().filter(|e| matches!(e, CspEvent::Connected { .. })).count();
     assert_eq!(connections, 2);
     assert_eq!(values(&report, 1), vec![r#"local-config="a.cfg""#]);
@@ -442,9 +428,10 @@ fn exs_fault_alarm_before_the_answer_is_acknowledged() {
     assert!(stdout.contains("answered Alarm (0x00b9) seq 0 from the controller"), "{stdout}");
     assert!(stdout.contains("timestamp: 0A 0B"), "{stdout}");
     // The simulator got the acknowledgment (it answers only after it).
-    let acknowledged = sim.events().iter().any(|e| {
-        matches!(e, CspEvent::HostAnswered { message, seq: 0 } if message == "Alarm (0x00b9)")
-    });
+    let acknowledged = sim
+        .events()
+        .iter()
+        .any(|e| matches!(e, CspEvent::HostAnswered { message, seq: 0 } if message == "Alarm (0x00b9)"));
     assert!(acknowledged, "{:#?}", sim.events());
 }
 
@@ -471,10 +458,14 @@ fn exs_polls_while_waiting_are_answered() {
 
 #[test]
 fn exs_errors_before_sending_and_without_a_controller() {
-    let output = run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--begin-download", "--local-config", "a.cfg"]);
+    let output =
+        run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--begin-download", "--local-config", "a.cfg"]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("begin_download: begin download needs the local configuration filename and server address"), "{stderr}");
+    assert!(
+        stderr.contains("begin_download: begin download needs the local configuration filename and server address"),
+        "{stderr}"
+    );
     let output = run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--local-config", &"x".repeat(128)]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).1.contains("filename is 128 characters; the controller takes at most 127"));
@@ -483,7 +474,8 @@ fn exs_errors_before_sending_and_without_a_controller() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    let output = run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--port", &port.to_string(), "--query", "all"]);
+    let output =
+        run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--port", &port.to_string(), "--query", "all"]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")), "{stderr}");
@@ -555,7 +547,8 @@ fn exs_check_config_flags_each_rule_with_line_and_code() {
     ] {
         let head = format!("{file}:{line}: {text}");
         let at = stdout.find(&head).unwrap_or_else(|| panic!("missing `{head}` in:\n{stdout}"));
-        let next_problem = stdout[at + head.len()..].find(&format!("{file}:")).map_or(stdout.len(), |n| at + head.len() + n);
+        let next_problem =
+            stdout[at + head.len()..].find(&format!("{file}:")).map_or(stdout.len(), |n| at + head.len() + n);
         let block = &stdout[at..next_problem];
         match code {
             Some(code) => assert!(block.contains(&format!("controller answers: status 0x0008, {code}")), "{block}"),
@@ -607,11 +600,23 @@ fn exs_sim_csp_subcommand_serves_a_query() {
     let address: SocketAddr = first.strip_prefix("listening on ").unwrap().parse().unwrap();
     assert!(address.ip().is_loopback());
     let port = address.port().to_string();
-    let output = run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--port", &port, "--local-server", "127.0.0.7", "--query", "local-server"]);
+    let output = run_flashline(&[
+        "exs",
+        "tftp-manage",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--local-server",
+        "127.0.0.7",
+        "--query",
+        "local-server",
+    ]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("local matrix server IP address: 127.0.0.7"), "{stdout}");
     // The simulator printed what it did (bounded: at most 10 lines).
-    let printed: Vec<String> = lines.by_ref().take(10).map_while(Result::ok).take_while(|l| !l.contains("closed")).collect();
+    let printed: Vec<String> =
+        lines.by_ref().take(10).map_while(Result::ok).take_while(|l| !l.contains("closed")).collect();
     assert!(printed.iter().any(|l| l.contains("set local matrix server IP address = 127.0.0.7")), "{printed:?}");
 }

@@ -52,7 +52,19 @@ fn put(port: u16, args: &[&str]) -> (Option<i32>, Value, String) {
     let port = port.to_string();
     let output = flashline()
         .env("FTP_PW", "flashline@example.invalid")
-        .args(["ftp", "put", "--host", "127.0.0.1", "--port", &port, "--user", "anonymous", "--password-env", "FTP_PW", "--json"])
+        .args([
+            "ftp",
+            "put",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--user",
+            "anonymous",
+            "--password-env",
+            "FTP_PW",
+            "--json",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -73,7 +85,8 @@ fn files_of_0_1_and_64_mib_arrive_intact() {
         let local = make_file(dir.path(), name, size);
         for verify in ["size", "readback"] {
             let remote = format!("up/{verify}-{name}");
-            let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", &remote, "--verify", verify, "--hash"]);
+            let (code, report, stderr) =
+                put(port, &[local.to_str().unwrap(), "--remote", &remote, "--verify", verify, "--hash"]);
             assert_eq!(code, Some(0), "{name} {verify}: {stderr}\n{report:#}");
             let file = &report["files"][0];
             assert_eq!(file["bytes"], size as u64);
@@ -103,7 +116,9 @@ fn cut_when_growing(server: &Vsftpd, file: &Path, after: u64) -> bool {
 /// to cut) with `extra` options while the test cuts every session once 8 MiB
 /// have arrived. Returns the exit code, the JSON, stderr, and the local and
 /// server-side copies.
-fn put_while_cutting(extra: &[&str]) -> Option<(Option<i32>, Value, String, std::path::PathBuf, std::path::PathBuf, tempfile::TempDir)> {
+fn put_while_cutting(
+    extra: &[&str],
+) -> Option<(Option<i32>, Value, String, std::path::PathBuf, std::path::PathBuf, tempfile::TempDir)> {
     if !vsftpd_here() {
         return None;
     }
@@ -127,7 +142,9 @@ fn put_while_cutting(extra: &[&str]) -> Option<(Option<i32>, Value, String, std:
 
 #[test]
 fn a_connection_cut_mid_transfer_is_retried_and_verified() {
-    let Some((code, report, stderr, local, server_copy, _dir)) = put_while_cutting(&["--verify", "readback"]) else { return };
+    let Some((code, report, stderr, local, server_copy, _dir)) = put_while_cutting(&["--verify", "readback"]) else {
+        return;
+    };
     assert_eq!(code, Some(0), "{stderr}\n{report:#}");
     let file = &report["files"][0];
     assert!(file["attempts"].as_u64().unwrap() >= 2, "{report:#}");
@@ -160,7 +177,20 @@ fn refused_credentials_file_and_busy_are_classified() {
     let (_server, _) = Vsftpd::anonymous_upload(port, &["deny_file={*.exe}"]);
     let output = flashline()
         .env("FTP_PW", "s3cret-not-shown")
-        .args(["ftp", "put", local, "--host", "127.0.0.1", "--port", &port.to_string(), "--user", "operator", "--password-env", "FTP_PW", "--json"])
+        .args([
+            "ftp",
+            "put",
+            local,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--user",
+            "operator",
+            "--password-env",
+            "FTP_PW",
+            "--json",
+        ])
         .output()
         .unwrap();
     let (stdout, stderr) = text(&output);
@@ -217,7 +247,10 @@ fn a_refused_connection_carries_the_diagnosis() {
     assert!(report["error"].as_str().unwrap().contains("Connection refused"));
 
     // A missing local file is this machine's problem, found before connecting.
-    let output = flashline().args(["ftp", "put", "/nonexistent/rom.bin", "--host", "127.0.0.1", "--port", &port]).output().unwrap();
+    let output = flashline()
+        .args(["ftp", "put", "/nonexistent/rom.bin", "--host", "127.0.0.1", "--port", &port])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(3));
     assert!(text(&output).1.contains("cannot read /nonexistent/rom.bin"));
 }
@@ -268,7 +301,10 @@ fn ftps_upload_with_a_trusted_certificate_and_refusal_without() {
     );
     let local = make_file(dir.path(), "image.bin", 3 << 20);
     let cert_arg = cert.to_str().unwrap();
-    let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", "up/image.bin", "--verify", "readback", "--tls", "--tls-ca", cert_arg]);
+    let (code, report, stderr) = put(
+        port,
+        &[local.to_str().unwrap(), "--remote", "up/image.bin", "--verify", "readback", "--tls", "--tls-ca", cert_arg],
+    );
     assert_eq!(code, Some(0), "{stderr}\n{report:#}");
     assert_eq!(sha256_file(&up.join("image.bin")), sha256_file(&local));
 

@@ -52,7 +52,8 @@ fn loopback_connect_method_without_root() {
     let open = listener.local_addr().unwrap().port();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let ports = format!("{open},{closed}");
-    let output = flashline().args(["probe", "127.0.0.1", "--method", "connect", "--ports", &ports, "--json"]).output().unwrap();
+    let output =
+        flashline().args(["probe", "127.0.0.1", "--method", "connect", "--ports", &ports, "--json"]).output().unwrap();
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "a closed port is a problem found:\n{stdout}{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -76,7 +77,8 @@ fn open_and_closed_ports_in_namespaces() {
     let server = serve_until(listener, Instant::now() + Duration::from_secs(3));
     let dut = pair.dut_ip.to_string();
     for method in METHODS {
-        let (code, report, stderr) = run_in_station(&pair, &["probe", &dut, "--ports", "2121,2122", "--method", method]);
+        let (code, report, stderr) =
+            run_in_station(&pair, &["probe", &dut, "--ports", "2121,2122", "--method", method]);
         assert_eq!(code, Some(1), "{method}: {stderr}");
         assert_eq!(report["method"], method);
         assert_eq!(report["icmp"]["state"], "reply", "{method}: the kernel answers ping");
@@ -104,16 +106,22 @@ fn open_and_closed_ports_in_namespaces() {
 #[test]
 fn filtered_by_a_drop_rule_and_by_an_icmp_reject() {
     let Some(pair) = NetnsPair::create() else { return };
-    if !input_rules(&pair, &[
-        "add rule inet t input tcp dport 2123 drop",
-        "add rule inet t input tcp dport 2124 reject with icmp type admin-prohibited",
-    ]) {
+    if !input_rules(
+        &pair,
+        &[
+            "add rule inet t input tcp dport 2123 drop",
+            "add rule inet t input tcp dport 2124 reject with icmp type admin-prohibited",
+        ],
+    ) {
         return;
     }
     let dut = pair.dut_ip.to_string();
     for method in METHODS {
         let started = Instant::now();
-        let (code, report, stderr) = run_in_station(&pair, &["probe", &dut, "--ports", "2123,2124", "--method", method, "--answer-timeout", "300ms"]);
+        let (code, report, stderr) = run_in_station(
+            &pair,
+            &["probe", &dut, "--ports", "2123,2124", "--method", method, "--answer-timeout", "300ms"],
+        );
         assert_eq!(code, Some(1), "{stderr}");
         assert!(started.elapsed() < Duration::from_secs(5), "bounded by the answer timeout");
         let dropped = port(&report, 2123);
@@ -133,16 +141,15 @@ fn filtered_by_a_drop_rule_and_by_an_icmp_reject() {
 #[test]
 fn icmp_blocked_while_the_service_answers() {
     let Some(pair) = NetnsPair::create() else { return };
-    if !input_rules(&pair, &[
-        "add rule inet t input icmp type echo-request drop",
-    ]) {
+    if !input_rules(&pair, &["add rule inet t input icmp type echo-request drop"]) {
         return;
     }
     let listener = listen_in(&pair.dut, SocketAddr::from((pair.dut_ip, 2125)));
     let _server = serve_until(listener, Instant::now() + Duration::from_secs(4));
     let dut = pair.dut_ip.to_string();
     for method in METHODS {
-        let (code, report, stderr) = run_in_station(&pair, &["diagnose", &dut, "--service", "2125", "--method", method, "--timeout", "1s"]);
+        let (code, report, stderr) =
+            run_in_station(&pair, &["diagnose", &dut, "--service", "2125", "--method", method, "--timeout", "1s"]);
         assert_eq!(code, Some(1), "{stderr}");
         assert_eq!(report["icmp"]["state"], "timeout", "{report:#}");
         assert_eq!(port(&report, 2125)["state"], "open");
@@ -155,7 +162,10 @@ fn host_down_is_unreachable() {
     let Some(pair) = NetnsPair::create() else { return };
     let absent = pair.absent_ip.to_string();
     for method in METHODS {
-        let (code, report, stderr) = run_in_station(&pair, &["probe", &absent, "--ports", "21", "--method", method, "--answer-timeout", "300ms"]);
+        let (code, report, stderr) = run_in_station(
+            &pair,
+            &["probe", &absent, "--ports", "21", "--method", method, "--answer-timeout", "300ms"],
+        );
         assert_eq!(code, Some(1), "{stderr}");
         assert_ne!(report["icmp"]["state"], "reply");
         assert_eq!(port(&report, 21)["state"], "filtered", "{method}: {report:#}");
@@ -177,7 +187,10 @@ fn a_listener_that_starts_late_shows_in_the_timeline() {
             serve_until(listener, Instant::now() + Duration::from_secs(2)).join().unwrap()
         });
         let ports = port_number.to_string();
-        let (code, report, stderr) = run_in_station(&pair, &["probe", &dut, "--ports", &ports, "--method", method, "--wait-until", "open", "--timeout", "10s"]);
+        let (code, report, stderr) = run_in_station(
+            &pair,
+            &["probe", &dut, "--ports", &ports, "--method", method, "--wait-until", "open", "--timeout", "10s"],
+        );
         assert_eq!(code, Some(0), "{stderr}\n{report:#}");
         assert_eq!(report["reached"], true);
         let timeline = report["timeline"].as_array().unwrap();
@@ -216,7 +229,10 @@ fn ftp_login_refused_is_auth_failed() {
         return;
     }
     let _ftp = Vsftpd::start(Some(&pair.dut), pair.dut_ip, 21, &["ftpd_banner=NET+OS FTP server ready."]);
-    assert!(connect_from(&pair.station, SocketAddr::from((pair.dut_ip, 21)), Duration::from_secs(5)).is_some(), "vsftpd listening");
+    assert!(
+        connect_from(&pair.station, SocketAddr::from((pair.dut_ip, 21)), Duration::from_secs(5)).is_some(),
+        "vsftpd listening"
+    );
     let dir = tempfile::tempdir().unwrap();
     let profile = refused_login_profile(dir.path());
     let dut = pair.dut_ip.to_string();
@@ -224,7 +240,17 @@ fn ftp_login_refused_is_auth_failed() {
         let output = pair
             .in_station(flashline_bin())
             .env("FTP_PW", "not-the-password")
-            .args(["diagnose", &dut, "--service", "ftp", "--profile", profile.to_str().unwrap(), "--method", method, "--json"])
+            .args([
+                "diagnose",
+                &dut,
+                "--service",
+                "ftp",
+                "--profile",
+                profile.to_str().unwrap(),
+                "--method",
+                method,
+                "--json",
+            ])
             .output()
             .unwrap();
         let (stdout, stderr) = text(&output);
@@ -253,7 +279,8 @@ fn ftp_busy_is_service_busy() {
     // the held connection is the one it greets.
     let deadline = Instant::now() + Duration::from_secs(5);
     let held = loop {
-        let stream = connect_from(&pair.station, SocketAddr::from((pair.dut_ip, 21)), Duration::from_secs(5)).expect("vsftpd listening");
+        let stream = connect_from(&pair.station, SocketAddr::from((pair.dut_ip, 21)), Duration::from_secs(5))
+            .expect("vsftpd listening");
         let mut greeting = String::new();
         BufReader::new(&stream).read_line(&mut greeting).unwrap();
         if greeting.starts_with("220") {
@@ -276,7 +303,11 @@ fn ftp_busy_is_service_busy() {
 fn diagnose_speaks_plainly_for_the_forum_case() {
     let Some(pair) = NetnsPair::create() else { return };
     let dut = pair.dut_ip.to_string();
-    let output = pair.in_station(flashline_bin()).args(["diagnose", &dut, "--timeout", "500ms", "--method", "syn"]).output().unwrap();
+    let output = pair
+        .in_station(flashline_bin())
+        .args(["diagnose", &dut, "--timeout", "500ms", "--method", "syn"])
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stdout.contains("finding: no-listener"), "{stdout}");
@@ -298,7 +329,10 @@ fn binary_for_everyone(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn without_raw_socket_permission_syn_is_an_environment_error_and_auto_falls_back() {
-    if !require(crate::util::is_root() && crate::util::have_program("runuser"), "root and runuser, to run as an unprivileged user") {
+    if !require(
+        crate::util::is_root() && crate::util::have_program("runuser"),
+        "root and runuser, to run as an unprivileged user",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -306,12 +340,7 @@ fn without_raw_socket_permission_syn_is_an_environment_error_and_auto_falls_back
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().port().to_string();
     let as_nobody = |args: &[&str]| {
-        std::process::Command::new("runuser")
-            .args(["-u", "nobody", "--"])
-            .arg(&binary)
-            .args(args)
-            .output()
-            .unwrap()
+        std::process::Command::new("runuser").args(["-u", "nobody", "--"]).arg(&binary).args(args).output().unwrap()
     };
     let output = as_nobody(&["probe", "127.0.0.1", "--ports", &open, "--method", "syn"]);
     let (_, stderr) = text(&output);

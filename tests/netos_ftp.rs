@@ -32,7 +32,13 @@ fn fast(firmware: Firmware, scenario: FtpScenario) -> FtpBehaviour {
 fn put_args(address: SocketAddr, files: &[&Path], extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec!["ftp".into(), "put".into()];
     args.extend(files.iter().map(|f| f.display().to_string()));
-    args.extend(["--host".into(), address.ip().to_string(), "--port".into(), address.port().to_string(), "--json".into()]);
+    args.extend([
+        "--host".into(),
+        address.ip().to_string(),
+        "--port".into(),
+        address.port().to_string(),
+        "--json".into(),
+    ]);
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }
@@ -54,7 +60,12 @@ async fn rom_and_image_in_separate_sessions_with_restarts() {
     drop(connect_when_up(address));
     let (rom, image) = images(dir.path());
     // Without --user: the factory candidates root/Netsilicon then root/password.
-    let (code, stdout, stderr) = run(put_args(address, &[&rom, &image], &["--verify", "readback", "--wait-for-restart", "--restart-timeout", "10s"])).await;
+    let (code, stdout, stderr) = run(put_args(
+        address,
+        &[&rom, &image],
+        &["--verify", "readback", "--wait-for-restart", "--restart-timeout", "10s"],
+    ))
+    .await;
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["user"], "root");
@@ -64,7 +75,8 @@ async fn rom_and_image_in_separate_sessions_with_restarts() {
     for (name, path) in [("rom.bin", &rom), ("image.bin", &image)] {
         let written = &flash.images[name];
         assert_eq!(written.writes, 1, "{name} flashed once");
-        let expected: String = sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+        let expected: String =
+            sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(written.sha256, expected);
         let file = report["files"].as_array().unwrap().iter().find(|f| f["remote"] == name).unwrap();
         assert!(file["restart_seconds"].as_f64().is_some(), "waited for the restart: {file:#}");
@@ -99,7 +111,9 @@ async fn both_images_in_one_session_leave_it_in_recovery() {
     let device = NetosFtp::start(address, fast(Firmware::Netos6, FtpScenario::Normal), dir.path());
     drop(connect_when_up(address));
     let (rom, image) = images(dir.path());
-    let (code, stdout, stderr) = run(put_args(address, &[&rom, &image], &["--one-session", "--wait-for-restart", "--restart-timeout", "3s"])).await;
+    let (code, stdout, stderr) =
+        run(put_args(address, &[&rom, &image], &["--one-session", "--wait-for-restart", "--restart-timeout", "3s"]))
+            .await;
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["error"].as_str().unwrap().contains("did not come back"), "{report:#}");
@@ -131,15 +145,30 @@ async fn scenarios_give_their_findings() {
 
     // A server that starts late: the wait's timeline shows RST, then SYN-ACK.
     let address_c = address(15);
-    let _c = NetosFtp::start(address_c, fast(Firmware::Netos6, FtpScenario::LateFtp(Duration::from_millis(800))), dir.path());
-    let args: Vec<String> = ["probe", &address_c.ip().to_string(), "--ports", &address_c.port().to_string(), "--wait-until", "open", "--timeout", "10s", "--json"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let _c = NetosFtp::start(
+        address_c,
+        fast(Firmware::Netos6, FtpScenario::LateFtp(Duration::from_millis(800))),
+        dir.path(),
+    );
+    let args: Vec<String> = [
+        "probe",
+        &address_c.ip().to_string(),
+        "--ports",
+        &address_c.port().to_string(),
+        "--wait-until",
+        "open",
+        "--timeout",
+        "10s",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let (code, stdout, stderr) = run(args).await;
     assert_eq!(code, Some(0), "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    let events: Vec<&str> = report["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let events: Vec<&str> =
+        report["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     let port = address_c.port();
     let closed = events.iter().position(|e| e.starts_with(&format!("port {port} closed (RST"))).expect("RST first");
     let open = events.iter().position(|e| e.starts_with(&format!("port {port} open (SYN,ACK"))).expect("then open");
@@ -174,7 +203,12 @@ async fn images_of_0_1_and_64_mib_reach_the_simulated_flash_intact() {
         let image = dir.path().join("image.bin");
         let bytes: Vec<u8> = (0..size as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         std::fs::write(&image, &bytes).unwrap();
-        let (code, stdout, stderr) = run(put_args(address, &[&image], &["--verify", "readback", "--wait-for-restart", "--restart-timeout", "20s"])).await;
+        let (code, stdout, stderr) = run(put_args(
+            address,
+            &[&image],
+            &["--verify", "readback", "--wait-for-restart", "--restart-timeout", "20s"],
+        ))
+        .await;
         assert_eq!(code, Some(0), "{size} bytes: {stdout}{stderr}");
         let report: Value = serde_json::from_str(&stdout).unwrap();
         let expected: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();

@@ -61,7 +61,14 @@ async fn batch_with_one_broken_device_then_resume_without_reflashing() {
     let report_path = dir.path().join("report.json");
     let junit_path = dir.path().join("report.xml");
     let args = |extra: &[&str]| {
-        let mut args = strings(&["batch", inventory_path.to_str().unwrap(), "--jobs", "3", "--journal", journal.to_str().unwrap()]);
+        let mut args = strings(&[
+            "batch",
+            inventory_path.to_str().unwrap(),
+            "--jobs",
+            "3",
+            "--journal",
+            journal.to_str().unwrap(),
+        ]);
         args.extend(strings(&["--report", report_path.to_str().unwrap(), "--junit", junit_path.to_str().unwrap()]));
         args.extend(strings(extra));
         args
@@ -115,7 +122,16 @@ async fn run_one_device_with_set_values() {
     let profile = write_profile(dir.path());
     let ip = Ipv4Addr::new(127, 0, 0, 36);
     let device = NetosFtp::start(SocketAddr::from((ip, PORT)), behaviour(FtpScenario::Normal), dir.path());
-    let (code, stdout, stderr) = run(strings(&["run", profile.to_str().unwrap(), "--set", &format!("ip={ip}"), "--set", "name=bench-7", "--json"])).await;
+    let (code, stdout, stderr) = run(strings(&[
+        "run",
+        profile.to_str().unwrap(),
+        "--set",
+        &format!("ip={ip}"),
+        "--set",
+        "name=bench-7",
+        "--json",
+    ]))
+    .await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["devices"][0]["name"], "bench-7");

@@ -3,11 +3,8 @@
 
 use crate::util::{repo_root, run_flashline, text};
 
-const EXAMPLES: [&str; 3] = [
-    "profiles/digi-connectme-9210.yaml",
-    "profiles/csp-matrix-controller.yaml",
-    "profiles/sim-netos.yaml",
-];
+const EXAMPLES: [&str; 3] =
+    ["profiles/digi-connectme-9210.yaml", "profiles/csp-matrix-controller.yaml", "profiles/sim-netos.yaml"];
 
 #[test]
 fn example_profiles_pass_check() {
@@ -58,90 +55,226 @@ const fn case(name: &'static str, from: &'static str, to: &'static str, expect: 
     Case { name, edit: (from, to), expect, strict: false }
 }
 
-
 fn malformed_cases() -> Vec<Case> {
     vec![
-        case("wrong type", "name: t\n", "name: t\nserial: {baud: fast}\n",
-            "3:16: error: serial.baud: expected an integer, found `fast`"),
-        case("wrong type for a list", "      files: [{local: rom.bin}]", "      files: rom.bin",
-            "20:14: error: steps[3].ftp_upload.files: expected a list, found `rom.bin`"),
-        case("unknown top-level key", "name: t\n", "name: t\nnmae: u\n",
-            "3:1: error: nmae: unknown key `nmae` at the top level\n  help: did you mean `name`?"),
-        case("unknown nested key", "      ports: [{port: 21}]", "      ports: [{port: 21}]\n      timout: 5s",
-            "18:7: error: steps[2].wait_for_network.timout: unknown key `timout` in `steps[2].wait_for_network`\n  help: did you mean `timeout`?"),
-        case("unknown step kind", "  - load_image:", "  - load_imag:",
-            "9:5: error: steps[0].load_imag: unknown step kind `load_imag`\n  help: did you mean `load_image`?"),
-        case("two kinds in one step", "      ports: [{port: 21}]\n", "      ports: [{port: 21}]\n    tftp_manage: {}\n",
-            "16:5: error: steps[2]: a step has exactly one kind, found 2: wait_for_network, tftp_manage"),
-        case("bad enum value", "name: t\n", "name: t\nserial: {parity: oddd}\n",
-            "3:18: error: serial.parity: `oddd` is not one of: none, even, odd\n  help: did you mean `odd`?"),
-        case("number out of range", "{port: 21}", "{port: 70000}",
-            "17:22: error: steps[2].wait_for_network.ports[0].port: 70000 is out of range (0..=65535)"),
-        case("data bits", "name: t\n", "name: t\nserial: {data_bits: 9}\n",
-            "3:21: error: serial.data_bits: data bits must be 5, 6, 7 or 8, not 9"),
-        case("bad duration", "      ports: [{port: 21}]", "      ports: [{port: 21}]\n      timeout: 10 parsecs",
-            "18:16: error: steps[2].wait_for_network.timeout: `10 parsecs` is not a duration"),
-        case("bad ip", "  ip: ${ip}", "  ip: 10.0.0.300",
-            "5:7: error: network.ip: `10.0.0.300` is not an IPv4 address"),
-        case("non-contiguous mask", "  ip: ${ip}\n  mask: ${mask}", "  ip: 10.0.0.5\n  mask: 255.0.255.0",
-            "6:9: error: network.mask: subnet mask 255.0.255.0 is not contiguous"),
-        case("gateway outside the subnet", "  ip: ${ip}\n  mask: ${mask}\n  gateway: ${gateway}",
+        case(
+            "wrong type",
+            "name: t\n",
+            "name: t\nserial: {baud: fast}\n",
+            "3:16: error: serial.baud: expected an integer, found `fast`",
+        ),
+        case(
+            "wrong type for a list",
+            "      files: [{local: rom.bin}]",
+            "      files: rom.bin",
+            "20:14: error: steps[3].ftp_upload.files: expected a list, found `rom.bin`",
+        ),
+        case(
+            "unknown top-level key",
+            "name: t\n",
+            "name: t\nnmae: u\n",
+            "3:1: error: nmae: unknown key `nmae` at the top level\n  help: did you mean `name`?",
+        ),
+        case(
+            "unknown nested key",
+            "      ports: [{port: 21}]",
+            "      ports: [{port: 21}]\n      timout: 5s",
+            "18:7: error: steps[2].wait_for_network.timout: unknown key `timout` in `steps[2].wait_for_network`\n  help: did you mean `timeout`?",
+        ),
+        case(
+            "unknown step kind",
+            "  - load_image:",
+            "  - load_imag:",
+            "9:5: error: steps[0].load_imag: unknown step kind `load_imag`\n  help: did you mean `load_image`?",
+        ),
+        case(
+            "two kinds in one step",
+            "      ports: [{port: 21}]\n",
+            "      ports: [{port: 21}]\n    tftp_manage: {}\n",
+            "16:5: error: steps[2]: a step has exactly one kind, found 2: wait_for_network, tftp_manage",
+        ),
+        case(
+            "bad enum value",
+            "name: t\n",
+            "name: t\nserial: {parity: oddd}\n",
+            "3:18: error: serial.parity: `oddd` is not one of: none, even, odd\n  help: did you mean `odd`?",
+        ),
+        case(
+            "number out of range",
+            "{port: 21}",
+            "{port: 70000}",
+            "17:22: error: steps[2].wait_for_network.ports[0].port: 70000 is out of range (0..=65535)",
+        ),
+        case(
+            "data bits",
+            "name: t\n",
+            "name: t\nserial: {data_bits: 9}\n",
+            "3:21: error: serial.data_bits: data bits must be 5, 6, 7 or 8, not 9",
+        ),
+        case(
+            "bad duration",
+            "      ports: [{port: 21}]",
+            "      ports: [{port: 21}]\n      timeout: 10 parsecs",
+            "18:16: error: steps[2].wait_for_network.timeout: `10 parsecs` is not a duration",
+        ),
+        case(
+            "bad ip",
+            "  ip: ${ip}",
+            "  ip: 10.0.0.300",
+            "5:7: error: network.ip: `10.0.0.300` is not an IPv4 address",
+        ),
+        case(
+            "non-contiguous mask",
+            "  ip: ${ip}\n  mask: ${mask}",
+            "  ip: 10.0.0.5\n  mask: 255.0.255.0",
+            "6:9: error: network.mask: subnet mask 255.0.255.0 is not contiguous",
+        ),
+        case(
+            "gateway outside the subnet",
+            "  ip: ${ip}\n  mask: ${mask}\n  gateway: ${gateway}",
             "  ip: 10.0.0.5\n  mask: 255.255.255.0\n  gateway: 10.0.1.1",
-            "7:12: error: network.gateway: gateway 10.0.1.1 is outside the device's subnet 10.0.0.0/24"),
-        case("static address without ip", "  ip: ${ip}\n", "",
-            "3:1: error: network: `network.ip` is required for a static address (dhcp: false)"),
-        case("missing file", "      file: rom.bin", "      file: missing.bin",
-            "10:13: error: steps[0].load_image.file: file `missing.bin` does not exist"),
-        case("missing ${file:} source", "\"${env:PW}\"", "\"${file:pw.txt}\"",
-            "19:44: error: steps[3].ftp_upload.credentials[0].password: file `pw.txt` does not exist"),
-        case("undefined variable", "          send: ${ip}", "          send: ${serial_no}",
-            "14:17: error: steps[1].configure_network.dialog[0].send: variable `serial_no` is not defined"),
-        case("misspelt variable", "  gateway: ${gateway}", "  gateway: ${gatway}",
-            "7:12: error: network.gateway: variable `gatway` is not defined\n  help: did you mean `${gateway}`?"),
-        case("unterminated variable", "          send: ${ip}", "          send: ${ip",
-            "14:17: error: steps[1].configure_network.dialog[0].send: unterminated `${` in `${ip`"),
-        case("unknown variable source", "\"${env:PW}\"", "\"${vault:PW}\"",
-            "19:44: error: steps[3].ftp_upload.credentials[0].password: `${vault:PW}`: unknown source `vault`"),
-        case("declaring a built-in", "name: t\n", "name: t\nvariables: {ip: {description: x}}\n",
-            "3:13: error: variables.ip: `ip` is a built-in device field and cannot be declared"),
-        Case { strict: true, ..case("clear-text password under --strict", "\"${env:PW}\"", "Netsilicon",
-            "19:44: error: steps[3].ftp_upload.credentials[0].password: password written in clear text") },
-        case("empty steps", "steps:\n", "steps: []\nold_steps:\n",
-            "9:1: error: old_steps: unknown key `old_steps` at the top level"),
-        case("no steps at all", "", "format: 1\nname: t\nsteps: []\n",
-            "3:1: error: steps: the profile has no steps"),
-        case("duplicate key", "name: t\n", "name: t\nname: u\n",
-            "3:1: error: name: duplicate key `name` (first at line 2, column 1)"),
-        case("wrong step order", "  - wait_for_network:", "  - load_image:\n      file: rom.bin\n  - wait_for_network:",
-            "16:5: error: steps[2].load_image: `load_image` comes after `configure_network` (steps[1])"),
-        case("unsupported format", "format: 1", "format: 2",
-            "1:9: error: format: profile format 2 is not supported"),
-        case("missing format", "format: 1\n", "",
-            "1:1: error: missing key `format` at the top level"),
-        case("invalid regex", "'IP address  \\['", "'IP address  ['",
-            "13:19: error: steps[1].configure_network.dialog[0].expect: invalid regex `IP address  [`"),
-        case("nothing to wait for", "      ports: [{port: 21}]", "      icmp: false",
-            "16:5: error: steps[2].wait_for_network: nothing to wait for: icmp is off and no ports are listed"),
-        case("port listed twice", "{port: 21}]", "{port: 21}, {port: 21}]",
-            "17:34: error: steps[2].wait_for_network.ports[1].port: port 21 is listed twice"),
-        case("no credentials", "[{user: root, password: \"${env:PW}\"}]", "[]",
-            "19:7: error: steps[3].ftp_upload.credentials: no credentials to log in with"),
-        case("YAML syntax error", "name: t", "name: [t",
-            "3:8: error: YAML syntax:"),
-        case("two YAML documents", "", "format: 1\nname: t\nsteps: []\n---\nformat: 1\n",
-            "4:1: error: a second YAML document"),
-        case("empty file", "", "",
-            "1:1: error: the profile is empty"),
-        case("begin download without a server", "", "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      local_config: a.cfg\n      begin_download: true\n",
-            "7:23: error: steps[0].tftp_manage.begin_download: begin_download needs local_config and local_server"),
-        case("node is the frame marker", "", "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [all]\n      node: 0xFE\n",
-            "7:13: error: steps[0].tftp_manage.node: node 0xFE is the reserved frame marker"),
-        case("config file name too long", "", "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [all]\n      local_config: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.cfg\n",
-            "7:21: error: steps[0].tftp_manage.local_config: file name is 140 characters; the controller takes at most 127"),
-        case("timestamp not hex", "", "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [all]\n      timestamp: 12g4\n",
-            "7:18: error: steps[0].tftp_manage.timestamp: `12g4` is not hex bytes"),
-        case("load query without a load number", "", "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [load-version]\n",
-            "6:7: error: steps[0].tftp_manage.query: load-version and load-filename queries need `load:`"),
+            "7:12: error: network.gateway: gateway 10.0.1.1 is outside the device's subnet 10.0.0.0/24",
+        ),
+        case(
+            "static address without ip",
+            "  ip: ${ip}\n",
+            "",
+            "3:1: error: network: `network.ip` is required for a static address (dhcp: false)",
+        ),
+        case(
+            "missing file",
+            "      file: rom.bin",
+            "      file: missing.bin",
+            "10:13: error: steps[0].load_image.file: file `missing.bin` does not exist",
+        ),
+        case(
+            "missing ${file:} source",
+            "\"${env:PW}\"",
+            "\"${file:pw.txt}\"",
+            "19:44: error: steps[3].ftp_upload.credentials[0].password: file `pw.txt` does not exist",
+        ),
+        case(
+            "undefined variable",
+            "          send: ${ip}",
+            "          send: ${serial_no}",
+            "14:17: error: steps[1].configure_network.dialog[0].send: variable `serial_no` is not defined",
+        ),
+        case(
+            "misspelt variable",
+            "  gateway: ${gateway}",
+            "  gateway: ${gatway}",
+            "7:12: error: network.gateway: variable `gatway` is not defined\n  help: did you mean `${gateway}`?",
+        ),
+        case(
+            "unterminated variable",
+            "          send: ${ip}",
+            "          send: ${ip",
+            "14:17: error: steps[1].configure_network.dialog[0].send: unterminated `${` in `${ip`",
+        ),
+        case(
+            "unknown variable source",
+            "\"${env:PW}\"",
+            "\"${vault:PW}\"",
+            "19:44: error: steps[3].ftp_upload.credentials[0].password: `${vault:PW}`: unknown source `vault`",
+        ),
+        case(
+            "declaring a built-in",
+            "name: t\n",
+            "name: t\nvariables: {ip: {description: x}}\n",
+            "3:13: error: variables.ip: `ip` is a built-in device field and cannot be declared",
+        ),
+        Case {
+            strict: true,
+            ..case(
+                "clear-text password under --strict",
+                "\"${env:PW}\"",
+                "Netsilicon",
+                "19:44: error: steps[3].ftp_upload.credentials[0].password: password written in clear text",
+            )
+        },
+        case(
+            "empty steps",
+            "steps:\n",
+            "steps: []\nold_steps:\n",
+            "9:1: error: old_steps: unknown key `old_steps` at the top level",
+        ),
+        case("no steps at all", "", "format: 1\nname: t\nsteps: []\n", "3:1: error: steps: the profile has no steps"),
+        case(
+            "duplicate key",
+            "name: t\n",
+            "name: t\nname: u\n",
+            "3:1: error: name: duplicate key `name` (first at line 2, column 1)",
+        ),
+        case(
+            "wrong step order",
+            "  - wait_for_network:",
+            "  - load_image:\n      file: rom.bin\n  - wait_for_network:",
+            "16:5: error: steps[2].load_image: `load_image` comes after `configure_network` (steps[1])",
+        ),
+        case("unsupported format", "format: 1", "format: 2", "1:9: error: format: profile format 2 is not supported"),
+        case("missing format", "format: 1\n", "", "1:1: error: missing key `format` at the top level"),
+        case(
+            "invalid regex",
+            "'IP address  \\['",
+            "'IP address  ['",
+            "13:19: error: steps[1].configure_network.dialog[0].expect: invalid regex `IP address  [`",
+        ),
+        case(
+            "nothing to wait for",
+            "      ports: [{port: 21}]",
+            "      icmp: false",
+            "16:5: error: steps[2].wait_for_network: nothing to wait for: icmp is off and no ports are listed",
+        ),
+        case(
+            "port listed twice",
+            "{port: 21}]",
+            "{port: 21}, {port: 21}]",
+            "17:34: error: steps[2].wait_for_network.ports[1].port: port 21 is listed twice",
+        ),
+        case(
+            "no credentials",
+            "[{user: root, password: \"${env:PW}\"}]",
+            "[]",
+            "19:7: error: steps[3].ftp_upload.credentials: no credentials to log in with",
+        ),
+        case("YAML syntax error", "name: t", "name: [t", "3:8: error: YAML syntax:"),
+        case(
+            "two YAML documents",
+            "",
+            "format: 1\nname: t\nsteps: []\n---\nformat: 1\n",
+            "4:1: error: a second YAML document",
+        ),
+        case("empty file", "", "", "1:1: error: the profile is empty"),
+        case(
+            "begin download without a server",
+            "",
+            "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      local_config: a.cfg\n      begin_download: true\n",
+            "7:23: error: steps[0].tftp_manage.begin_download: begin_download needs local_config and local_server",
+        ),
+        case(
+            "node is the frame marker",
+            "",
+            "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [all]\n      node: 0xFE\n",
+            "7:13: error: steps[0].tftp_manage.node: node 0xFE is the reserved frame marker",
+        ),
+        case(
+            "config file name too long",
+            "",
+            "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [all]\n      local_config: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.cfg\n",
+            "7:21: error: steps[0].tftp_manage.local_config: file name is 140 characters; the controller takes at most 127",
+        ),
+        case(
+            "timestamp not hex",
+            "",
+            "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [all]\n      timestamp: 12g4\n",
+            "7:18: error: steps[0].tftp_manage.timestamp: `12g4` is not hex bytes",
+        ),
+        case(
+            "load query without a load number",
+            "",
+            "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [load-version]\n",
+            "6:7: error: steps[0].tftp_manage.query: load-version and load-filename queries need `load:`",
+        ),
     ]
 }
 
@@ -264,13 +397,16 @@ fn schema_validates_the_example_profiles() {
     for example in EXAMPLES {
         let text = std::fs::read_to_string(repo_root().join(example)).unwrap();
         let value: serde_json::Value = serde_saphyr::from_str(&text).expect("example is YAML");
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
         assert!(errors.is_empty(), "{example}: {errors:#?}");
     }
     // And it is not a schema that accepts anything.
-    let bad: serde_json::Value = serde_json::json!({"format": 1, "name": "t", "steps": [{"load_imag": {}}], "colour": 1});
+    let bad: serde_json::Value =
+        serde_json::json!({"format": 1, "name": "t", "steps": [{"load_imag": {}}], "colour": 1});
     assert!(!validator.is_valid(&bad));
-    let bad_enum: serde_json::Value = serde_json::json!({"format": 1, "name": "t", "serial": {"parity": "oddd"}, "steps": []});
+    let bad_enum: serde_json::Value =
+        serde_json::json!({"format": 1, "name": "t", "serial": {"parity": "oddd"}, "steps": []});
     assert!(!validator.is_valid(&bad_enum));
 }
 
@@ -292,9 +428,16 @@ fn show_fills_in_a_device_from_an_inventory_and_hides_secrets() {
     )
     .unwrap();
     let output = run_flashline(&[
-        "profile", "show", profile.to_str().unwrap(),
-        "--inventory", inventory.to_str().unwrap(), "--device", "unit-01",
-        "--set", "ip=192.168.1.99", "--json",
+        "profile",
+        "show",
+        profile.to_str().unwrap(),
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--device",
+        "unit-01",
+        "--set",
+        "ip=192.168.1.99",
+        "--json",
     ]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
@@ -310,7 +453,15 @@ fn show_fills_in_a_device_from_an_inventory_and_hides_secrets() {
     assert_eq!(shown["steps"][3]["ftp_upload"]["credentials"][0]["password"], "***");
 
     // YAML output says the same.
-    let output = run_flashline(&["profile", "show", profile.to_str().unwrap(), "--inventory", inventory.to_str().unwrap(), "--device", "unit-01"]);
+    let output = run_flashline(&[
+        "profile",
+        "show",
+        profile.to_str().unwrap(),
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--device",
+        "unit-01",
+    ]);
     let (stdout, _) = text(&output);
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout.contains("ip: \"192.168.1.51\""), "{stdout}");
@@ -323,21 +474,45 @@ fn show_reports_what_a_device_is_missing() {
     std::fs::write(dir.path().join("rom.bin"), b"x").unwrap();
     let profile = dir.path().join("p.yaml");
     std::fs::write(&profile, VALID).unwrap();
-    let output = flashline_env_removed(&["profile", "show", profile.to_str().unwrap(), "--set", "ip=10.0.0.5", "--set", "mask=255.255.255.0"]);
+    let output = flashline_env_removed(&[
+        "profile",
+        "show",
+        profile.to_str().unwrap(),
+        "--set",
+        "ip=10.0.0.5",
+        "--set",
+        "mask=255.255.255.0",
+    ]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("7:12: error: network.gateway: variable `gateway` has no value for this device"), "{stderr}");
+    assert!(
+        stderr.contains("7:12: error: network.gateway: variable `gateway` has no value for this device"),
+        "{stderr}"
+    );
     assert!(stderr.contains("environment variable `PW` is not set"), "{stderr}");
 
     // Values that expand into a bad address are caught per device.
     let output = crate::util::flashline()
         .env("PW", "x")
-        .args(["profile", "show", profile.to_str().unwrap(), "--set", "ip=10.0.0.5", "--set", "mask=255.255.255.0", "--set", "gateway=10.9.9.9"])
+        .args([
+            "profile",
+            "show",
+            profile.to_str().unwrap(),
+            "--set",
+            "ip=10.0.0.5",
+            "--set",
+            "mask=255.255.255.0",
+            "--set",
+            "gateway=10.9.9.9",
+        ])
         .output()
         .unwrap();
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr.contains("gateway 10.9.9.9 is outside the device's subnet 10.0.0.0/24 (after filling in variables)"), "{stderr}");
+    assert!(
+        stderr.contains("gateway 10.9.9.9 is outside the device's subnet 10.0.0.0/24 (after filling in variables)"),
+        "{stderr}"
+    );
 
     let output = run_flashline(&["profile", "show", profile.to_str().unwrap(), "--set", "no-equals"]);
     assert_eq!(output.status.code(), Some(2));
@@ -356,7 +531,15 @@ fn show_names_an_unknown_device() {
     std::fs::write(&profile, VALID).unwrap();
     let inventory = dir.path().join("inv.yaml");
     std::fs::write(&inventory, "devices:\n  - {name: unit-01, ip: 10.0.0.5}\n").unwrap();
-    let output = run_flashline(&["profile", "show", profile.to_str().unwrap(), "--inventory", inventory.to_str().unwrap(), "--device", "unit-1"]);
+    let output = run_flashline(&[
+        "profile",
+        "show",
+        profile.to_str().unwrap(),
+        "--inventory",
+        inventory.to_str().unwrap(),
+        "--device",
+        "unit-1",
+    ]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr.contains("no device `unit-1`"), "{stderr}");

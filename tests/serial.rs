@@ -81,7 +81,10 @@ fn pty() -> LrzszPty {
 /// Our end of a line to an lrzsz program, as an async stream: two threads do
 /// blocking reads of `from` and writes to `to`, so a byte the program writes is
 /// taken the moment it exists (see [`send_once_to_lrzsz`] for why that matters).
-fn relay(mut from: impl std::io::Read + Send + 'static, mut to: impl std::io::Write + Send + 'static) -> tokio::io::DuplexStream {
+fn relay(
+    mut from: impl std::io::Read + Send + 'static,
+    mut to: impl std::io::Write + Send + 'static,
+) -> tokio::io::DuplexStream {
     let (ours, relay) = tokio::io::duplex(1 << 16);
     let (mut relay_read, mut relay_write) = tokio::io::split(relay);
     let handle = tokio::runtime::Handle::current();
@@ -230,8 +233,8 @@ async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool, block: T
         let options = ReceiverOptions::for_baud(ymodem, 115_200);
         let received = tokio::time::timeout(
             // lrzsz's input purges cost timeouts and retransmissions: a 1 MiB
-        // transfer takes 20-75 s alone and more on a busy 2-core runner.
-        Duration::from_secs(480),
+            // transfer takes 20-75 s alone and more on a busy 2-core runner.
+            Duration::from_secs(480),
             transfer::receive(&mut ours, options, Duration::from_millis(100)),
         )
         .await
@@ -292,7 +295,11 @@ async fn serial_noisy_links_never_corrupt_silently() {
         let protocol = protocols[seed as usize % 3];
         let mut config = LinkConfig::clean(115_200, Duration::from_millis(1 + seed % 16));
         // Roughly one damaged block in ten, some lost bytes, a noisy reply path.
-        let noise = Direction { latency: config.a_to_b.latency, bit_error_rate: 2e-5 * (1 + seed % 4) as f64, drop_rate: 1e-5 * (seed % 3) as f64 };
+        let noise = Direction {
+            latency: config.a_to_b.latency,
+            bit_error_rate: 2e-5 * (1 + seed % 4) as f64,
+            drop_rate: 1e-5 * (seed % 3) as f64,
+        };
         config.a_to_b = noise;
         config.b_to_a = Direction { bit_error_rate: noise.bit_error_rate * 20.0, ..noise };
         config.seed = seed;
@@ -300,14 +307,18 @@ async fn serial_noisy_links_never_corrupt_silently() {
         let data = payload(4096 + (seed as usize * 37) % 3000, seed as u32);
         let file = Outgoing { name: format!("noisy-{seed}.bin"), data: data.clone(), mtime: seed };
         // tokio's clock: with paused time it runs ahead of the system's.
-        let sender = Sender::new(file, SenderOptions::for_baud(protocol, 115_200), tokio::time::Instant::now().into_std());
+        let sender =
+            Sender::new(file, SenderOptions::for_baud(protocol, 115_200), tokio::time::Instant::now().into_std());
         let receiving = tokio::spawn(async move {
             let options = ReceiverOptions::for_baud(protocol == TransferProtocol::Ymodem, 115_200);
             transfer::receive(&mut theirs, options, Duration::from_millis(500)).await
         });
-        let sent = tokio::time::timeout(Duration::from_secs(600), transfer::send(&mut ours, sender, "noisy", Vec::new(), &Silent))
-            .await
-            .expect("bounded");
+        let sent = tokio::time::timeout(
+            Duration::from_secs(600),
+            transfer::send(&mut ours, sender, "noisy", Vec::new(), &Silent),
+        )
+        .await
+        .expect("bounded");
         drop(ours);
         let received = tokio::time::timeout(Duration::from_secs(600), receiving).await.expect("bounded").unwrap();
         let link_stats = *stats.lock().unwrap();
@@ -331,14 +342,19 @@ async fn serial_noisy_links_never_corrupt_silently() {
                 assert!(!error.to_string().is_empty());
                 if let Ok(got) = &received {
                     let got = &got.files[0].data;
-                    assert!(got[..data.len().min(got.len())] == data[..data.len().min(got.len())], "seed {seed}: partial data differ");
+                    assert!(
+                        got[..data.len().min(got.len())] == data[..data.len().min(got.len())],
+                        "seed {seed}: partial data differ"
+                    );
                 }
                 eprintln!("seed {seed} {protocol:?}: aborted: {text}");
                 aborted += 1;
             }
         }
     }
-    eprintln!("noisy transfers: {exact} byte-exact, {aborted} aborted, {retransmissions} retransmissions, {corrupted_bytes} bytes damaged on the line");
+    eprintln!(
+        "noisy transfers: {exact} byte-exact, {aborted} aborted, {retransmissions} retransmissions, {corrupted_bytes} bytes damaged on the line"
+    );
     assert_eq!(exact + aborted, 120);
     assert!(retransmissions > 50, "the noise must actually hit blocks: {retransmissions}");
     assert!(exact >= 100, "most noisy transfers recover: {exact} of 120");
@@ -413,7 +429,11 @@ fn serial_dialog_prompt_that_never_comes_quotes_the_last_lines() {
     let dir = tempfile::tempdir().unwrap();
     let original = std::fs::read_to_string(crate::util::repo_root().join("profiles/sim-netos.yaml")).unwrap();
     let profile = dir.path().join("wrong-prompt.yaml");
-    std::fs::write(&profile, original.replace("'Subnet mask  \\['", "'Netmask  \\['").replace("timeout: 5s", "timeout: 2s")).unwrap();
+    std::fs::write(
+        &profile,
+        original.replace("'Subnet mask  \\['", "'Netmask  \\['").replace("timeout: 5s", "timeout: 2s"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("sim-netos.yaml"), "").unwrap();
     let started = std::time::Instant::now();
     let output = dialog(&sim, &profile, "Netsilicon", &[]);
@@ -432,7 +452,9 @@ fn serial_dialog_reports_an_answer_the_device_rejects() {
     let (stdout, stderr) = crate::util::text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("the device rejected the answer `***` to `Enter the root password`: it printed `Invalid password.`"),
+        stderr.contains(
+            "the device rejected the answer `***` to `Enter the root password`: it printed `Invalid password.`"
+        ),
         "{stderr}"
     );
     assert!(!stderr.contains("not-the-password"), "{stderr}");

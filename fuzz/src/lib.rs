@@ -12,10 +12,7 @@ const RULES: [ExsChecksum; 4] = [ExsChecksum::Sum8Twos, ExsChecksum::Sum8, ExsCh
 
 pub fn exercise(data: &[u8]) {
     for checksum in RULES {
-        let framing = Framing {
-            checksum,
-            marker_rule: ExsMarkerRule::SendRaw,
-        };
+        let framing = Framing { checksum, marker_rule: ExsMarkerRule::SendRaw };
         // Read frames back to back, as the client's buffer does.
         let mut rest = data;
         while let Ok(Some((frame, used))) = framing.decode(rest) {

@@ -9,10 +9,10 @@ use clap::Args;
 use tokio::sync::watch;
 
 use super::batch_view::{BatchView, ReportArgs, conclude};
+use super::profile_cmd::report_error;
 use super::{Context, Outcome};
 use crate::pipeline::batch::{BatchOptions, run_batch};
 use crate::pipeline::device::DeviceJob;
-use super::profile_cmd::report_error;
 use crate::profile::Inventory;
 
 #[derive(Debug, Args)]

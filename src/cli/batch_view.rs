@@ -42,7 +42,9 @@ impl BatchView {
         let multi = MultiProgress::new();
         let overall = (mode == Mode::Bars).then(|| {
             let bar = multi.add(ProgressBar::new(devices as u64));
-            bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} devices  {msg}").expect("a valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} devices  {msg}").expect("a valid template"),
+            );
             bar
         });
         Arc::new(BatchView { mode, bars: Mutex::new(BTreeMap::new()), overall, multi })
@@ -94,7 +96,8 @@ impl BatchObserver for BatchView {
             Mode::Bars => {
                 let bar = self.multi.add(ProgressBar::new(0));
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix:12} {spinner} {msg:50} {bytes:>9}/{total_bytes:9}").expect("a valid template"),
+                    ProgressStyle::with_template("{prefix:12} {spinner} {msg:50} {bytes:>9}/{total_bytes:9}")
+                        .expect("a valid template"),
                 );
                 bar.set_prefix(device.to_string());
                 bar.enable_steady_tick(Duration::from_millis(150));
@@ -106,7 +109,13 @@ impl BatchObserver for BatchView {
     }
 
     fn step_ended(&self, device: &str, step: &StepRecord) {
-        let text = format!("{device}: {} {:?} ({:.1} s) {}", step.kind, step.outcome, step.duration_ms as f64 / 1000.0, step.detail);
+        let text = format!(
+            "{device}: {} {:?} ({:.1} s) {}",
+            step.kind,
+            step.outcome,
+            step.duration_ms as f64 / 1000.0,
+            step.detail
+        );
         if let Some(bar) = self.bar(device) {
             bar.set_message(format!("{} {:?}", step.kind, step.outcome));
         }
@@ -157,10 +166,7 @@ pub struct ReportArgs {
 /// environment 3).
 pub fn conclude(report: &BatchReport, targets: &ReportArgs, context: &Context) -> Outcome {
     let mut outcome = Outcome::Success;
-    for (path, contents) in [
-        (&targets.json_file, report.to_json()),
-        (&targets.junit_file, report.to_junit()),
-    ] {
+    for (path, contents) in [(&targets.json_file, report.to_json()), (&targets.junit_file, report.to_junit())] {
         if let Some(path) = path {
             if let Err(error) = write_atomically(path, &contents) {
                 eprintln!("{}: cannot write {}: {error}", context.err.error("error"), path.display());

@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::batch_cmd::run_jobs_in;
-use super::profile_cmd::report_error;
 use super::batch_view::ReportArgs;
+use super::profile_cmd::report_error;
 use super::{Context, Outcome};
 use crate::pipeline::batch::BatchOptions;
 use crate::pipeline::device::DeviceJob;

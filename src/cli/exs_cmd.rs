@@ -15,7 +15,7 @@ use crate::exs::job::{ExchangeReport, FailureKind, TftpManageJob};
 use crate::exs::message_type::{self, ALARM, TFTP_MANAGE};
 use crate::exs::tftp_manage::{RequestIcb, ResponseIcb, ResponseLayout, TftpManageRequest, TftpManageResponse};
 use crate::exs::{ClientEvent, trace};
-use crate::profile::{ExsChecksum, ExsMarkerRule, HumanDuration, TftpManage, TftpQuery, Template};
+use crate::profile::{ExsChecksum, ExsMarkerRule, HumanDuration, Template, TftpManage, TftpQuery};
 
 #[derive(Debug, Subcommand)]
 pub enum ExsCommand {
@@ -212,7 +212,14 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(error) => return fail(&format!("cannot start the async runtime: {error}"), FailureKind::Environment, args.json, context),
+        Err(error) => {
+            return fail(
+                &format!("cannot start the async runtime: {error}"),
+                FailureKind::Environment,
+                args.json,
+                context,
+            );
+        }
     };
     let json = args.json;
     let out = context.out;
@@ -240,7 +247,12 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
             let refused = report.exchanges.iter().filter(|e| !e.succeeded()).count();
             let total = report.exchanges.len();
             if refused == 0 {
-                println!("{}: {total} answers from {}:{}, all positive", context.out.good("ok"), report.host, report.port);
+                println!(
+                    "{}: {total} answers from {}:{}, all positive",
+                    context.out.good("ok"),
+                    report.host,
+                    report.port
+                );
             } else {
                 println!(
                     "{}: {refused} of {total} answers from {}:{} were not a positive acknowledgment",
@@ -280,7 +292,9 @@ fn fail(message: &str, kind: FailureKind, json: bool, context: &Context) -> Outc
 fn describe_event(event: &ClientEvent) -> String {
     match event {
         ClientEvent::Answered { message, seq, .. } => format!("answered {message} seq {seq} from the controller"),
-        ClientEvent::Ignored { message, seq, trace } => format!("ignored {message} seq {seq} (answers nothing outstanding): {trace}"),
+        ClientEvent::Ignored { message, seq, trace } => {
+            format!("ignored {message} seq {seq} (answers nothing outstanding): {trace}")
+        }
         ClientEvent::Reconnected { reason } => format!("reconnected after: {reason}"),
     }
 }
@@ -299,7 +313,10 @@ fn print_exchange(exchange: &ExchangeReport, out: &super::Painter) {
         println!("  layout       {}", response.layout.text());
     }
     print_response_icbs(response, "  ");
-    let queried = exchange.request.iter().any(|icb| matches!(icb, RequestIcb::Action { subtype, .. } if subtype.answer().is_some()));
+    let queried = exchange
+        .request
+        .iter()
+        .any(|icb| matches!(icb, RequestIcb::Action { subtype, .. } if subtype.answer().is_some()));
     if queried && response.status.is_positive() && response.values().next().is_none() {
         println!("  (no value: not set on the controller)");
     }
@@ -364,10 +381,7 @@ fn decode(args: DecodeArgs, context: &Context) -> Outcome {
     };
     // Read with no checksum rule, then verify separately, so a wrong
     // checksum is shown next to the fields instead of hiding them.
-    let lenient = Framing {
-        checksum: ExsChecksum::None,
-        marker_rule: ExsMarkerRule::SendRaw,
-    };
+    let lenient = Framing { checksum: ExsChecksum::None, marker_rule: ExsMarkerRule::SendRaw };
     let (form, frames) = match trace::decode_all(&lenient, &bytes) {
         Ok(decoded) => decoded,
         Err(error) => return fail(&error.to_string(), FailureKind::BadInput, args.json, context),
@@ -502,11 +516,7 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
             #[serde(flatten)]
             report: &'a config_file::ConfigReport,
         }
-        let json = Json {
-            file: &args.file,
-            accepted: !report.has_errors(),
-            report: &report,
-        };
+        let json = Json { file: &args.file, accepted: !report.has_errors(), report: &report };
         println!("{}", serde_json::to_string_pretty(&json).expect("report is JSON"));
         return outcome;
     }
@@ -526,7 +536,9 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
                 more.code,
                 more.text
             )),
-            (Some(status), None) => text.push_str(&format!("\n  {} status {status}", context.out.dim("controller answers:"))),
+            (Some(status), None) => {
+                text.push_str(&format!("\n  {} status {status}", context.out.dim("controller answers:")))
+            }
             _ => {}
         }
         println!("{text}");

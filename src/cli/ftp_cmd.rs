@@ -132,7 +132,8 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
         };
         files.push(UploadFile { local: path.clone(), remote });
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
     let host = match runtime.block_on(resolve_ipv4(&args.host)) {
         Ok(host) => host,
         Err(error) => {
@@ -230,8 +231,10 @@ impl Display {
             FtpEvent::FileStarted { remote, total } if self.bars => {
                 let bar = ProgressBar::new(total);
                 bar.set_style(
-                    ProgressStyle::with_template("{msg:12} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
-                        .expect("a valid template"),
+                    ProgressStyle::with_template(
+                        "{msg:12} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+                    )
+                    .expect("a valid template"),
                 );
                 bar.set_message(remote);
                 bar.enable_steady_tick(Duration::from_millis(200));
@@ -252,7 +255,9 @@ impl Display {
                     FtpEvent::Connected { host, port, banner } => format!("connected to {host}:{port}: {banner}"),
                     FtpEvent::LoggedIn { user } => format!("logged in as {user}"),
                     FtpEvent::FileStarted { remote, total } => format!("sending {remote} ({total} bytes)"),
-                    FtpEvent::Retrying { remote, attempt, reason, .. } => format!("{remote}: attempt {attempt} after: {reason}"),
+                    FtpEvent::Retrying { remote, attempt, reason, .. } => {
+                        format!("{remote}: attempt {attempt} after: {reason}")
+                    }
                     FtpEvent::Verified { remote, how } => format!("{remote}: verified ({how})"),
                     FtpEvent::WaitingForRestart { host } => format!("waiting for {host} to restart"),
                     FtpEvent::Restarted { host, after } => format!("{host} is back after {:.1} s", after.as_secs_f64()),

@@ -10,10 +10,10 @@ mod batch_cmd;
 mod batch_view;
 mod demo_cmd;
 mod device_values;
+mod exs_cmd;
 mod ftp_cmd;
 mod net_cmd;
 mod output;
-mod exs_cmd;
 mod profile_cmd;
 mod run_cmd;
 mod serial_cmd;
@@ -180,9 +180,9 @@ fn init_tracing(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
+    use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLASHLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     // suppaftp traces every control command it sends, `PASS <password>`

@@ -135,11 +135,7 @@ fn parse_service(text: &str) -> Result<u16, String> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
 }
 
 pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
@@ -154,10 +150,7 @@ pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
             WantedState::Closed => PortState::Closed,
         }),
         timeout: if args.wait_until.is_some() { args.timeout.0 } else { Duration::ZERO },
-        probe: ProbeOptions {
-            timeout: args.answer_timeout.0,
-            retries: 1,
-        },
+        probe: ProbeOptions { timeout: args.answer_timeout.0, retries: 1 },
     };
     let report = runtime().block_on(async {
         let target = resolve_ipv4(&args.host).await?;
@@ -220,11 +213,7 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
         Err(error) => return environment_error(&error, context),
     };
     print_report(&report, args.json, context, true);
-    if report.finding.code == FindingCode::Ready {
-        Outcome::Success
-    } else {
-        Outcome::DeviceFailure
-    }
+    if report.finding.code == FindingCode::Ready { Outcome::Success } else { Outcome::DeviceFailure }
 }
 
 /// FTP ports and credential candidates from a profile's steps.
@@ -234,7 +223,8 @@ fn profile_facts(
     set: &[String],
     context: &Context,
 ) -> Result<(Vec<u16>, Vec<Credential>), Outcome> {
-    let loaded = profile::load(path, CheckOptions::default()).map_err(|error| super::profile_cmd::report_error(&error, context))?;
+    let loaded = profile::load(path, CheckOptions::default())
+        .map_err(|error| super::profile_cmd::report_error(&error, context))?;
     let mut values = BTreeMap::from([("ip".to_string(), host.to_string())]);
     match profile::parse_set_pairs(set) {
         Ok(pairs) => values.extend(pairs),
@@ -261,10 +251,11 @@ fn profile_facts(
     for step in &resolved.steps {
         if let Step::FtpUpload(ftp) = step {
             ports.push(ftp.port);
-            credentials.extend(ftp.credentials.iter().map(|c| Credential {
-                user: c.user.to_string(),
-                password: c.password.expose().to_string(),
-            }));
+            credentials.extend(
+                ftp.credentials
+                    .iter()
+                    .map(|c| Credential { user: c.user.to_string(), password: c.password.expose().to_string() }),
+            );
         }
     }
     ports.dedup();

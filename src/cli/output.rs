@@ -42,11 +42,7 @@ impl Painter {
     }
 
     fn paint(&self, style: Style, text: &str) -> String {
-        if self.enabled {
-            format!("{}{text}{}", style.render(), style.render_reset())
-        } else {
-            text.to_string()
-        }
+        if self.enabled { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_string() }
     }
 
     pub fn error(&self, text: &str) -> String {
@@ -71,12 +67,7 @@ impl Painter {
             Severity::Error => self.error("error"),
             Severity::Warning => self.warning("warning"),
         };
-        let mut text = format!(
-            "{}:{}:{}: {severity}: ",
-            problem.file.display(),
-            problem.line,
-            problem.column
-        );
+        let mut text = format!("{}:{}:{}: {severity}: ", problem.file.display(), problem.line, problem.column);
         if !problem.path.is_empty() {
             text.push_str(&self.field(&problem.path));
             text.push_str(": ");
@@ -98,11 +89,7 @@ fn decide(
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            terminal
-                && no_color.is_none_or(|v| v.is_empty())
-                && term.is_none_or(|t| t != "dumb")
-        }
+        ColorChoice::Auto => terminal && no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb"),
     }
 }
 

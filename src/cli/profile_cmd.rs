@@ -7,9 +7,7 @@ use serde::Serialize;
 
 use super::device_values::DeviceValueArgs;
 use super::{Context, Outcome};
-use crate::profile::{
-    self, CheckOptions, Problem, ProfileError, ResolveMode, Severity,
-};
+use crate::profile::{self, CheckOptions, Problem, ProfileError, ResolveMode, Severity};
 
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
@@ -78,18 +76,11 @@ fn check(args: CheckArgs, context: &Context) -> Outcome {
     for file in &args.files {
         let report = match profile::check_file(file) {
             Ok(problems) => {
-                let valid = !problems
-                    .iter()
-                    .any(|p| p.is_error() || (args.strict && p.severity == Severity::Warning));
+                let valid = !problems.iter().any(|p| p.is_error() || (args.strict && p.severity == Severity::Warning));
                 if !valid {
                     outcome = outcome.worst(Outcome::BadInput);
                 }
-                FileReport {
-                    file: file.clone(),
-                    valid,
-                    read_error: None,
-                    problems,
-                }
+                FileReport { file: file.clone(), valid, read_error: None, problems }
             }
             Err(error) => {
                 outcome = outcome.worst(Outcome::Environment);

@@ -12,7 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::device_values::DeviceValueArgs;
 use super::{Context, Outcome};
-use crate::profile::{self, CheckOptions, HumanDuration, LoadImage, ResolveMode, SerialSettings, Step, Template, TransferProtocol};
+use crate::profile::{
+    self, CheckOptions, HumanDuration, LoadImage, ResolveMode, SerialSettings, Step, Template, TransferProtocol,
+};
 use crate::progress::{Progress, ProgressEvent};
 use crate::serial::console::Console;
 use crate::serial::port::{self, PortError};
@@ -277,9 +279,11 @@ impl Progress for CliProgress {
                 if self.terminal {
                     let bar = ProgressBar::new(total.unwrap_or(0));
                     bar.set_style(
-                        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-                            .expect("a valid template")
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(
+                            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                        )
+                        .expect("a valid template")
+                        .progress_chars("=> "),
                     );
                     bar.set_message(label);
                     bar.enable_steady_tick(Duration::from_millis(200));

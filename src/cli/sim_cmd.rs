@@ -97,10 +97,7 @@ fn run_csp(args: CspArgs, context: &Context) -> Outcome {
         let config = CspConfig {
             poll_interval: Some(args.poll_interval.0).filter(|d| !d.is_zero()),
             tftp_port: args.tftp_port,
-            tftp: TftpOptions {
-                timeout: args.tftp_timeout.0,
-                ..TftpOptions::default()
-            },
+            tftp: TftpOptions { timeout: args.tftp_timeout.0, ..TftpOptions::default() },
             layout: if args.trace_layout { ResponseLayout::NoMoreStatus } else { ResponseLayout::Documented },
             faults: args.faults,
             alarm_wait: args.alarm_wait.0,

@@ -52,7 +52,10 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
     };
     let mut nv = NvMemory::default();
     if let Some(path) = args.nv.as_ref().filter(|p| p.exists()) {
-        match std::fs::read_to_string(path).map_err(|e| e.to_string()).and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+        match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
             Ok(saved) => nv = saved,
             Err(error) => return fail(format!("cannot read NV memory {}: {error}", path.display()), Outcome::BadInput),
         }

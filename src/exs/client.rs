@@ -51,9 +51,9 @@ impl Connect for TcpConnector {
 
     async fn connect(&mut self) -> io::Result<TcpStream> {
         let connect = TcpStream::connect((self.host.as_str(), self.port));
-        let stream = tokio::time::timeout(self.connect_timeout, connect)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {:?}", self.connect_timeout)))??;
+        let stream = tokio::time::timeout(self.connect_timeout, connect).await.map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {:?}", self.connect_timeout))
+        })??;
         // Frames are small and each waits for an answer: send at once.
         stream.set_nodelay(true)?;
         Ok(stream)
@@ -76,12 +76,7 @@ pub struct ClientOptions {
 
 impl Default for ClientOptions {
     fn default() -> ClientOptions {
-        ClientOptions {
-            framing: Framing::default(),
-            node: 0xFF,
-            timeout: Duration::from_secs(10),
-            reconnects: 1,
-        }
+        ClientOptions { framing: Framing::default(), node: 0xFF, timeout: Duration::from_secs(10), reconnects: 1 }
     }
 }
 
@@ -102,34 +97,15 @@ pub enum ClientError {
     #[error("cannot connect to {peer}: {source}")]
     Connect { peer: String, source: io::Error },
     #[error("cannot send {message} seq {seq}: {source}")]
-    Encode {
-        message: String,
-        seq: u8,
-        source: FrameError,
-    },
+    Encode { message: String, seq: u8, source: FrameError },
     #[error("no response to {message} seq {seq} from {peer} within {waited:?}{}", seen_text(seen))]
-    Timeout {
-        message: String,
-        seq: u8,
-        peer: String,
-        waited: Duration,
-        seen: Vec<String>,
-    },
-    #[error("{peer} closed the connection {times} times while {message} seq {seq} waited for its response (last: {reason})")]
-    Closed {
-        message: String,
-        seq: u8,
-        peer: String,
-        times: u32,
-        reason: String,
-    },
+    Timeout { message: String, seq: u8, peer: String, waited: Duration, seen: Vec<String> },
+    #[error(
+        "{peer} closed the connection {times} times while {message} seq {seq} waited for its response (last: {reason})"
+    )]
+    Closed { message: String, seq: u8, peer: String, times: u32, reason: String },
     #[error("unreadable frame while {message} seq {seq} waited for its response: {source}; received: {received}")]
-    BadFrame {
-        message: String,
-        seq: u8,
-        source: FrameError,
-        received: String,
-    },
+    BadFrame { message: String, seq: u8, source: FrameError, received: String },
 }
 
 fn seen_text(seen: &[String]) -> String {
@@ -165,14 +141,7 @@ pub struct Client<C: Connect> {
 impl<C: Connect> Client<C> {
     /// A client that connects on the first request.
     pub fn new(connector: C, options: ClientOptions) -> Client<C> {
-        Client {
-            connector,
-            stream: None,
-            buf: Vec::new(),
-            next_seq: HashMap::new(),
-            options,
-            events: Vec::new(),
-        }
+        Client { connector, stream: None, buf: Vec::new(), next_seq: HashMap::new(), options, events: Vec::new() }
     }
 
     pub fn events(&self) -> &[ClientEvent] {
@@ -191,10 +160,7 @@ impl<C: Connect> Client<C> {
         loop {
             match self.attempt(&frame, &wire).await {
                 Ok(response) => {
-                    return Ok(Exchange {
-                        request: frame,
-                        response,
-                    });
+                    return Ok(Exchange { request: frame, response });
                 }
                 Err(WaitEnd::Failed(error)) => return Err(error),
                 Err(WaitEnd::Dropped(reason)) => {
@@ -247,12 +213,11 @@ impl<C: Connect> Client<C> {
     async fn attempt(&mut self, frame: &Frame, wire: &[u8]) -> Result<Frame, WaitEnd> {
         let message = message_type::describe(frame.msg_type);
         if self.stream.is_none() {
-            let stream = self.connector.connect().await.map_err(|source| {
-                WaitEnd::Failed(ClientError::Connect {
-                    peer: self.connector.peer(),
-                    source,
-                })
-            })?;
+            let stream = self
+                .connector
+                .connect()
+                .await
+                .map_err(|source| WaitEnd::Failed(ClientError::Connect { peer: self.connector.peer(), source }))?;
             self.stream = Some(stream);
         }
         tracing::debug!("send {message} seq {}: {}", frame.seq, format_trace(frame));
@@ -339,10 +304,7 @@ impl<C: Connect> Client<C> {
         if self.options.framing.encode(&reply, &mut wire).is_err() {
             // The controller chose this sequence number itself; an answer it
             // cannot match would make it resend or fault, so send it as is.
-            let raw = Framing {
-                marker_rule: ExsMarkerRule::SendRaw,
-                ..self.options.framing
-            };
+            let raw = Framing { marker_rule: ExsMarkerRule::SendRaw, ..self.options.framing };
             wire.clear();
             raw.encode(&reply, &mut wire).map_err(|source| {
                 WaitEnd::Failed(ClientError::Encode {
@@ -352,9 +314,7 @@ impl<C: Connect> Client<C> {
                 })
             })?;
         }
-        self.write(&wire)
-            .await
-            .map_err(|error| WaitEnd::Dropped(format!("answering failed: {error}")))?;
+        self.write(&wire).await.map_err(|error| WaitEnd::Dropped(format!("answering failed: {error}")))?;
         tracing::debug!("answered {} seq {}", message_type::describe(received.msg_type), received.seq);
         self.events.push(ClientEvent::Answered {
             message: message_type::describe(received.msg_type),
@@ -365,10 +325,8 @@ impl<C: Connect> Client<C> {
     }
 
     async fn write(&mut self, wire: &[u8]) -> io::Result<()> {
-        let stream = self
-            .stream
-            .as_mut()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not connected"))?;
+        let stream =
+            self.stream.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not connected"))?;
         stream.write_all(wire).await?;
         stream.flush().await
     }
@@ -399,20 +357,12 @@ mod tests {
     }
 
     fn options() -> ClientOptions {
-        ClientOptions {
-            timeout: Duration::from_secs(2),
-            ..ClientOptions::default()
-        }
+        ClientOptions { timeout: Duration::from_secs(2), ..ClientOptions::default() }
     }
 
     fn wire(frame: &Frame) -> Vec<u8> {
         let mut out = Vec::new();
-        Framing {
-            marker_rule: ExsMarkerRule::SendRaw,
-            ..Framing::default()
-        }
-        .encode(frame, &mut out)
-        .unwrap();
+        Framing { marker_rule: ExsMarkerRule::SendRaw, ..Framing::default() }.encode(frame, &mut out).unwrap();
         out
     }
 
@@ -471,9 +421,7 @@ mod tests {
         let mut client = Client::new(Streams(vec![client_end]), options());
         tokio::spawn(async move {
             let request = read_frame(&mut peer).await;
-            peer.write_all(&wire(&Frame::new(TFTP_MANAGE, request.seq + 1, 0xFF, vec![0, 0x10])))
-                .await
-                .unwrap();
+            peer.write_all(&wire(&Frame::new(TFTP_MANAGE, request.seq + 1, 0xFF, vec![0, 0x10]))).await.unwrap();
             // Keep the connection open until the client gives up.
             tokio::time::sleep(Duration::from_secs(60)).await;
         });
@@ -504,9 +452,7 @@ mod tests {
         assert_eq!(exchange.response.body, [0, 0x10, 0, 0]);
         assert_eq!(
             client.events(),
-            [ClientEvent::Reconnected {
-                reason: "connection closed after 4 bytes of an incomplete frame".into()
-            }]
+            [ClientEvent::Reconnected { reason: "connection closed after 4 bytes of an incomplete frame".into() }]
         );
     }
 
@@ -551,10 +497,7 @@ mod tests {
         let mut raw = Client::new(
             Streams(vec![]),
             ClientOptions {
-                framing: Framing {
-                    checksum: ExsChecksum::Sum8,
-                    marker_rule: ExsMarkerRule::SendRaw,
-                },
+                framing: Framing { checksum: ExsChecksum::Sum8, marker_rule: ExsMarkerRule::SendRaw },
                 ..options()
             },
         );

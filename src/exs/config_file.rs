@@ -39,10 +39,7 @@ pub struct ConfigRules {
 
 impl Default for ConfigRules {
     fn default() -> ConfigRules {
-        ConfigRules {
-            controller_label: "EXCPU".into(),
-            timestamp_label: "TIMESTAMP".into(),
-        }
+        ConfigRules { controller_label: "EXCPU".into(), timestamp_label: "TIMESTAMP".into() }
     }
 }
 
@@ -71,20 +68,11 @@ pub struct ConfigProblem {
 
 impl ConfigProblem {
     fn error(line: Option<usize>, message: String) -> ConfigProblem {
-        ConfigProblem {
-            line,
-            severity: Severity::Error,
-            message,
-            status: None,
-            more_status: None,
-        }
+        ConfigProblem { line, severity: Severity::Error, message, status: None, more_status: None }
     }
 
     fn warning(line: Option<usize>, message: String) -> ConfigProblem {
-        ConfigProblem {
-            severity: Severity::Warning,
-            ..ConfigProblem::error(line, message)
-        }
+        ConfigProblem { severity: Severity::Warning, ..ConfigProblem::error(line, message) }
     }
 
     /// The TFTP failure a controller reports: Status 0x08 with this reason.
@@ -113,7 +101,9 @@ impl fmt::Display for ConfigProblem {
         };
         write!(f, "{severity}: {}", self.message)?;
         match (&self.status, &self.more_status) {
-            (Some(status), Some(more)) => write!(f, " (controller answers status {:#06x}, more status {})", status.0, more.code),
+            (Some(status), Some(more)) => {
+                write!(f, " (controller answers status {:#06x}, more status {})", status.0, more.code)
+            }
             (Some(status), None) => write!(f, " (controller answers status {:#06x})", status.0),
             _ => Ok(()),
         }
@@ -165,14 +155,13 @@ pub fn check(text: &str, rules: &ConfigRules, message_has_timestamp: Option<bool
             continue;
         }
         if !line.is_ascii() {
-            report
-                .problems
-                .push(ConfigProblem::error(Some(number), "line has a non-ASCII character".into()));
+            report.problems.push(ConfigProblem::error(Some(number), "line has a non-ASCII character".into()));
             continue;
         }
         let Some((label, value)) = content.split_once('=') else {
             report.problems.push(
-                ConfigProblem::error(Some(number), format!("`{}` has no '='", content.trim())).tftp_failure(MoreStatus::NoEquals),
+                ConfigProblem::error(Some(number), format!("`{}` has no '='", content.trim()))
+                    .tftp_failure(MoreStatus::NoEquals),
             );
             continue;
         };
@@ -198,9 +187,10 @@ pub fn check(text: &str, rules: &ConfigRules, message_has_timestamp: Option<bool
         };
         if let Some(load) = check_load_line(number, card, value.trim_end(), rules, &mut report.problems) {
             if let Some(first) = cards.insert(card.to_string(), number) {
-                report
-                    .problems
-                    .push(ConfigProblem::warning(Some(number), format!("{card} is listed again (first on line {first})")));
+                report.problems.push(ConfigProblem::warning(
+                    Some(number),
+                    format!("{card} is listed again (first on line {first})"),
+                ));
             }
             report.loads.push(load);
         }
@@ -289,7 +279,8 @@ fn check_load_line(
             return None;
         }
         _ => {
-            problems.push(ConfigProblem::error(line, format!("`{flag}` is neither SAVE_LOAD_TRUE nor SAVE_LOAD_FALSE")));
+            problems
+                .push(ConfigProblem::error(line, format!("`{flag}` is neither SAVE_LOAD_TRUE nor SAVE_LOAD_FALSE")));
             return None;
         }
     };
@@ -303,7 +294,9 @@ fn check_load_line(
         return None;
     };
     if path.trim().is_empty() {
-        problems.push(ConfigProblem::error(line, format!("{card}_LOAD has no filename")).tftp_failure(MoreStatus::NoFilename));
+        problems.push(
+            ConfigProblem::error(line, format!("{card}_LOAD has no filename")).tftp_failure(MoreStatus::NoFilename),
+        );
     } else if path.len() > MAX_FILENAME {
         problems.push(
             ConfigProblem::error(line, format!("the path is {} characters; at most {MAX_FILENAME}", path.len()))
@@ -318,18 +311,10 @@ fn check_load_line(
     } else if card != rules.controller_label && save_load {
         problems.push(ConfigProblem::error(
             line,
-            format!(
-                "SAVE_LOAD_TRUE is only valid for the matrix controller card ({})",
-                rules.controller_label
-            ),
+            format!("SAVE_LOAD_TRUE is only valid for the matrix controller card ({})", rules.controller_label),
         ));
     }
-    Some(LoadLine {
-        line: number,
-        card: card.to_string(),
-        path: path.to_string(),
-        save_load,
-    })
+    Some(LoadLine { line: number, card: card.to_string(), path: path.to_string(), save_load })
 }
 
 #[cfg(test)]
@@ -409,10 +394,7 @@ mod tests {
         let report = check(GOOD, &ConfigRules::default(), Some(true));
         assert_eq!(codes(&report), vec![(Some(5), Some(0x01), None)]);
         let no_ts = "EXCPU_LOAD=a.bin:SAVE_LOAD_TRUE\n";
-        assert_eq!(
-            codes(&check(no_ts, &ConfigRules::default(), Some(false))),
-            vec![(None, Some(0x00), None)]
-        );
+        assert_eq!(codes(&check(no_ts, &ConfigRules::default(), Some(false))), vec![(None, Some(0x00), None)]);
         let report = check_default(no_ts);
         assert!(!report.has_errors());
         assert_eq!(report.problems[0].severity, Severity::Warning);

@@ -38,13 +38,7 @@ pub struct Frame {
 
 impl Frame {
     pub fn new(msg_type: u16, seq: u8, node: u8, body: Vec<u8>) -> Frame {
-        Frame {
-            msg_type,
-            reserved: 0,
-            seq,
-            node,
-            body,
-        }
+        Frame { msg_type, reserved: 0, seq, node, body }
     }
 
     /// The Length field's value.
@@ -140,10 +134,7 @@ impl Framing {
             return Err(FrameError::LengthTooShort { length });
         }
         if usize::from(length) > MAX_LENGTH {
-            return Err(FrameError::LengthTooLong {
-                length,
-                body: usize::from(length) - HEADER_LEN,
-            });
+            return Err(FrameError::LengthTooLong { length, body: usize::from(length) - HEADER_LEN });
         }
         let counted_start = start + 2;
         let counted_end = counted_start + usize::from(length);
@@ -188,9 +179,7 @@ impl Framing {
 
     pub fn encode_form(&self, frame: &Frame, form: Form, out: &mut Vec<u8>) -> Result<(), FrameError> {
         if frame.body.len() > MAX_BODY {
-            return Err(FrameError::BodyTooLong {
-                len: frame.body.len(),
-            });
+            return Err(FrameError::BodyTooLong { len: frame.body.len() });
         }
         let length = frame.length() as u16;
         let mut counted = Vec::with_capacity(frame.length());
@@ -248,10 +237,8 @@ mod tests {
     }
 
     fn all_rules() -> [Framing; 4] {
-        [ExsChecksum::Sum8Twos, ExsChecksum::Sum8, ExsChecksum::Xor8, ExsChecksum::None].map(|checksum| Framing {
-            checksum,
-            marker_rule: ExsMarkerRule::SendRaw,
-        })
+        [ExsChecksum::Sum8Twos, ExsChecksum::Sum8, ExsChecksum::Xor8, ExsChecksum::None]
+            .map(|checksum| Framing { checksum, marker_rule: ExsMarkerRule::SendRaw })
     }
 
     #[test]
@@ -326,10 +313,7 @@ mod tests {
     fn invalid_inputs_say_what_is_wrong() {
         assert_eq!(decode(&[0x00, 0x00, 0x09]), Err(FrameError::BadMarker { found: 0x00 }));
         assert_eq!(decode(&[MARKER, 0x00, 0x04]), Err(FrameError::LengthTooShort { length: 4 }));
-        assert_eq!(
-            decode(&[MARKER, 0x01, 0x03]),
-            Err(FrameError::LengthTooLong { length: 259, body: 254 })
-        );
+        assert_eq!(decode(&[MARKER, 0x01, 0x03]), Err(FrameError::LengthTooLong { length: 259, body: 254 }));
         // The largest Length is fine and only needs more bytes.
         assert_eq!(decode(&[MARKER, 0x01, 0x02]), Ok(None));
 
@@ -340,23 +324,11 @@ mod tests {
         let error = decode(&wire).unwrap_err();
         assert_eq!(
             error,
-            FrameError::BadChecksum {
-                msg_type: 0x3A,
-                seq: 0,
-                expected: 0xC4,
-                actual: 0xC5,
-                frame_len: wire.len()
-            }
+            FrameError::BadChecksum { msg_type: 0x3A, seq: 0, expected: 0xC4, actual: 0xC5, frame_len: wire.len() }
         );
-        assert_eq!(
-            error.to_string(),
-            "bad checksum in TFTP Manage (0x003a) seq 0: expected 0xc4, got 0xc5"
-        );
+        assert_eq!(error.to_string(), "bad checksum in TFTP Manage (0x003a) seq 0: expected 0xc4, got 0xc5");
         // `none` checks nothing.
-        let lax = Framing {
-            checksum: ExsChecksum::None,
-            ..Framing::default()
-        };
+        let lax = Framing { checksum: ExsChecksum::None, ..Framing::default() };
         assert!(lax.decode(&wire).unwrap().is_some());
     }
 
@@ -364,17 +336,11 @@ mod tests {
     fn marker_rule_refuses_0xfe_in_any_field_unless_send_raw() {
         let mut out = Vec::new();
         let frame = Frame::new(0x003A, 0xFE, 0xFF, vec![1, 1, 1, 0]);
-        assert_eq!(
-            encode(&frame, &mut out),
-            Err(FrameError::MarkerInField { field: "sequence number" })
-        );
+        assert_eq!(encode(&frame, &mut out), Err(FrameError::MarkerInField { field: "sequence number" }));
         let frame = Frame::new(0x003A, 0, 0xFF, vec![1, 2, 0x37, 1, 0xFE]);
         assert_eq!(encode(&frame, &mut out), Err(FrameError::MarkerInField { field: "body" }));
         assert!(out.is_empty(), "nothing written on error");
-        let raw = Framing {
-            marker_rule: ExsMarkerRule::SendRaw,
-            ..Framing::default()
-        };
+        let raw = Framing { marker_rule: ExsMarkerRule::SendRaw, ..Framing::default() };
         raw.encode(&frame, &mut out).unwrap();
         assert_eq!(raw.decode(&out).unwrap().unwrap().0, frame);
         // A checksum that happens to be 0xFE is refused too: the controller's
@@ -398,13 +364,7 @@ mod tests {
 
     fn any_frame() -> impl Strategy<Value = Frame> {
         (any::<u16>(), any::<u8>(), any::<u8>(), any::<u8>(), proptest::collection::vec(any::<u8>(), 0..=MAX_BODY))
-            .prop_map(|(msg_type, reserved, seq, node, body)| Frame {
-                msg_type,
-                reserved,
-                seq,
-                node,
-                body,
-            })
+            .prop_map(|(msg_type, reserved, seq, node, body)| Frame { msg_type, reserved, seq, node, body })
     }
 
     proptest! {

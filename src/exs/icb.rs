@@ -33,12 +33,7 @@ pub enum IcbError {
     #[error("no ICB count byte")]
     NoCount,
     #[error("ICB {index} of {count} is cut off: it needs {needed} bytes, {available} are left")]
-    Truncated {
-        index: usize,
-        count: usize,
-        needed: usize,
-        available: usize,
-    },
+    Truncated { index: usize, count: usize, needed: usize, available: usize },
     #[error("{extra} bytes after the {count} ICBs the count announces")]
     Trailing { count: usize, extra: usize },
     #[error("ICB {index} is an Extended ICB (type 0x03), which TFTP Manage does not use")]
@@ -87,33 +82,20 @@ pub fn decode_list(bytes: &[u8]) -> Result<Vec<Icb>, IcbError> {
     let mut icbs = Vec::with_capacity(count);
     for index in 1..=count {
         if rest.len() < 3 {
-            return Err(IcbError::Truncated {
-                index,
-                count,
-                needed: 3,
-                available: rest.len(),
-            });
+            return Err(IcbError::Truncated { index, count, needed: 3, available: rest.len() });
         }
         if rest[0] == EXTENDED {
             return Err(IcbError::Extended { index });
         }
         let needed = 3 + usize::from(rest[2]);
         if rest.len() < needed {
-            return Err(IcbError::Truncated {
-                index,
-                count,
-                needed,
-                available: rest.len(),
-            });
+            return Err(IcbError::Truncated { index, count, needed, available: rest.len() });
         }
         icbs.push(Icb::new(rest[0], rest[1], rest[3..needed].to_vec()));
         rest = &rest[needed..];
     }
     if !rest.is_empty() {
-        return Err(IcbError::Trailing {
-            count,
-            extra: rest.len(),
-        });
+        return Err(IcbError::Trailing { count, extra: rest.len() });
     }
     Ok(icbs)
 }
@@ -137,21 +119,11 @@ mod tests {
         assert_eq!(decode_list(&[]), Err(IcbError::NoCount));
         assert_eq!(
             decode_list(&[2, 1, 1, 0, 1]),
-            Err(IcbError::Truncated {
-                index: 2,
-                count: 2,
-                needed: 3,
-                available: 1
-            })
+            Err(IcbError::Truncated { index: 2, count: 2, needed: 3, available: 1 })
         );
         assert_eq!(
             decode_list(&[1, 2, 0x37, 4, b'a']),
-            Err(IcbError::Truncated {
-                index: 1,
-                count: 1,
-                needed: 7,
-                available: 4
-            })
+            Err(IcbError::Truncated { index: 1, count: 1, needed: 7, available: 4 })
         );
         assert_eq!(decode_list(&[0, 1]), Err(IcbError::Trailing { count: 0, extra: 1 }));
         assert_eq!(decode_list(&[1, 3, 0, 0, 0, 0]), Err(IcbError::Extended { index: 1 }));

@@ -45,12 +45,7 @@ pub enum ExsError {
     #[error("{purpose}: {source}")]
     Client { purpose: String, source: ClientError },
     #[error("{purpose}: the response to seq {seq} cannot be read: {source}; response: {trace}")]
-    Response {
-        purpose: String,
-        seq: u8,
-        source: TftpManageError,
-        trace: String,
-    },
+    Response { purpose: String, seq: u8, source: TftpManageError, trace: String },
 }
 
 fn first_error(report: &ConfigReport) -> String {
@@ -88,7 +83,11 @@ impl TftpManageJob {
     /// From a step whose `${...}` variables are already filled in.
     /// `default_host` is the profile's `network.ip`; `base_dir` resolves a
     /// relative `config_file`.
-    pub fn from_step(step: &TftpManage, default_host: Option<&str>, base_dir: &Path) -> Result<TftpManageJob, ExsError> {
+    pub fn from_step(
+        step: &TftpManage,
+        default_host: Option<&str>,
+        base_dir: &Path,
+    ) -> Result<TftpManageJob, ExsError> {
         let host = step
             .host
             .as_ref()
@@ -99,28 +98,26 @@ impl TftpManageJob {
                 field: "host",
                 message: "no controller address: set `host` or `network.ip`".into(),
             })?;
-        let filename = |field: &'static str, value: &Option<crate::profile::Template>| -> Result<Option<Filename>, ExsError> {
+        let filename = |field: &'static str,
+                        value: &Option<crate::profile::Template>|
+         -> Result<Option<Filename>, ExsError> {
             value
                 .as_ref()
-                .map(|v| {
-                    Filename::new(v.as_str()).map_err(|e| ExsError::BadInput {
-                        field,
-                        message: e.to_string(),
-                    })
-                })
+                .map(|v| Filename::new(v.as_str()).map_err(|e| ExsError::BadInput { field, message: e.to_string() }))
                 .transpose()
         };
-        let address = |field: &'static str, value: &Option<crate::profile::Template>| -> Result<Option<Ipv4Addr>, ExsError> {
-            value
-                .as_ref()
-                .map(|v| {
-                    v.as_str().trim().parse::<Ipv4Addr>().map_err(|_| ExsError::BadInput {
-                        field,
-                        message: format!("`{v}` is not an IPv4 address"),
+        let address =
+            |field: &'static str, value: &Option<crate::profile::Template>| -> Result<Option<Ipv4Addr>, ExsError> {
+                value
+                    .as_ref()
+                    .map(|v| {
+                        v.as_str()
+                            .trim()
+                            .parse::<Ipv4Addr>()
+                            .map_err(|_| ExsError::BadInput { field, message: format!("`{v}` is not an IPv4 address") })
                     })
-                })
-                .transpose()
-        };
+                    .transpose()
+            };
         let mut settings = Vec::new();
         if let Some(name) = filename("local_config", &step.local_config)? {
             settings.push(DataValue::LocalConfig(name));
@@ -148,10 +145,7 @@ impl TftpManageJob {
                 message: "begin download needs the local configuration filename and server address".into(),
             });
         }
-        let named_load_query = step
-            .query
-            .iter()
-            .any(|q| matches!(q, TftpQuery::LoadVersion | TftpQuery::LoadFilename));
+        let named_load_query = step.query.iter().any(|q| matches!(q, TftpQuery::LoadVersion | TftpQuery::LoadFilename));
         if named_load_query && step.load.is_none() {
             return Err(ExsError::BadInput {
                 field: "load",
@@ -177,10 +171,7 @@ impl TftpManageJob {
             host,
             port: step.port,
             node: step.node,
-            framing: Framing {
-                checksum: step.checksum,
-                marker_rule: step.marker_rule,
-            },
+            framing: Framing { checksum: step.checksum, marker_rule: step.marker_rule },
             timeout: step.timeout.0,
             settings,
             begin_download: step.begin_download,
@@ -215,9 +206,7 @@ impl TftpManageJob {
             let load = if subtype.takes_load() { self.load } else { None };
             messages.push((
                 subtype.text().to_string(),
-                TftpManageRequest {
-                    icbs: vec![RequestIcb::Action { subtype: *subtype, load }],
-                },
+                TftpManageRequest { icbs: vec![RequestIcb::Action { subtype: *subtype, load }] },
             ));
         }
         messages
@@ -228,21 +217,11 @@ impl TftpManageJob {
         let Some(path) = &self.config_file else {
             return Ok(None);
         };
-        let bytes = std::fs::read(path).map_err(|source| ExsError::ReadConfig {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| ExsError::ReadConfig { path: path.clone(), source })?;
         let has_timestamp = self.settings.iter().any(|s| matches!(s, DataValue::Timestamp(_)));
-        let report = config_file::check(
-            &String::from_utf8_lossy(&bytes),
-            &ConfigRules::default(),
-            Some(has_timestamp),
-        );
+        let report = config_file::check(&String::from_utf8_lossy(&bytes), &ConfigRules::default(), Some(has_timestamp));
         if report.has_errors() {
-            return Err(ExsError::ConfigFile {
-                path: path.clone(),
-                report,
-            });
+            return Err(ExsError::ConfigFile { path: path.clone(), report });
         }
         Ok(Some(report))
     }
@@ -290,11 +269,7 @@ pub async fn run_tftp_manage(
     job: &TftpManageJob,
     on_exchange: &mut (dyn FnMut(&ExchangeReport) + Send),
 ) -> Result<TftpManageReport, ExsError> {
-    let connector = TcpConnector {
-        host: job.host.clone(),
-        port: job.port,
-        connect_timeout: job.timeout,
-    };
+    let connector = TcpConnector { host: job.host.clone(), port: job.port, connect_timeout: job.timeout };
     run_with(job, connector, on_exchange).await
 }
 
@@ -309,18 +284,10 @@ pub async fn run_with<C: Connect>(
     // byte goes out.
     let mut bodies = Vec::new();
     for (purpose, request) in job.messages() {
-        let body = request.encode().map_err(|e| ExsError::BadInput {
-            field: "settings",
-            message: e.to_string(),
-        })?;
+        let body = request.encode().map_err(|e| ExsError::BadInput { field: "settings", message: e.to_string() })?;
         bodies.push((purpose, request, body));
     }
-    let options = ClientOptions {
-        framing: job.framing,
-        node: job.node,
-        timeout: job.timeout,
-        reconnects: 1,
-    };
+    let options = ClientOptions { framing: job.framing, node: job.node, timeout: job.timeout, reconnects: 1 };
     let mut client = Client::new(connector, options);
     let mut report = TftpManageReport {
         host: job.host.clone(),
@@ -333,10 +300,7 @@ pub async fn run_with<C: Connect>(
         let exchange = client
             .request(TFTP_MANAGE, body)
             .await
-            .map_err(|source| ExsError::Client {
-                purpose: purpose.clone(),
-                source,
-            })?;
+            .map_err(|source| ExsError::Client { purpose: purpose.clone(), source })?;
         let response_trace = format_trace(&exchange.response);
         let response = TftpManageResponse::decode(&exchange.response.body).map_err(|source| ExsError::Response {
             purpose: purpose.clone(),

@@ -116,12 +116,8 @@ impl fmt::Display for Status {
 
 impl Serialize for Status {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        CodeJson {
-            code: format!("{:#06x}", self.0),
-            value: self.0.into(),
-            text: self.text().to_string(),
-        }
-        .serialize(serializer)
+        CodeJson { code: format!("{:#06x}", self.0), value: self.0.into(), text: self.text().to_string() }
+            .serialize(serializer)
     }
 }
 
@@ -135,7 +131,8 @@ struct CodeJson {
 /// What a More Status byte says, given the Status it came with.
 pub fn more_status_meaning(status: Status, more: u8) -> String {
     use StatusCode::*;
-    let reason = || MoreStatus::from_code(more).map_or_else(|| "unknown failure reason".to_string(), |m| m.text().to_string());
+    let reason =
+        || MoreStatus::from_code(more).map_or_else(|| "unknown failure reason".to_string(), |m| m.text().to_string());
     match status.known() {
         Some(TftpFailed | LoadValidationFailed) => reason(),
         Some(IncorrectIcbType) => format!("the ICB type {more:#04x}"),
@@ -157,11 +154,7 @@ pub struct MoreStatusReport {
 
 impl MoreStatusReport {
     pub fn new(status: Status, more: u8) -> MoreStatusReport {
-        MoreStatusReport {
-            code: format!("{more:#04x}"),
-            value: more,
-            text: more_status_meaning(status, more),
-        }
+        MoreStatusReport { code: format!("{more:#04x}"), value: more, text: more_status_meaning(status, more) }
     }
 }
 

@@ -101,18 +101,9 @@ pub enum TftpManageError {
     #[error("ICB {index} has type {kind:#04x}; TFTP Manage uses Action (0x01) and Data (0x02)")]
     UnknownIcbType { index: usize, kind: u8 },
     #[error("ICB {index}: {kind_name} subtype {subtype:#04x} is not a TFTP Manage subtype")]
-    UnknownSubtype {
-        index: usize,
-        kind_name: &'static str,
-        subtype: u8,
-    },
+    UnknownSubtype { index: usize, kind_name: &'static str, subtype: u8 },
     #[error("ICB subtype {subtype:#04x} ({name}) has {len} data bytes; {expected}")]
-    BadLength {
-        subtype: u8,
-        name: &'static str,
-        len: usize,
-        expected: &'static str,
-    },
+    BadLength { subtype: u8, name: &'static str, len: usize, expected: &'static str },
     #[error("filename is {len} characters; the controller takes at most 127")]
     FilenameTooLong { len: usize },
     #[error("filename is empty")]
@@ -121,12 +112,10 @@ pub enum TftpManageError {
     FilenameNotAscii { name: String },
     #[error("the ICBs need {len} bytes; a TFTP Manage request holds at most 252")]
     RequestTooLong { len: usize },
-    #[error("response body of {len} bytes fits neither the documented layout ({documented}) nor the trace layout ({trace})")]
-    ResponseLayout {
-        len: usize,
-        documented: String,
-        trace: String,
-    },
+    #[error(
+        "response body of {len} bytes fits neither the documented layout ({documented}) nor the trace layout ({trace})"
+    )]
+    ResponseLayout { len: usize, documented: String, trace: String },
 }
 
 impl TftpManageError {
@@ -156,9 +145,7 @@ impl Filename {
             return Err(TftpManageError::FilenameEmpty);
         }
         if !name.bytes().all(|b| (0x20..0x7F).contains(&b)) {
-            return Err(TftpManageError::FilenameNotAscii {
-                name: name.escape_default().to_string(),
-            });
+            return Err(TftpManageError::FilenameNotAscii { name: name.escape_default().to_string() });
         }
         if name.len() > MAX_FILENAME {
             return Err(TftpManageError::FilenameTooLong { len: name.len() });
@@ -443,14 +430,8 @@ impl ResponseIcb {
             return ResponseIcb::Other { icb, problem: None };
         };
         match DataValue::from_wire(subtype, &icb.data) {
-            Ok(value) => ResponseIcb::Value {
-                in_action_icb: icb.kind == ACTION,
-                value,
-            },
-            Err(error) => ResponseIcb::Other {
-                icb,
-                problem: Some(error.to_string()),
-            },
+            Ok(value) => ResponseIcb::Value { in_action_icb: icb.kind == ACTION, value },
+            Err(error) => ResponseIcb::Other { icb, problem: Some(error.to_string()) },
         }
     }
 
@@ -553,10 +534,7 @@ mod tests {
         assert_eq!(response.layout, ResponseLayout::NoMoreStatus);
         assert_eq!(response.more_status, None);
         let values: Vec<_> = response.values().cloned().collect();
-        assert_eq!(
-            values,
-            vec![DataValue::LocalConfig(Filename::new(r"c:\tftpboot\tftp_no_ts.cfg").unwrap())]
-        );
+        assert_eq!(values, vec![DataValue::LocalConfig(Filename::new(r"c:\tftpboot\tftp_no_ts.cfg").unwrap())]);
         assert!(matches!(response.icbs[0], ResponseIcb::Value { in_action_icb: true, .. }));
     }
 
@@ -582,22 +560,13 @@ mod tests {
         let response = TftpManageResponse::decode(&failed).unwrap();
         assert_eq!(response.status.known(), Some(StatusCode::TftpFailed));
         assert_eq!(response.more_status.unwrap().text, super::super::status::MoreStatus::ProtocolError.text());
-        assert_eq!(
-            TftpManageResponse::decode(&[0, 0x10]).unwrap().layout,
-            ResponseLayout::StatusOnly
-        );
-        assert_eq!(
-            TftpManageResponse::decode(&[0, 0x08, 2]).unwrap().layout,
-            ResponseLayout::StatusAndMore
-        );
+        assert_eq!(TftpManageResponse::decode(&[0, 0x10]).unwrap().layout, ResponseLayout::StatusOnly);
+        assert_eq!(TftpManageResponse::decode(&[0, 0x08, 2]).unwrap().layout, ResponseLayout::StatusAndMore);
     }
 
     #[test]
     fn invalid_bodies_say_why() {
-        assert!(matches!(
-            TftpManageResponse::decode(&[0]),
-            Err(TftpManageError::ResponseLayout { len: 1, .. })
-        ));
+        assert!(matches!(TftpManageResponse::decode(&[0]), Err(TftpManageError::ResponseLayout { len: 1, .. })));
         let error = TftpManageResponse::decode(&[0, 0x10, 0, 2, 1, 1, 0]).unwrap_err();
         assert!(error.to_string().contains("fits neither"), "{error}");
         assert_eq!(
@@ -619,10 +588,7 @@ mod tests {
     #[test]
     fn filenames_are_checked() {
         assert_eq!(Filename::new(""), Err(TftpManageError::FilenameEmpty));
-        assert_eq!(
-            Filename::new(&"a".repeat(128)),
-            Err(TftpManageError::FilenameTooLong { len: 128 })
-        );
+        assert_eq!(Filename::new(&"a".repeat(128)), Err(TftpManageError::FilenameTooLong { len: 128 }));
         assert!(Filename::new(&"a".repeat(127)).is_ok());
         assert!(matches!(Filename::new("a\0b"), Err(TftpManageError::FilenameNotAscii { .. })));
         let too_big = TftpManageRequest {

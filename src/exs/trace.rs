@@ -16,17 +16,9 @@ pub enum TraceError {
     #[error("no bytes in the text")]
     Empty,
     #[error("frame {index} at byte {offset}: {source}")]
-    Frame {
-        index: usize,
-        offset: usize,
-        source: FrameError,
-    },
+    Frame { index: usize, offset: usize, source: FrameError },
     #[error("frame {index} at byte {offset} is incomplete: {available} bytes, the Length needs more")]
-    Incomplete {
-        index: usize,
-        offset: usize,
-        available: usize,
-    },
+    Incomplete { index: usize, offset: usize, available: usize },
 }
 
 /// Bytes from hex text. Brackets, `|`, commas, colons and whitespace separate;
@@ -41,21 +33,12 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, TraceError> {
         if token.is_empty() {
             continue;
         }
-        let digits = token
-            .strip_prefix("0x")
-            .or_else(|| token.strip_prefix("0X"))
-            .unwrap_or(token);
+        let digits = token.strip_prefix("0x").or_else(|| token.strip_prefix("0X")).unwrap_or(token);
         if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(TraceError::NotHex {
-                token: token.to_string(),
-                column: token_column,
-            });
+            return Err(TraceError::NotHex { token: token.to_string(), column: token_column });
         }
         if digits.len() % 2 != 0 {
-            return Err(TraceError::OddDigits {
-                token: token.to_string(),
-                column: token_column,
-            });
+            return Err(TraceError::OddDigits { token: token.to_string(), column: token_column });
         }
         for pair in digits.as_bytes().chunks(2) {
             // Both characters are ASCII hex digits, checked above.
@@ -72,11 +55,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, TraceError> {
 /// Which form bytes are in. Length's high byte is at most 0x01 (the largest
 /// Length is 258), so a leading 0xFE can only be the wire marker.
 pub fn form_of(bytes: &[u8]) -> Form {
-    if bytes.first() == Some(&MARKER) {
-        Form::Wire
-    } else {
-        Form::Trace
-    }
+    if bytes.first() == Some(&MARKER) { Form::Wire } else { Form::Trace }
 }
 
 /// Every frame in `bytes`, in the form the first byte shows.
@@ -92,11 +71,7 @@ pub fn decode_all(framing: &Framing, bytes: &[u8]) -> Result<(Form, Vec<Frame>),
                 offset += used;
             }
             Ok(None) => {
-                return Err(TraceError::Incomplete {
-                    index,
-                    offset,
-                    available: bytes.len() - offset,
-                });
+                return Err(TraceError::Incomplete { index, offset, available: bytes.len() - offset });
             }
             Err(source) => return Err(TraceError::Frame { index, offset, source }),
         }
@@ -152,20 +127,8 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_hex() {
-        assert_eq!(
-            parse_hex("00 0G"),
-            Err(TraceError::NotHex {
-                token: "0G".into(),
-                column: 4
-            })
-        );
-        assert_eq!(
-            parse_hex("[00 009]"),
-            Err(TraceError::OddDigits {
-                token: "009".into(),
-                column: 5
-            })
-        );
+        assert_eq!(parse_hex("00 0G"), Err(TraceError::NotHex { token: "0G".into(), column: 4 }));
+        assert_eq!(parse_hex("[00 009]"), Err(TraceError::OddDigits { token: "009".into(), column: 5 }));
         assert_eq!(parse_hex(" [ ] "), Err(TraceError::Empty));
         assert!(matches!(parse_hex("0x"), Err(TraceError::NotHex { .. })));
         assert!(matches!(parse_hex("é"), Err(TraceError::NotHex { .. })));
@@ -174,25 +137,16 @@ mod tests {
     #[test]
     fn wire_capture_is_checked_and_incomplete_text_is_reported() {
         let mut wire = Vec::new();
-        Framing::default()
-            .encode(&Frame::new(0x3A, 0, 0xFF, vec![1, 1, 1, 0]), &mut wire)
-            .unwrap();
+        Framing::default().encode(&Frame::new(0x3A, 0, 0xFF, vec![1, 1, 1, 0]), &mut wire).unwrap();
         let (form, frames) = decode_all(&Framing::default(), &wire).unwrap();
         assert_eq!((form, frames.len()), (Form::Wire, 1));
         assert_eq!(
             decode_all(&Framing::default(), &parse_hex("00 09 00 3A 00").unwrap()),
-            Err(TraceError::Incomplete {
-                index: 1,
-                offset: 0,
-                available: 5
-            })
+            Err(TraceError::Incomplete { index: 1, offset: 0, available: 5 })
         );
         assert!(matches!(
             decode_all(&Framing::default(), &[0, 2, 0, 0]),
-            Err(TraceError::Frame {
-                source: FrameError::LengthTooShort { length: 2 },
-                ..
-            })
+            Err(TraceError::Frame { source: FrameError::LengthTooShort { length: 2 }, .. })
         ));
     }
 

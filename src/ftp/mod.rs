@@ -108,9 +108,16 @@ impl FtpError {
                 *port,
                 220,
                 "220",
-                Some(LoginResult { result: LoginOutcome::Refused, user: None, tried: users.clone(), reply: reply.clone() }),
+                Some(LoginResult {
+                    result: LoginOutcome::Refused,
+                    user: None,
+                    tried: users.clone(),
+                    reply: reply.clone(),
+                }),
             ),
-            FtpError::Busy { port, reply, .. } => said(*port, reply.get(..3).and_then(|c| c.parse().ok()).unwrap_or(421), reply, None),
+            FtpError::Busy { port, reply, .. } => {
+                said(*port, reply.get(..3).and_then(|c| c.parse().ok()).unwrap_or(421), reply, None)
+            }
             _ => return None,
         };
         let host = match self {

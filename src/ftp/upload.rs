@@ -78,7 +78,10 @@ impl UploadSpec {
                 .map(|f| {
                     let local = base_dir.join(f.local.as_str());
                     let remote = f.remote.clone().unwrap_or_else(|| {
-                        Path::new(f.local.as_str()).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                        Path::new(f.local.as_str())
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
                     });
                     UploadFile { local, remote }
                 })
@@ -117,17 +120,21 @@ impl TlsSettings {
         let path = self.ca_file.clone().unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
         let certificates = rustls_pki_types::CertificateDer::pem_file_iter(&path)
             .and_then(|items| items.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| FtpError::LocalFile { path: path.clone(), error: format!("not a PEM certificate file: {e}") })?;
+            .map_err(|e| FtpError::LocalFile {
+                path: path.clone(),
+                error: format!("not a PEM certificate file: {e}"),
+            })?;
         let mut roots = rustls::RootCertStore::empty();
         let (added, _) = roots.add_parsable_certificates(certificates);
         if added == 0 {
             return Err(FtpError::LocalFile { path, error: "holds no usable certificate".into() });
         }
-        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| FtpError::Protocol { what: "TLS set-up".into(), reply: e.to_string() })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| FtpError::Protocol { what: "TLS set-up".into(), reply: e.to_string() })?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
         Ok(AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))))
     }
 }
@@ -261,12 +268,7 @@ pub async fn upload(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Sen
             restart_seconds,
         });
     }
-    Ok(UploadReport {
-        host: spec.host.to_string(),
-        port: spec.port,
-        user,
-        files: reports,
-    })
+    Ok(UploadReport { host: spec.host.to_string(), port: spec.port, user, files: reports })
 }
 
 fn local_error(path: &Path, error: std::io::Error) -> FtpError {
@@ -317,7 +319,10 @@ async fn open_session(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + S
                     continue 'connect;
                 }
                 Err(other) => {
-                    return Err(FtpError::Protocol { what: format!("login as {}", candidate.user), reply: other.to_string() });
+                    return Err(FtpError::Protocol {
+                        what: format!("login as {}", candidate.user),
+                        reply: other.to_string(),
+                    });
                 }
             }
         }
@@ -387,9 +392,10 @@ async fn finish_session(mut ftp: AsyncRustlsFtpStream, spec: &UploadSpec, user: 
         FtpMode::Active => ftp.active_mode(spec.connect_timeout),
     };
     let resumable = match ftp.feat().await {
-        Ok(features) => features
-            .iter()
-            .any(|(name, value)| name.eq_ignore_ascii_case("REST") && value.as_deref().is_some_and(|v| v.to_ascii_uppercase().contains("STREAM"))),
+        Ok(features) => features.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("REST")
+                && value.as_deref().is_some_and(|v| v.to_ascii_uppercase().contains("STREAM"))
+        }),
         Err(_) => false,
     };
     Ok(Session { ftp, user, resumable })
@@ -481,7 +487,12 @@ async fn send_file(
         match tokio::time::timeout(stall, stream.write_all(&chunk)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return Err(SendError::Broken(format!("data connection: {error} after {sent} bytes"))),
-            Err(_) => return Err(SendError::Broken(format!("data connection stalled for {} s after {sent} bytes", stall.as_secs()))),
+            Err(_) => {
+                return Err(SendError::Broken(format!(
+                    "data connection stalled for {} s after {sent} bytes",
+                    stall.as_secs()
+                )));
+            }
         }
         if let Some(hasher) = &hasher {
             hasher.feed(chunk).await;
@@ -490,7 +501,9 @@ async fn send_file(
         on_event(FtpEvent::Bytes { remote: file.remote.clone(), sent, total: size });
     }
     if sent != size {
-        return Err(SendError::Local(std::io::Error::other(format!("the file changed while it was sent ({sent} of {size} bytes)"))));
+        return Err(SendError::Local(std::io::Error::other(format!(
+            "the file changed while it was sent ({sent} of {size} bytes)"
+        ))));
     }
     match tokio::time::timeout(stall, stream.finish()).await {
         Ok(Ok(())) => Ok(hasher.map(ParallelHasher::finish)),
@@ -511,13 +524,14 @@ fn read_ahead(path: &Path, offset: u64) -> tokio::sync::mpsc::Receiver<std::io::
     let path = path.to_path_buf();
     std::thread::spawn(move || {
         use std::io::{Read, Seek};
-        let mut file = match std::fs::File::open(&path).and_then(|mut f| f.seek(std::io::SeekFrom::Start(offset)).map(|_| f)) {
-            Ok(file) => file,
-            Err(error) => {
-                let _ = sender.blocking_send(Err(error));
-                return;
-            }
-        };
+        let mut file =
+            match std::fs::File::open(&path).and_then(|mut f| f.seek(std::io::SeekFrom::Start(offset)).map(|_| f)) {
+                Ok(file) => file,
+                Err(error) => {
+                    let _ = sender.blocking_send(Err(error));
+                    return;
+                }
+            };
         loop {
             let mut chunk = vec![0u8; CHUNK];
             let mut filled = 0;
@@ -545,21 +559,27 @@ fn read_ahead(path: &Path, offset: u64) -> tokio::sync::mpsc::Receiver<std::io::
     receiver
 }
 
-async fn verify(session: &mut Session, how: FtpVerify, file: &UploadFile, size: u64, digest: Option<&[u8]>) -> Result<String, FtpError> {
+async fn verify(
+    session: &mut Session,
+    how: FtpVerify,
+    file: &UploadFile,
+    size: u64,
+    digest: Option<&[u8]>,
+) -> Result<String, FtpError> {
     let failed = |detail: String| FtpError::VerifyFailed { remote: file.remote.clone(), detail };
     match how {
         FtpVerify::None => Ok("none (the profile says so)".into()),
         FtpVerify::Size => match session.ftp.size(&file.remote).await {
             Ok(n) if n as u64 == size => Ok(format!("size {size} matches")),
             Ok(n) => Err(failed(format!("the server has {n} bytes, the local file {size}"))),
-            Err(error) => Err(failed(format!("SIZE failed ({error}); use verify: readback, or none if the server can do neither"))),
+            Err(error) => Err(failed(format!(
+                "SIZE failed ({error}); use verify: readback, or none if the server can do neither"
+            ))),
         },
         FtpVerify::Readback => {
-            let mut stream = session
-                .ftp
-                .retr_as_stream(&file.remote)
-                .await
-                .map_err(|e| failed(format!("RETR failed ({e}); use verify: size or none if the server cannot send files back")))?;
+            let mut stream = session.ftp.retr_as_stream(&file.remote).await.map_err(|e| {
+                failed(format!("RETR failed ({e}); use verify: size or none if the server cannot send files back"))
+            })?;
             let mut hasher = Sha256::new();
             let mut buffer = vec![0u8; CHUNK];
             let mut total = 0u64;
@@ -586,10 +606,14 @@ async fn verify(session: &mut Session, how: FtpVerify, file: &UploadFile, size: 
 }
 
 /// Waits for the FTP port to go away (the device resets) and to come back.
-async fn wait_for_restart(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Send)) -> Result<Duration, FtpError> {
+async fn wait_for_restart(
+    spec: &UploadSpec,
+    on_event: &mut (dyn FnMut(FtpEvent) + Send),
+) -> Result<Duration, FtpError> {
     let host = spec.host.to_string();
     on_event(FtpEvent::WaitingForRestart { host: host.clone() });
-    let prober = Prober::new(spec.probe_method).map_err(|e| FtpError::Protocol { what: "probe for the restart".into(), reply: e.to_string() })?;
+    let prober = Prober::new(spec.probe_method)
+        .map_err(|e| FtpError::Protocol { what: "probe for the restart".into(), reply: e.to_string() })?;
     let started = Instant::now();
     let deadline = started + spec.restart_timeout;
     let options = ProbeOptions { timeout: Duration::from_millis(300), retries: 0 };

@@ -62,33 +62,16 @@ pub async fn probe_one(target: Ipv4Addr, port: u16, options: ProbeOptions) -> Po
             drop(stream);
             (PortState::Open, Reason::SynAck, Some(rtt), format!("connected {}", format_rtt(rtt)))
         }
-        Ok(Err(error)) if error.kind() == ErrorKind::ConnectionRefused => (
-            PortState::Closed,
-            Reason::Refused,
-            Some(rtt),
-            format!("connection refused (RST) {}", format_rtt(rtt)),
-        ),
-        Ok(Err(error))
-            if matches!(error.kind(), ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable) =>
-        {
+        Ok(Err(error)) if error.kind() == ErrorKind::ConnectionRefused => {
+            (PortState::Closed, Reason::Refused, Some(rtt), format!("connection refused (RST) {}", format_rtt(rtt)))
+        }
+        Ok(Err(error)) if matches!(error.kind(), ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable) => {
             (PortState::Filtered, Reason::IcmpUnreachable, Some(rtt), format!("{error} after {}", format_rtt(rtt)))
         }
         Ok(Err(error)) => (PortState::Filtered, Reason::Timeout, None, format!("connect failed: {error}")),
-        Err(_) => (
-            PortState::Filtered,
-            Reason::Timeout,
-            None,
-            format!("no answer in {} ms", budget.as_millis()),
-        ),
+        Err(_) => (PortState::Filtered, Reason::Timeout, None, format!("no answer in {} ms", budget.as_millis())),
     };
-    PortResult {
-        port,
-        state,
-        reason,
-        rtt,
-        evidence,
-        method: UsedMethod::Connect,
-    }
+    PortResult { port, state, reason, rtt, evidence, method: UsedMethod::Connect }
 }
 
 #[cfg(test)]

@@ -68,16 +68,16 @@ pub struct Evidence {
 /// then what its service said); then ICMP alone; else ready.
 pub fn diagnose(target: Ipv4Addr, evidence: &Evidence) -> Finding {
     let pings = evidence.icmp.as_ref().map(|i| i.state == IcmpState::Reply);
-    let any_tcp_answer = evidence
-        .ports
-        .iter()
-        .any(|p| matches!(p.reason, Reason::SynAck | Reason::Rst | Reason::Refused));
+    let any_tcp_answer =
+        evidence.ports.iter().any(|p| matches!(p.reason, Reason::SynAck | Reason::Rst | Reason::Refused));
     if pings != Some(true) && !any_tcp_answer && (pings.is_some() || !evidence.ports.is_empty()) {
         return host_unreachable(target, evidence);
     }
     for port in &evidence.ports {
         match port.state {
-            PortState::Closed => return no_listener(target, port, pings, port.port == 21 || evidence.ftp_ports.contains(&port.port)),
+            PortState::Closed => {
+                return no_listener(target, port, pings, port.port == 21 || evidence.ftp_ports.contains(&port.port));
+            }
             PortState::Filtered => return filtered(target, port, pings),
             PortState::Open => {
                 if let Some(service) = evidence.service.as_ref().filter(|s| s.port == port.port) {
@@ -106,11 +106,8 @@ pub fn diagnose(target: Ipv4Addr, evidence: &Evidence) -> Finding {
 }
 
 fn host_unreachable(target: Ipv4Addr, evidence: &Evidence) -> Finding {
-    let icmp = evidence
-        .icmp
-        .as_ref()
-        .map(|i| format!("ICMP: {}", i.evidence))
-        .unwrap_or_else(|| "ICMP not tried".into());
+    let icmp =
+        evidence.icmp.as_ref().map(|i| format!("ICMP: {}", i.evidence)).unwrap_or_else(|| "ICMP not tried".into());
     Finding {
         code: FindingCode::HostUnreachable,
         port: None,
@@ -120,8 +117,10 @@ fn host_unreachable(target: Ipv4Addr, evidence: &Evidence) -> Finding {
         advice: vec![
             "Check the Ethernet link (cable, switch port, link LED on the device).".into(),
             format!("Check the address the console set (the boot banner's network block shows it): is it {target}?"),
-            "Check the device and this station are in the same subnet, or that the device's gateway routes back.".into(),
-            "Check the device finished booting: the network starts only after the `Press any key` window closes.".into(),
+            "Check the device and this station are in the same subnet, or that the device's gateway routes back."
+                .into(),
+            "Check the device finished booting: the network starts only after the `Press any key` window closes."
+                .into(),
         ],
     }
 }
@@ -145,7 +144,10 @@ fn no_listener(target: Ipv4Addr, port: &PortResult, pings: Option<bool>, is_ftp:
             "The application may be stuck before starting its servers while the stack still answers ping: check where the console output stops.".to_string(),
         ]);
     } else {
-        advice.push(format!("Nothing listens on port {}: check the service is enabled in the loaded application and has started.", port.port));
+        advice.push(format!(
+            "Nothing listens on port {}: check the service is enabled in the loaded application and has started.",
+            port.port
+        ));
     }
     Finding {
         code: FindingCode::NoListener,
@@ -174,7 +176,8 @@ fn filtered(target: Ipv4Addr, port: &PortResult, pings: Option<bool>) -> Finding
         advice: vec![
             "Look for a firewall on this station or the path (`nft list ruleset`, a managed switch ACL).".into(),
             "Check the device's gateway and mask: with a wrong gateway its replies to another subnet are lost.".into(),
-            "A capture (`tcpdump -n host <device>`) shows whether the SYN leaves and whether anything comes back.".into(),
+            "A capture (`tcpdump -n host <device>`) shows whether the SYN leaves and whether anything comes back."
+                .into(),
         ],
     }
 }
@@ -236,11 +239,7 @@ pub fn service_problem(target: Ipv4Addr, service: &ServiceCheck) -> Option<Findi
 }
 
 fn ready(target: Ipv4Addr, evidence: &Evidence) -> Finding {
-    let ports: Vec<String> = evidence
-        .ports
-        .iter()
-        .map(|p| format!("{} open ({})", p.port, p.evidence))
-        .collect();
+    let ports: Vec<String> = evidence.ports.iter().map(|p| format!("{} open ({})", p.port, p.evidence)).collect();
     let mut summary = if ports.is_empty() {
         format!("{target} answers ping.")
     } else {
@@ -255,19 +254,14 @@ fn ready(target: Ipv4Addr, evidence: &Evidence) -> Finding {
             }
         }
     }
-    Finding {
-        code: FindingCode::Ready,
-        port: evidence.ports.first().map(|p| p.port),
-        summary,
-        advice: Vec::new(),
-    }
+    Finding { code: FindingCode::Ready, port: evidence.ports.first().map(|p| p.port), summary, advice: Vec::new() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::service::LoginResult;
     use crate::net::UsedMethod;
+    use crate::net::service::LoginResult;
     use std::time::Duration;
 
     const TARGET: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -277,7 +271,14 @@ mod tests {
     }
 
     fn port(port: u16, state: PortState, reason: Reason, evidence: &str) -> PortResult {
-        PortResult { port, state, reason, rtt: Some(Duration::from_micros(210)), evidence: evidence.into(), method: UsedMethod::Syn }
+        PortResult {
+            port,
+            state,
+            reason,
+            rtt: Some(Duration::from_micros(210)),
+            evidence: evidence.into(),
+            method: UsedMethod::Syn,
+        }
     }
 
     fn service(banner_code: Option<u16>, login: Option<LoginOutcome>) -> Option<ServiceCheck> {
@@ -285,7 +286,12 @@ mod tests {
             port: 21,
             banner: banner_code.map(|c| format!("{c} text")),
             banner_code,
-            login: login.map(|result| LoginResult { result, user: (result == LoginOutcome::Accepted).then(|| "root".into()), tried: vec!["root".into(), "root".into()], reply: "530 Login incorrect.".into() }),
+            login: login.map(|result| LoginResult {
+                result,
+                user: (result == LoginOutcome::Accepted).then(|| "root".into()),
+                tried: vec!["root".into(), "root".into()],
+                reply: "530 Login incorrect.".into(),
+            }),
         })
     }
 
@@ -309,15 +315,77 @@ mod tests {
     #[test]
     fn every_code_has_its_evidence() {
         let cases = [
-            (Evidence { icmp: icmp(IcmpState::Timeout), ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")], service: None, ftp_ports: vec![] }, FindingCode::HostUnreachable),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")], service: None, ftp_ports: vec![] }, FindingCode::Filtered),
-            (Evidence { icmp: icmp(IcmpState::Timeout), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), None), ftp_ports: vec![] }, FindingCode::IcmpBlocked),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(None, None), ftp_ports: vec![] }, FindingCode::NoBanner),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(421), None), ftp_ports: vec![] }, FindingCode::ServiceBusy),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Refused)), ftp_ports: vec![] }, FindingCode::AuthFailed),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Accepted)), ftp_ports: vec![] }, FindingCode::Ready),
-            (Evidence { icmp: icmp(IcmpState::Unreachable), ports: vec![], service: None, ftp_ports: vec![] }, FindingCode::HostUnreachable),
-            (Evidence { icmp: icmp(IcmpState::Reply), ports: vec![], service: None, ftp_ports: vec![] }, FindingCode::Ready),
+            (
+                Evidence {
+                    icmp: icmp(IcmpState::Timeout),
+                    ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")],
+                    service: None,
+                    ftp_ports: vec![],
+                },
+                FindingCode::HostUnreachable,
+            ),
+            (
+                Evidence {
+                    icmp: icmp(IcmpState::Reply),
+                    ports: vec![port(21, PortState::Filtered, Reason::NoResponse, "no answer")],
+                    service: None,
+                    ftp_ports: vec![],
+                },
+                FindingCode::Filtered,
+            ),
+            (
+                Evidence {
+                    icmp: icmp(IcmpState::Timeout),
+                    ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")],
+                    service: service(Some(220), None),
+                    ftp_ports: vec![],
+                },
+                FindingCode::IcmpBlocked,
+            ),
+            (
+                Evidence {
+                    icmp: icmp(IcmpState::Reply),
+                    ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")],
+                    service: service(None, None),
+                    ftp_ports: vec![],
+                },
+                FindingCode::NoBanner,
+            ),
+            (
+                Evidence {
+                    icmp: icmp(IcmpState::Reply),
+                    ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")],
+                    service: service(Some(421), None),
+                    ftp_ports: vec![],
+                },
+                FindingCode::ServiceBusy,
+            ),
+            (
+                Evidence {
+                    icmp: icmp(IcmpState::Reply),
+                    ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")],
+                    service: service(Some(220), Some(LoginOutcome::Refused)),
+                    ftp_ports: vec![],
+                },
+                FindingCode::AuthFailed,
+            ),
+            (
+                Evidence {
+                    icmp: icmp(IcmpState::Reply),
+                    ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")],
+                    service: service(Some(220), Some(LoginOutcome::Accepted)),
+                    ftp_ports: vec![],
+                },
+                FindingCode::Ready,
+            ),
+            (
+                Evidence { icmp: icmp(IcmpState::Unreachable), ports: vec![], service: None, ftp_ports: vec![] },
+                FindingCode::HostUnreachable,
+            ),
+            (
+                Evidence { icmp: icmp(IcmpState::Reply), ports: vec![], service: None, ftp_ports: vec![] },
+                FindingCode::Ready,
+            ),
         ];
         for (evidence, code) in cases {
             let finding = diagnose(TARGET, &evidence);
@@ -331,7 +399,12 @@ mod tests {
 
     #[test]
     fn auth_failure_names_users_not_passwords() {
-        let evidence = Evidence { icmp: icmp(IcmpState::Reply), ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")], service: service(Some(220), Some(LoginOutcome::Refused)), ftp_ports: vec![] };
+        let evidence = Evidence {
+            icmp: icmp(IcmpState::Reply),
+            ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")],
+            service: service(Some(220), Some(LoginOutcome::Refused)),
+            ftp_ports: vec![],
+        };
         let finding = diagnose(TARGET, &evidence);
         assert!(finding.summary.contains("user(s) tried: root, root"));
         assert!(finding.advice[0].contains("Netsilicon"), "advice names the public factory defaults");

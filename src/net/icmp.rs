@@ -59,13 +59,7 @@ impl Pinger {
         let socket = unsafe { AsyncFd::register(socket) }
             .map_err(|e| NetError::io("ICMP socket: register with the reactor", e.into()))?;
         let random = super::syn::random_u32();
-        Ok(Pinger {
-            socket,
-            kind,
-            target,
-            identifier: random as u16,
-            sequence: (random >> 16) as u16,
-        })
+        Ok(Pinger { socket, kind, target, identifier: random as u16, sequence: (random >> 16) as u16 })
     }
 
     pub fn kind(&self) -> SocketKind {
@@ -177,10 +171,7 @@ impl Pinger {
                 && u16::from_be_bytes([echo[4], echo[5]]) == self.identifier
                 && u16::from_be_bytes([echo[6], echo[7]]) == self.sequence;
             if ours && inner.get_destination() == self.target {
-                return Some(Match::Unreachable {
-                    code: icmp.get_icmp_code().0,
-                    from,
-                });
+                return Some(Match::Unreachable { code: icmp.get_icmp_code().0, from });
             }
         }
         None
@@ -198,11 +189,7 @@ fn is_unreachable(error: &std::io::Error) -> bool {
 
 fn unreachable(error: std::io::Error, started: Instant) -> IcmpResult {
     let rtt = started.elapsed();
-    IcmpResult {
-        state: IcmpState::Unreachable,
-        rtt: Some(rtt),
-        evidence: format!("{error} after {}", format_rtt(rtt)),
-    }
+    IcmpResult { state: IcmpState::Unreachable, rtt: Some(rtt), evidence: format!("{error} after {}", format_rtt(rtt)) }
 }
 
 /// An echo request with its checksum.
@@ -218,10 +205,8 @@ pub fn build_echo_request(identifier: u16, sequence: u16, payload: &[u8]) -> Vec
 
 /// RFC 1071 one's-complement sum.
 fn internet_checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
-        .sum();
+    let mut sum: u32 =
+        bytes.chunks(2).map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]))).sum();
     while sum > 0xFFFF {
         sum = (sum & 0xFFFF) + (sum >> 16);
     }

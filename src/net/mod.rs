@@ -91,7 +91,9 @@ pub enum IcmpState {
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// Raw sockets need CAP_NET_RAW (environment).
-    #[error("{what} needs CAP_NET_RAW (run as root, or `setcap cap_net_raw+ep` on flashline); use --method connect without it")]
+    #[error(
+        "{what} needs CAP_NET_RAW (run as root, or `setcap cap_net_raw+ep` on flashline); use --method connect without it"
+    )]
     PermissionDenied { what: &'static str },
     #[error("{what}: {source}")]
     Io {
@@ -109,10 +111,7 @@ impl NetError {
             // Only raw-socket creation reaches here with EPERM/EACCES.
             return NetError::PermissionDenied { what: "a raw socket" };
         }
-        NetError::Io {
-            what: what.into(),
-            source,
-        }
+        NetError::Io { what: what.into(), source }
     }
 }
 
@@ -123,19 +122,13 @@ pub async fn resolve_ipv4(host: &str) -> Result<Ipv4Addr, NetError> {
     }
     let addrs = tokio::net::lookup_host((host, 0))
         .await
-        .map_err(|e| NetError::Resolve {
-            host: host.to_string(),
-            detail: Some(e.to_string()),
-        })?;
+        .map_err(|e| NetError::Resolve { host: host.to_string(), detail: Some(e.to_string()) })?;
     for addr in addrs {
         if let std::net::SocketAddr::V4(v4) = addr {
             return Ok(*v4.ip());
         }
     }
-    Err(NetError::Resolve {
-        host: host.to_string(),
-        detail: None,
-    })
+    Err(NetError::Resolve { host: host.to_string(), detail: None })
 }
 
 /// Milliseconds with two decimals, as capture tools print them.
@@ -161,10 +154,7 @@ pub struct ProbeOptions {
 
 impl Default for ProbeOptions {
     fn default() -> Self {
-        ProbeOptions {
-            timeout: Duration::from_millis(500),
-            retries: 1,
-        }
+        ProbeOptions { timeout: Duration::from_millis(500), retries: 1 }
     }
 }
 
@@ -197,7 +187,12 @@ impl Prober {
     }
 
     /// Probes every port of `target` concurrently; results in `ports` order.
-    pub async fn probe(&self, target: Ipv4Addr, ports: &[u16], options: ProbeOptions) -> Result<Vec<PortResult>, NetError> {
+    pub async fn probe(
+        &self,
+        target: Ipv4Addr,
+        ports: &[u16],
+        options: ProbeOptions,
+    ) -> Result<Vec<PortResult>, NetError> {
         match self {
             Prober::Syn(prober) => prober.probe(target, ports, options).await,
             Prober::Connect => Ok(connect::probe(target, ports, options).await),

@@ -85,10 +85,7 @@ pub async fn investigate(
             }
             Err(other) => return Err(other),
         };
-        let event = TimelineEvent {
-            t_ms: timeline.last().map_or(0, |e| e.t_ms),
-            event: what,
-        };
+        let event = TimelineEvent { t_ms: timeline.last().map_or(0, |e| e.t_ms), event: what };
         on_event(&event);
         timeline.push(event);
         result
@@ -96,23 +93,17 @@ pub async fn investigate(
         None
     };
     let mut service = None;
-    if let Some(port) = ports
-        .iter()
-        .find(|p| p.state == PortState::Open && spec.ftp_ports.contains(&p.port))
-    {
-        let check = check_ftp(spec.target, port.port, &spec.credentials, spec.probe.timeout.max(Duration::from_secs(2))).await;
+    if let Some(port) = ports.iter().find(|p| p.state == PortState::Open && spec.ftp_ports.contains(&p.port)) {
+        let check =
+            check_ftp(spec.target, port.port, &spec.credentials, spec.probe.timeout.max(Duration::from_secs(2))).await;
         let what = match (&check.banner, &check.login) {
             (None, _) => format!("port {}: no FTP greeting", port.port),
             (Some(banner), None) => format!("port {}: greeting `{banner}`", port.port),
-            (Some(banner), Some(login)) => format!(
-                "port {}: greeting `{banner}`, login {:?} ({})",
-                port.port, login.result, login.reply
-            ),
+            (Some(banner), Some(login)) => {
+                format!("port {}: greeting `{banner}`, login {:?} ({})", port.port, login.result, login.reply)
+            }
         };
-        let event = TimelineEvent {
-            t_ms: timeline.last().map_or(0, |e| e.t_ms),
-            event: what,
-        };
+        let event = TimelineEvent { t_ms: timeline.last().map_or(0, |e| e.t_ms), event: what };
         on_event(&event);
         timeline.push(event);
         service = Some(check);

@@ -64,12 +64,7 @@ const MAX_LINE: usize = 1024;
 /// Connects to `target:port`, reads the greeting, and tries `candidates` in
 /// order until one logs in. `timeout` bounds each step.
 pub async fn check_ftp(target: Ipv4Addr, port: u16, candidates: &[Credential], timeout: Duration) -> ServiceCheck {
-    let mut check = ServiceCheck {
-        port,
-        banner: None,
-        banner_code: None,
-        login: None,
-    };
+    let mut check = ServiceCheck { port, banner: None, banner_code: None, login: None };
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(SocketAddr::from((target, port)))).await {
         Ok(Ok(stream)) => stream,
         _ => return check,
@@ -100,23 +95,13 @@ pub async fn check_ftp(target: Ipv4Addr, port: u16, candidates: &[Credential], t
             }
             Ok((530, reply)) => last = reply,
             Ok((_, reply)) | Err(reply) => {
-                check.login = Some(LoginResult {
-                    result: LoginOutcome::Error,
-                    user: None,
-                    tried,
-                    reply,
-                });
+                check.login = Some(LoginResult { result: LoginOutcome::Error, user: None, tried, reply });
                 return check;
             }
         }
     }
     let _ = stream.get_mut().write_all(b"QUIT\r\n").await;
-    check.login = Some(LoginResult {
-        result: LoginOutcome::Refused,
-        user: None,
-        tried,
-        reply: last,
-    });
+    check.login = Some(LoginResult { result: LoginOutcome::Refused, user: None, tried, reply: last });
     check
 }
 
@@ -124,7 +109,11 @@ pub async fn check_ftp(target: Ipv4Addr, port: u16, candidates: &[Credential], t
 /// 2 s, vsftpd 1 s more): give PASS this long before calling it unanswered.
 const PASS_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn login(stream: &mut BufReader<TcpStream>, candidate: &Credential, timeout: Duration) -> Result<(u16, String), String> {
+async fn login(
+    stream: &mut BufReader<TcpStream>,
+    candidate: &Credential,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
     let (code, reply) = command(stream, &format!("USER {}\r\n", candidate.user), timeout).await?;
     if code != 331 {
         return Ok((code, reply));
@@ -134,11 +123,7 @@ async fn login(stream: &mut BufReader<TcpStream>, candidate: &Credential, timeou
 
 async fn command(stream: &mut BufReader<TcpStream>, line: &str, timeout: Duration) -> Result<(u16, String), String> {
     let verb = line.split_whitespace().next().unwrap_or("");
-    stream
-        .get_mut()
-        .write_all(line.as_bytes())
-        .await
-        .map_err(|e| format!("sending {verb}: {e}"))?;
+    stream.get_mut().write_all(line.as_bytes()).await.map_err(|e| format!("sending {verb}: {e}"))?;
     match read_reply(stream, timeout).await {
         Ok(Some(reply)) => Ok(reply),
         Ok(None) => Err(format!("no reply to {verb}")),
@@ -152,7 +137,8 @@ async fn read_reply(stream: &mut BufReader<TcpStream>, timeout: Duration) -> Res
     let mut lines = Vec::new();
     for _ in 0..MAX_REPLY_LINES {
         let mut line = Vec::new();
-        let read = tokio::time::timeout(timeout, (&mut *stream).take(MAX_LINE as u64).read_until(b'\n', &mut line)).await;
+        let read =
+            tokio::time::timeout(timeout, (&mut *stream).take(MAX_LINE as u64).read_until(b'\n', &mut line)).await;
         match read {
             Err(_) | Ok(Ok(0)) => return Ok(None),
             Ok(Err(e)) => return Err(e.to_string()),
@@ -171,11 +157,7 @@ async fn read_reply(stream: &mut BufReader<TcpStream>, timeout: Duration) -> Res
 
 fn parse_code(line: &str) -> Option<u16> {
     let digits = line.get(..3)?;
-    if digits.bytes().all(|b| b.is_ascii_digit()) {
-        digits.parse().ok()
-    } else {
-        None
-    }
+    if digits.bytes().all(|b| b.is_ascii_digit()) { digits.parse().ok() } else { None }
 }
 
 #[cfg(test)]

@@ -85,9 +85,7 @@ fn raw_socket(protocol: Protocol, what: &'static str) -> Result<AsyncFd<Socket>,
         std::io::ErrorKind::PermissionDenied => NetError::PermissionDenied { what },
         _ => NetError::io(format!("cannot open {what}"), e),
     })?;
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| NetError::io("raw socket: non-blocking mode", e))?;
+    socket.set_nonblocking(true).map_err(|e| NetError::io("raw socket: non-blocking mode", e))?;
     // A burst of a thousand answers must not overflow the default buffer.
     let _ = socket.set_recv_buffer_size(4 << 20);
     // SAFETY: the socket2 Socket owns its descriptor until it is dropped with
@@ -101,20 +99,12 @@ impl SynProber {
     pub fn new() -> Result<SynProber, NetError> {
         let tcp = raw_socket(Protocol::TCP, "a TCP SYN probe (raw socket)")?;
         let icmp = raw_socket(Protocol::ICMPV4, "a TCP SYN probe (raw ICMP socket)")?;
-        let shared = Arc::new(Shared {
-            tcp,
-            icmp,
-            pending: Mutex::new(HashMap::new()),
-        });
+        let shared = Arc::new(Shared { tcp, icmp, pending: Mutex::new(HashMap::new()) });
         let receiver = tokio::spawn(receive(shared.clone()));
         // Source ports from a per-prober random start in 40000-59999, so two
         // probers (or two runs) are unlikely to reuse one.
         let start = 40_000 + random_u32() % 20_000;
-        Ok(SynProber {
-            shared,
-            receiver,
-            next_port: AtomicU32::new(start),
-        })
+        Ok(SynProber { shared, receiver, next_port: AtomicU32::new(start) })
     }
 
     fn source_port(&self) -> u16 {
@@ -129,7 +119,12 @@ impl SynProber {
     /// waits only a few round-trip times longer for the rest (at least
     /// [`MIN_ADAPTIVE_WAIT`]): on a LAN silence after that means a filter, not
     /// a slow device.
-    pub async fn probe(&self, target: Ipv4Addr, ports: &[u16], options: ProbeOptions) -> Result<Vec<PortResult>, NetError> {
+    pub async fn probe(
+        &self,
+        target: Ipv4Addr,
+        ports: &[u16],
+        options: ProbeOptions,
+    ) -> Result<Vec<PortResult>, NetError> {
         let source = local_address_for(target)?;
         let source_port = self.source_port();
         let (tx, mut rx) = mpsc::unbounded_channel();
@@ -139,14 +134,7 @@ impl SynProber {
             for (index, &port) in ports.iter().enumerate() {
                 let key = Key { target, port, source_port };
                 let seq = random_u32();
-                pending.insert(
-                    key,
-                    Waiter {
-                        seq,
-                        sent_at: Instant::now(),
-                        reply: Some((index, tx.clone())),
-                    },
-                );
+                pending.insert(key, Waiter { seq, sent_at: Instant::now(), reply: Some((index, tx.clone())) });
                 probes.push((key, seq));
             }
         }
@@ -235,17 +223,18 @@ impl SynProber {
         let segment = build_syn(source, key.target, key.source_port, key.port, seq);
         let address = SockAddr::from(SocketAddrV4::new(key.target, 0));
         loop {
-            let mut guard = self
-                .shared
-                .tcp
-                .writable()
-                .await
-                .map_err(|e| NetError::io("raw socket: wait for writable", e))?;
+            let mut guard =
+                self.shared.tcp.writable().await.map_err(|e| NetError::io("raw socket: wait for writable", e))?;
             match guard.try_io(|socket| socket.get_ref().send_to(&segment, &address)) {
                 Ok(Ok(_)) => return Ok(()),
                 // The device's address has no route: nothing can answer; the
                 // probe ends as filtered by its timeout.
-                Ok(Err(e)) if matches!(e.kind(), std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable) => {
+                Ok(Err(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable
+                    ) =>
+                {
                     return Ok(());
                 }
                 Ok(Err(e)) => return Err(NetError::io(format!("send SYN to {}:{}", key.target, key.port), e)),
@@ -281,15 +270,12 @@ pub fn build_syn(source: Ipv4Addr, target: Ipv4Addr, source_port: u16, port: u16
 /// "connected" to it picks the route; no packet is sent).
 fn local_address_for(target: Ipv4Addr) -> Result<Ipv4Addr, NetError> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(|e| NetError::io("pick a source address", e))?;
-    socket
-        .connect((target, 9))
-        .map_err(|e| NetError::io(format!("no route to {target}"), e))?;
+    socket.connect((target, 9)).map_err(|e| NetError::io(format!("no route to {target}"), e))?;
     match socket.local_addr() {
         Ok(std::net::SocketAddr::V4(v4)) => Ok(*v4.ip()),
-        Ok(other) => Err(NetError::io(
-            "pick a source address",
-            std::io::Error::other(format!("unexpected address {other}")),
-        )),
+        Ok(other) => {
+            Err(NetError::io("pick a source address", std::io::Error::other(format!("unexpected address {other}"))))
+        }
         Err(e) => Err(NetError::io("pick a source address", e)),
     }
 }
@@ -383,23 +369,14 @@ pub fn flag_names(flags: u8) -> String {
 
 fn handle_tcp(shared: &Shared, packet: &[u8]) {
     let Some(answer) = parse_tcp_answer(packet) else { return };
-    let key = Key {
-        target: answer.from,
-        port: answer.source_port,
-        source_port: answer.destination_port,
-    };
+    let key = Key { target: answer.from, port: answer.source_port, source_port: answer.destination_port };
     let mut pending = lock(&shared.pending);
     let Some(waiter) = pending.get_mut(&key) else { return };
     let Some((state, reason)) = classify_tcp(&answer, waiter.seq) else { return };
     let rtt = waiter.sent_at.elapsed();
     if let Some((index, tx)) = waiter.reply.take() {
-        let evidence = format!(
-            "{} win={} ttl={} {}",
-            flag_names(answer.flags),
-            answer.window,
-            answer.ttl,
-            format_rtt(rtt)
-        );
+        let evidence =
+            format!("{} win={} ttl={} {}", flag_names(answer.flags), answer.window, answer.ttl, format_rtt(rtt));
         let _ = tx.send((index, Reply { state, reason, rtt, evidence }));
     }
 }
@@ -465,11 +442,7 @@ pub fn unreachable_name(code: u8) -> &'static str {
 
 fn handle_icmp(shared: &Shared, packet: &[u8]) {
     let Some(unreachable) = parse_unreachable(packet) else { return };
-    let key = Key {
-        target: unreachable.target,
-        port: unreachable.port,
-        source_port: unreachable.source_port,
-    };
+    let key = Key { target: unreachable.target, port: unreachable.port, source_port: unreachable.source_port };
     let mut pending = lock(&shared.pending);
     let Some(waiter) = pending.get_mut(&key) else { return };
     if waiter.seq != unreachable.seq {
@@ -485,15 +458,7 @@ fn handle_icmp(shared: &Shared, packet: &[u8]) {
             unreachable.ttl,
             format_rtt(rtt)
         );
-        let _ = tx.send((
-            index,
-            Reply {
-                state: PortState::Filtered,
-                reason: Reason::IcmpUnreachable,
-                rtt,
-                evidence,
-            },
-        ));
+        let _ = tx.send((index, Reply { state: PortState::Filtered, reason: Reason::IcmpUnreachable, rtt, evidence }));
     }
 }
 
@@ -504,11 +469,7 @@ pub(crate) fn random_u32() -> u32 {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
     hasher.finish() as u32
 }
 

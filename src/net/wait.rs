@@ -87,10 +87,7 @@ pub async fn wait_for(
     let mut pinger = if spec.icmp { Some(Pinger::new(spec.target)?) } else { None };
     let mut timeline = Vec::new();
     let mut record = |event: String, timeline: &mut Vec<TimelineEvent>| {
-        let event = TimelineEvent {
-            t_ms: started.elapsed().as_millis() as u64,
-            event,
-        };
+        let event = TimelineEvent { t_ms: started.elapsed().as_millis() as u64, event };
         on_event(&event);
         timeline.push(event);
     };
@@ -134,9 +131,8 @@ pub async fn wait_for(
             };
             let results = prober.probe(spec.target, &numbers, options).await?;
             for (&i, result) in pending.iter().zip(results) {
-                let changed = ports[i]
-                    .as_ref()
-                    .is_none_or(|last| last.state != result.state || last.reason != result.reason);
+                let changed =
+                    ports[i].as_ref().is_none_or(|last| last.state != result.state || last.reason != result.reason);
                 if changed {
                     record(
                         format!("port {} {} ({})", result.port, state_word(result.state), result.evidence),

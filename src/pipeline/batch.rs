@@ -116,6 +116,7 @@ async fn wait_for_cancel(mut cancel: watch::Receiver<bool>) {
 
 fn not_run(job: &DeviceJob, interrupted: bool) -> DeviceReport {
     let mut report = job.report(DeviceOutcome::NotRun);
-    report.error = Some(if interrupted { "not started: the batch was interrupted".into() } else { "not started".into() });
+    report.error =
+        Some(if interrupted { "not started: the batch was interrupted".into() } else { "not started".into() });
     report
 }

@@ -140,7 +140,14 @@ pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceRepor
             detail: detail.clone(),
         };
         if let Some(journal) = context.journal {
-            let line = JournalRecord { device: job.name.clone(), step: index, kind: record.kind.clone(), outcome, at: now(), detail };
+            let line = JournalRecord {
+                device: job.name.clone(),
+                step: index,
+                kind: record.kind.clone(),
+                outcome,
+                at: now(),
+                detail,
+            };
             let written = journal.lock().unwrap_or_else(|p| p.into_inner()).append(&line);
             if let Err(error) = written {
                 (context.on_step)(&job.name, &record);
@@ -169,13 +176,14 @@ fn find(text: &str, pattern: &str) -> Option<String> {
 }
 
 fn resolve(job: &DeviceJob) -> Result<(Profile, PathBuf), Failure> {
-    let loaded = profile::load(&job.profile_path, CheckOptions { strict: job.strict }).map_err(|error| match &error {
-        profile::ProfileError::Read { .. } => Failure::new(FailureClass::Environment, error.to_string()),
-        profile::ProfileError::Invalid { problems, .. } => Failure::new(
-            FailureClass::Input,
-            problems.iter().filter(|p| p.is_error()).map(ToString::to_string).collect::<Vec<_>>().join("; "),
-        ),
-    })?;
+    let loaded =
+        profile::load(&job.profile_path, CheckOptions { strict: job.strict }).map_err(|error| match &error {
+            profile::ProfileError::Read { .. } => Failure::new(FailureClass::Environment, error.to_string()),
+            profile::ProfileError::Invalid { problems, .. } => Failure::new(
+                FailureClass::Input,
+                problems.iter().filter(|p| p.is_error()).map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            ),
+        })?;
     let resolved = profile::resolve(&loaded, &job.values, ResolveMode::Use).map_err(|problems| {
         Failure::new(FailureClass::Input, problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
     })?;
@@ -236,7 +244,9 @@ async fn run_step(
         Step::LoadImage(s) => {
             let console = open_console(job, profile, console)?;
             let image = serial_steps::read_image(&base_dir.join(s.file.as_str())).map_err(step_failure)?;
-            let sent = serial_steps::load_image(console, s, image, profile.serial.baud, progress).await.map_err(step_failure)?;
+            let sent = serial_steps::load_image(console, s, image, profile.serial.baud, progress)
+                .await
+                .map_err(step_failure)?;
             Ok(StepDone {
                 outcome: StepOutcome::Passed,
                 detail: format!("sent {} bytes in {:.1} s", sent.stats.acked_bytes, sent.elapsed.as_secs_f64()),
@@ -247,7 +257,11 @@ async fn run_step(
             let console = open_console(job, profile, console)?;
             let outcome = serial_steps::configure_network(console, s, progress).await.map_err(step_failure)?;
             if outcome.skipped {
-                return Ok(StepDone { outcome: StepOutcome::Skipped, detail: "settings already in place".into(), retries: 0 });
+                return Ok(StepDone {
+                    outcome: StepOutcome::Skipped,
+                    detail: "settings already in place".into(),
+                    retries: 0,
+                });
             }
             Ok(passed(format!("answered {} prompt(s)", outcome.answered.len())))
         }
@@ -264,7 +278,8 @@ async fn run_step(
                 .iter()
                 .filter_map(|s| if let Step::FtpUpload(f) = s { Some(f.port) } else { None })
                 .collect();
-            let evidence = Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None, ftp_ports };
+            let evidence =
+                Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None, ftp_ports };
             let finding = diagnose(host, &evidence);
             Err(Failure {
                 class: FailureClass::Device,
@@ -293,11 +308,8 @@ async fn run_step(
             let default_host = profile.network.ip.as_ref().map(|t| t.to_string());
             let exs_job = TftpManageJob::from_step(s, default_host.as_deref(), base_dir).map_err(exs_failure)?;
             let done = run_tftp_manage(&exs_job, &mut |_| {}).await.map_err(exs_failure)?;
-            let answers: Vec<String> = done
-                .exchanges
-                .iter()
-                .map(|e| format!("{}: {}", e.purpose, e.response.status))
-                .collect();
+            let answers: Vec<String> =
+                done.exchanges.iter().map(|e| format!("{}: {}", e.purpose, e.response.status)).collect();
             if done.succeeded() {
                 Ok(passed(answers.join("; ")))
             } else {
@@ -316,7 +328,8 @@ fn open_console<'c>(
         let Some(path) = &job.port else {
             return Err(Failure::new(FailureClass::Input, "the profile has serial steps but the device has no `port`"));
         };
-        let opened = port::open(path, &profile.serial).map_err(|e| Failure::new(FailureClass::Environment, e.to_string()))?;
+        let opened =
+            port::open(path, &profile.serial).map_err(|e| Failure::new(FailureClass::Environment, e.to_string()))?;
         *console = Some(Console::new(opened));
     }
     Ok(console.as_mut().expect("opened above"))

@@ -109,7 +109,11 @@ pub fn read(path: &Path) -> Result<Vec<JournalRecord>, JournalError> {
             // The write the kill interrupted: it never counted.
             Err(_) if Some(index) == last => {}
             Err(error) => {
-                return Err(JournalError::Malformed { path: path.to_path_buf(), line: index + 1, message: error.to_string() });
+                return Err(JournalError::Malformed {
+                    path: path.to_path_buf(),
+                    line: index + 1,
+                    message: error.to_string(),
+                });
             }
         }
     }
@@ -136,9 +140,7 @@ pub fn passed_steps(records: &[JournalRecord]) -> BTreeMap<String, Vec<usize>> {
 
 /// Seconds since the Unix epoch, for records.
 pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -146,7 +148,14 @@ mod tests {
     use super::*;
 
     fn record(device: &str, step: usize, outcome: StepOutcome) -> JournalRecord {
-        JournalRecord { device: device.into(), step, kind: "ftp_upload".into(), outcome, at: 1.0, detail: String::new() }
+        JournalRecord {
+            device: device.into(),
+            step,
+            kind: "ftp_upload".into(),
+            outcome,
+            at: 1.0,
+            detail: String::new(),
+        }
     }
 
     #[test]
@@ -188,7 +197,11 @@ mod tests {
 
     #[test]
     fn a_failure_after_a_pass_undoes_it() {
-        let records = vec![record("a", 0, StepOutcome::Passed), record("a", 0, StepOutcome::Failed), record("b", 2, StepOutcome::Skipped)];
+        let records = vec![
+            record("a", 0, StepOutcome::Passed),
+            record("a", 0, StepOutcome::Failed),
+            record("b", 2, StepOutcome::Skipped),
+        ];
         let done = passed_steps(&records);
         assert!(done["a"].is_empty());
         assert_eq!(done["b"], vec![2]);

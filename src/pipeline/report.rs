@@ -178,7 +178,9 @@ impl BatchReport {
         for device in &self.devices {
             let result = match device.outcome {
                 DeviceOutcome::Passed => "passed".to_string(),
-                DeviceOutcome::Failed => format!("FAILED ({})", device.failure_class.map_or("device", FailureClass::as_str)),
+                DeviceOutcome::Failed => {
+                    format!("FAILED ({})", device.failure_class.map_or("device", FailureClass::as_str))
+                }
                 DeviceOutcome::NotRun => "not run".into(),
             };
             let detail = match (&device.finding, &device.error) {
@@ -280,12 +282,7 @@ pub fn rfc3339(seconds: f64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 #[cfg(test)]
@@ -303,15 +300,33 @@ mod tests {
             images: vec![],
             outcome,
             failure_class: (outcome == DeviceOutcome::Failed).then_some(FailureClass::Device),
-            error: (outcome == DeviceOutcome::Failed).then(|| "cannot connect to 127.0.0.21:2121 <refused> & \"so\"".into()),
+            error: (outcome == DeviceOutcome::Failed)
+                .then(|| "cannot connect to 127.0.0.21:2121 <refused> & \"so\"".into()),
             finding: None,
-            steps: vec![StepRecord { index: 0, kind: "ftp_upload".into(), outcome: StepOutcome::Passed, started_ms: 5, duration_ms: 1200, retries: 0, detail: "ok".into() }],
+            steps: vec![StepRecord {
+                index: 0,
+                kind: "ftp_upload".into(),
+                outcome: StepOutcome::Passed,
+                started_ms: 5,
+                duration_ms: 1200,
+                retries: 0,
+                detail: "ok".into(),
+            }],
         }
     }
 
     #[test]
     fn junit_escapes_and_counts() {
-        let report = BatchReport::new(rfc3339(0.0), rfc3339(1.5), false, vec![device("unit-01", DeviceOutcome::Passed), device("unit<2>", DeviceOutcome::Failed), device("unit-03", DeviceOutcome::NotRun)]);
+        let report = BatchReport::new(
+            rfc3339(0.0),
+            rfc3339(1.5),
+            false,
+            vec![
+                device("unit-01", DeviceOutcome::Passed),
+                device("unit<2>", DeviceOutcome::Failed),
+                device("unit-03", DeviceOutcome::NotRun),
+            ],
+        );
         let xml = report.to_junit();
         assert!(xml.contains("tests=\"3\" failures=\"1\" skipped=\"1\""), "{xml}");
         assert!(xml.contains("name=\"unit&lt;2&gt;\""));

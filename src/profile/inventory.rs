@@ -42,14 +42,8 @@ impl Inventory {
     /// Reads and checks an inventory (`.csv` as CSV, anything else as YAML).
     pub fn load(path: &Path) -> Result<Inventory, ProfileError> {
         let text = read_text(path)?;
-        let is_csv = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let (rows, mut problems) = if is_csv {
-            parse_csv(path, &text)
-        } else {
-            parse_yaml(path, &text)
-        };
+        let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let (rows, mut problems) = if is_csv { parse_csv(path, &text) } else { parse_yaml(path, &text) };
         let base = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
@@ -57,15 +51,9 @@ impl Inventory {
         let devices = check_rows(path, &base, rows, &mut problems);
         if problems.iter().any(Problem::is_error) {
             problems.sort_by_key(|p| (p.line, p.column));
-            return Err(ProfileError::Invalid {
-                path: path.to_path_buf(),
-                problems,
-            });
+            return Err(ProfileError::Invalid { path: path.to_path_buf(), problems });
         }
-        Ok(Inventory {
-            path: path.to_path_buf(),
-            devices,
-        })
+        Ok(Inventory { path: path.to_path_buf(), devices })
     }
 }
 
@@ -147,7 +135,8 @@ fn parse_yaml(path: &Path, text: &str) -> (Vec<Row>, Vec<Problem>) {
             }
             other => {
                 let guess = super::problem::did_you_mean(other, ["defaults", "devices"]);
-                let p = problems.at(Severity::Error, entry.key_at, other, format!("unknown key `{other}` in an inventory"));
+                let p =
+                    problems.at(Severity::Error, entry.key_at, other, format!("unknown key `{other}` in an inventory"));
                 p.help(match guess {
                     Some(g) => format!("did you mean `{g}`?"),
                     None => "an inventory has `defaults:` and `devices:`".into(),
@@ -164,10 +153,7 @@ fn parse_yaml(path: &Path, text: &str) -> (Vec<Row>, Vec<Problem>) {
 fn parse_csv(path: &Path, text: &str) -> (Vec<Row>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut rows = Vec::new();
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(false)
-        .from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_string).collect(),
         Err(error) => {
@@ -195,10 +181,7 @@ fn parse_csv(path: &Path, text: &str) -> (Vec<Row>, Vec<Problem>) {
                     .filter(|(_, (_, value))| !value.is_empty())
                     .map(|(i, (key, value))| (key.clone(), value.to_string(), Position { line, column: i + 1 }))
                     .collect();
-                rows.push(Row {
-                    at: Position { line, column: 1 },
-                    fields,
-                });
+                rows.push(Row { at: Position { line, column: 1 }, fields });
             }
             Err(error) => {
                 let line = error.position().map_or(0, |p| p.line() as usize);
@@ -228,11 +211,21 @@ fn check_rows(path: &Path, base: &Path, rows: Vec<Row>, problems: &mut Vec<Probl
             continue;
         };
         if let Some(first) = names.insert(name.clone(), row.at.line) {
-            problems.push(problem(path, *name_at, "name", format!("device name `{name}` is used twice (first on line {first})")));
+            problems.push(problem(
+                path,
+                *name_at,
+                "name",
+                format!("device name `{name}` is used twice (first on line {first})"),
+            ));
         }
         for (key, _, at) in &row.fields {
             if key != "profile" && vars::parse(&format!("${{{key}}}")).is_err() {
-                problems.push(problem(path, *at, key, format!("`{key}` is not a usable variable name (letters, digits, `_`, `-`)")));
+                problems.push(problem(
+                    path,
+                    *at,
+                    key,
+                    format!("`{key}` is not a usable variable name (letters, digits, `_`, `-`)"),
+                ));
             }
         }
         if let Some((_, port, at)) = get("port") {
@@ -272,7 +265,12 @@ fn check_rows(path: &Path, base: &Path, rows: Vec<Row>, problems: &mut Vec<Probl
         });
     }
     if devices.is_empty() && !problems.iter().any(Problem::is_error) {
-        problems.push(problem(path, Position { line: 1, column: 1 }, "devices", "the inventory lists no devices".into()));
+        problems.push(problem(
+            path,
+            Position { line: 1, column: 1 },
+            "devices",
+            "the inventory lists no devices".into(),
+        ));
     }
     devices
 }

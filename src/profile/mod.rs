@@ -75,10 +75,7 @@ pub fn schema() -> serde_json::Value {
 
 /// Reads a file, turning a read failure into an environment error.
 pub(crate) fn read_text(path: &Path) -> Result<String, ProfileError> {
-    let bytes = std::fs::read(path).map_err(|source| ProfileError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| ProfileError::Read { path: path.to_path_buf(), source })?;
     String::from_utf8(bytes).map_err(|error| {
         let offset = error.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&error.as_bytes()[..offset]);
@@ -113,18 +110,10 @@ pub fn check_file(path: &Path) -> Result<Vec<Problem>, ProfileError> {
 /// warning, makes it [`ProfileError::Invalid`] with the full list.
 pub fn load(path: &Path, options: CheckOptions) -> Result<LoadedProfile, ProfileError> {
     let (loaded, problems) = load_unchecked(path)?;
-    let refused = problems
-        .iter()
-        .any(|p| p.is_error() || options.strict);
+    let refused = problems.iter().any(|p| p.is_error() || options.strict);
     match loaded {
-        Some(loaded) if !refused => Ok(LoadedProfile {
-            warnings: problems,
-            ..loaded
-        }),
-        _ => Err(ProfileError::Invalid {
-            path: path.to_path_buf(),
-            problems,
-        }),
+        Some(loaded) if !refused => Ok(LoadedProfile { warnings: problems, ..loaded }),
+        _ => Err(ProfileError::Invalid { path: path.to_path_buf(), problems }),
     }
 }
 
@@ -157,15 +146,7 @@ fn load_unchecked(path: &Path) -> Result<(Option<LoadedProfile>, Vec<Problem>), 
     };
     validate::validate(&profile, base_dir_of(path), &mut problems);
     let list = sorted(problems.list);
-    Ok((
-        Some(LoadedProfile {
-            path: path.to_path_buf(),
-            tree,
-            profile,
-            warnings: Vec::new(),
-        }),
-        list,
-    ))
+    Ok((Some(LoadedProfile { path: path.to_path_buf(), tree, profile, warnings: Vec::new() }), list))
 }
 
 /// Places a serde-saphyr error by its position and names the field there.
@@ -173,10 +154,7 @@ pub(crate) fn push_serde_error(tree: &SourceTree, problems: &mut Problems<'_>, e
     let at = error
         .location()
         .filter(|l| l.line() > 0)
-        .map(|l| Position {
-            line: l.line() as usize,
-            column: l.column().max(1) as usize,
-        })
+        .map(|l| Position { line: l.line() as usize, column: l.column().max(1) as usize })
         .unwrap_or(Position { line: 1, column: 1 });
     let path = tree.path_near(at).unwrap_or_default();
     let message = error.without_snippet().to_string();
@@ -285,11 +263,7 @@ pub fn resolve_with_env(
             }
         }
     }
-    if problems.has_errors() {
-        Err(sorted(problems.list))
-    } else {
-        Ok(resolved)
-    }
+    if problems.has_errors() { Err(sorted(problems.list)) } else { Ok(resolved) }
 }
 
 /// Parses `k=v` pairs from the command line.
@@ -317,11 +291,52 @@ mod tests {
     /// generator reaches deep into the checks rather than failing at once.
     fn yamlish() -> impl Strategy<Value = String> {
         let pieces = prop::sample::select(vec![
-            "format: 1\n", "name: x\n", "steps:\n", "  - ", "load_image:", "ftp_upload:", "tftp_manage:",
-            "wait_for_network:", "configure_network:", " {", "}", "[", "]", ",", ":", " ", "\n", "    ",
-            "file: a.bin", "port: 70000", "ip: ${ip}", "${", "${env:", "&a ", "*a", "<<: *a", "---\n", "\"", "'",
-            "- ", "network:\n", "  mask: 255.0.255.0\n", "serial: {baud: x}\n", "\t", "#", "? ", "|\n", ">-\n",
-            "\u{e9}", "0x", "null", "~", "!!str ", "dialog: []", "done: (", "query: [all]",
+            "format: 1\n",
+            "name: x\n",
+            "steps:\n",
+            "  - ",
+            "load_image:",
+            "ftp_upload:",
+            "tftp_manage:",
+            "wait_for_network:",
+            "configure_network:",
+            " {",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            " ",
+            "\n",
+            "    ",
+            "file: a.bin",
+            "port: 70000",
+            "ip: ${ip}",
+            "${",
+            "${env:",
+            "&a ",
+            "*a",
+            "<<: *a",
+            "---\n",
+            "\"",
+            "'",
+            "- ",
+            "network:\n",
+            "  mask: 255.0.255.0\n",
+            "serial: {baud: x}\n",
+            "\t",
+            "#",
+            "? ",
+            "|\n",
+            ">-\n",
+            "\u{e9}",
+            "0x",
+            "null",
+            "~",
+            "!!str ",
+            "dialog: []",
+            "done: (",
+            "query: [all]",
         ]);
         prop::collection::vec(pieces, 0..40).prop_map(|parts| parts.concat())
     }

@@ -63,11 +63,7 @@ pub struct Problems<'a> {
 
 impl<'a> Problems<'a> {
     pub fn new(file: &'a Path, tree: &'a SourceTree) -> Self {
-        Problems {
-            file,
-            tree,
-            list: Vec::new(),
-        }
+        Problems { file, tree, list: Vec::new() }
     }
 
     pub fn error(&mut self, path: &str, message: impl Into<String>) -> &mut Problem {
@@ -79,13 +75,7 @@ impl<'a> Problems<'a> {
     }
 
     /// A problem at an explicit position (a key rather than its value).
-    pub fn at(
-        &mut self,
-        severity: Severity,
-        at: Position,
-        path: &str,
-        message: impl Into<String>,
-    ) -> &mut Problem {
+    pub fn at(&mut self, severity: Severity, at: Position, path: &str, message: impl Into<String>) -> &mut Problem {
         self.list.push(Problem {
             severity,
             file: self.file.to_path_buf(),
@@ -101,10 +91,8 @@ impl<'a> Problems<'a> {
     fn push(&mut self, severity: Severity, path: &str, message: impl Into<String>) -> &mut Problem {
         // A problem with a whole section or list points at its key (where the
         // reader looks); one with a value points at the value.
-        let is_collection = self
-            .tree
-            .node(path)
-            .is_some_and(|n| matches!(n.kind, NodeKind::Mapping(_) | NodeKind::Sequence(_)));
+        let is_collection =
+            self.tree.node(path).is_some_and(|n| matches!(n.kind, NodeKind::Mapping(_) | NodeKind::Sequence(_)));
         let at = match self.tree.key_position(path) {
             Some(key_at) if is_collection => key_at,
             _ => self.tree.position(path),

@@ -68,10 +68,7 @@ impl SourceTree {
         for item in Parser::new_from_str(text) {
             match item {
                 Ok((event, span)) => {
-                    let at = Position {
-                        line: span.start.line(),
-                        column: span.start.col() + 1,
-                    };
+                    let at = Position { line: span.start.line(), column: span.start.col() + 1 };
                     if matches!(event, Event::DocumentStart(..)) {
                         documents += 1;
                         if documents > 1 {
@@ -88,10 +85,7 @@ impl SourceTree {
                 Err(error) => {
                     let marker = error.marker();
                     problems.push(SyntaxProblem {
-                        at: Position {
-                            line: marker.line(),
-                            column: marker.col() + 1,
-                        },
+                        at: Position { line: marker.line(), column: marker.col() + 1 },
                         path: String::new(),
                         message: format!("YAML syntax: {}", error.info()),
                     });
@@ -100,10 +94,7 @@ impl SourceTree {
             }
         }
         let root = builder.finish();
-        let mut tree = SourceTree {
-            root,
-            positions: BTreeMap::new(),
-        };
+        let mut tree = SourceTree { root, positions: BTreeMap::new() };
         if let Some(root) = tree.root.clone() {
             tree.index(&root, String::new(), &mut problems);
         }
@@ -190,9 +181,7 @@ impl SourceTree {
         let mut node = self.root.as_ref()?;
         for part in split_path(path) {
             node = match (&node.kind, part) {
-                (NodeKind::Mapping(entries), PathPart::Key(key)) => {
-                    &entries.iter().find(|e| e.key == key)?.value
-                }
+                (NodeKind::Mapping(entries), PathPart::Key(key)) => &entries.iter().find(|e| e.key == key)?.value,
                 (NodeKind::Sequence(items), PathPart::Index(i)) => items.get(i)?,
                 _ => return None,
             };
@@ -203,11 +192,7 @@ impl SourceTree {
 
 /// `parent.key`, or `key` at the root.
 pub fn join_key(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 fn parent_path(path: &str) -> Option<String> {
@@ -259,26 +244,14 @@ enum Open {
 impl Builder {
     fn event(&mut self, event: Event<'_>, at: Position) {
         match event {
-            Event::Scalar(value, ..) => self.push(Node {
-                at,
-                kind: NodeKind::Scalar(value.into_owned()),
-            }),
-            Event::Alias(_) | Event::UnresolvedAlias(_) => self.push(Node {
-                at,
-                kind: NodeKind::Alias,
-            }),
+            Event::Scalar(value, ..) => self.push(Node { at, kind: NodeKind::Scalar(value.into_owned()) }),
+            Event::Alias(_) | Event::UnresolvedAlias(_) => self.push(Node { at, kind: NodeKind::Alias }),
             Event::SequenceStart(..) => self.stack.push(Open::Sequence(at, Vec::new())),
             Event::MappingStart(..) => self.stack.push(Open::Mapping(at, Vec::new(), None)),
             Event::SequenceEnd | Event::MappingEnd => {
                 let node = match self.stack.pop() {
-                    Some(Open::Sequence(at, items)) => Node {
-                        at,
-                        kind: NodeKind::Sequence(items),
-                    },
-                    Some(Open::Mapping(at, entries, _)) => Node {
-                        at,
-                        kind: NodeKind::Mapping(entries),
-                    },
+                    Some(Open::Sequence(at, items)) => Node { at, kind: NodeKind::Sequence(items) },
+                    Some(Open::Mapping(at, entries, _)) => Node { at, kind: NodeKind::Mapping(entries) },
                     None => return,
                 };
                 self.push(node);
@@ -303,11 +276,7 @@ impl Builder {
                     };
                     *pending = Some((key, node.at));
                 }
-                Some((key, key_at)) => entries.push(Entry {
-                    key,
-                    key_at,
-                    value: node,
-                }),
+                Some((key, key_at)) => entries.push(Entry { key, key_at, value: node }),
             },
         }
     }
@@ -334,16 +303,10 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(tree.position("serial.baud"), Position { line: 3, column: 9 });
         assert_eq!(tree.key_position("serial.baud"), Some(Position { line: 3, column: 3 }));
-        assert_eq!(
-            tree.position("steps[1].ftp_upload.files[0].local"),
-            Position { line: 9, column: 18 }
-        );
+        assert_eq!(tree.position("steps[1].ftp_upload.files[0].local"), Position { line: 9, column: 18 });
         // A missing field points at its nearest parent.
         assert_eq!(tree.position("serial.parity"), tree.position("serial"));
-        assert_eq!(
-            tree.path_at(Position { line: 6, column: 7 }).as_deref(),
-            Some("steps[0].load_image.file")
-        );
+        assert_eq!(tree.path_at(Position { line: 6, column: 7 }).as_deref(), Some("steps[0].load_image.file"));
     }
 
     #[test]

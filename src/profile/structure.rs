@@ -115,7 +115,8 @@ impl<'s> Walker<'s> {
             }
             match additional {
                 Some(Value::Bool(false)) => {
-                    let known: Vec<&str> = properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let known: Vec<&str> =
+                        properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
                     let where_ = if path.is_empty() { "at the top level".to_string() } else { format!("in `{path}`") };
                     let problem = problems.at(
                         Severity::Error,
@@ -128,9 +129,7 @@ impl<'s> Walker<'s> {
                         None => problem.help(format!("known keys: {}", known.join(", "))),
                     };
                 }
-                Some(additional @ Value::Object(_)) => {
-                    self.walk(additional, &entry.value, &child, problems, depth + 1)
-                }
+                Some(additional @ Value::Object(_)) => self.walk(additional, &entry.value, &child, problems, depth + 1),
                 _ => {}
             }
         }
@@ -146,13 +145,17 @@ impl<'s> Walker<'s> {
 
     /// Picks the variant the node means, so the problems reported are about it
     /// and not about every alternative.
-    fn walk_variants(&self, schema: &'s Value, variants: &'s [Value], node: &Node, path: &str, problems: &mut Problems<'_>, depth: usize) {
+    fn walk_variants(
+        &self,
+        schema: &'s Value,
+        variants: &'s [Value],
+        node: &Node,
+        path: &str,
+        problems: &mut Problems<'_>,
+        depth: usize,
+    ) {
         let resolved: Vec<&Value> = variants.iter().map(|v| self.resolve(v)).collect();
-        let non_null: Vec<&Value> = resolved
-            .iter()
-            .copied()
-            .filter(|v| types(v) != ["null"])
-            .collect();
+        let non_null: Vec<&Value> = resolved.iter().copied().filter(|v| types(v) != ["null"]).collect();
         if let NodeKind::Scalar(text) = &node.kind {
             if is_null(text) && non_null.len() < resolved.len() {
                 return;
@@ -165,10 +168,12 @@ impl<'s> Walker<'s> {
             if let NodeKind::Mapping(entries) = &node.kind {
                 if entries.len() != 1 {
                     let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
-                    problems.error(
-                        path,
-                        format!("a step has exactly one kind, found {}: {}", entries.len(), keys.join(", ")),
-                    ).help(format!("step kinds: {}", tags.join(", ")));
+                    problems
+                        .error(
+                            path,
+                            format!("a step has exactly one kind, found {}: {}", entries.len(), keys.join(", ")),
+                        )
+                        .help(format!("step kinds: {}", tags.join(", ")));
                     return;
                 }
                 let entry = &entries[0];
@@ -196,7 +201,8 @@ impl<'s> Walker<'s> {
             if let NodeKind::Scalar(text) = &node.kind {
                 let strings: Vec<&str> = enum_strings(&non_null);
                 if !strings.contains(&text.as_str()) {
-                    problems.error(path, format!("a step is a mapping such as `{}: {{...}}`, found `{text}`", tags[0]))
+                    problems
+                        .error(path, format!("a step is a mapping such as `{}: {{...}}`, found `{text}`", tags[0]))
                         .help(format!("step kinds: {}", tags.join(", ")));
                 }
                 return;
@@ -207,10 +213,7 @@ impl<'s> Walker<'s> {
         if !strings.is_empty() && strings.len() == non_null.len() {
             if let NodeKind::Scalar(text) = &node.kind {
                 if !strings.contains(&text.as_str()) {
-                    let problem = problems.error(
-                        path,
-                        format!("`{text}` is not one of: {}", strings.join(", ")),
-                    );
+                    let problem = problems.error(path, format!("`{text}` is not one of: {}", strings.join(", ")));
                     if let Some(guess) = did_you_mean(text, strings.iter().copied()) {
                         problem.help(format!("did you mean `{guess}`?"));
                     }
@@ -263,9 +266,7 @@ fn scalar_mismatch(schema: &Value, types: &[&str], text: &str) -> Option<String>
     if types.contains(&"number") && trimmed.parse::<f64>().is_err() {
         return Some(format!("expected {}, found `{text}`", describe(types)));
     }
-    if types.contains(&"boolean")
-        && !matches!(trimmed, "true" | "false" | "True" | "False" | "TRUE" | "FALSE")
-    {
+    if types.contains(&"boolean") && !matches!(trimmed, "true" | "false" | "True" | "False" | "TRUE" | "FALSE") {
         return Some(format!("expected true or false, found `{text}`"));
     }
     None

@@ -654,22 +654,16 @@ impl std::str::FromStr for HumanDuration {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(text.len());
+        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration (use e.g. 500ms, 30s, 2m)"))?;
+        let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration (use e.g. 500ms, 30s, 2m)"))?;
         let scale = match unit.trim() {
             "ms" => 0.001,
             "" | "s" => 1.0,
             "m" | "min" => 60.0,
             "h" => 3600.0,
             other => {
-                return Err(format!(
-                    "unknown duration unit `{other}` in `{text}` (use ms, s, m or h)"
-                ));
+                return Err(format!("unknown duration unit `{other}` in `{text}` (use ms, s, m or h)"));
             }
         };
         let secs = value * scale;
@@ -684,11 +678,7 @@ impl std::str::FromStr for HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 == 0 {
-            write!(f, "{}s", ms / 1000)
-        } else {
-            write!(f, "{ms}ms")
-        }
+        if ms % 1000 == 0 { write!(f, "{}s", ms / 1000) } else { write!(f, "{ms}ms") }
     }
 }
 

@@ -67,12 +67,8 @@ fn check_serial(profile: &Profile, problems: &mut Problems<'_>) {
 
 /// Variable syntax, definitions, referenced files, clear-text secrets.
 fn check_templates(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>) {
-    let secret_variables: Vec<String> = profile
-        .variables
-        .iter()
-        .filter(|(_, spec)| spec.secret)
-        .map(|(name, _)| name.clone())
-        .collect();
+    let secret_variables: Vec<String> =
+        profile.variables.iter().filter(|(_, spec)| spec.secret).map(|(name, _)| name.clone()).collect();
     let mut used = BTreeSet::new();
     let mut copy = profile.clone();
     vars::visit_templates(&mut copy, &mut |path, role, template| {
@@ -88,16 +84,16 @@ fn check_templates(profile: &Profile, base_dir: &Path, problems: &mut Problems<'
                 Piece::Reference(Reference::Device(name)) => {
                     used.insert(name.clone());
                     if !BUILTIN_VARIABLES.contains(&name.as_str()) && !profile.variables.contains_key(name) {
-                        let declared: Vec<&str> = profile
-                            .variables
-                            .keys()
-                            .map(String::as_str)
-                            .chain(BUILTIN_VARIABLES)
-                            .collect();
+                        let declared: Vec<&str> =
+                            profile.variables.keys().map(String::as_str).chain(BUILTIN_VARIABLES).collect();
                         let problem = problems.error(path, format!("variable `{name}` is not defined"));
                         match super::problem::did_you_mean(name, declared.iter().copied()) {
-                            Some(guess) => problem.help(format!("did you mean `${{{guess}}}`? Otherwise declare it under `variables:`")),
-                            None => problem.help(format!("declare it under `variables:` (built-in: {})", BUILTIN_VARIABLES.join(", "))),
+                            Some(guess) => problem
+                                .help(format!("did you mean `${{{guess}}}`? Otherwise declare it under `variables:`")),
+                            None => problem.help(format!(
+                                "declare it under `variables:` (built-in: {})",
+                                BUILTIN_VARIABLES.join(", ")
+                            )),
                         };
                     }
                     if secret_variables.contains(name) && role != TemplateRole::Secret {
@@ -133,7 +129,10 @@ fn check_templates(profile: &Profile, base_dir: &Path, problems: &mut Problems<'
         }
         if spec.secret && spec.default.is_some() {
             problems
-                .warning(&format!("variables.{name}.default"), format!("secret variable `{name}` has a clear-text default"))
+                .warning(
+                    &format!("variables.{name}.default"),
+                    format!("secret variable `{name}` has a clear-text default"),
+                )
                 .help("use ${env:NAME} or ${file:path} where the secret is needed instead");
         }
     }
@@ -220,7 +219,10 @@ pub fn check_addresses(ip: Option<&str>, mask: Option<&str>, gateway: Option<&st
         } else if bits.leading_ones() == 0 || bits.leading_ones() > 30 {
             errors.push(AddressError {
                 field: "mask",
-                message: format!("subnet mask {mask} (/{}) leaves no room for a device and a gateway", bits.leading_ones()),
+                message: format!(
+                    "subnet mask {mask} (/{}) leaves no room for a device and a gateway",
+                    bits.leading_ones()
+                ),
                 help: Some("use a prefix between /1 and /30".into()),
             });
         } else {
@@ -242,7 +244,10 @@ pub fn check_addresses(ip: Option<&str>, mask: Option<&str>, gateway: Option<&st
         if host == 0 || host == !bits {
             errors.push(AddressError {
                 field: "ip",
-                message: format!("{ip} is the {} address of its subnet", if host == 0 { "network" } else { "broadcast" }),
+                message: format!(
+                    "{ip} is the {} address of its subnet",
+                    if host == 0 { "network" } else { "broadcast" }
+                ),
                 help: None,
             });
         }
@@ -347,7 +352,10 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                     check_regex(problems, &format!("{base}.skip_if"), sample.as_deref());
                 }
                 if s.char_delay.0 > std::time::Duration::from_secs(1) {
-                    problems.warning(&format!("{base}.char_delay"), format!("char_delay {} is unusually long", s.char_delay));
+                    problems.warning(
+                        &format!("{base}.char_delay"),
+                        format!("char_delay {} is unusually long", s.char_delay),
+                    );
                 }
             }
             Step::WaitForNetwork(s) => {
@@ -364,11 +372,15 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                         problems.error(&format!("{base}.ports[{j}].port"), "port 0 cannot be probed");
                     }
                     if !seen.insert(port.port) {
-                        problems.error(&format!("{base}.ports[{j}].port"), format!("port {} is listed twice", port.port));
+                        problems
+                            .error(&format!("{base}.ports[{j}].port"), format!("port {} is listed twice", port.port));
                     }
                 }
                 if s.interval > s.max_interval {
-                    problems.error(&format!("{base}.interval"), format!("interval {} is longer than max_interval {}", s.interval, s.max_interval));
+                    problems.error(
+                        &format!("{base}.interval"),
+                        format!("interval {} is longer than max_interval {}", s.interval, s.max_interval),
+                    );
                 }
                 if s.interval.is_zero() {
                     problems.error(&format!("{base}.interval"), "interval must be above zero");
@@ -450,7 +462,10 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                 }
                 let needs_load = s.query.iter().any(|q| matches!(q, TftpQuery::LoadVersion | TftpQuery::LoadFilename));
                 if needs_load && s.load.is_none() {
-                    problems.error(&format!("{base}.query"), "load-version and load-filename queries need `load:` (the load number)");
+                    problems.error(
+                        &format!("{base}.query"),
+                        "load-version and load-filename queries need `load:` (the load number)",
+                    );
                 }
                 for (field, value) in [("local_config", &s.local_config), ("adjacent_config", &s.adjacent_config)] {
                     if let Some(text) = value.as_ref().and_then(|t| literal(t.as_str())) {
@@ -459,7 +474,9 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                         }
                     }
                 }
-                for (field, value) in [("local_server", &s.local_server), ("adjacent_server", &s.adjacent_server), ("host", &s.host)] {
+                for (field, value) in
+                    [("local_server", &s.local_server), ("adjacent_server", &s.adjacent_server), ("host", &s.host)]
+                {
                     if let Some(text) = value.as_ref().and_then(|t| literal(t.as_str())) {
                         if text.trim().parse::<Ipv4Addr>().is_err() {
                             problems.error(&format!("{base}.{field}"), format!("`{text}` is not an IPv4 address"));
@@ -478,8 +495,12 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
 
 fn order_help(step: &Step) -> &'static str {
     match step {
-        Step::LoadImage(_) => "an image is loaded over serial at power-up, before the console set-up and the network steps",
-        Step::ConfigureNetwork(_) => "the console sets the address the network steps use: put configure_network before them",
+        Step::LoadImage(_) => {
+            "an image is loaded over serial at power-up, before the console set-up and the network steps"
+        }
+        Step::ConfigureNetwork(_) => {
+            "the console sets the address the network steps use: put configure_network before them"
+        }
         _ => "order steps as load_image, configure_network, then wait_for_network / ftp_upload",
     }
 }
@@ -489,7 +510,9 @@ fn check_target(profile: &Profile, problems: &mut Problems<'_>, base: &str, has_
     if !has_host && profile.network.ip.is_none() {
         let problem = problems.error(base, "no address to reach: neither `host` nor `network.ip` is set");
         if profile.network.dhcp {
-            problem.help("with dhcp the address is not known in advance: set `host: ${ip}` and give each device its address");
+            problem.help(
+                "with dhcp the address is not known in advance: set `host: ${ip}` and give each device its address",
+            );
         } else {
             problem.help("set `network.ip: ${ip}` or this step's `host`");
         }
@@ -527,12 +550,8 @@ pub fn check_config_filename(name: &str) -> Result<(), String> {
 
 /// Hex bytes such as `01 02 0a0b` or `0x0102`.
 pub fn parse_hex_bytes(text: &str) -> Result<Vec<u8>, String> {
-    let digits: String = text
-        .trim()
-        .trim_start_matches("0x")
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != ':')
-        .collect();
+    let digits: String =
+        text.trim().trim_start_matches("0x").chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
     if digits.is_empty() {
         return Err("hex value is empty".into());
     }

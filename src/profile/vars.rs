@@ -79,12 +79,8 @@ pub enum Piece {
 }
 
 fn parse_reference(body: &str) -> Result<Reference, String> {
-    let valid_name = |name: &str| {
-        !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
+    let valid_name =
+        |name: &str| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if let Some(name) = body.strip_prefix("env:") {
         if !valid_name(name) {
             return Err(format!("`${{{body}}}`: environment variable name `{name}` is not valid"));
@@ -98,14 +94,10 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
         return Ok(Reference::File(path.to_string()));
     }
     if let Some((kind, _)) = body.split_once(':') {
-        return Err(format!(
-            "`${{{body}}}`: unknown source `{kind}` (use ${{name}}, ${{env:NAME}} or ${{file:path}})"
-        ));
+        return Err(format!("`${{{body}}}`: unknown source `{kind}` (use ${{name}}, ${{env:NAME}} or ${{file:path}})"));
     }
     if !valid_name(body) {
-        return Err(format!(
-            "`${{{body}}}` is not a variable name (letters, digits, `_` and `-`)"
-        ));
+        return Err(format!("`${{{body}}}` is not a variable name (letters, digits, `_` and `-`)"));
     }
     Ok(Reference::Device(body.to_string()))
 }
@@ -132,10 +124,7 @@ pub struct ExpandError {
 
 /// Expands `text` used in `role`.
 pub fn expand(text: &str, role: TemplateRole, sources: &Sources<'_>) -> Result<String, ExpandError> {
-    let pieces = parse(text).map_err(|message| ExpandError {
-        message,
-        help: None,
-    })?;
+    let pieces = parse(text).map_err(|message| ExpandError { message, help: None })?;
     let mut out = String::new();
     for piece in pieces {
         match piece {
@@ -314,10 +303,8 @@ mod tests {
 
     #[test]
     fn expands_with_roles() {
-        let device = BTreeMap::from([
-            ("ip".to_string(), "10.0.0.5".to_string()),
-            ("pw".to_string(), "hunter2".to_string()),
-        ]);
+        let device =
+            BTreeMap::from([("ip".to_string(), "10.0.0.5".to_string()), ("pw".to_string(), "hunter2".to_string())]);
         let s = sources(&device, false);
         assert_eq!(expand("${user}@${ip}", TemplateRole::Text, &s).unwrap(), "root@10.0.0.5");
         assert_eq!(expand("IP ${ip}", TemplateRole::Regex, &s).unwrap(), r"IP 10\.0\.0\.5");

@@ -206,7 +206,11 @@ mod tests {
             }
             got
         });
-        let options = SendOptions { char_delay: Duration::from_millis(10), echo_timeout: Some(Duration::from_secs(1)), secret: false };
+        let options = SendOptions {
+            char_delay: Duration::from_millis(10),
+            echo_timeout: Some(Duration::from_secs(1)),
+            secret: false,
+        };
         let started = Instant::now();
         console.send("10.0", "\r", options).await.unwrap();
         assert!(started.elapsed() >= Duration::from_millis(40), "paced");

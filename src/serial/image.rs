@@ -39,8 +39,12 @@ impl std::fmt::Display for ImageCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ImageCheck::NoHeader => f.write_str("no bootHdr header"),
-            ImageCheck::Valid { payload_len, crc } => write!(f, "bootHdr image, {payload_len} bytes, CRC 0x{crc:08X} OK"),
-            ImageCheck::Truncated { needed, have } => write!(f, "bootHdr image truncated: {have} bytes, the header needs {needed}"),
+            ImageCheck::Valid { payload_len, crc } => {
+                write!(f, "bootHdr image, {payload_len} bytes, CRC 0x{crc:08X} OK")
+            }
+            ImageCheck::Truncated { needed, have } => {
+                write!(f, "bootHdr image truncated: {have} bytes, the header needs {needed}")
+            }
             ImageCheck::BadCrc { stored, computed } => {
                 write!(f, "bootHdr image CRC mismatch: stored 0x{stored:08X}, computed 0x{computed:08X}")
             }
@@ -65,7 +69,11 @@ pub fn check(data: &[u8]) -> ImageCheck {
     }
     let computed = crc::Crc::<u32>::new(&BOOT_CRC).checksum(&data[..crc_at]);
     let stored = be32(data, crc_at);
-    if stored == computed { ImageCheck::Valid { payload_len, crc: computed } } else { ImageCheck::BadCrc { stored, computed } }
+    if stored == computed {
+        ImageCheck::Valid { payload_len, crc: computed }
+    } else {
+        ImageCheck::BadCrc { stored, computed }
+    }
 }
 
 /// Builds a valid image around `payload` (tests, the demo).

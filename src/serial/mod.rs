@@ -8,11 +8,11 @@
 //! profile's `load_image` and `configure_network` steps. Nothing here prints:
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
-pub mod xmodem;
-pub mod port;
-pub mod transfer;
 pub mod console;
 pub mod expect;
 pub mod image;
-pub mod transcript;
+pub mod port;
 pub mod steps;
+pub mod transcript;
+pub mod transfer;
+pub mod xmodem;

@@ -47,7 +47,8 @@ fn compile(pattern: &str) -> Result<Regex, StepError> {
 /// its length or CRC check (it would be flashed and fail at boot).
 pub fn read_image(path: &Path) -> Result<Outgoing, StepError> {
     let shown = path.display().to_string();
-    let data = std::fs::read(path).map_err(|e| StepError::ImageUnreadable { path: shown.clone(), message: e.to_string() })?;
+    let data =
+        std::fs::read(path).map_err(|e| StepError::ImageUnreadable { path: shown.clone(), message: e.to_string() })?;
     let check = image::check(&data);
     if matches!(check, ImageCheck::Truncated { .. } | ImageCheck::BadCrc { .. }) {
         return Err(StepError::ImageInvalid { path: shown, check });

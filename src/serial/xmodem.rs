@@ -252,12 +252,27 @@ pub enum Status {
 #[derive(Debug, Clone)]
 enum SendPhase {
     /// Waiting for `C` (or NAK) before sending `then`.
-    AwaitRequest { then: Unit, deadline: Instant, tries: u32 },
+    AwaitRequest {
+        then: Unit,
+        deadline: Instant,
+        tries: u32,
+    },
     /// `unit` is out; waiting for ACK. `unanswered` counts the copies sent
     /// that no NAK answered: more than one may mean a stale ACK is coming.
-    AwaitReply { unit: Unit, tries: u32, deadline: Instant, last: LastReply, unanswered: u32 },
+    AwaitReply {
+        unit: Unit,
+        tries: u32,
+        deadline: Instant,
+        last: LastReply,
+        unanswered: u32,
+    },
     /// `unit` was ACKed after several copies; dropping stale replies.
-    Settle { next: Unit, needs_request: bool, until: Instant, saw_request: bool },
+    Settle {
+        next: Unit,
+        needs_request: bool,
+        until: Instant,
+        saw_request: bool,
+    },
     Finished,
 }
 
@@ -281,7 +296,8 @@ impl Sender {
     pub fn new(file: Outgoing, options: SenderOptions, now: Instant) -> Sender {
         let big = options.protocol != TransferProtocol::Xmodem;
         let blocks = plan_blocks(file.data.len(), big);
-        let first = if options.protocol == TransferProtocol::Ymodem { Unit::Header } else { first_data_or_eot(&blocks) };
+        let first =
+            if options.protocol == TransferProtocol::Ymodem { Unit::Header } else { first_data_or_eot(&blocks) };
         Sender {
             phase: SendPhase::AwaitRequest { then: first, deadline: now + options.start_timeout, tries: 1 },
             file,
@@ -367,7 +383,9 @@ impl Sender {
                     // YMODEM receivers NAK the first EOT on purpose.
                     self.retransmit(now, unit, tries, LastReply::Byte(byte), out, false, unanswered - 1);
                 }
-                NAK => self.retransmit(now, unit, tries, LastReply::Byte(byte), out, true, unanswered.saturating_sub(1)),
+                NAK => {
+                    self.retransmit(now, unit, tries, LastReply::Byte(byte), out, true, unanswered.saturating_sub(1))
+                }
                 other => {
                     if let SendPhase::AwaitReply { last, .. } = &mut self.phase {
                         *last = LastReply::Byte(other);
@@ -397,11 +415,8 @@ impl Sender {
                     self.fail(error, Some(out));
                 } else {
                     // YMODEM: the `C` after block 0 or EOT may have been lost.
-                    self.phase = SendPhase::AwaitRequest {
-                        then,
-                        deadline: now + self.options.reply_timeout,
-                        tries: tries + 1,
-                    };
+                    self.phase =
+                        SendPhase::AwaitRequest { then, deadline: now + self.options.reply_timeout, tries: tries + 1 };
                 }
             }
             SendPhase::AwaitReply { unit, tries, deadline, last, unanswered } if now >= deadline => {
@@ -481,7 +496,8 @@ impl Sender {
         // YMODEM: the receiver asks again with `C` after block 0 and after EOT.
         let needs_request = matches!(unit, Unit::Header | Unit::Eot);
         if unanswered > 1 {
-            self.phase = SendPhase::Settle { next, needs_request, until: now + self.options.settle, saw_request: false };
+            self.phase =
+                SendPhase::Settle { next, needs_request, until: now + self.options.settle, saw_request: false };
         } else {
             self.after_ack(now, next, needs_request, out);
         }
@@ -619,13 +635,22 @@ impl ReceiverOptions {
 #[derive(Debug, Clone)]
 enum ReceivePhase {
     /// Sending `C`/NAK every `request_interval` until a block starts.
-    Requesting { next: Instant, sent: u32 },
+    Requesting {
+        next: Instant,
+        sent: u32,
+    },
     /// Between blocks, waiting for SOH/STX/EOT.
-    AwaitBlock { deadline: Instant },
+    AwaitBlock {
+        deadline: Instant,
+    },
     /// Inside a block.
-    InBlock { deadline: Instant },
+    InBlock {
+        deadline: Instant,
+    },
     /// After a bad block: dropping bytes until the line is quiet, then NAK.
-    Purging { quiet_until: Instant },
+    Purging {
+        quiet_until: Instant,
+    },
     Finished,
 }
 
@@ -843,7 +868,11 @@ impl Receiver {
         let data = &block[3..block.len() - self.options.check.len()];
         let check = &block[block.len() - self.options.check.len()..];
         if number != !complement {
-            return self.bad_block(now, format!("block number 0x{number:02X} and complement 0x{complement:02X} disagree"), out);
+            return self.bad_block(
+                now,
+                format!("block number 0x{number:02X} and complement 0x{complement:02X} disagree"),
+                out,
+            );
         }
         if !self.options.check.verify(data, check) {
             return self.bad_block(now, "bad CRC/checksum".into(), out);
@@ -887,7 +916,8 @@ impl Receiver {
             self.expected += 1;
             self.errors = 0;
             out.push(ACK);
-        } else if number == expected_wire.wrapping_sub(1) || (self.expected == 1 && number == 0 && self.options.ymodem) {
+        } else if number == expected_wire.wrapping_sub(1) || (self.expected == 1 && number == 0 && self.options.ymodem)
+        {
             // A repeat of the block we already ACKed (our ACK was lost), or of
             // YMODEM block 0: ACK again, keep nothing. Re-ask for data after
             // a repeated header.
@@ -1197,7 +1227,11 @@ mod tests {
                 receiver.on_timeout(t, &mut out);
             }
         }
-        assert!(matches!(receiver.status(), Status::Failed(TransferError::TooManyErrors { .. })), "{:?}", receiver.status());
+        assert!(
+            matches!(receiver.status(), Status::Failed(TransferError::TooManyErrors { .. })),
+            "{:?}",
+            receiver.status()
+        );
         assert!(out.ends_with(&[CAN, CAN]));
     }
 

@@ -33,7 +33,8 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const NAMES: [&'static str; 5] = ["no-ftp-server", "late-ftp", "wrong-password", "backup-image", "csp-missing-file"];
+    pub const NAMES: [&'static str; 5] =
+        ["no-ftp-server", "late-ftp", "wrong-password", "backup-image", "csp-missing-file"];
 
     pub fn parse(name: &str) -> Option<Scenario> {
         Some(match name {
@@ -134,7 +135,11 @@ pub async fn start(workdir: &Path, spec: &BenchSpec) -> std::io::Result<SimBench
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;
         let mut stop_csp = stopped.clone();
-        let config = super::csp::CspConfig { poll_interval: Some(Duration::from_secs(2)), tftp_port: unused_udp_port()?, ..super::csp::CspConfig::default() };
+        let config = super::csp::CspConfig {
+            poll_interval: Some(Duration::from_secs(2)),
+            tftp_port: unused_udp_port()?,
+            ..super::csp::CspConfig::default()
+        };
         tokio::spawn(async move {
             let _ = super::csp::serve(listener, config, async move {
                 let _ = stop_csp.changed().await;
@@ -170,7 +175,9 @@ fn csp_profile(port: u16, missing_file: bool) -> String {
 
 /// rom.bin and image.bin with the bootHdr header and CRC the boot loader checks.
 fn write_images(workdir: &Path) -> std::io::Result<()> {
-    let payload = |len: usize, seed: u32| -> Vec<u8> { (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8).collect() };
+    let payload = |len: usize, seed: u32| -> Vec<u8> {
+        (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8).collect()
+    };
     std::fs::write(workdir.join("rom.bin"), image::build(&payload(24 * 1024, 1), 0x0107_0000))?;
     std::fs::write(workdir.join("image.bin"), image::build(&payload(192 * 1024, 2), 0x0107_0001))?;
     Ok(())
@@ -187,7 +194,9 @@ fn start_device(
 ) -> std::io::Result<SimDevice> {
     let key_window = spec.key_window;
     let (controller, far_end) = tokio_serial::SerialStream::pair().map_err(std::io::Error::other)?;
-    let port = tokio_serial::SerialPort::name(&far_end).map(PathBuf::from).ok_or_else(|| std::io::Error::other("the PTY has no name"))?;
+    let port = tokio_serial::SerialPort::name(&far_end)
+        .map(PathBuf::from)
+        .ok_or_else(|| std::io::Error::other("the PTY has no name"))?;
     let config = NetosConfig {
         nv: NvMemory {
             dhcp: true,

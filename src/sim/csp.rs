@@ -145,17 +145,17 @@ impl fmt::Display for CspEvent {
             CspEvent::Replaced { peer } => write!(f, "new connection replaces the one from {peer}"),
             CspEvent::Closed { peer } => write!(f, "connection from {peer} closed"),
             CspEvent::Request { seq, icbs } => write!(f, "TFTP Manage seq {seq}: {}", icbs.join("; ")),
-            CspEvent::Answered {
-                seq,
-                status,
-                more_status,
-            } => write!(f, "answered seq {seq}: status {status}, more status {more_status:#04x}"),
+            CspEvent::Answered { seq, status, more_status } => {
+                write!(f, "answered seq {seq}: status {status}, more status {more_status:#04x}")
+            }
             CspEvent::Download { server, filename, result } => write!(f, "TFTP {filename} from {server}: {result}"),
             CspEvent::PollSent { seq } => write!(f, "poll seq {seq} sent"),
             CspEvent::AlarmSent { seq } => write!(f, "alarm seq {seq} sent"),
             CspEvent::HostAnswered { message, seq } => write!(f, "host answered {message} seq {seq}"),
             CspEvent::AlarmUnanswered { seq } => write!(f, "alarm seq {seq} not acknowledged; answer withheld"),
-            CspEvent::FaultInjected { fault, seq } => write!(f, "fault {fault:?} injected into the answer to seq {seq}"),
+            CspEvent::FaultInjected { fault, seq } => {
+                write!(f, "fault {fault:?} injected into the answer to seq {seq}")
+            }
             CspEvent::BadFrame { error } => write!(f, "unreadable frame from the host: {error}"),
         }
     }
@@ -190,11 +190,7 @@ struct Answer {
 
 impl Answer {
     fn status(status: StatusCode, more: u8) -> Answer {
-        Answer {
-            status: status.into(),
-            more,
-            icbs: Vec::new(),
-        }
+        Answer { status: status.into(), more, icbs: Vec::new() }
     }
 }
 
@@ -220,7 +216,11 @@ impl Shared {
 }
 
 /// Serves host connections on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, config: CspConfig, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    config: CspConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         framing: Framing {
             checksum: config.checksum,
@@ -228,10 +228,7 @@ pub async fn serve(listener: TcpListener, config: CspConfig, shutdown: impl Futu
             // bytes and readers go by Length.
             marker_rule: ExsMarkerRule::SendRaw,
         },
-        controller: Mutex::new(Controller {
-            faults: config.faults.iter().copied().collect(),
-            ..Controller::default()
-        }),
+        controller: Mutex::new(Controller { faults: config.faults.iter().copied().collect(), ..Controller::default() }),
         config,
     });
     tokio::pin!(shutdown);
@@ -367,12 +364,7 @@ impl Session {
                 self.buf.drain(..used);
                 Ok(Some(Incoming::Frame(frame)))
             }
-            Err(FrameError::BadChecksum {
-                msg_type,
-                seq,
-                frame_len,
-                ..
-            }) => {
+            Err(FrameError::BadChecksum { msg_type, seq, frame_len, .. }) => {
                 self.buf.drain(..frame_len);
                 self.shared.emit(CspEvent::BadFrame {
                     error: format!("bad checksum in {} seq {seq}", message_type::describe(msg_type)),
@@ -414,10 +406,8 @@ impl Session {
         };
         match frame.msg_type {
             POLL | ALARM => {
-                self.shared.emit(CspEvent::HostAnswered {
-                    message: message_type::describe(frame.msg_type),
-                    seq: frame.seq,
-                });
+                self.shared
+                    .emit(CspEvent::HostAnswered { message: message_type::describe(frame.msg_type), seq: frame.seq });
                 Ok(None)
             }
             TFTP_MANAGE => self.tftp_manage(frame).await,
@@ -440,10 +430,7 @@ impl Session {
             }
             Err(error) => {
                 let (status, more) = error.controller_status(request.body.len());
-                self.shared.emit(CspEvent::Request {
-                    seq: request.seq,
-                    icbs: vec![format!("invalid: {error}")],
-                });
+                self.shared.emit(CspEvent::Request { seq: request.seq, icbs: vec![format!("invalid: {error}")] });
                 Answer::status(status, more)
             }
         };
@@ -484,11 +471,7 @@ impl Session {
             _ => {}
         }
         self.writer.write_all(&wire).await?;
-        self.shared.emit(CspEvent::Answered {
-            seq: request.seq,
-            status: answer.status,
-            more_status: answer.more,
-        });
+        self.shared.emit(CspEvent::Answered { seq: request.seq, status: answer.status, more_status: answer.more });
         Ok(None)
     }
 
@@ -510,10 +493,7 @@ impl Session {
                         continue;
                     };
                     if frame.msg_type == ALARM && frame.seq == seq {
-                        self.shared.emit(CspEvent::HostAnswered {
-                            message: message_type::describe(ALARM),
-                            seq,
-                        });
+                        self.shared.emit(CspEvent::HostAnswered { message: message_type::describe(ALARM), seq });
                         return Ok(true);
                     }
                     self.shared.emit(CspEvent::BadFrame {
@@ -547,10 +527,7 @@ impl Session {
             for icb in &request.icbs {
                 match icb {
                     RequestIcb::Data(value) => controller.assign(value),
-                    RequestIcb::Action {
-                        subtype: ActionSubtype::BeginDownload,
-                        ..
-                    } => begin_download = true,
+                    RequestIcb::Action { subtype: ActionSubtype::BeginDownload, .. } => begin_download = true,
                     RequestIcb::Action { subtype, load } => queries.push((*subtype, *load)),
                 }
             }
@@ -579,11 +556,7 @@ impl Session {
         if size > 249 {
             return Answer::status(StatusCode::ResponseTooLong, 0);
         }
-        Answer {
-            status: Status::POSITIVE,
-            more: 0,
-            icbs,
-        }
+        Answer { status: Status::POSITIVE, more: 0, icbs }
     }
 
     /// Fetches and checks the configuration file; None when it is accepted.
@@ -605,11 +578,7 @@ impl Session {
             Ok(bytes) => format!("{} bytes", bytes.len()),
             Err(error) => error.to_string(),
         };
-        self.shared.emit(CspEvent::Download {
-            server: address.to_string(),
-            filename: filename.to_string(),
-            result,
-        });
+        self.shared.emit(CspEvent::Download { server: address.to_string(), filename: filename.to_string(), result });
         let bytes = match fetched {
             Ok(bytes) => bytes,
             Err(TftpError::Remote { .. }) => return failed(MoreStatus::ProtocolError),
@@ -623,15 +592,10 @@ impl Session {
         if let Some(problem) = report.first_error() {
             let status = problem.status.unwrap_or(StatusCode::TftpFailed.into());
             let more = problem.more_status.as_ref().map_or(0, |m| m.value);
-            return Some(Answer {
-                status,
-                more,
-                icbs: Vec::new(),
-            });
+            return Some(Answer { status, more, icbs: Vec::new() });
         }
-        let supplied = message_timestamp
-            .or_else(|| report.timestamp.as_ref().map(|t| t.as_bytes().to_vec()))
-            .unwrap_or_default();
+        let supplied =
+            message_timestamp.or_else(|| report.timestamp.as_ref().map(|t| t.as_bytes().to_vec())).unwrap_or_default();
         if let Some(adjacent) = &self.shared.config.adjacent_timestamp {
             match supplied.cmp(adjacent) {
                 std::cmp::Ordering::Less => return Some(Answer::status(StatusCode::OldTimestamp, 0)),
@@ -642,11 +606,7 @@ impl Session {
         self.shared.controller().loads = report
             .loads
             .iter()
-            .map(|load| Load {
-                filename: load.path.clone(),
-                version: supplied.clone(),
-                save: load.save_load,
-            })
+            .map(|load| Load { filename: load.path.clone(), version: supplied.clone(), save: load.save_load })
             .collect();
         None
     }
@@ -685,9 +645,8 @@ impl Controller {
             DataSubtype::AdjacentConfig => self.adjacent_config.clone().map(DataValue::AdjacentConfig),
             DataSubtype::AdjacentServer => self.adjacent_server.map(DataValue::AdjacentServer),
             DataSubtype::Timestamp => self.timestamp.clone().map(DataValue::Timestamp),
-            DataSubtype::SaveOptions => {
-                (!self.loads.is_empty()).then(|| DataValue::SaveOptions(self.loads.iter().map(|l| u8::from(l.save)).collect()))
-            }
+            DataSubtype::SaveOptions => (!self.loads.is_empty())
+                .then(|| DataValue::SaveOptions(self.loads.iter().map(|l| u8::from(l.save)).collect())),
             DataSubtype::LoadVersion => pick_load()?.map(|l| DataValue::LoadVersion(l.version.clone())),
             DataSubtype::LoadFilename => match pick_load()? {
                 Some(l) => Filename::new(&l.filename).ok().map(DataValue::LoadFilename),

@@ -115,7 +115,8 @@ where
     let (a_read, a_write) = tokio::io::split(a);
     let (b_read, b_write) = tokio::io::split(b);
     let forward = pump(a_read, b_write, config, config.a_to_b, Noise(config.seed), stats.clone(), true);
-    let backward = pump(b_read, a_write, config, config.b_to_a, Noise(config.seed ^ 0x5555_AAAA_5555_AAAA), stats, false);
+    let backward =
+        pump(b_read, a_write, config, config.b_to_a, Noise(config.seed ^ 0x5555_AAAA_5555_AAAA), stats, false);
     let (first, second) = tokio::join!(forward, backward);
     first.and(second)
 }

@@ -17,7 +17,7 @@
 
 pub mod bench;
 pub mod csp;
-pub mod tftp_client;
-pub mod netos_ftp;
 pub mod link;
 pub mod netos;
+pub mod netos_ftp;
+pub mod tftp_client;

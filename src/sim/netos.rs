@@ -156,7 +156,14 @@ impl NetosDevice {
         let state = NetosState { nv: config.nv.clone(), ..NetosState::default() };
         let (network, _) = watch::channel(None);
         let (console_tx, console_rx) = mpsc::unbounded_channel();
-        NetosDevice { config, state: Arc::new(Mutex::new(state)), network, console_tx, console_rx, restart: Arc::new(Notify::new()) }
+        NetosDevice {
+            config,
+            state: Arc::new(Mutex::new(state)),
+            network,
+            console_tx,
+            console_rx,
+            restart: Arc::new(Notify::new()),
+        }
     }
 
     /// The device's state, shared: NV memory, boots, recovered images.
@@ -198,7 +205,10 @@ impl NetosDevice {
     }
 
     /// Returns true when an image was taken (the next boot is a normal one).
-    async fn serial_recovery<S: AsyncRead + AsyncWrite + Unpin>(&mut self, line: &mut Line<S>) -> Result<bool, NetosError> {
+    async fn serial_recovery<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        line: &mut Line<S>,
+    ) -> Result<bool, NetosError> {
         line.write(b"\r\nNET+OS boot loader\r\nStarting TFTP recovery...\r\nStarting serial recovery...\r\n").await?;
         line.pending.clear();
         let cycle = self.config.cycle.unwrap_or(Duration::from_secs(3600));
@@ -216,7 +226,11 @@ impl NetosDevice {
                 let text = format!(
                     "\r\nSerial recovery: received {} bytes.\r\nImage check: {check}\r\n{}\r\n",
                     data.len(),
-                    if accepted { "Writing image to flash... done.\r\nRestarting." } else { "Image rejected: flash not written." }
+                    if accepted {
+                        "Writing image to flash... done.\r\nRestarting."
+                    } else {
+                        "Image rejected: flash not written."
+                    }
                 );
                 line.write(text.as_bytes()).await?;
                 let mut state = self.state.lock().expect("state lock");
@@ -235,7 +249,8 @@ impl NetosDevice {
     async fn boot<S: AsyncRead + AsyncWrite + Unpin>(&mut self, line: &mut Line<S>) -> Result<(), NetosError> {
         let nv = self.state.lock().expect("state lock").nv.clone();
         line.write(banner(&nv).as_bytes()).await?;
-        line.write(format!("Press any key in {} seconds to change these settings.\r\n", nv.wait_seconds).as_bytes()).await?;
+        line.write(format!("Press any key in {} seconds to change these settings.\r\n", nv.wait_seconds).as_bytes())
+            .await?;
         line.pending.clear();
         let interrupted = match line.byte(Some(self.config.key_window), &self.restart).await? {
             Input::Byte(_) => true,
@@ -253,7 +268,10 @@ impl NetosDevice {
         self.run_application(line).await
     }
 
-    async fn run_application<S: AsyncRead + AsyncWrite + Unpin>(&mut self, line: &mut Line<S>) -> Result<(), NetosError> {
+    async fn run_application<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        line: &mut Line<S>,
+    ) -> Result<(), NetosError> {
         let nv = self.state.lock().expect("state lock").nv.clone();
         let address = if nv.dhcp { "169.254.0.10".to_string() } else { nv.ip.to_string() };
         line.write(format!("\r\nIP address is {address}\r\nNetwork IP configured.\r\n").as_bytes()).await?;
@@ -305,7 +323,10 @@ impl NetosDevice {
         }
         let default = if nv.dhcp { "Y" } else { "N" };
         let dhcp = loop {
-            line.write(format!("Obtain IP settings automatically using DHCP for this interface [{default}]? ").as_bytes()).await?;
+            line.write(
+                format!("Obtain IP settings automatically using DHCP for this interface [{default}]? ").as_bytes(),
+            )
+            .await?;
             let Some(answer) = line.read_line(timeout, false, &restart).await? else { return Ok(false) };
             match answer.trim().to_ascii_uppercase().as_str() {
                 "" => break nv.dhcp,
@@ -361,7 +382,8 @@ impl NetosDevice {
     fn save(&mut self, nv: &NvMemory) -> Result<(), NetosError> {
         self.state.lock().expect("state lock").nv = nv.clone();
         if let Some(path) = &self.config.nv_file {
-            let failed = |e: std::io::Error| NetosError::NvFile { path: path.display().to_string(), message: e.to_string() };
+            let failed =
+                |e: std::io::Error| NetosError::NvFile { path: path.display().to_string(), message: e.to_string() };
             // Write, sync, rename: a reader never sees half a file.
             let text = serde_json::to_string_pretty(nv).expect("NV memory is JSON");
             let temporary = path.with_extension("tmp");
@@ -463,7 +485,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Line<S> {
 
     /// Reads a line ended by CR or LF, echoing it (`*` for a password);
     /// `None` when no answer comes in time or the device is restarted.
-    async fn read_line(&mut self, timeout: Duration, password: bool, restart: &Notify) -> Result<Option<String>, NetosError> {
+    async fn read_line(
+        &mut self,
+        timeout: Duration,
+        password: bool,
+        restart: &Notify,
+    ) -> Result<Option<String>, NetosError> {
         let deadline = Instant::now() + timeout;
         let mut text = Vec::new();
         loop {

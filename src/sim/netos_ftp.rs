@@ -190,7 +190,11 @@ impl CompletedUploads {
 
 #[async_trait]
 impl libunftp::notification::DataListener for CompletedUploads {
-    async fn receive_data_event(&self, event: libunftp::notification::DataEvent, _meta: libunftp::notification::EventMeta) {
+    async fn receive_data_event(
+        &self,
+        event: libunftp::notification::DataEvent,
+        _meta: libunftp::notification::EventMeta,
+    ) {
         if let libunftp::notification::DataEvent::Put { path, .. } = event {
             let name = path.rsplit('/').next().unwrap_or(&path).to_string();
             lock(&self.0).push(name);
@@ -297,7 +301,11 @@ impl Device {
     }
 
     /// A libunftp server for one session, its uploads landing in `dir`.
-    fn server(&self, dir: &Path, completed: CompletedUploads) -> std::io::Result<libunftp::Server<unftp_sbe_fs::Filesystem, unftp_core::auth::DefaultUser>> {
+    fn server(
+        &self,
+        dir: &Path,
+        completed: CompletedUploads,
+    ) -> std::io::Result<libunftp::Server<unftp_sbe_fs::Filesystem, unftp_core::auth::DefaultUser>> {
         std::fs::create_dir_all(dir)?;
         // What the NET+OS server answers to `RETR id` and `RETR errmsg`.
         std::fs::write(dir.join("id"), "NETARM-FTPDL-V100")?;
@@ -329,10 +337,7 @@ impl Device {
             let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
             let mut state = lock(&self.state);
             let writes = state.images.get(name).map_or(0, |i| i.writes) + 1;
-            state.images.insert(
-                name.to_string(),
-                FlashedImage { bytes: bytes.len() as u64, sha256, writes },
-            );
+            state.images.insert(name.to_string(), FlashedImage { bytes: bytes.len() as u64, sha256, writes });
             written.push(name);
         }
         if written.is_empty() {

@@ -32,11 +32,7 @@ pub struct TftpOptions {
 
 impl Default for TftpOptions {
     fn default() -> TftpOptions {
-        TftpOptions {
-            timeout: Duration::from_secs(1),
-            tries: 3,
-            max_size: 64 * 1024,
-        }
+        TftpOptions { timeout: Duration::from_secs(1), tries: 3, max_size: 64 * 1024 }
     }
 }
 
@@ -56,11 +52,8 @@ pub enum TftpError {
 
 /// Reads `filename` from the TFTP server at `server`.
 pub async fn fetch(server: SocketAddr, filename: &str, options: &TftpOptions) -> Result<Vec<u8>, TftpError> {
-    let local: SocketAddr = if server.ip().is_loopback() {
-        (Ipv4Addr::LOCALHOST, 0).into()
-    } else {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    };
+    let local: SocketAddr =
+        if server.ip().is_loopback() { (Ipv4Addr::LOCALHOST, 0).into() } else { (Ipv4Addr::UNSPECIFIED, 0).into() };
     let socket = UdpSocket::bind(local).await?;
     let mut last_sent = request(filename);
     // The server answers from a new port (its transfer ID); until then, and
@@ -77,11 +70,7 @@ pub async fn fetch(server: SocketAddr, filename: &str, options: &TftpOptions) ->
             Ok(result) => result?,
             Err(_) => {
                 if tries >= options.tries {
-                    return Err(TftpError::Timeout {
-                        server,
-                        tries,
-                        timeout: options.timeout,
-                    });
+                    return Err(TftpError::Timeout { server, tries, timeout: options.timeout });
                 }
                 tries += 1;
                 socket.send_to(&last_sent, peer.unwrap_or(server)).await?;
@@ -111,10 +100,7 @@ pub async fn fetch(server: SocketAddr, filename: &str, options: &TftpOptions) ->
                     }
                     if file.len() + data.len() > options.max_size {
                         let _ = socket.send_to(&error_packet(3, "file too large"), from).await;
-                        return Err(TftpError::TooLarge {
-                            server,
-                            limit: options.max_size,
-                        });
+                        return Err(TftpError::TooLarge { server, limit: options.max_size });
                     }
                     file.extend_from_slice(data);
                     last_sent = ack(block);
@@ -228,10 +214,7 @@ mod tests {
     }
 
     fn fast() -> TftpOptions {
-        TftpOptions {
-            timeout: Duration::from_millis(300),
-            ..TftpOptions::default()
-        }
+        TftpOptions { timeout: Duration::from_millis(300), ..TftpOptions::default() }
     }
 
     #[tokio::test]
@@ -264,10 +247,7 @@ mod tests {
     #[tokio::test]
     async fn size_limit() {
         let server = serve_once(vec![1u8; 2000], false).await;
-        let options = TftpOptions {
-            max_size: 1000,
-            ..fast()
-        };
+        let options = TftpOptions { max_size: 1000, ..fast() };
         assert!(matches!(fetch(server, "x", &options).await, Err(TftpError::TooLarge { limit: 1000, .. })));
     }
 }

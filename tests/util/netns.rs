@@ -60,13 +60,7 @@ impl NetnsPair {
         let dut_ip = Ipv4Addr::from(net + 2);
         let absent_ip = Ipv4Addr::from(net + 5);
         let tag = format!("{pid}x{n}");
-        let pair = NetnsPair {
-            station: format!("fl{tag}s"),
-            dut: format!("fl{tag}d"),
-            station_ip,
-            dut_ip,
-            absent_ip,
-        };
+        let pair = NetnsPair { station: format!("fl{tag}s"), dut: format!("fl{tag}d"), station_ip, dut_ip, absent_ip };
         // From here on, Drop cleans up whatever was made if a step fails.
         let veth_s = format!("fl{tag}a");
         let veth_d = format!("fl{tag}b");
@@ -74,7 +68,20 @@ impl NetnsPair {
             ip(&["netns", "add", ns]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
-        ip(&["link", "add", &veth_s, "netns", &pair.station, "type", "veth", "peer", "name", &veth_d, "netns", &pair.dut]);
+        ip(&[
+            "link",
+            "add",
+            &veth_s,
+            "netns",
+            &pair.station,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &veth_d,
+            "netns",
+            &pair.dut,
+        ]);
         ip(&["-n", &pair.station, "addr", "add", &format!("{station_ip}/29"), "dev", &veth_s]);
         ip(&["-n", &pair.dut, "addr", "add", &format!("{dut_ip}/29"), "dev", &veth_d]);
         ip(&["-n", &pair.station, "link", "set", &veth_s, "up"]);
@@ -101,17 +108,8 @@ pub fn in_namespace(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 fn ip(args: &[&str]) -> Output {
-    let output = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ip");
-    assert!(
-        output.status.success(),
-        "ip {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = Command::new("ip").args(args).stdin(Stdio::null()).output().expect("run ip");
+    assert!(output.status.success(), "ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
     output
 }
 
@@ -171,17 +169,18 @@ pub fn serve_until(listener: std::net::TcpListener, until: std::time::Instant) -
 /// Runs `nft` commands inside `ns` (rules vanish with the namespace).
 pub fn nft_in(ns: &str, rules: &[&str]) {
     for rule in rules {
-        let output = in_namespace(ns, "nft")
-            .args(rule.split_whitespace())
-            .output()
-            .expect("run nft");
+        let output = in_namespace(ns, "nft").args(rule.split_whitespace()).output().expect("run nft");
         assert!(output.status.success(), "nft {rule}: {}", String::from_utf8_lossy(&output.stderr));
     }
 }
 
 /// Connects to `address` from inside namespace `ns` (on a thread that entered
 /// it), retrying for at most `within`. The stream can be used anywhere after.
-pub fn connect_from(ns: &str, address: std::net::SocketAddr, within: std::time::Duration) -> Option<std::net::TcpStream> {
+pub fn connect_from(
+    ns: &str,
+    address: std::net::SocketAddr,
+    within: std::time::Duration,
+) -> Option<std::net::TcpStream> {
     let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).ok()?;

@@ -63,12 +63,7 @@ impl Vsftpd {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start vsftpd");
-        let server = Vsftpd {
-            child,
-            address: SocketAddr::from((ip, port)),
-            _dir: dir,
-            keep: Vec::new(),
-        };
+        let server = Vsftpd { child, address: SocketAddr::from((ip, port)), _dir: dir, keep: Vec::new() };
         if ns.is_none() {
             server.wait_until_listening();
         }
