@@ -9,7 +9,6 @@
 //! prints why and exits 0: it never fails CI for being slow.
 
 #[path = "../tests/util/mod.rs"]
-#[allow(dead_code)]
 mod util;
 
 use std::collections::BTreeSet;

@@ -106,7 +106,7 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
     assert!(before >= 10, "the batch got far enough before the kill");
     let done_before: Vec<u32> =
         bench.devices.iter().map(|d| d.flash().images.get("image.bin").map_or(0, |i| i.writes)).collect();
-    assert!(done_before.iter().any(|w| *w == 0), "some devices were not finished when killed: {done_before:?}");
+    assert!(done_before.contains(&0), "some devices were not finished when killed: {done_before:?}");
 
     let mut resumed = command(true);
     let status = tokio::task::spawn_blocking(move || resumed.status().unwrap()).await.unwrap();

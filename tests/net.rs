@@ -25,7 +25,7 @@ fn run_in_station(pair: &NetnsPair, args: &[&str]) -> (Option<i32>, Value, Strin
     (output.status.code(), report, stderr)
 }
 
-fn port<'a>(report: &'a Value, number: u16) -> &'a Value {
+fn port(report: &Value, number: u16) -> &Value {
     report["ports"]
         .as_array()
         .and_then(|ports| ports.iter().find(|p| p["port"] == number))

@@ -167,11 +167,11 @@ pub struct ReportArgs {
 pub fn conclude(report: &BatchReport, targets: &ReportArgs, context: &Context) -> Outcome {
     let mut outcome = Outcome::Success;
     for (path, contents) in [(&targets.json_file, report.to_json()), (&targets.junit_file, report.to_junit())] {
-        if let Some(path) = path {
-            if let Err(error) = write_atomically(path, &contents) {
-                eprintln!("{}: cannot write {}: {error}", context.err.error("error"), path.display());
-                outcome = outcome.worst(Outcome::Environment);
-            }
+        if let Some(path) = path
+            && let Err(error) = write_atomically(path, &contents)
+        {
+            eprintln!("{}: cannot write {}: {error}", context.err.error("error"), path.display());
+            outcome = outcome.worst(Outcome::Environment);
         }
     }
     if targets.json {

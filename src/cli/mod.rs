@@ -8,6 +8,7 @@
 
 mod batch_cmd;
 mod batch_view;
+#[cfg(feature = "sim")]
 mod demo_cmd;
 mod device_values;
 mod exs_cmd;
@@ -112,6 +113,7 @@ enum Command {
     /// Run every device of an inventory, several at once, journaled and resumable.
     Batch(batch_cmd::BatchArgs),
     /// Run the whole pipeline against a simulated bench (no hardware needed).
+    #[cfg(feature = "sim")]
     Demo(demo_cmd::DemoArgs),
     /// EXS API (CSP matrix controllers): TFTP Manage, decode frames, check TFTP configuration files.
     #[command(subcommand)]
@@ -160,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::Profile(command) => profile_cmd::run(command, &context),
         Command::Run(args) => run_cmd::run(args, &context),
         Command::Batch(args) => batch_cmd::run(args, &context),
+        #[cfg(feature = "sim")]
         Command::Demo(args) => demo_cmd::run(args, &context),
         Command::Exs(command) => exs_cmd::run(command, &context),
         #[cfg(feature = "sim")]

@@ -155,16 +155,16 @@ fn show(args: ShowArgs, context: &Context) -> Outcome {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
-    if let Some(named) = found.as_ref().and_then(|d| d.profile.as_ref()) {
-        if !same_file(named, &args.file) {
-            eprintln!(
-                "{}: device `{}` names profile {}, not {}",
-                context.err.warning("warning"),
-                found.as_ref().map_or("", |d| d.name.as_str()),
-                named.display(),
-                args.file.display()
-            );
-        }
+    if let Some(named) = found.as_ref().and_then(|d| d.profile.as_ref())
+        && !same_file(named, &args.file)
+    {
+        eprintln!(
+            "{}: device `{}` names profile {}, not {}",
+            context.err.warning("warning"),
+            found.as_ref().map_or("", |d| d.name.as_str()),
+            named.display(),
+            args.file.display()
+        );
     }
     let resolved = match profile::resolve(&loaded, &values, ResolveMode::Display) {
         Ok(resolved) => resolved,

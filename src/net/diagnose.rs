@@ -80,10 +80,10 @@ pub fn diagnose(target: Ipv4Addr, evidence: &Evidence) -> Finding {
             }
             PortState::Filtered => return filtered(target, port, pings),
             PortState::Open => {
-                if let Some(service) = evidence.service.as_ref().filter(|s| s.port == port.port) {
-                    if let Some(finding) = service_problem(target, service) {
-                        return finding;
-                    }
+                if let Some(service) = evidence.service.as_ref().filter(|s| s.port == port.port)
+                    && let Some(finding) = service_problem(target, service)
+                {
+                    return finding;
                 }
             }
         }
@@ -245,13 +245,13 @@ fn ready(target: Ipv4Addr, evidence: &Evidence) -> Finding {
     } else {
         format!("{target}: port {}.", ports.join(", port "))
     };
-    if let Some(service) = &evidence.service {
-        if let Some(banner) = &service.banner {
-            summary.push_str(&format!(" The FTP server greets `{banner}`"));
-            match service.login.as_ref().and_then(|l| l.user.as_ref()) {
-                Some(user) => summary.push_str(&format!(" and accepts the login as {user}.")),
-                None => summary.push('.'),
-            }
+    if let Some(service) = &evidence.service
+        && let Some(banner) = &service.banner
+    {
+        summary.push_str(&format!(" The FTP server greets `{banner}`"));
+        match service.login.as_ref().and_then(|l| l.user.as_ref()) {
+            Some(user) => summary.push_str(&format!(" and accepts the login as {user}.")),
+            None => summary.push('.'),
         }
     }
     Finding { code: FindingCode::Ready, port: evidence.ports.first().map(|p| p.port), summary, advice: Vec::new() }

@@ -132,7 +132,7 @@ impl Pinger {
     async fn receive(&self, buffer: &mut [u8]) -> std::io::Result<usize> {
         loop {
             let mut guard = self.socket.readable().await?;
-            match guard.try_io(|s| std::io::Read::read(&mut &*s.get_ref(), buffer)) {
+            match guard.try_io(|s| std::io::Read::read(&mut s.get_ref(), buffer)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }

@@ -288,7 +288,7 @@ async fn receive(shared: Arc<Shared>) {
         tokio::select! {
             ready = shared.tcp.readable() => {
                 let Ok(mut guard) = ready else { return };
-                match guard.try_io(|socket| (&*socket.get_ref()).read(&mut tcp_buffer)) {
+                match guard.try_io(|socket| socket.get_ref().read(&mut tcp_buffer)) {
                     Ok(Ok(n)) => handle_tcp(&shared, &tcp_buffer[..n]),
                     Ok(Err(error)) => tracing::debug!(%error, "raw TCP receive"),
                     Err(_would_block) => {}
@@ -296,7 +296,7 @@ async fn receive(shared: Arc<Shared>) {
             }
             ready = shared.icmp.readable() => {
                 let Ok(mut guard) = ready else { return };
-                match guard.try_io(|socket| (&*socket.get_ref()).read(&mut icmp_buffer)) {
+                match guard.try_io(|socket| socket.get_ref().read(&mut icmp_buffer)) {
                     Ok(Ok(n)) => handle_icmp(&shared, &icmp_buffer[..n]),
                     Ok(Err(error)) => tracing::debug!(%error, "raw ICMP receive"),
                     Err(_would_block) => {}

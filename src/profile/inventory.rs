@@ -228,15 +228,15 @@ fn check_rows(path: &Path, base: &Path, rows: Vec<Row>, problems: &mut Vec<Probl
                 ));
             }
         }
-        if let Some((_, port, at)) = get("port") {
-            if let Some(other) = ports.insert(port.clone(), name.clone()) {
-                problems.push(problem(path, *at, "port", format!("port `{port}` is also used by device `{other}`")));
-            }
+        if let Some((_, port, at)) = get("port")
+            && let Some(other) = ports.insert(port.clone(), name.clone())
+        {
+            problems.push(problem(path, *at, "port", format!("port `{port}` is also used by device `{other}`")));
         }
-        if let Some((_, ip, at)) = get("ip") {
-            if let Some(other) = ips.insert(ip.clone(), name.clone()) {
-                problems.push(problem(path, *at, "ip", format!("address {ip} is also given to device `{other}`")));
-            }
+        if let Some((_, ip, at)) = get("ip")
+            && let Some(other) = ips.insert(ip.clone(), name.clone())
+        {
+            problems.push(problem(path, *at, "ip", format!("address {ip} is also given to device `{other}`")));
         }
         let field = |key: &str| get(key).map(|(_, v, _)| v.as_str());
         for error in check_addresses(field("ip"), field("mask"), field("gateway")) {
@@ -246,10 +246,10 @@ fn check_rows(path: &Path, base: &Path, rows: Vec<Row>, problems: &mut Vec<Probl
             problems.push(p);
         }
         let profile = get("profile").map(|(_, p, at)| (base.join(p), *at));
-        if let Some((file, at)) = &profile {
-            if !file.is_file() {
-                problems.push(problem(path, *at, "profile", format!("profile `{}` does not exist", file.display())));
-            }
+        if let Some((file, at)) = &profile
+            && !file.is_file()
+        {
+            problems.push(problem(path, *at, "profile", format!("profile `{}` does not exist", file.display())));
         }
         devices.push(Device {
             name: name.clone(),

@@ -167,7 +167,7 @@ pub(crate) fn push_serde_error(tree: &SourceTree, problems: &mut Problems<'_>, e
 }
 
 fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
-    problems.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    problems.sort_by_key(|a| (a.line, a.column));
     problems.dedup();
     problems
 }

@@ -82,13 +82,14 @@ impl<'s> Walker<'s> {
             (t, NodeKind::Sequence(_)) if !t.is_empty() && !t.contains(&"array") => {
                 problems.error(path, format!("expected {}, found a list", describe(t)));
             }
-            (t, NodeKind::Scalar(text)) if t.contains(&"object") || t.contains(&"array") => {
+            (t, NodeKind::Scalar(text))
+                if (t.contains(&"object") || t.contains(&"array"))
                 // An empty value (`key:`) reads as null; Option fields allow it.
-                if !(t.contains(&"null") && is_null(text)) {
-                    problems.error(path, format!("expected {}, found `{text}`", describe(t)));
-                }
+                && !(t.contains(&"null") && is_null(text)) =>
+            {
+                problems.error(path, format!("expected {}, found `{text}`", describe(t)));
             }
-            (t, NodeKind::Scalar(text)) if !t.contains(&"string") && !(t.contains(&"null") && is_null(text)) => {
+            (t, NodeKind::Scalar(text)) if !(t.contains(&"string") || t.contains(&"null") && is_null(text)) => {
                 if let Some(message) = scalar_mismatch(schema, t, text) {
                     problems.error(path, message);
                 }
@@ -156,10 +157,11 @@ impl<'s> Walker<'s> {
     ) {
         let resolved: Vec<&Value> = variants.iter().map(|v| self.resolve(v)).collect();
         let non_null: Vec<&Value> = resolved.iter().copied().filter(|v| types(v) != ["null"]).collect();
-        if let NodeKind::Scalar(text) = &node.kind {
-            if is_null(text) && non_null.len() < resolved.len() {
-                return;
-            }
+        if let NodeKind::Scalar(text) = &node.kind
+            && is_null(text)
+            && non_null.len() < resolved.len()
+        {
+            return;
         }
         // Externally tagged enum of structs: each variant is an object with one
         // required key naming it.
@@ -228,15 +230,16 @@ impl<'s> Walker<'s> {
             return;
         }
         // Scalars with several forms (a duration: `30s` or a number).
-        if let NodeKind::Scalar(text) = &node.kind {
-            if !non_null.is_empty() && !non_null.iter().any(|v| accepts_scalar(v, text)) {
-                let what = schema
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .map(|d| d.trim_end_matches('.').to_lowercase())
-                    .unwrap_or_else(|| "another kind of value".into());
-                problems.error(path, format!("`{text}` is not {}", with_article(&what)));
-            }
+        if let NodeKind::Scalar(text) = &node.kind
+            && !non_null.is_empty()
+            && !non_null.iter().any(|v| accepts_scalar(v, text))
+        {
+            let what = schema
+                .get("description")
+                .and_then(Value::as_str)
+                .map(|d| d.trim_end_matches('.').to_lowercase())
+                .unwrap_or_else(|| "another kind of value".into());
+            problems.error(path, format!("`{text}` is not {}", with_article(&what)));
         }
     }
 }

@@ -298,13 +298,13 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
     for (i, step) in profile.steps.iter().enumerate() {
         let base = format!("steps[{i}].{}", step.kind());
         if let Some(p) = phase(step) {
-            if let Some((latest_phase, at)) = latest {
-                if p < latest_phase {
-                    let earlier = profile.steps[at].kind();
-                    problems
-                        .error(&base, format!("`{}` comes after `{earlier}` (steps[{at}])", step.kind()))
-                        .help(order_help(step));
-                }
+            if let Some((latest_phase, at)) = latest
+                && p < latest_phase
+            {
+                let earlier = profile.steps[at].kind();
+                problems
+                    .error(&base, format!("`{}` comes after `{earlier}` (steps[{at}])", step.kind()))
+                    .help(order_help(step));
             }
             if latest.is_none_or(|(lp, _)| p >= lp) {
                 latest = Some((p, i));
@@ -468,25 +468,25 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                     );
                 }
                 for (field, value) in [("local_config", &s.local_config), ("adjacent_config", &s.adjacent_config)] {
-                    if let Some(text) = value.as_ref().and_then(|t| literal(t.as_str())) {
-                        if let Err(message) = check_config_filename(text) {
-                            problems.error(&format!("{base}.{field}"), message);
-                        }
+                    if let Some(text) = value.as_ref().and_then(|t| literal(t.as_str()))
+                        && let Err(message) = check_config_filename(text)
+                    {
+                        problems.error(&format!("{base}.{field}"), message);
                     }
                 }
                 for (field, value) in
                     [("local_server", &s.local_server), ("adjacent_server", &s.adjacent_server), ("host", &s.host)]
                 {
-                    if let Some(text) = value.as_ref().and_then(|t| literal(t.as_str())) {
-                        if text.trim().parse::<Ipv4Addr>().is_err() {
-                            problems.error(&format!("{base}.{field}"), format!("`{text}` is not an IPv4 address"));
-                        }
+                    if let Some(text) = value.as_ref().and_then(|t| literal(t.as_str()))
+                        && text.trim().parse::<Ipv4Addr>().is_err()
+                    {
+                        problems.error(&format!("{base}.{field}"), format!("`{text}` is not an IPv4 address"));
                     }
                 }
-                if let Some(text) = s.timestamp.as_ref().and_then(|t| literal(t.as_str())) {
-                    if let Err(message) = parse_hex_bytes(text) {
-                        problems.error(&format!("{base}.timestamp"), message);
-                    }
+                if let Some(text) = s.timestamp.as_ref().and_then(|t| literal(t.as_str()))
+                    && let Err(message) = parse_hex_bytes(text)
+                {
+                    problems.error(&format!("{base}.timestamp"), message);
                 }
             }
         }
@@ -520,11 +520,11 @@ fn check_target(profile: &Profile, problems: &mut Problems<'_>, base: &str, has_
 }
 
 fn check_regex(problems: &mut Problems<'_>, path: &str, pattern: Option<&str>) {
-    if let Some(pattern) = pattern {
-        if let Err(error) = regex::bytes::Regex::new(pattern) {
-            let first_line = error.to_string();
-            problems.error(path, format!("invalid regex `{pattern}`: {}", first_line.lines().last().unwrap_or("")));
-        }
+    if let Some(pattern) = pattern
+        && let Err(error) = regex::bytes::Regex::new(pattern)
+    {
+        let first_line = error.to_string();
+        problems.error(path, format!("invalid regex `{pattern}`: {}", first_line.lines().last().unwrap_or("")));
     }
 }
 
@@ -555,7 +555,7 @@ pub fn parse_hex_bytes(text: &str) -> Result<Vec<u8>, String> {
     if digits.is_empty() {
         return Err("hex value is empty".into());
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("`{text}` has an odd number of hex digits"));
     }
     (0..digits.len())

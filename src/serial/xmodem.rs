@@ -393,10 +393,10 @@ impl Sender {
                 }
             },
             SendPhase::Settle { .. } => {
-                if byte == CRC_REQUEST || byte == NAK {
-                    if let SendPhase::Settle { saw_request, .. } = &mut self.phase {
-                        *saw_request = true;
-                    }
+                if (byte == CRC_REQUEST || byte == NAK)
+                    && let SendPhase::Settle { saw_request, .. } = &mut self.phase
+                {
+                    *saw_request = true;
                 }
             }
             SendPhase::Finished => {}

@@ -256,7 +256,7 @@ fn start_device(
             }
         }
     });
-    match spec.link.clone() {
+    match spec.link {
         None => {
             tokio::spawn(async move {
                 tokio::select! {

@@ -337,7 +337,9 @@ impl NetosDevice {
         };
         nv.dhcp = dhcp;
         if !dhcp {
-            let fields: [(&str, fn(&NvMemory) -> Ipv4Addr, &str); 3] = [
+            // (prompt label, the value kept in NV memory, the refusal text)
+            type Field = (&'static str, fn(&NvMemory) -> Ipv4Addr, &'static str);
+            let fields: [Field; 3] = [
                 ("IP address", |nv| nv.ip, "Invalid IP address"),
                 ("Subnet mask", |nv| nv.mask, "Invalid subnet mask"),
                 ("Gateway address", |nv| nv.gateway, "Invalid gateway address"),
@@ -511,10 +513,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Line<S> {
                     self.write(b"\r\n").await?;
                     return Ok(Some(String::from_utf8_lossy(&text).into_owned()));
                 }
-                0x08 | 0x7F => {
-                    if text.pop().is_some() {
-                        self.write(b"\x08 \x08").await?;
-                    }
+                0x08 | 0x7F if text.pop().is_some() => {
+                    self.write(b"\x08 \x08").await?;
                 }
                 byte if text.len() < 256 => {
                     text.push(byte);
