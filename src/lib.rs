@@ -24,6 +24,7 @@
 
 pub mod cli;
 pub mod exs;
+pub mod failure;
 pub mod ftp;
 pub mod net;
 pub mod pipeline;

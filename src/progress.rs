@@ -2,9 +2,10 @@
 //! to show it (a progress bar on a terminal, plain lines, JSON, or nothing).
 //!
 //! Library code takes a `&dyn Progress` and calls [`Progress::report`]; it never
-//! prints. Each long-running activity is a [`Task`] with a kind and a label, so
-//! later steps (network waits, FTP uploads) add a [`TaskKind`] instead of a new
-//! event shape. This module does not render anything.
+//! prints. Each long-running activity is a task with a [`TaskKind`] and a
+//! label: serial transfers, console waits and dialogs, network waits, FTP files
+//! and EXS exchanges all report through this one channel, so `run` and `batch`
+//! draw every step the same way. This module does not render anything.
 
 use std::time::Duration;
 
@@ -18,6 +19,13 @@ pub enum TaskKind {
     ConsoleWait,
     /// A console dialog.
     ConsoleDialog,
+    /// Polling a device until it answers (ping, ports), or waiting for its
+    /// restart.
+    NetworkWait,
+    /// One file uploaded over FTP (bytes sent).
+    FtpFile,
+    /// One EXS API request and its answer.
+    ExsExchange,
 }
 
 /// One progress event. Sizes are in bytes.

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod cli_contract;
 mod demo;
 mod exs;
 mod ftp;

@@ -7,17 +7,22 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use super::{Context, Outcome};
-use crate::pipeline::batch::BatchObserver;
+use tokio::sync::watch;
+
+use super::progress_view::is_transfer;
+use super::{Context, Outcome, Painter};
+use crate::pipeline::batch::{BatchObserver, BatchOptions, run_batch};
+use crate::pipeline::device::DeviceJob;
 use crate::pipeline::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, write_atomically};
 use crate::progress::{Progress, ProgressEvent};
 
 pub struct BatchView {
     mode: Mode,
+    err: Painter,
     bars: Mutex<BTreeMap<String, ProgressBar>>,
     overall: Option<ProgressBar>,
     multi: MultiProgress,
@@ -47,7 +52,7 @@ impl BatchView {
             );
             bar
         });
-        Arc::new(BatchView { mode, bars: Mutex::new(BTreeMap::new()), overall, multi })
+        Arc::new(BatchView { mode, err: context.err, bars: Mutex::new(BTreeMap::new()), overall, multi })
     }
 
     fn bar(&self, device: &str) -> Option<ProgressBar> {
@@ -65,40 +70,132 @@ impl BatchView {
     }
 }
 
-/// Progress of one device's serial transfers and dialogs on its line.
+/// The device line while nothing is counted in bytes.
+fn idle_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:12} {spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// The device line during a transfer: bytes, rate and ETA.
+fn transfer_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix:12} {spinner} {msg:20} [{bar:24}] {bytes:>9}/{total_bytes:9} {binary_bytes_per_sec:>11} ETA {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
+/// How often a plain-lines view prints a transfer's progress.
+const LINE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Progress of one device's tasks (serial transfers, dialogs, network waits,
+/// FTP files, EXS exchanges): on its bar on a terminal, as throttled plain
+/// lines otherwise.
 struct DeviceProgress {
+    device: String,
+    mode: Mode,
     bar: Option<ProgressBar>,
+    /// The running transfer: its label, size, start, and when a line was last printed.
+    transfer: Mutex<Option<Transfer>>,
+}
+
+struct Transfer {
+    label: String,
+    total: u64,
+    started: Instant,
+    printed: Instant,
+}
+
+impl DeviceProgress {
+    fn plain(&self, event: ProgressEvent) {
+        let mut transfer = self.transfer.lock().unwrap_or_else(|p| p.into_inner());
+        let device = &self.device;
+        match event {
+            ProgressEvent::Started { kind, label, total } if is_transfer(kind) => {
+                let total = total.unwrap_or(0);
+                eprintln!("{device}: sending {label} ({total} bytes)");
+                let now = Instant::now();
+                *transfer = Some(Transfer { label, total, started: now, printed: now });
+            }
+            ProgressEvent::Advanced { done, .. } => {
+                if let Some(t) = transfer.as_mut().filter(|t| t.printed.elapsed() >= LINE_INTERVAL) {
+                    t.printed = Instant::now();
+                    eprintln!("{device}: {}", progress_line(&t.label, done, t.total, t.started.elapsed()));
+                }
+            }
+            ProgressEvent::Finished { kind, done, elapsed } if is_transfer(kind) => {
+                let label = transfer.take().map(|t| t.label).unwrap_or_default();
+                let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+                eprintln!(
+                    "{device}: sent {label}: {done} bytes in {:.1} s ({})",
+                    elapsed.as_secs_f64(),
+                    per_second(rate)
+                );
+            }
+            ProgressEvent::Retried { detail, .. } => eprintln!("{device}: retry: {detail}"),
+            ProgressEvent::Note { text, .. } => eprintln!("{device}: {text}"),
+            _ => {}
+        }
+    }
+}
+
+/// `image.bin 45% (1.2 MiB of 2.6 MiB, 300.0 KiB/s, ETA 4 s)`
+fn progress_line(label: &str, done: u64, total: u64, elapsed: Duration) -> String {
+    let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
+    let eta = if rate > 0.0 { format!("{:.0} s", total.saturating_sub(done) as f64 / rate) } else { "?".into() };
+    format!(
+        "{label} {percent}% ({} of {}, {}, ETA {eta})",
+        indicatif::BinaryBytes(done),
+        indicatif::BinaryBytes(total),
+        per_second(rate)
+    )
+}
+
+fn per_second(rate: f64) -> String {
+    format!("{}/s", indicatif::BinaryBytes(rate as u64))
 }
 
 impl Progress for DeviceProgress {
     fn report(&self, event: ProgressEvent) {
-        let Some(bar) = &self.bar else { return };
-        match event {
-            ProgressEvent::Started { label, total, .. } => {
-                bar.set_length(total.unwrap_or(0));
-                bar.set_position(0);
-                bar.set_message(label);
+        match self.mode {
+            Mode::Silent => {}
+            Mode::Lines => self.plain(event),
+            Mode::Bars => {
+                let Some(bar) = &self.bar else { return };
+                match event {
+                    ProgressEvent::Started { kind, label, total } if is_transfer(kind) => {
+                        bar.set_style(transfer_style());
+                        bar.set_length(total.unwrap_or(0));
+                        bar.reset();
+                        bar.set_message(label);
+                    }
+                    ProgressEvent::Started { label, .. } => bar.set_message(label),
+                    ProgressEvent::Advanced { done, .. } => bar.set_position(done),
+                    ProgressEvent::Note { text, .. } => bar.set_message(text),
+                    ProgressEvent::Retried { detail, .. } => bar.set_message(format!("retry: {detail}")),
+                    ProgressEvent::Finished { kind, .. } if is_transfer(kind) => bar.set_style(idle_style()),
+                    ProgressEvent::Finished { .. } => {}
+                }
             }
-            ProgressEvent::Advanced { done, .. } => bar.set_position(done),
-            ProgressEvent::Note { text, .. } => bar.set_message(text),
-            _ => {}
         }
     }
 }
 
 impl BatchObserver for BatchView {
     fn progress(&self, device: &str) -> Arc<dyn Progress> {
-        Arc::new(DeviceProgress { bar: self.bar(device) })
+        Arc::new(DeviceProgress {
+            device: device.to_string(),
+            mode: self.mode,
+            bar: self.bar(device),
+            transfer: Mutex::new(None),
+        })
     }
 
     fn device_started(&self, device: &str) {
         match self.mode {
             Mode::Bars => {
                 let bar = self.multi.add(ProgressBar::new(0));
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix:12} {spinner} {msg:50} {bytes:>9}/{total_bytes:9}")
-                        .expect("a valid template"),
-                );
+                bar.set_style(idle_style());
                 bar.set_prefix(device.to_string());
                 bar.enable_steady_tick(Duration::from_millis(150));
                 self.bars.lock().unwrap_or_else(|p| p.into_inner()).insert(device.to_string(), bar);
@@ -110,14 +207,14 @@ impl BatchObserver for BatchView {
 
     fn step_ended(&self, device: &str, step: &StepRecord) {
         let text = format!(
-            "{device}: {} {:?} ({:.1} s) {}",
+            "{device}: {} {} ({:.1} s) {}",
             step.kind,
-            step.outcome,
+            step.outcome.as_str(),
             step.duration_ms as f64 / 1000.0,
             step.detail
         );
         if let Some(bar) = self.bar(device) {
-            bar.set_message(format!("{} {:?}", step.kind, step.outcome));
+            bar.set_message(format!("{} {}", step.kind, step.outcome.as_str()));
         }
         self.line(text);
     }
@@ -136,6 +233,10 @@ impl BatchObserver for BatchView {
             DeviceOutcome::NotRun => "not run".into(),
         };
         self.line(format!("{}: {result}", report.name));
+        // Each problem once, on its own line, placed in its file.
+        for problem in &report.problems {
+            self.line(format!("  {}", self.err.problem(problem)));
+        }
     }
 }
 
@@ -170,8 +271,8 @@ pub fn conclude(report: &BatchReport, targets: &ReportArgs, context: &Context) -
         if let Some(path) = path
             && let Err(error) = write_atomically(path, &contents)
         {
-            eprintln!("{}: cannot write {}: {error}", context.err.error("error"), path.display());
-            outcome = outcome.worst(Outcome::Environment);
+            outcome =
+                outcome.worst(context.fail(format!("cannot write {}: {error}", path.display()), Outcome::Environment));
         }
     }
     if targets.json {
@@ -196,4 +297,45 @@ pub fn conclude(report: &BatchReport, targets: &ReportArgs, context: &Context) -
         outcome = outcome.worst(Outcome::DeviceFailure);
     }
     outcome
+}
+
+/// Runs `devices` with Ctrl-C handling and concludes with the reports.
+pub fn run_jobs(devices: Vec<DeviceJob>, options: &BatchOptions, reports: &ReportArgs, context: &Context) -> Outcome {
+    match context.runtime() {
+        Ok(runtime) => run_jobs_in(&runtime, devices, options, reports, context),
+        Err(outcome) => outcome,
+    }
+}
+
+/// [`run_jobs`] on a runtime the caller owns (the demo's simulators run on it).
+pub fn run_jobs_in(
+    runtime: &tokio::runtime::Runtime,
+    devices: Vec<DeviceJob>,
+    options: &BatchOptions,
+    reports: &ReportArgs,
+    context: &Context,
+) -> Outcome {
+    let view = BatchView::new(devices.len(), reports.json, context);
+    let result = runtime.block_on(async {
+        let (cancel_tx, cancel) = watch::channel(false);
+        let quiet = context.quiet;
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                if !quiet {
+                    eprintln!("stopping: no new device starts; running devices stop before their next step (Ctrl-C again to abort)");
+                }
+                let _ = cancel_tx.send(true);
+                // A second Ctrl-C ends at once, as users expect.
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        run_batch(devices, options, view.clone() as Arc<_>, cancel).await
+    });
+    view.finish();
+    match result {
+        Ok(report) => conclude(&report, reports, context),
+        Err(error) => context.fail_with(&error),
+    }
 }

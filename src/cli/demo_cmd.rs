@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::batch_cmd::run_jobs_in;
-use super::batch_view::ReportArgs;
-use super::profile_cmd::report_error;
+use super::batch_view::{ReportArgs, run_jobs_in};
 use super::{Context, Outcome};
 use crate::pipeline::batch::BatchOptions;
 use crate::pipeline::device::DeviceJob;
@@ -55,8 +53,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
     let workdir = match &args.keep {
         Some(dir) => {
             if let Err(error) = std::fs::create_dir_all(dir) {
-                eprintln!("{}: cannot create {}: {error}", context.err.error("error"), dir.display());
-                return Outcome::Environment;
+                return context.fail(format!("cannot create {}: {error}", dir.display()), Outcome::Environment);
             }
             dir.clone()
         }
@@ -66,17 +63,18 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
                 temporary.path().to_path_buf()
             }
             Err(error) => {
-                eprintln!("{}: cannot make a work folder: {error}", context.err.error("error"));
-                return Outcome::Environment;
+                return context.fail(format!("cannot make a work folder: {error}"), Outcome::Environment);
             }
         },
     };
     let profile = workdir.join("sim-netos.yaml");
     if let Err(error) = std::fs::write(&profile, SIM_PROFILE) {
-        eprintln!("{}: cannot write {}: {error}", context.err.error("error"), profile.display());
-        return Outcome::Environment;
+        return context.fail(format!("cannot write {}: {error}", profile.display()), Outcome::Environment);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = match context.runtime() {
+        Ok(runtime) => runtime,
+        Err(outcome) => return outcome,
+    };
     let spec = BenchSpec {
         devices: usize::from(args.devices),
         scenario: args.scenario,
@@ -88,8 +86,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
     let bench = match runtime.block_on(bench::start(&workdir, &spec)) {
         Ok(bench) => bench,
         Err(error) => {
-            eprintln!("{}: cannot start the simulated bench: {error}", context.err.error("error"));
-            return Outcome::Environment;
+            return context.fail(format!("cannot start the simulated bench: {error}"), Outcome::Environment);
         }
     };
     if !context.quiet && !args.reports.json {
@@ -102,18 +99,12 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
     }
     let inventory = match Inventory::load(&bench.inventory) {
         Ok(inventory) => inventory,
-        Err(error) => return report_error(&error, context),
+        Err(error) => return context.fail_profile(&error),
     };
     let devices: Vec<DeviceJob> = inventory
         .devices
         .iter()
-        .map(|d| DeviceJob {
-            name: d.name.clone(),
-            profile_path: d.profile.clone().unwrap_or_else(|| profile.clone()),
-            values: d.values.clone(),
-            port: d.port.as_ref().map(PathBuf::from),
-            strict: false,
-        })
+        .map(|d| DeviceJob::from_inventory(&inventory, d, d.profile.clone().unwrap_or_else(|| profile.clone()), false))
         .collect();
     let options = BatchOptions { jobs: args.jobs, journal: Some(workdir.join("journal.jsonl")), resume: false };
     let outcome = run_jobs_in(&runtime, devices, &options, &args.reports, context);

@@ -2,14 +2,12 @@
 //! inventory row (`--inventory F --device NAME`) and `--set k=v` pairs on top.
 //! Shared by `profile show`, `serial dialog` and `run`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::profile_cmd::report_error;
 use super::{Context, Outcome};
-use crate::profile::{self, Device, Inventory};
+use crate::profile::{self, Device, DeviceValues, Inventory};
 
 #[derive(Debug, Args)]
 pub struct DeviceValueArgs {
@@ -28,26 +26,24 @@ impl DeviceValueArgs {
     /// The device's inventory row (when one was named) and its values with
     /// the `--set` pairs on top. Errors are printed; the outcome says how
     /// the command ends.
-    pub fn resolve(&self, context: &Context) -> Result<(Option<Device>, BTreeMap<String, String>), Outcome> {
-        let mut values = BTreeMap::new();
+    pub fn resolve(&self, context: &Context) -> Result<(Option<Device>, DeviceValues), Outcome> {
+        let mut values = DeviceValues::new();
         let mut found = None;
         if let (Some(path), Some(name)) = (&self.inventory, &self.device) {
-            let inventory = Inventory::load(path).map_err(|error| report_error(&error, context))?;
+            let inventory = Inventory::load(path).map_err(|error| context.fail_profile(&error))?;
             let Some(device) = inventory.device(name) else {
                 let names: Vec<&str> = inventory.devices.iter().map(|d| d.name.as_str()).collect();
-                eprintln!("{}: no device `{name}` in {}", context.err.error("error"), inventory.path.display());
+                let mut message = format!("no device `{name}` in {}", inventory.path.display());
                 if let Some(guess) = profile::problem::did_you_mean(name, names.iter().copied()) {
-                    eprintln!("  help: did you mean `{guess}`?");
+                    message.push_str(&format!("\n  help: did you mean `{guess}`?"));
                 }
-                return Err(Outcome::BadInput);
+                return Err(context.fail(message, Outcome::BadInput));
             };
-            values.extend(device.values.clone());
+            values.extend(DeviceValues::from_inventory(&inventory, device));
             found = Some(device.clone());
         }
-        let set = profile::parse_set_pairs(&self.set).map_err(|message| {
-            eprintln!("{}: {message}", context.err.error("error"));
-            Outcome::BadInput
-        })?;
+        let set =
+            DeviceValues::from_set_pairs(&self.set).map_err(|message| context.fail(message, Outcome::BadInput))?;
         values.extend(set);
         Ok((found, values))
     }

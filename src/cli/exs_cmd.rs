@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::exs::config_file::{self, ConfigRules, Severity};
-use crate::exs::frame::{self, Form, Frame, Framing};
-use crate::exs::job::{ExchangeReport, FailureKind, TftpManageJob};
+use crate::exs::frame::{Form, Frame};
+use crate::exs::job::{ExchangeReport, TftpManageJob};
 use crate::exs::message_type::{self, ALARM, TFTP_MANAGE};
 use crate::exs::tftp_manage::{RequestIcb, ResponseIcb, ResponseLayout, TftpManageRequest, TftpManageResponse};
 use crate::exs::{ClientEvent, trace};
+use crate::failure::{Classify, FailureClass};
 use crate::profile::{ExsChecksum, ExsMarkerRule, HumanDuration, Template, TftpManage, TftpQuery};
 
 #[derive(Debug, Subcommand)]
@@ -62,8 +64,10 @@ pub struct TftpManageArgs {
     /// Local matrix TFTP server IPv4 address.
     #[arg(long, value_name = "IP")]
     local_server: Option<String>,
+    /// Adjacent (standby) matrix configuration file name on the TFTP server (at most 127 characters).
     #[arg(long, value_name = "PATH")]
     adjacent_config: Option<String>,
+    /// Adjacent (standby) matrix TFTP server IPv4 address.
     #[arg(long, value_name = "IP")]
     adjacent_server: Option<String>,
     /// Load timestamp as hex bytes, when the configuration file has none.
@@ -175,14 +179,6 @@ pub fn run(command: ExsCommand, context: &Context) -> Outcome {
     }
 }
 
-fn outcome_of(kind: FailureKind) -> Outcome {
-    match kind {
-        FailureKind::BadInput => Outcome::BadInput,
-        FailureKind::Environment => Outcome::Environment,
-        FailureKind::Device => Outcome::DeviceFailure,
-    }
-}
-
 fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
     let template = |value: Option<String>| value.map(Template);
     // The CLI builds the profile step and runs it like the pipeline does.
@@ -208,33 +204,24 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
     };
     let job = match TftpManageJob::from_step(&step, None, Path::new(".")) {
         Ok(job) => job,
-        Err(error) => return fail(&error.to_string(), FailureKind::BadInput, args.json, context),
+        Err(error) => return fail(&error, args.json, context),
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match context.runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            return fail(
-                &format!("cannot start the async runtime: {error}"),
-                FailureKind::Environment,
-                args.json,
-                context,
-            );
-        }
+        Err(outcome) => return outcome,
     };
     let json = args.json;
-    let out = context.out;
-    let mut print = |exchange: &ExchangeReport| {
-        if !json {
-            print_exchange(exchange, &out);
-        }
-    };
-    let result = runtime.block_on(crate::exs::run_tftp_manage(&job, &mut print));
+    let view = TaskView::new(json || context.quiet);
+    let result = runtime.block_on(crate::exs::run_tftp_manage(&job, &view));
     match result {
         Ok(report) => {
             let outcome = if report.succeeded() { Outcome::Success } else { Outcome::DeviceFailure };
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("report is JSON"));
+                context.print_json(&report);
                 return outcome;
+            }
+            for exchange in &report.exchanges {
+                print_exchange(exchange, &context.out);
             }
             if let Some(check) = &report.config_check {
                 for problem in &check.problems {
@@ -263,32 +250,27 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
             }
             outcome
         }
-        Err(error) => fail(&error.to_string(), error.kind(), json, context),
+        Err(error) => fail(&error, json, context),
     }
 }
 
-fn fail(message: &str, kind: FailureKind, json: bool, context: &Context) -> Outcome {
+fn fail<E: Classify + std::fmt::Display>(error: &E, json: bool, context: &Context) -> Outcome {
+    let class = error.class();
     if json {
-        let kind_name = match kind {
-            FailureKind::BadInput => "bad-input",
-            FailureKind::Environment => "environment",
-            FailureKind::Device => "device",
-        };
-        println!("{}", serde_json::json!({ "error": message, "kind": kind_name }));
-    } else {
-        eprintln!("{}: {message}", context.err.error("error"));
-        let hint = match kind {
-            FailureKind::BadInput => "check the arguments; nothing was sent",
-            FailureKind::Environment => "check that the file exists and is readable",
-            FailureKind::Device => {
-                "check the address and port (send to the controller card's own IP), the --checksum rule, and -vv for the frames"
-            }
-        };
-        eprintln!("  {} {hint}", context.err.dim("help:"));
+        println!("{}", serde_json::json!({ "error": error.to_string(), "class": class }));
+        return Outcome::from(class);
     }
-    outcome_of(kind)
+    let outcome = context.fail_with(error);
+    let hint = match class {
+        FailureClass::Input => "check the arguments; nothing was sent",
+        FailureClass::Environment => "check that the file exists and is readable",
+        FailureClass::Device => {
+            "check the address and port (send to the controller card's own IP), the --checksum rule, and -vv for the frames"
+        }
+    };
+    eprintln!("  {} {hint}", context.err.dim("help:"));
+    outcome
 }
-
 fn describe_event(event: &ClientEvent) -> String {
     match event {
         ClientEvent::Answered { message, seq, .. } => format!("answered {message} seq {seq} from the controller"),
@@ -377,37 +359,26 @@ fn decode(args: DecodeArgs, context: &Context) -> Outcome {
     let text = args.hex.join(" ");
     let bytes = match trace::parse_hex(&text) {
         Ok(bytes) => bytes,
-        Err(error) => return fail(&error.to_string(), FailureKind::BadInput, args.json, context),
+        Err(error) => return fail(&error, args.json, context),
     };
-    // Read with no checksum rule, then verify separately, so a wrong
-    // checksum is shown next to the fields instead of hiding them.
-    let lenient = Framing { checksum: ExsChecksum::None, marker_rule: ExsMarkerRule::SendRaw };
-    let (form, frames) = match trace::decode_all(&lenient, &bytes) {
+    let (form, frames) = match trace::decode_checked(&bytes, args.checksum.into()) {
         Ok(decoded) => decoded,
-        Err(error) => return fail(&error.to_string(), FailureKind::BadInput, args.json, context),
+        Err(error) => return fail(&error, args.json, context),
     };
-    let rule: ExsChecksum = args.checksum.into();
-    let mut offset = 0;
-    let mut decoded = Vec::new();
-    for frame in &frames {
-        let size = frame.length() + 2 + if form == Form::Wire { 2 } else { 0 };
-        let checksum = (form == Form::Wire).then(|| {
-            let received = bytes[offset + size - 1];
-            let mut counted = Vec::new();
-            let _ = lenient.encode_trace(frame, &mut counted);
-            let expected = frame::checksum(rule, &counted[2..]);
-            ChecksumReport {
-                received: format!("{received:#04x}"),
-                expected: expected.map(|e| format!("{e:#04x}")),
-                ok: expected.is_none_or(|e| e == received),
-            }
-        });
-        offset += size;
-        decoded.push(describe_frame(frame, form, checksum, args.from));
-    }
+    let decoded: Vec<DecodedFrame> = frames
+        .iter()
+        .map(|(frame, check)| {
+            let checksum = check.map(|c| ChecksumReport {
+                received: format!("{:#04x}", c.received),
+                expected: c.expected.map(|e| format!("{e:#04x}")),
+                ok: c.ok(),
+            });
+            describe_frame(frame, form, checksum, args.from)
+        })
+        .collect();
     let bad_checksum = decoded.iter().any(|d| d.checksum.as_ref().is_some_and(|c| !c.ok));
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&decoded).expect("frames are JSON"));
+        context.print_json(&decoded);
     } else {
         for (i, frame) in decoded.iter().enumerate() {
             print_decoded(i + 1, frame, context);
@@ -497,8 +468,8 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
     let bytes = match std::fs::read(&args.file) {
         Ok(bytes) => bytes,
         Err(error) => {
-            let message = format!("cannot read {}: {error}", args.file.display());
-            return fail(&message, FailureKind::Environment, args.json, context);
+            let error = ReadError { path: args.file.clone(), error };
+            return fail(&error, args.json, context);
         }
     };
     let message_timestamp = match (args.message_timestamp, args.no_message_timestamp) {
@@ -517,7 +488,7 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
             report: &'a config_file::ConfigReport,
         }
         let json = Json { file: &args.file, accepted: !report.has_errors(), report: &report };
-        println!("{}", serde_json::to_string_pretty(&json).expect("report is JSON"));
+        context.print_json(&json);
         return outcome;
     }
     let file = args.file.display();
@@ -551,4 +522,18 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
         println!("{file}: {} ({errors} errors, {warnings} warnings)", context.out.error("would be refused"));
     }
     outcome
+}
+
+/// A file named on the command line that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}: {error}", path.display())]
+struct ReadError {
+    path: std::path::PathBuf,
+    error: std::io::Error,
+}
+
+impl Classify for ReadError {
+    fn class(&self) -> FailureClass {
+        FailureClass::Environment
+    }
 }

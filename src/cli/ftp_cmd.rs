@@ -1,15 +1,14 @@
 //! `flashline ftp put`: verified uploads with a progress bar per file on a
 //! terminal, plain lines otherwise, or a JSON report.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
+use super::progress_view::TaskView;
 use super::{Context, Outcome};
-use crate::ftp::{self, Credential, FtpError, FtpEvent, UploadFile, UploadSpec};
+use crate::failure::Classify;
+use crate::ftp::{self, Credential, FtpError, UploadFile, UploadSpec};
 use crate::net::{ProbeMethod, resolve_ipv4};
 use crate::profile::{FtpMode, FtpVerify, HumanDuration};
 
@@ -44,6 +43,7 @@ pub struct PutArgs {
     /// Device address (IPv4 or a name).
     #[arg(long)]
     host: String,
+    /// The device's FTP port.
     #[arg(long, default_value_t = 21)]
     port: u16,
     /// User name; its password comes from --password-env.
@@ -76,11 +76,13 @@ pub struct PutArgs {
     /// After each session, wait for the device to go down and come back.
     #[arg(long)]
     wait_for_restart: bool,
+    /// How long the device may take to go down and come back (with --wait-for-restart).
     #[arg(long, default_value = "90s", value_name = "DURATION")]
     restart_timeout: HumanDuration,
     /// Extra attempts after a dropped connection.
     #[arg(long, default_value_t = 3)]
     retries: u32,
+    /// How long to wait for the control connection and the server's greeting.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     connect_timeout: HumanDuration,
     /// Report each file's SHA-256, computed while sending (always done for --verify readback).
@@ -107,15 +109,14 @@ fn factory_candidates() -> Vec<Credential> {
 
 fn put(args: PutArgs, context: &Context) -> Outcome {
     if args.remote.is_some() && args.files.len() > 1 {
-        eprintln!("{}: --remote names one file; {} were given", context.err.error("error"), args.files.len());
-        return Outcome::BadInput;
+        return context.fail(format!("--remote names one file; {} were given", args.files.len()), Outcome::BadInput);
     }
     let credentials = match (&args.user, &args.password_env) {
         (Some(user), Some(var)) => match std::env::var(var) {
             Ok(password) => vec![Credential { user: user.clone(), password }],
             Err(_) => {
-                eprintln!("{}: environment variable `{var}` (--password-env) is not set", context.err.error("error"));
-                return Outcome::BadInput;
+                return context
+                    .fail(format!("environment variable `{var}` (--password-env) is not set"), Outcome::BadInput);
             }
         },
         _ => factory_candidates(),
@@ -126,19 +127,19 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
             (Some(remote), _) => remote.clone(),
             (None, Some(name)) => name.to_string_lossy().into_owned(),
             (None, None) => {
-                eprintln!("{}: `{}` is not a file name", context.err.error("error"), path.display());
-                return Outcome::BadInput;
+                return context.fail(format!("`{}` is not a file name", path.display()), Outcome::BadInput);
             }
         };
         files.push(UploadFile { local: path.clone(), remote });
     }
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
+    let runtime = match context.runtime() {
+        Ok(runtime) => runtime,
+        Err(outcome) => return outcome,
+    };
     let host = match runtime.block_on(resolve_ipv4(&args.host)) {
         Ok(host) => host,
         Err(error) => {
-            eprintln!("{}: {error}", context.err.error("error"));
-            return Outcome::BadInput;
+            return context.fail(format!("{error}"), Outcome::BadInput);
         }
     };
     let spec = UploadSpec {
@@ -165,16 +166,13 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
         hash: args.hash,
         tls: args.tls.then(|| ftp::TlsSettings { ca_file: args.tls_ca.clone(), name: args.tls_name.clone() }),
     };
-    let bars = !args.json && !context.quiet && std::io::stderr().is_terminal();
-    let mut display = Display { bar: None, bars, quiet: context.quiet || args.json };
-    let result = runtime.block_on(ftp::upload(&spec, &mut |event| display.show(event)));
-    if let Some(bar) = display.bar.take() {
-        bar.finish_and_clear();
-    }
+    let view = TaskView::new(context.quiet || args.json);
+    let result = runtime.block_on(ftp::upload(&spec, &view));
+    view.finish();
     match result {
         Ok(report) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report).expect("report is JSON"));
+                context.print_json(&report);
             } else {
                 for file in &report.files {
                     let hash = file.sha256.as_deref().map(|h| format!("  sha256 {}", &h[..16])).unwrap_or_default();
@@ -197,78 +195,21 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
 }
 
 fn report_error(error: &FtpError, json: bool, context: &Context) -> Outcome {
-    let class = error.class();
     if json {
-        let value = serde_json::json!({
+        context.print_json(&serde_json::json!({
             "ok": false,
-            "class": class,
+            "class": error.class(),
             "error": error.to_string(),
             "finding": error.finding(),
-        });
-        println!("{}", serde_json::to_string_pretty(&value).expect("JSON"));
-    } else {
-        eprintln!("{}: {error}", context.err.error("error"));
-        if let Some(finding) = error.finding() {
-            eprintln!("  finding: {}", finding.code.as_str());
-            for advice in &finding.advice {
-                eprintln!("  - {advice}");
-            }
+        }));
+        return Outcome::from(error.class());
+    }
+    let outcome = context.fail_with(error);
+    if let Some(finding) = error.finding() {
+        eprintln!("  finding: {}", finding.code.as_str());
+        for advice in &finding.advice {
+            eprintln!("  - {advice}");
         }
     }
-    Outcome::from(class)
-}
-
-/// Turns upload events into a progress bar (terminal) or plain lines.
-struct Display {
-    bar: Option<ProgressBar>,
-    bars: bool,
-    quiet: bool,
-}
-
-impl Display {
-    fn show(&mut self, event: FtpEvent) {
-        match event {
-            FtpEvent::FileStarted { remote, total } if self.bars => {
-                let bar = ProgressBar::new(total);
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{msg:12} {bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-                    )
-                    .expect("a valid template"),
-                );
-                bar.set_message(remote);
-                bar.enable_steady_tick(Duration::from_millis(200));
-                self.bar = Some(bar);
-            }
-            FtpEvent::Bytes { sent, .. } => {
-                if let Some(bar) = &self.bar {
-                    bar.set_position(sent);
-                }
-            }
-            FtpEvent::FileDone { .. } => {
-                if let Some(bar) = self.bar.take() {
-                    bar.finish_and_clear();
-                }
-            }
-            other if !self.quiet => {
-                let line = match other {
-                    FtpEvent::Connected { host, port, banner } => format!("connected to {host}:{port}: {banner}"),
-                    FtpEvent::LoggedIn { user } => format!("logged in as {user}"),
-                    FtpEvent::FileStarted { remote, total } => format!("sending {remote} ({total} bytes)"),
-                    FtpEvent::Retrying { remote, attempt, reason, .. } => {
-                        format!("{remote}: attempt {attempt} after: {reason}")
-                    }
-                    FtpEvent::Verified { remote, how } => format!("{remote}: verified ({how})"),
-                    FtpEvent::WaitingForRestart { host } => format!("waiting for {host} to restart"),
-                    FtpEvent::Restarted { host, after } => format!("{host} is back after {:.1} s", after.as_secs_f64()),
-                    FtpEvent::Bytes { .. } | FtpEvent::FileDone { .. } => return,
-                };
-                match &self.bar {
-                    Some(bar) => bar.println(line),
-                    None => eprintln!("{line}"),
-                }
-            }
-            _ => {}
-        }
-    }
+    outcome
 }

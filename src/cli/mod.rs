@@ -8,6 +8,7 @@
 
 mod batch_cmd;
 mod batch_view;
+mod context;
 #[cfg(feature = "sim")]
 mod demo_cmd;
 mod device_values;
@@ -16,8 +17,10 @@ mod ftp_cmd;
 mod net_cmd;
 mod output;
 mod profile_cmd;
+mod progress_view;
 mod run_cmd;
 mod serial_cmd;
+mod shell_cmd;
 #[cfg(feature = "sim")]
 mod sim_cmd;
 #[cfg(feature = "sim")]
@@ -27,6 +30,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::failure::FailureClass;
+
+pub use context::Context;
 pub use output::Painter;
 
 /// How an invocation ended, which decides the exit code.
@@ -41,35 +47,35 @@ pub enum Outcome {
     Environment,
 }
 
-impl From<crate::ftp::FailureClass> for Outcome {
-    fn from(class: crate::ftp::FailureClass) -> Outcome {
+impl From<FailureClass> for Outcome {
+    fn from(class: FailureClass) -> Outcome {
         match class {
-            crate::ftp::FailureClass::Device => Outcome::DeviceFailure,
-            crate::ftp::FailureClass::Input => Outcome::BadInput,
-            crate::ftp::FailureClass::Environment => Outcome::Environment,
+            FailureClass::Device => Outcome::DeviceFailure,
+            FailureClass::Input => Outcome::BadInput,
+            FailureClass::Environment => Outcome::Environment,
         }
     }
 }
 
 impl Outcome {
-    pub fn exit_code(self) -> u8 {
+    /// The failure class, for every outcome but success.
+    pub fn class(self) -> Option<FailureClass> {
         match self {
-            Outcome::Success => 0,
-            Outcome::DeviceFailure => 1,
-            Outcome::BadInput => 2,
-            Outcome::Environment => 3,
+            Outcome::Success => None,
+            Outcome::DeviceFailure => Some(FailureClass::Device),
+            Outcome::BadInput => Some(FailureClass::Input),
+            Outcome::Environment => Some(FailureClass::Environment),
         }
+    }
+
+    /// 0 for success, else the class's code (see [`FailureClass::exit_code`]).
+    pub fn exit_code(self) -> u8 {
+        self.class().map_or(0, FailureClass::exit_code)
     }
 
     /// The more serious of two outcomes (environment > input > device > ok).
     pub fn worst(self, other: Outcome) -> Outcome {
-        let rank = |o: Outcome| match o {
-            Outcome::Success => 0,
-            Outcome::DeviceFailure => 1,
-            Outcome::BadInput => 2,
-            Outcome::Environment => 3,
-        };
-        if rank(other) > rank(self) { other } else { self }
+        if other.exit_code() > self.exit_code() { other } else { self }
     }
 }
 
@@ -132,13 +138,10 @@ enum Command {
     Ftp(ftp_cmd::FtpCommand),
     /// Explain why a device that pings refuses FTP (or another service), with advice.
     Diagnose(net_cmd::DiagnoseArgs),
-}
-
-/// What every subcommand gets: how to print, and how much.
-pub struct Context {
-    pub out: Painter,
-    pub err: Painter,
-    pub quiet: bool,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(shell_cmd::CompletionsArgs),
+    /// Write man pages (flashline.1 and one per subcommand) into a folder.
+    Manpage(shell_cmd::ManpageArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -157,6 +160,7 @@ pub fn main() -> ExitCode {
         out: Painter::for_stream(cli.color, output::Stream::Stdout),
         err: Painter::for_stream(cli.color, output::Stream::Stderr),
         quiet: cli.quiet,
+        verbose: cli.verbose,
     };
     let outcome = match cli.command {
         Command::Profile(command) => profile_cmd::run(command, &context),
@@ -171,14 +175,19 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => net_cmd::probe(args, &context),
         Command::Ftp(command) => ftp_cmd::run(command, &context),
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),
+        Command::Completions(args) => shell_cmd::completions(args),
+        Command::Manpage(args) => shell_cmd::manpage(args, &context),
     };
     ExitCode::from(outcome.exit_code())
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
+    // The simulators' own logs (and their FTP server library's: a client
+    // that hangs up is a WARN there) sit one level below the user's: the demo
+    // shows the bench's progress, not its servers' chatter, unless -v asks.
     let level = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        (false, 0) => "warn,libunftp=error,unftp_sbe_fs=error,flashline::sim=error",
         (false, 1) => "info",
         (false, 2) => "debug",
         _ => "trace",
@@ -199,4 +208,31 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_filter(filter)
         .with_filter(no_ftp_commands);
     let _ = tracing_subscriber::registry().with(layer).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every option and argument of every subcommand says what it is for
+    /// (`run --help` once showed `--resume` and `--strict` bare).
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.get_help().is_none() && arg.get_long_help().is_none() && id != "help" && id != "version" {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "flashline", &mut missing);
+        assert!(missing.is_empty(), "options without help:\n{}", missing.join("\n"));
+    }
 }

@@ -5,18 +5,19 @@
 //! 2 bad arguments or profile, 3 environment (no raw sockets with
 //! `--method syn`, a name that does not resolve).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::net::diagnose::FindingCode;
 use crate::net::report::{Investigation, NetReport, investigate};
 use crate::net::service::Credential;
-use crate::net::{NetError, PortState, ProbeMethod, ProbeOptions, Prober, resolve_ipv4};
-use crate::profile::{self, CheckOptions, HumanDuration, ResolveMode, Step};
+use crate::net::{PortState, ProbeMethod, ProbeOptions, Prober, resolve_ipv4};
+use crate::profile::{self, CheckOptions, DeviceValues, HumanDuration, ResolveMode, Step};
+use crate::progress::Silent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {
@@ -84,6 +85,7 @@ pub struct DiagnoseArgs {
     /// How long to keep trying for the services to come up before concluding.
     #[arg(long, default_value = "3s", value_name = "DURATION")]
     timeout: HumanDuration,
+    /// `syn` (half-open, needs CAP_NET_RAW, takes no FTP session), `connect`, or `auto` (syn when allowed).
     #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
     method: MethodArg,
     /// Print the report as JSON (a stable contract).
@@ -134,10 +136,6 @@ fn parse_service(text: &str) -> Result<u16, String> {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
-}
-
 pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
     let spec = |target| Investigation {
         target,
@@ -152,20 +150,19 @@ pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
         timeout: if args.wait_until.is_some() { args.timeout.0 } else { Duration::ZERO },
         probe: ProbeOptions { timeout: args.answer_timeout.0, retries: 1 },
     };
-    let report = runtime().block_on(async {
+    let runtime = match context.runtime() {
+        Ok(runtime) => runtime,
+        Err(outcome) => return outcome,
+    };
+    let live = TaskView::new(args.json || context.quiet || args.wait_until.is_none());
+    let report = runtime.block_on(async {
         let target = resolve_ipv4(&args.host).await?;
         let prober = Prober::new(args.method.into())?;
-        let live = !args.json && !context.quiet && args.wait_until.is_some();
-        investigate(&spec(target), &prober, &mut |event| {
-            if live {
-                eprintln!("{}", context.err.dim(&format!("{:>7} ms  {}", event.t_ms, event.event)));
-            }
-        })
-        .await
+        investigate(&spec(target), &prober, &live).await
     });
     let report = match report {
         Ok(report) => report,
-        Err(error) => return environment_error(&error, context),
+        Err(error) => return context.fail_with(&error),
     };
     print_report(&report, args.json, context, false);
     match report.reached {
@@ -193,7 +190,11 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
     if services.is_empty() {
         services.push(21);
     }
-    let report = runtime().block_on(async {
+    let runtime = match context.runtime() {
+        Ok(runtime) => runtime,
+        Err(outcome) => return outcome,
+    };
+    let report = runtime.block_on(async {
         let target = resolve_ipv4(&args.host).await?;
         let prober = Prober::new(args.method.into())?;
         let spec = Investigation {
@@ -206,11 +207,11 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
             timeout: args.timeout.0,
             probe: ProbeOptions::default(),
         };
-        investigate(&spec, &prober, &mut |_| {}).await
+        investigate(&spec, &prober, &Silent).await
     });
     let report = match report {
         Ok(report) => report,
-        Err(error) => return environment_error(&error, context),
+        Err(error) => return context.fail_with(&error),
     };
     print_report(&report, args.json, context, true);
     if report.finding.code == FindingCode::Ready { Outcome::Success } else { Outcome::DeviceFailure }
@@ -223,14 +224,12 @@ fn profile_facts(
     set: &[String],
     context: &Context,
 ) -> Result<(Vec<u16>, Vec<Credential>), Outcome> {
-    let loaded = profile::load(path, CheckOptions::default())
-        .map_err(|error| super::profile_cmd::report_error(&error, context))?;
-    let mut values = BTreeMap::from([("ip".to_string(), host.to_string())]);
-    match profile::parse_set_pairs(set) {
+    let loaded = context.load_profile(path, CheckOptions::default())?;
+    let mut values = DeviceValues::from([("ip", host)]);
+    match DeviceValues::from_set_pairs(set) {
         Ok(pairs) => values.extend(pairs),
         Err(message) => {
-            eprintln!("{}: {message}", context.err.error("error"));
-            return Err(Outcome::BadInput);
+            return Err(context.fail(message, Outcome::BadInput));
         }
     }
     // Only the steps' credentials and ports are needed: fill in the device
@@ -239,9 +238,7 @@ fn profile_facts(
     let resolved = match profile::resolve(&loaded, &values, ResolveMode::Use) {
         Ok(resolved) => resolved,
         Err(problems) => {
-            for problem in &problems {
-                eprintln!("{}", context.err.problem(problem));
-            }
+            context.print_problems(&problems);
             eprintln!("  help: give the profile's variables with --set name=value");
             return Err(Outcome::BadInput);
         }
@@ -262,17 +259,9 @@ fn profile_facts(
     Ok((ports, credentials))
 }
 
-fn environment_error(error: &NetError, context: &Context) -> Outcome {
-    eprintln!("{}: {error}", context.err.error("error"));
-    match error {
-        NetError::Resolve { .. } => Outcome::BadInput,
-        _ => Outcome::Environment,
-    }
-}
-
 fn print_report(report: &NetReport, json: bool, context: &Context, with_timeline: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(report).expect("report is JSON"));
+        context.print_json(report);
         return;
     }
     let out = &context.out;

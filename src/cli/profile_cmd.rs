@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::device_values::DeviceValueArgs;
 use super::{Context, Outcome};
-use crate::profile::{self, CheckOptions, Problem, ProfileError, ResolveMode, Severity};
+use crate::profile::{self, CheckOptions, Problem, ResolveMode, Severity};
 
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
@@ -54,7 +54,7 @@ pub fn run(command: ProfileCommand, context: &Context) -> Outcome {
         ProfileCommand::Check(args) => check(args, context),
         ProfileCommand::Schema => {
             let schema = profile::schema();
-            println!("{}", serde_json::to_string_pretty(&schema).expect("schema is JSON"));
+            context.print_json(&schema);
             Outcome::Success
         }
         ProfileCommand::Show(args) => show(args, context),
@@ -95,12 +95,12 @@ fn check(args: CheckArgs, context: &Context) -> Outcome {
         reports.push(report);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports).expect("report is JSON"));
+        context.print_json(&reports);
         return outcome;
     }
     for report in &reports {
         if let Some(error) = &report.read_error {
-            eprintln!("{}: {error}", context.err.error("error"));
+            context.fail(error, Outcome::Environment);
             continue;
         }
         for problem in &report.problems {
@@ -142,14 +142,12 @@ fn plural_counts(errors: usize, warnings: usize) -> String {
 }
 
 fn show(args: ShowArgs, context: &Context) -> Outcome {
-    let loaded = match profile::load(&args.file, CheckOptions { strict: args.strict }) {
+    let loaded = match context.load_profile(&args.file, CheckOptions { strict: args.strict }) {
         Ok(loaded) => loaded,
-        Err(error) => return report_error(&error, context),
+        Err(outcome) => return outcome,
     };
     if !context.quiet {
-        for warning in &loaded.warnings {
-            eprintln!("{}", context.err.problem(warning));
-        }
+        context.print_problems(&loaded.warnings);
     }
     let (found, values) = match args.device.resolve(context) {
         Ok(found) => found,
@@ -158,31 +156,27 @@ fn show(args: ShowArgs, context: &Context) -> Outcome {
     if let Some(named) = found.as_ref().and_then(|d| d.profile.as_ref())
         && !same_file(named, &args.file)
     {
-        eprintln!(
-            "{}: device `{}` names profile {}, not {}",
-            context.err.warning("warning"),
+        context.warn(format!(
+            "device `{}` names profile {}, not {}",
             found.as_ref().map_or("", |d| d.name.as_str()),
             named.display(),
             args.file.display()
-        );
+        ));
     }
     let resolved = match profile::resolve(&loaded, &values, ResolveMode::Display) {
         Ok(resolved) => resolved,
         Err(problems) => {
-            for problem in &problems {
-                eprintln!("{}", context.err.problem(problem));
-            }
+            context.print_problems(&problems);
             return Outcome::BadInput;
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&resolved).expect("profile is JSON"));
+        context.print_json(&resolved);
     } else {
         match serde_saphyr::to_string(&resolved) {
             Ok(text) => print!("{text}"),
             Err(error) => {
-                eprintln!("{}: cannot print the profile as YAML: {error}", context.err.error("error"));
-                return Outcome::Environment;
+                return context.fail(format!("cannot print the profile as YAML: {error}"), Outcome::Environment);
             }
         }
     }
@@ -193,22 +187,5 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
-    }
-}
-
-/// Prints a profile or inventory error and classifies it.
-pub(super) fn report_error(error: &ProfileError, context: &Context) -> Outcome {
-    match error {
-        ProfileError::Read { .. } => {
-            eprintln!("{}: {error}", context.err.error("error"));
-            Outcome::Environment
-        }
-        ProfileError::Invalid { problems, .. } => {
-            for problem in problems {
-                eprintln!("{}", context.err.problem(problem));
-            }
-            eprintln!("{}: {error}", context.err.error("error"));
-            Outcome::BadInput
-        }
     }
 }

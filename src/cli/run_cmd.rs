@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::batch_cmd::run_jobs;
-use super::batch_view::ReportArgs;
+use super::batch_view::{ReportArgs, run_jobs};
 use super::device_values::DeviceValueArgs;
 use super::{Context, Outcome};
 use crate::pipeline::batch::BatchOptions;
 use crate::pipeline::device::DeviceJob;
+use crate::profile::ValueSource;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -25,8 +25,10 @@ pub struct RunArgs {
     /// Journal file, so a rerun with --resume skips the steps done.
     #[arg(long, value_name = "F")]
     journal: Option<PathBuf>,
+    /// Continue the journal: skip the steps it holds as done (a finished unit is never flashed twice).
     #[arg(long, requires = "journal")]
     resume: bool,
+    /// Treat profile warnings (such as a clear-text password) as errors.
     #[arg(long)]
     strict: bool,
     #[command(flatten)]
@@ -42,10 +44,10 @@ pub fn run(args: RunArgs, context: &Context) -> Outcome {
     let mut name = found.map_or_else(|| "device".to_string(), |d| d.name);
     if let Some(path) = &args.port {
         port = Some(path.clone());
-        values.insert("port".into(), path.display().to_string());
+        values.insert("port", path.display().to_string(), ValueSource::CommandLine);
     }
     if let Some(given) = values.get("name") {
-        name = given.clone();
+        name = given.to_string();
     }
     let job = DeviceJob { name, profile_path: args.profile.clone(), values, port, strict: args.strict };
     let options = BatchOptions { jobs: 1, journal: args.journal.clone(), resume: args.resume };

@@ -2,23 +2,21 @@
 //! steps run alone, with a progress bar (bytes, rate, ETA) on a terminal and
 //! plain lines otherwise.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::device_values::DeviceValueArgs;
+use super::progress_view::TaskView;
 use super::{Context, Outcome};
+use crate::failure::Classify;
 use crate::profile::{
     self, CheckOptions, HumanDuration, LoadImage, ResolveMode, SerialSettings, Step, Template, TransferProtocol,
+    ValueSource,
 };
-use crate::progress::{Progress, ProgressEvent};
 use crate::serial::console::Console;
 use crate::serial::port::{self, PortError};
-use crate::serial::steps::{self, StepError};
+use crate::serial::steps;
 
 #[derive(Debug, Subcommand)]
 pub enum SerialCommand {
@@ -44,8 +42,10 @@ pub struct SendArgs {
     /// Serial port, e.g. /dev/ttyUSB0.
     #[arg(long, value_name = "PATH")]
     port: PathBuf,
+    /// Line speed in bits per second (8 data bits, no parity, 1 stop bit).
     #[arg(long, default_value_t = 9600, value_name = "B")]
     baud: u32,
+    /// `xmodem` (128-byte blocks, CRC-16 with checksum fallback), `xmodem-1k` or `ymodem` (with file name and size).
     #[arg(long, value_enum, default_value_t = ProtocolArg::Xmodem)]
     protocol: ProtocolArg,
     /// Wait for this regex (e.g. `Starting serial recovery`) before sending.
@@ -57,6 +57,7 @@ pub struct SendArgs {
     /// Wait for this regex after the transfer.
     #[arg(long, value_name = "REGEX")]
     end_text: Option<String>,
+    /// How long to wait for --end-text.
     #[arg(long, default_value = "30s")]
     end_timeout: HumanDuration,
     /// Tries per block before giving up.
@@ -83,12 +84,9 @@ pub struct DialogArgs {
 }
 
 pub fn run(command: SerialCommand, context: &Context) -> Outcome {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match context.runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("{}: cannot start the async runtime: {error}", context.err.error("error"));
-            return Outcome::Environment;
-        }
+        Err(outcome) => return outcome,
     };
     match command {
         SerialCommand::Send(args) => runtime.block_on(send(args, context)),
@@ -96,40 +94,22 @@ pub fn run(command: SerialCommand, context: &Context) -> Outcome {
     }
 }
 
-fn fail(context: &Context, message: impl std::fmt::Display, outcome: Outcome) -> Outcome {
-    eprintln!("{}: {message}", context.err.error("error"));
-    outcome
-}
-
 fn port_failure(context: &Context, error: PortError) -> Outcome {
-    let help = match &error {
-        PortError::InUse { .. } => "close the other program (minicom, screen, another flashline) or pick another port",
-        PortError::NotFound { .. } => "check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)",
-        _ => "check the port and your permissions",
-    };
-    fail(context, format!("{error}\n  help: {help}"), Outcome::Environment)
-}
-
-fn step_outcome(error: &StepError) -> Outcome {
-    match error {
-        StepError::BadPattern { .. } | StepError::ImageInvalid { .. } => Outcome::BadInput,
-        StepError::ImageUnreadable { .. } => Outcome::Environment,
-        _ => Outcome::DeviceFailure,
-    }
+    context.fail(format!("{error}\n  help: {}", error.help()), Outcome::from(error.class()))
 }
 
 fn write_transcript(path: Option<&PathBuf>, text: &str, context: &Context) {
     if let Some(path) = path
         && let Err(error) = std::fs::write(path, text)
     {
-        eprintln!("{}: cannot write the transcript to {}: {error}", context.err.warning("warning"), path.display());
+        context.warn(format!("cannot write the transcript to {}: {error}", path.display()));
     }
 }
 
 async fn send(args: SendArgs, context: &Context) -> Outcome {
     let file = match steps::read_image(&args.file) {
         Ok(file) => file,
-        Err(error) => return fail(context, &error, step_outcome(&error)),
+        Err(error) => return context.fail_with(&error),
     };
     let protocol = match args.protocol {
         ProtocolArg::Xmodem => TransferProtocol::Xmodem,
@@ -138,7 +118,7 @@ async fn send(args: SendArgs, context: &Context) -> Outcome {
     };
     for pattern in args.wait_for.iter().chain(args.end_text.iter()) {
         if let Err(error) = regex::bytes::Regex::new(pattern) {
-            return fail(context, format!("`{pattern}` is not a valid regex: {error}"), Outcome::BadInput);
+            return context.fail(format!("`{pattern}` is not a valid regex: {error}"), Outcome::BadInput);
         }
     }
     let settings = SerialSettings { baud: args.baud, ..SerialSettings::default() };
@@ -156,7 +136,7 @@ async fn send(args: SendArgs, context: &Context) -> Outcome {
         end_timeout: args.end_timeout,
         block_retries: args.block_retries,
     };
-    let progress = CliProgress::new(context.quiet);
+    let progress = TaskView::new(context.quiet);
     let mut console = Console::new(port);
     let result = steps::load_image(&mut console, &step, file, args.baud, &progress).await;
     progress.finish();
@@ -178,51 +158,44 @@ async fn send(args: SendArgs, context: &Context) -> Outcome {
             }
             Outcome::Success
         }
-        Err(error) => fail(context, &error, step_outcome(&error)),
+        Err(error) => context.fail_with(&error),
     }
 }
 
 async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
-    let loaded = match profile::load(&args.profile, CheckOptions::default()) {
+    let loaded = match context.load_profile(&args.profile, CheckOptions::default()) {
         Ok(loaded) => loaded,
-        Err(error @ profile::ProfileError::Read { .. }) => return fail(context, error, Outcome::Environment),
-        Err(profile::ProfileError::Invalid { problems, path }) => {
-            for problem in &problems {
-                eprintln!("{}", context.err.problem(problem));
-            }
-            return fail(context, format!("{} is not a valid profile", path.display()), Outcome::BadInput);
-        }
+        Err(outcome) => return outcome,
     };
     let (_, mut values) = match args.device.resolve(context) {
         Ok(found) => found,
         Err(outcome) => return outcome,
     };
     // The port opened is the device's `port`, unless `--set port=` says otherwise.
-    if !args.device.set.iter().any(|pair| pair.trim_start().starts_with("port=")) {
-        values.insert("port".into(), args.port.display().to_string());
+    if values.source("port") != Some(&ValueSource::CommandLine) {
+        values.insert("port", args.port.display().to_string(), ValueSource::CommandLine);
     }
-    let resolved = match profile::resolve(&loaded, &values, ResolveMode::Use) {
+    let Some(index) = loaded.profile.steps.iter().position(|s| matches!(s, Step::ConfigureNetwork(_))) else {
+        return context.fail(format!("{} has no configure_network step", args.profile.display()), Outcome::BadInput);
+    };
+    // Only this step's variables are needed: no image paths, no FTP password.
+    let resolved = match profile::resolve_step(&loaded, &values, ResolveMode::Use, index) {
         Ok(resolved) => resolved,
         Err(problems) => {
-            for problem in &problems {
-                eprintln!("{}", context.err.problem(problem));
-            }
+            context.print_problems(&problems);
             return Outcome::BadInput;
         }
     };
-    let Some(step) = resolved.steps.iter().find_map(|s| match s {
-        Step::ConfigureNetwork(step) => Some(step.clone()),
-        _ => None,
-    }) else {
-        return fail(context, format!("{} has no configure_network step", args.profile.display()), Outcome::BadInput);
+    let Step::ConfigureNetwork(step) = &resolved.steps[index] else {
+        unreachable!("step {index} is the configure_network step found above")
     };
     let port = match port::open(&args.port, &resolved.serial) {
         Ok(port) => port,
         Err(error) => return port_failure(context, error),
     };
-    let progress = CliProgress::new(context.quiet);
+    let progress = TaskView::new(context.quiet);
     let mut console = Console::new(port);
-    let result = steps::configure_network(&mut console, &step, &progress).await;
+    let result = steps::configure_network(&mut console, step, &progress).await;
     progress.finish();
     write_transcript(args.transcript.as_ref(), &console.transcript().render(), context);
     match result {
@@ -238,73 +211,6 @@ async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
             }
             Outcome::Success
         }
-        Err(error) => fail(context, format!("configure_network: {error}"), step_outcome(&error)),
-    }
-}
-
-/// Renders progress: an indicatif bar for transfers on a terminal, plain
-/// lines on stderr otherwise, nothing under --quiet.
-struct CliProgress {
-    terminal: bool,
-    quiet: bool,
-    bar: Mutex<Option<ProgressBar>>,
-}
-
-impl CliProgress {
-    fn new(quiet: bool) -> CliProgress {
-        CliProgress { terminal: std::io::stderr().is_terminal(), quiet, bar: Mutex::new(None) }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = self.bar.lock().expect("bar lock").take() {
-            bar.finish_and_clear();
-        }
-    }
-
-    fn line(&self, text: &str) {
-        match self.bar.lock().expect("bar lock").as_ref() {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
-        }
-    }
-}
-
-impl Progress for CliProgress {
-    fn report(&self, event: ProgressEvent) {
-        if self.quiet {
-            return;
-        }
-        match event {
-            ProgressEvent::Started { label, total, .. } => {
-                if self.terminal {
-                    let bar = ProgressBar::new(total.unwrap_or(0));
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-                        )
-                        .expect("a valid template")
-                        .progress_chars("=> "),
-                    );
-                    bar.set_message(label);
-                    bar.enable_steady_tick(Duration::from_millis(200));
-                    *self.bar.lock().expect("bar lock") = Some(bar);
-                } else {
-                    eprintln!("sending {label} ({} bytes)", total.unwrap_or(0));
-                }
-            }
-            ProgressEvent::Advanced { done, .. } => {
-                if let Some(bar) = self.bar.lock().expect("bar lock").as_ref() {
-                    bar.set_position(done);
-                }
-            }
-            ProgressEvent::Retried { detail, .. } => self.line(&format!("retry: {detail}")),
-            ProgressEvent::Note { text, .. } => self.line(&text),
-            ProgressEvent::Finished { done, elapsed, .. } => {
-                self.finish();
-                if !self.terminal {
-                    eprintln!("transfer ended after {done} bytes acknowledged in {:.1}s", elapsed.as_secs_f64());
-                }
-            }
-        }
+        Err(error) => context.fail(format!("configure_network: {error}"), Outcome::from(error.class())),
     }
 }

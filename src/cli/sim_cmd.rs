@@ -72,23 +72,20 @@ fn run_csp(args: CspArgs, context: &Context) -> Outcome {
     let adjacent_timestamp = match args.adjacent_timestamp.as_deref().map(trace::parse_hex).transpose() {
         Ok(value) => value,
         Err(error) => {
-            eprintln!("{}: --adjacent-timestamp: {error}", context.err.error("error"));
-            return Outcome::BadInput;
+            return context.fail(format!("--adjacent-timestamp: {error}"), Outcome::BadInput);
         }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("{}: cannot start the async runtime: {error}", context.err.error("error"));
-            return Outcome::Environment;
+            return context.fail(format!("cannot start the async runtime: {error}"), Outcome::Environment);
         }
     };
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(listener) => listener,
             Err(error) => {
-                eprintln!("{}: cannot listen on {}: {error}", context.err.error("error"), args.listen);
-                return Outcome::Environment;
+                return context.fail(format!("cannot listen on {}: {error}", args.listen), Outcome::Environment);
             }
         };
         let address = listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| a.to_string());

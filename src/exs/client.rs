@@ -28,6 +28,7 @@ use tokio::time::{Instant, timeout_at};
 use super::frame::{Frame, FrameError, Framing};
 use super::message_type::{self, ALARM, POLL};
 use super::trace::{format_trace, hex};
+use crate::failure::{Classify, FailureClass};
 use crate::profile::ExsMarkerRule;
 
 /// Opens (and reopens) the transport.
@@ -106,6 +107,21 @@ pub enum ClientError {
     Closed { message: String, seq: u8, peer: String, times: u32, reason: String },
     #[error("unreadable frame while {message} seq {seq} waited for its response: {source}; received: {received}")]
     BadFrame { message: String, seq: u8, source: FrameError, received: String },
+}
+
+impl Classify for ClientError {
+    /// A request that cannot be encoded carries values too big for the
+    /// frame (input); every other error is the controller's: it refused the
+    /// connection, stayed silent, closed it, or sent bytes that are no frame.
+    fn class(&self) -> FailureClass {
+        match self {
+            ClientError::Encode { .. } => FailureClass::Input,
+            ClientError::Connect { .. }
+            | ClientError::Timeout { .. }
+            | ClientError::Closed { .. }
+            | ClientError::BadFrame { .. } => FailureClass::Device,
+        }
+    }
 }
 
 fn seen_text(seen: &[String]) -> String {

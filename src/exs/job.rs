@@ -6,8 +6,8 @@
 //! Settings (filenames, server addresses, timestamp) go first, packed into as
 //! few messages as the 252-byte ICB limit allows, with Begin Download in the
 //! last of them; then each query goes alone, so that no answer can exceed the
-//! response limit (Status 0x0D). It does not print; it calls `on_exchange`
-//! after each answer so a caller can show progress.
+//! response limit (Status 0x0D). It does not print; it reports each exchange
+//! to a [`Progress`] as it goes.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -24,15 +24,12 @@ use super::tftp_manage::{
     TftpManageResponse,
 };
 use super::trace::{self, format_trace};
-use crate::profile::{TftpManage, TftpQuery};
+use crate::failure::{Classify, FailureClass};
+use crate::progress::{Progress, ProgressEvent, TaskKind};
 
-/// How a failure is classified (the CLI maps these to exit codes 2, 3, 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    BadInput,
-    Environment,
-    Device,
-}
+/// The kind of every task the job reports: one request and its answer.
+const EXCHANGE: TaskKind = TaskKind::ExsExchange;
+use crate::profile::{TftpManage, TftpQuery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExsError {
@@ -52,12 +49,13 @@ fn first_error(report: &ConfigReport) -> String {
     report.first_error().map_or_else(String::new, ToString::to_string)
 }
 
-impl ExsError {
-    pub fn kind(&self) -> FailureKind {
+impl Classify for ExsError {
+    fn class(&self) -> FailureClass {
         match self {
-            ExsError::BadInput { .. } | ExsError::ConfigFile { .. } => FailureKind::BadInput,
-            ExsError::ReadConfig { .. } => FailureKind::Environment,
-            ExsError::Client { .. } | ExsError::Response { .. } => FailureKind::Device,
+            ExsError::BadInput { .. } | ExsError::ConfigFile { .. } => FailureClass::Input,
+            ExsError::ReadConfig { .. } => FailureClass::Environment,
+            ExsError::Client { source, .. } => source.class(),
+            ExsError::Response { .. } => FailureClass::Device,
         }
     }
 }
@@ -265,19 +263,16 @@ impl TftpManageReport {
 }
 
 /// Runs the job over TCP to `job.host:job.port`.
-pub async fn run_tftp_manage(
-    job: &TftpManageJob,
-    on_exchange: &mut (dyn FnMut(&ExchangeReport) + Send),
-) -> Result<TftpManageReport, ExsError> {
+pub async fn run_tftp_manage(job: &TftpManageJob, progress: &dyn Progress) -> Result<TftpManageReport, ExsError> {
     let connector = TcpConnector { host: job.host.clone(), port: job.port, connect_timeout: job.timeout };
-    run_with(job, connector, on_exchange).await
+    run_with(job, connector, progress).await
 }
 
 /// Runs the job over any transport (tests use in-memory streams).
 pub async fn run_with<C: Connect>(
     job: &TftpManageJob,
     connector: C,
-    on_exchange: &mut (dyn FnMut(&ExchangeReport) + Send),
+    progress: &dyn Progress,
 ) -> Result<TftpManageReport, ExsError> {
     let config_check = job.check_config_file()?;
     // Encode everything before connecting: bad input is found before any
@@ -297,6 +292,8 @@ pub async fn run_with<C: Connect>(
         events: Vec::new(),
     };
     for (purpose, request, body) in bodies {
+        let started = std::time::Instant::now();
+        progress.report(ProgressEvent::Started { kind: EXCHANGE, label: purpose.clone(), total: None });
         let exchange = client
             .request(TFTP_MANAGE, body)
             .await
@@ -316,7 +313,9 @@ pub async fn run_with<C: Connect>(
             response_trace,
             response,
         };
-        on_exchange(&exchange_report);
+        let text = format!("{}: {}", exchange_report.purpose, exchange_report.response.status);
+        progress.report(ProgressEvent::Note { kind: EXCHANGE, text });
+        progress.report(ProgressEvent::Finished { kind: EXCHANGE, done: 1, elapsed: started.elapsed() });
         report.exchanges.push(exchange_report);
     }
     report.events = client.take_events();
@@ -375,7 +374,7 @@ mod tests {
         bad.local_server = Some(Template("10.0.0.300".into()));
         let error = TftpManageJob::from_step(&bad, None, Path::new(".")).unwrap_err();
         assert_eq!(error.to_string(), "local_server: `10.0.0.300` is not an IPv4 address");
-        assert_eq!(error.kind(), FailureKind::BadInput);
+        assert_eq!(error.class(), FailureClass::Input);
         let mut bad = step();
         bad.begin_download = true;
         bad.local_config = Some(Template("x.cfg".into()));

@@ -5,7 +5,11 @@
 //!
 //! It does not interpret bodies; `tftp_manage` does.
 
-use super::frame::{Form, Frame, FrameError, Framing, MARKER};
+use std::ops::Range;
+
+use super::frame::{Form, Frame, FrameError, Framing, MARKER, checksum};
+use crate::failure::{Classify, FailureClass};
+use crate::profile::{ExsChecksum, ExsMarkerRule};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TraceError {
@@ -19,6 +23,13 @@ pub enum TraceError {
     Frame { index: usize, offset: usize, source: FrameError },
     #[error("frame {index} at byte {offset} is incomplete: {available} bytes, the Length needs more")]
     Incomplete { index: usize, offset: usize, available: usize },
+}
+
+impl Classify for TraceError {
+    /// The bytes were typed or pasted by the user.
+    fn class(&self) -> FailureClass {
+        FailureClass::Input
+    }
 }
 
 /// Bytes from hex text. Brackets, `|`, commas, colons and whitespace separate;
@@ -60,6 +71,55 @@ pub fn form_of(bytes: &[u8]) -> Form {
 
 /// Every frame in `bytes`, in the form the first byte shows.
 pub fn decode_all(framing: &Framing, bytes: &[u8]) -> Result<(Form, Vec<Frame>), TraceError> {
+    let (form, frames) = decode_spans(framing, bytes)?;
+    Ok((form, frames.into_iter().map(|(frame, _)| frame).collect()))
+}
+
+/// A decoded frame and, for a wire capture, its checksum check.
+pub type CheckedFrame = (Frame, Option<ChecksumCheck>);
+
+/// Where in the input a frame's bytes were.
+type Span = Range<usize>;
+
+/// A wire frame's checksum byte next to the one a rule gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChecksumCheck {
+    pub received: u8,
+    /// None when the rule checks nothing.
+    pub expected: Option<u8>,
+}
+
+impl ChecksumCheck {
+    pub fn ok(&self) -> bool {
+        self.expected.is_none_or(|e| e == self.received)
+    }
+}
+
+/// Every frame in `bytes`, decoded with no checksum rule, each with its
+/// checksum checked against `rule` when the bytes are a wire capture (a trace
+/// has no checksum): a wrong checksum is shown next to the fields instead of
+/// hiding them.
+pub fn decode_checked(bytes: &[u8], rule: ExsChecksum) -> Result<(Form, Vec<CheckedFrame>), TraceError> {
+    let lenient = Framing { checksum: ExsChecksum::None, marker_rule: ExsMarkerRule::SendRaw };
+    let (form, frames) = decode_spans(&lenient, bytes)?;
+    let checked = frames
+        .into_iter()
+        .map(|(frame, span)| {
+            let check = (form == Form::Wire).then(|| {
+                let mut counted = Vec::new();
+                let _ = lenient.encode_trace(&frame, &mut counted);
+                // The trace form starts with the 2-byte Length, which the
+                // checksum does not count.
+                ChecksumCheck { received: bytes[span.end - 1], expected: checksum(rule, &counted[2..]) }
+            });
+            (frame, check)
+        })
+        .collect();
+    Ok((form, checked))
+}
+
+/// Every frame with the bytes of `bytes` it came from.
+fn decode_spans(framing: &Framing, bytes: &[u8]) -> Result<(Form, Vec<(Frame, Span)>), TraceError> {
     let form = form_of(bytes);
     let mut frames = Vec::new();
     let mut offset = 0;
@@ -67,7 +127,7 @@ pub fn decode_all(framing: &Framing, bytes: &[u8]) -> Result<(Form, Vec<Frame>),
         let index = frames.len() + 1;
         match framing.decode_form(&bytes[offset..], form) {
             Ok(Some((frame, used))) => {
-                frames.push(frame);
+                frames.push((frame, offset..offset + used));
                 offset += used;
             }
             Ok(None) => {

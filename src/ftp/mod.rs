@@ -15,8 +15,7 @@ pub mod upload;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
-
+use crate::failure::{Classify, FailureClass};
 use crate::net::diagnose::Finding;
 
 pub use upload::{TlsSettings, UploadReport, UploadSpec, upload};
@@ -28,29 +27,6 @@ pub use crate::net::service::Credential;
 pub struct UploadFile {
     pub local: PathBuf,
     pub remote: String,
-}
-
-/// Who is to blame for a failure: decides the exit code and the advice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureClass {
-    /// The device said no, timed out, or answered wrongly.
-    Device,
-    /// Bad arguments or profile.
-    Input,
-    /// This machine: a missing local file, no permission.
-    Environment,
-}
-
-impl FailureClass {
-    /// The name reports use (`device`, `input`, `environment`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::Device => "device",
-            FailureClass::Input => "input",
-            FailureClass::Environment => "environment",
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,14 +59,24 @@ pub enum FtpError {
     Restart { host: String, what: &'static str, timeout: Duration },
 }
 
-impl FtpError {
-    pub fn class(&self) -> FailureClass {
+impl Classify for FtpError {
+    fn class(&self) -> FailureClass {
         match self {
             FtpError::LocalFile { .. } => FailureClass::Environment,
-            _ => FailureClass::Device,
+            FtpError::CredentialsRefused { .. }
+            | FtpError::FileRefused { .. }
+            | FtpError::Busy { .. }
+            | FtpError::Unreachable { .. }
+            | FtpError::Transfer { .. }
+            | FtpError::VerifyFailed { .. }
+            | FtpError::Protocol { .. }
+            | FtpError::Tls { .. }
+            | FtpError::Restart { .. } => FailureClass::Device,
         }
     }
+}
 
+impl FtpError {
     /// The finding for this failure: the network diagnosis of a refused
     /// connection, or what the server's answer means (`auth-failed`,
     /// `service-busy`).
@@ -126,18 +112,4 @@ impl FtpError {
         };
         crate::net::diagnose::service_problem(host, &check)
     }
-}
-
-/// What the uploader reports while it works (the CLI draws progress bars).
-#[derive(Debug, Clone, PartialEq)]
-pub enum FtpEvent {
-    Connected { host: String, port: u16, banner: String },
-    LoggedIn { user: String },
-    FileStarted { remote: String, total: u64 },
-    Bytes { remote: String, sent: u64, total: u64 },
-    Retrying { remote: String, attempt: u32, resume_from: u64, reason: String },
-    FileDone { remote: String, bytes: u64 },
-    Verified { remote: String, how: String },
-    WaitingForRestart { host: String },
-    Restarted { host: String, after: Duration },
 }

@@ -18,11 +18,15 @@ use suppaftp::types::FileType;
 use suppaftp::{FtpError as SuppaError, Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Credential, FtpError, FtpEvent, UploadFile};
+use super::{Credential, FtpError, UploadFile};
 use crate::net::report::{Investigation, investigate};
 use crate::net::wait::{WaitSpec, wait_for};
 use crate::net::{PortState, ProbeMethod, ProbeOptions, Prober};
 use crate::profile::{FtpMode, FtpVerify};
+use crate::progress::{Progress, ProgressEvent, Silent, TaskKind};
+
+/// The kind of every task an upload reports.
+const FILE: TaskKind = TaskKind::FtpFile;
 
 /// Read and write in chunks this big: large enough for full speed on a
 /// LAN, small enough that memory stays flat whatever the file size.
@@ -176,8 +180,9 @@ struct Session {
     resumable: bool,
 }
 
-/// Uploads every file of `spec`, verified. `on_event` sees progress.
-pub async fn upload(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Send)) -> Result<UploadReport, FtpError> {
+/// Uploads every file of `spec`, verified, reporting each file as a
+/// [`TaskKind::FtpFile`] task to `progress`.
+pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<UploadReport, FtpError> {
     // Every local file is checked before anything is sent: nothing half-done
     // because the second file was missing.
     let mut sizes = Vec::new();
@@ -198,12 +203,12 @@ pub async fn upload(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Sen
         let digest = loop {
             attempts += 1;
             if session.is_none() {
-                session = Some(open_session(spec, on_event).await?);
+                session = Some(open_session(spec, progress).await?);
             }
             let current = session.as_mut().expect("opened above");
             user = current.user.clone();
             if attempts == 1 {
-                on_event(FtpEvent::FileStarted { remote: file.remote.clone(), total: size });
+                progress.report(ProgressEvent::Started { kind: FILE, label: file.remote.clone(), total: Some(size) });
             }
             let offset = if attempts > 1 && current.resumable {
                 match current.ftp.size(&file.remote).await {
@@ -217,7 +222,7 @@ pub async fn upload(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Sen
                 resumed_from = Some(offset);
             }
             let hash = spec.hash || spec.verify == FtpVerify::Readback;
-            match send_file(current, file, size, offset, hash, on_event).await {
+            match send_file(current, file, size, offset, hash, progress).await {
                 Ok(digest) => break digest,
                 Err(SendError::Refused(reply)) => {
                     return Err(FtpError::FileRefused { remote: file.remote.clone(), reply });
@@ -229,20 +234,16 @@ pub async fn upload(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Sen
                     if attempts > spec.retries {
                         return Err(FtpError::Transfer { remote: file.remote.clone(), attempts, error });
                     }
-                    on_event(FtpEvent::Retrying {
-                        remote: file.remote.clone(),
-                        attempt: attempts + 1,
-                        resume_from: 0,
-                        reason: error,
-                    });
+                    let detail = format!("{}: attempt {} after: {error}", file.remote, attempts + 1);
+                    progress.report(ProgressEvent::Retried { kind: FILE, detail });
                     tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
                 }
             }
         };
-        on_event(FtpEvent::FileDone { remote: file.remote.clone(), bytes: size });
+        progress.report(ProgressEvent::Finished { kind: FILE, done: size, elapsed: started.elapsed() });
         let current = session.as_mut().expect("the file was sent on it");
         let verified = verify(current, spec.verify, file, size, digest.as_deref()).await?;
-        on_event(FtpEvent::Verified { remote: file.remote.clone(), how: verified.clone() });
+        progress.report(ProgressEvent::Note { kind: FILE, text: format!("{}: verified ({verified})", file.remote) });
         let last = index + 1 == spec.files.len();
         let mut restart_seconds = None;
         if spec.session_per_file || last {
@@ -252,7 +253,7 @@ pub async fn upload(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Sen
                 let _ = done.ftp.quit().await;
             }
             if spec.wait_for_restart {
-                let took = wait_for_restart(spec, on_event).await?;
+                let took = wait_for_restart(spec, progress).await?;
                 restart_seconds = Some(took.as_secs_f64());
             }
         }
@@ -288,23 +289,22 @@ fn reply_text(response: &suppaftp::types::Response) -> String {
 
 /// Connects, logs in with the first candidate that works, sets binary type
 /// and the data connection mode.
-async fn open_session(spec: &UploadSpec, on_event: &mut (dyn FnMut(FtpEvent) + Send)) -> Result<Session, FtpError> {
+async fn open_session(spec: &UploadSpec, progress: &dyn Progress) -> Result<Session, FtpError> {
     let host = spec.host.to_string();
     let mut tried = Vec::new();
     let mut last_reply = String::new();
     let mut candidates = spec.credentials.iter().peekable();
     'connect: loop {
         let mut ftp = connect(spec).await?;
-        on_event(FtpEvent::Connected {
-            host: host.clone(),
-            port: spec.port,
-            banner: ftp.get_welcome_msg().unwrap_or("").trim().to_string(),
-        });
+        let banner = ftp.get_welcome_msg().unwrap_or("").trim().to_string();
+        progress
+            .report(ProgressEvent::Note { kind: FILE, text: format!("connected to {host}:{}: {banner}", spec.port) });
         while let Some(candidate) = candidates.next() {
             tried.push(candidate.user.clone());
             match ftp.login(candidate.user.as_str(), candidate.password.as_str()).await {
                 Ok(()) => {
-                    on_event(FtpEvent::LoggedIn { user: candidate.user.clone() });
+                    progress
+                        .report(ProgressEvent::Note { kind: FILE, text: format!("logged in as {}", candidate.user) });
                     return finish_session(ftp, spec, candidate.user.clone()).await;
                 }
                 Err(SuppaError::UnexpectedResponse(response)) if response.status == Status::NotLoggedIn => {
@@ -371,7 +371,7 @@ async fn diagnose(spec: &UploadSpec) -> Option<Box<crate::net::diagnose::Finding
         timeout: Duration::ZERO,
         probe: ProbeOptions::default(),
     };
-    let report = investigate(&investigation, &prober, &mut |_| {}).await.ok()?;
+    let report = investigate(&investigation, &prober, &Silent).await.ok()?;
     Some(Box::new(report.finding))
 }
 
@@ -448,7 +448,7 @@ async fn send_file(
     size: u64,
     offset: u64,
     hash: bool,
-    on_event: &mut (dyn FnMut(FtpEvent) + Send),
+    progress: &dyn Progress,
 ) -> Result<Option<Vec<u8>>, SendError> {
     let hasher = hash.then(ParallelHasher::start);
     if let Some(hasher) = &hasher {
@@ -498,7 +498,7 @@ async fn send_file(
             hasher.feed(chunk).await;
         }
         sent += n as u64;
-        on_event(FtpEvent::Bytes { remote: file.remote.clone(), sent, total: size });
+        progress.report(ProgressEvent::Advanced { kind: FILE, done: sent });
     }
     if sent != size {
         return Err(SendError::Local(std::io::Error::other(format!(
@@ -606,12 +606,10 @@ async fn verify(
 }
 
 /// Waits for the FTP port to go away (the device resets) and to come back.
-async fn wait_for_restart(
-    spec: &UploadSpec,
-    on_event: &mut (dyn FnMut(FtpEvent) + Send),
-) -> Result<Duration, FtpError> {
+async fn wait_for_restart(spec: &UploadSpec, progress: &dyn Progress) -> Result<Duration, FtpError> {
     let host = spec.host.to_string();
-    on_event(FtpEvent::WaitingForRestart { host: host.clone() });
+    progress
+        .report(ProgressEvent::Note { kind: TaskKind::NetworkWait, text: format!("waiting for {host} to restart") });
     let prober = Prober::new(spec.probe_method)
         .map_err(|e| FtpError::Protocol { what: "probe for the restart".into(), reply: e.to_string() })?;
     let started = Instant::now();
@@ -639,13 +637,14 @@ async fn wait_for_restart(
         max_interval: Duration::from_millis(40),
         probe: ProbeOptions::default(),
     };
-    let outcome = wait_for(&wait, &prober, &mut |_| {})
+    let outcome = wait_for(&wait, &prober, &Silent)
         .await
         .map_err(|e| FtpError::Protocol { what: "wait for the restart".into(), reply: e.to_string() })?;
     if !outcome.reached {
         return Err(FtpError::Restart { host, what: "come back", timeout: spec.restart_timeout });
     }
     let took = started.elapsed();
-    on_event(FtpEvent::Restarted { host, after: took });
+    let text = format!("{host} is back after {:.1} s", took.as_secs_f64());
+    progress.report(ProgressEvent::Note { kind: TaskKind::NetworkWait, text });
     Ok(took)
 }

@@ -25,6 +25,7 @@ pub mod wait;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use crate::failure::{Classify, FailureClass};
 use serde::Serialize;
 
 pub use crate::profile::{PortState, ProbeMethod};
@@ -103,6 +104,17 @@ pub enum NetError {
     },
     #[error("cannot resolve `{host}` to an IPv4 address{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     Resolve { host: String, detail: Option<String> },
+}
+
+impl Classify for NetError {
+    /// A name that does not resolve is the user's; a probe that cannot run
+    /// (no raw-socket permission, a socket error) is this machine's.
+    fn class(&self) -> FailureClass {
+        match self {
+            NetError::Resolve { .. } => FailureClass::Input,
+            NetError::PermissionDenied { .. } | NetError::Io { .. } => FailureClass::Environment,
+        }
+    }
 }
 
 impl NetError {

@@ -13,6 +13,7 @@ use super::icmp::Pinger;
 use super::service::{Credential, ServiceCheck, check_ftp};
 use super::wait::{TimelineEvent, WaitSpec, wait_for};
 use super::{IcmpResult, NetError, PortResult, PortState, ProbeOptions, Prober, UsedMethod};
+use crate::progress::{Progress, ProgressEvent, TaskKind};
 
 /// Everything learnt about one target.
 #[derive(Debug, Clone, Serialize)]
@@ -49,11 +50,11 @@ pub struct Investigation {
     pub probe: ProbeOptions,
 }
 
-/// Runs an investigation with `prober`. `on_event` sees timeline events live.
+/// Runs an investigation with `prober`; timeline events go to `progress` live.
 pub async fn investigate(
     spec: &Investigation,
     prober: &Prober,
-    on_event: &mut (dyn FnMut(&TimelineEvent) + Send),
+    progress: &dyn Progress,
 ) -> Result<NetReport, NetError> {
     let wanted = spec.wait_until.unwrap_or(PortState::Open);
     let wait = WaitSpec {
@@ -68,7 +69,7 @@ pub async fn investigate(
     let (ports, mut timeline, reached) = if spec.ports.is_empty() {
         (Vec::new(), Vec::new(), None)
     } else {
-        let outcome = wait_for(&wait, prober, on_event).await?;
+        let outcome = wait_for(&wait, prober, progress).await?;
         (outcome.ports, outcome.timeline, Some(outcome.reached))
     };
     let icmp = if spec.icmp {
@@ -86,7 +87,7 @@ pub async fn investigate(
             Err(other) => return Err(other),
         };
         let event = TimelineEvent { t_ms: timeline.last().map_or(0, |e| e.t_ms), event: what };
-        on_event(&event);
+        progress.report(ProgressEvent::Note { kind: TaskKind::NetworkWait, text: event.to_string() });
         timeline.push(event);
         result
     } else {
@@ -104,7 +105,7 @@ pub async fn investigate(
             }
         };
         let event = TimelineEvent { t_ms: timeline.last().map_or(0, |e| e.t_ms), event: what };
-        on_event(&event);
+        progress.report(ProgressEvent::Note { kind: TaskKind::NetworkWait, text: event.to_string() });
         timeline.push(event);
         service = Some(check);
     }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::icmp::Pinger;
 use super::{IcmpResult, IcmpState, NetError, PortResult, PortState, ProbeOptions, Prober};
+use crate::progress::{Progress, ProgressEvent, TaskKind};
 
 /// What to wait for.
 #[derive(Debug, Clone)]
@@ -55,6 +56,13 @@ pub struct TimelineEvent {
     pub event: String,
 }
 
+impl std::fmt::Display for TimelineEvent {
+    /// `    120 ms  port 21 closed (RST)`: the timeline's line as printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:>7} ms  {}", self.t_ms, self.event)
+    }
+}
+
 /// How a wait ended.
 #[derive(Debug, Clone, Serialize)]
 pub struct WaitOutcome {
@@ -75,20 +83,17 @@ fn serialize_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
     s.serialize_u64(d.as_millis() as u64)
 }
 
-/// Polls until `spec` is met or its timeout passes. `on_event` sees each
-/// timeline event as it happens (for progress display).
-pub async fn wait_for(
-    spec: &WaitSpec,
-    prober: &Prober,
-    on_event: &mut (dyn FnMut(&TimelineEvent) + Send),
-) -> Result<WaitOutcome, NetError> {
+/// Polls until `spec` is met or its timeout passes. Each timeline event is
+/// reported to `progress` as it happens, as a [`TaskKind::NetworkWait`] note
+/// (`+120 ms 21/tcp closed (RST)`).
+pub async fn wait_for(spec: &WaitSpec, prober: &Prober, progress: &dyn Progress) -> Result<WaitOutcome, NetError> {
     let started = Instant::now();
     let deadline = started + spec.timeout;
     let mut pinger = if spec.icmp { Some(Pinger::new(spec.target)?) } else { None };
     let mut timeline = Vec::new();
-    let mut record = |event: String, timeline: &mut Vec<TimelineEvent>| {
+    let record = |event: String, timeline: &mut Vec<TimelineEvent>| {
         let event = TimelineEvent { t_ms: started.elapsed().as_millis() as u64, event };
-        on_event(&event);
+        progress.report(ProgressEvent::Note { kind: TaskKind::NetworkWait, text: event.to_string() });
         timeline.push(event);
     };
     let mut icmp_result: Option<IcmpResult> = None;
@@ -210,14 +215,17 @@ mod tests {
             max_interval: Duration::from_millis(40),
             probe: ProbeOptions { timeout: Duration::from_millis(500), retries: 0 },
         };
-        let mut seen = 0;
-        let outcome = wait_for(&spec, &Prober::Connect, &mut |_| seen += 1).await.unwrap();
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        let count = |_: ProgressEvent| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let outcome = wait_for(&spec, &Prober::Connect, &count).await.unwrap();
         assert!(outcome.reached, "{:?}", outcome.timeline);
         let events: Vec<&str> = outcome.timeline.iter().map(|e| e.event.as_str()).collect();
         assert!(events[1].starts_with(&format!("port {port} closed")), "{events:?}");
         let open = outcome.timeline.iter().find(|e| e.event.starts_with(&format!("port {port} open"))).unwrap();
         assert!(open.t_ms >= 300 && open.t_ms < 1000, "{open:?}");
-        assert_eq!(seen, outcome.timeline.len());
+        assert_eq!(seen.into_inner(), outcome.timeline.len());
         listener_task.abort();
     }
 
@@ -234,7 +242,7 @@ mod tests {
             probe: ProbeOptions::default(),
         };
         let started = Instant::now();
-        let outcome = wait_for(&spec, &Prober::Connect, &mut |_| {}).await.unwrap();
+        let outcome = wait_for(&spec, &Prober::Connect, &crate::progress::Silent).await.unwrap();
         assert!(!outcome.reached);
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(outcome.ports[0].state, PortState::Closed);

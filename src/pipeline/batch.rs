@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, watch};
 use super::device::{DeviceJob, RunContext, run_device};
 use super::journal::{Journal, JournalError, now, passed_steps};
 use super::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, rfc3339};
+use crate::failure::{Classify, FailureClass};
 use crate::progress::Progress;
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,15 @@ pub enum BatchError {
     Journal(#[from] JournalError),
     #[error("journal {} already holds {records} record(s): add --resume to continue that batch, or name another journal", path.display())]
     JournalInUse { path: PathBuf, records: usize },
+}
+
+impl Classify for BatchError {
+    fn class(&self) -> FailureClass {
+        match self {
+            BatchError::Journal(error) => error.class(),
+            BatchError::JournalInUse { .. } => FailureClass::Input,
+        }
+    }
 }
 
 /// What the batch asks of its caller for each device.

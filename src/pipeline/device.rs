@@ -7,7 +7,6 @@
 //! Steps the journal already holds as done are skipped, so a finished unit is
 //! never flashed twice.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -18,43 +17,58 @@ use tokio::sync::watch;
 
 use super::journal::{Journal, JournalRecord, StepOutcome, now};
 use super::report::{DeviceOutcome, DeviceReport, ImageHash, StepRecord};
-use crate::exs::job::{FailureKind, TftpManageJob, run_tftp_manage};
-use crate::ftp::{self, FailureClass, UploadSpec};
+use crate::exs::job::{TftpManageJob, run_tftp_manage};
+use crate::failure::{Classify, FailureClass};
+use crate::ftp::{self, UploadSpec};
+use crate::net::Prober;
 use crate::net::diagnose::{Evidence, Finding, diagnose};
 use crate::net::wait::{WaitSpec, wait_for};
-use crate::net::{NetError, Prober};
-use crate::profile::{self, CheckOptions, Profile, ResolveMode, Step};
+use crate::profile::{self, CheckOptions, Device, DeviceValues, Inventory, Problem, Profile, ResolveMode, Step};
 use crate::progress::Progress;
 use crate::serial::console::Console;
 use crate::serial::port::{self, SerialPort};
-use crate::serial::steps::{self as serial_steps, StepError};
+use crate::serial::steps as serial_steps;
 
 /// One device of a run or a batch.
 #[derive(Debug, Clone)]
 pub struct DeviceJob {
     pub name: String,
     pub profile_path: PathBuf,
-    /// Its variables: `name`, `port`, `ip`, `mask`, `gateway` and the rest.
-    pub values: BTreeMap<String, String>,
+    /// Its variables: `name`, `port`, `ip`, `mask`, `gateway` and the rest,
+    /// each with where it came from.
+    pub values: DeviceValues,
     /// The serial port, for profiles with serial steps.
     pub port: Option<PathBuf>,
     pub strict: bool,
 }
 
 impl DeviceJob {
+    /// A device of an inventory, run with `profile` (the row's own, or the
+    /// caller's default).
+    pub fn from_inventory(inventory: &Inventory, device: &Device, profile: PathBuf, strict: bool) -> DeviceJob {
+        DeviceJob {
+            name: device.name.clone(),
+            profile_path: profile,
+            values: DeviceValues::from_inventory(inventory, device),
+            port: device.port.as_ref().map(PathBuf::from),
+            strict,
+        }
+    }
+
     /// A report of this device with nothing run yet.
     pub fn report(&self, outcome: DeviceOutcome) -> DeviceReport {
         DeviceReport {
             name: self.name.clone(),
             profile: self.profile_path.display().to_string(),
             port: self.port.as_ref().map(|p| p.display().to_string()),
-            ip: self.values.get("ip").cloned(),
+            ip: self.values.get("ip").map(str::to_string),
             mac: None,
             serial_number: None,
             images: Vec::new(),
             outcome,
             failure_class: None,
             error: None,
+            problems: Vec::new(),
             finding: None,
             steps: Vec::new(),
         }
@@ -79,11 +93,18 @@ struct Failure {
     class: FailureClass,
     message: String,
     finding: Option<Finding>,
+    /// The profile's or the values' problems, each placed in its file.
+    problems: Vec<Problem>,
 }
 
 impl Failure {
     fn new(class: FailureClass, message: impl Into<String>) -> Failure {
-        Failure { class, message: message.into(), finding: None }
+        Failure { class, message: message.into(), finding: None, problems: Vec::new() }
+    }
+
+    /// Any module's error, with the class it gives itself.
+    fn of<E: Classify + std::fmt::Display>(error: E) -> Failure {
+        Failure::new(error.class(), error.to_string())
     }
 }
 
@@ -96,6 +117,7 @@ pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceRepor
         report.failure_class = Some(failure.class);
         report.error = Some(failure.message);
         report.finding = failure.finding;
+        report.problems = failure.problems;
     };
     // Bad input stops the device before anything is sent.
     let (profile, base_dir) = match resolve(job) {
@@ -152,7 +174,7 @@ pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceRepor
             if let Err(error) = written {
                 (context.on_step)(&job.name, &record);
                 report.steps.push(record);
-                fail(&mut report, Failure::new(FailureClass::Environment, error.to_string()));
+                fail(&mut report, Failure::of(error));
                 break;
             }
         }
@@ -176,22 +198,26 @@ fn find(text: &str, pattern: &str) -> Option<String> {
 }
 
 fn resolve(job: &DeviceJob) -> Result<(Profile, PathBuf), Failure> {
-    let loaded =
-        profile::load(&job.profile_path, CheckOptions { strict: job.strict }).map_err(|error| match &error {
-            profile::ProfileError::Read { .. } => Failure::new(FailureClass::Environment, error.to_string()),
-            profile::ProfileError::Invalid { problems, .. } => Failure::new(
-                FailureClass::Input,
-                problems.iter().filter(|p| p.is_error()).map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            ),
-        })?;
-    let resolved = profile::resolve(&loaded, &job.values, ResolveMode::Use).map_err(|problems| {
-        Failure::new(FailureClass::Input, problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    let loaded = profile::load(&job.profile_path, CheckOptions { strict: job.strict }).map_err(|error| {
+        let problems = match &error {
+            profile::ProfileError::Invalid { problems, .. } => {
+                problems.iter().filter(|p| p.is_error()).cloned().collect()
+            }
+            profile::ProfileError::Read { .. } => Vec::new(),
+        };
+        Failure { problems, ..Failure::of(error) }
+    })?;
+    let resolved = profile::resolve(&loaded, &job.values, ResolveMode::Use).map_err(|problems| Failure {
+        message: format!("{} problem(s) with this device's values", problems.len()),
+        problems,
+        ..Failure::new(FailureClass::Input, "")
     })?;
     Ok((resolved, loaded.base_dir().to_path_buf()))
 }
 
-/// SHA-256 of every image the steps will send, read before anything runs: a
-/// missing or unreadable image stops the device before it is touched.
+/// SHA-256 of every image the steps will send, read and checked before
+/// anything runs: a missing or unreadable image, or one that fails its own
+/// `bootHdr` length or CRC check, stops the device before it is touched.
 fn hash_images(profile: &Profile, base_dir: &Path) -> Result<Vec<ImageHash>, Failure> {
     let mut files = Vec::new();
     for step in &profile.steps {
@@ -206,8 +232,7 @@ fn hash_images(profile: &Profile, base_dir: &Path) -> Result<Vec<ImageHash>, Fai
         if images.iter().any(|i: &ImageHash| i.file == file) {
             continue;
         }
-        let bytes = std::fs::read(base_dir.join(&file))
-            .map_err(|e| Failure::new(FailureClass::Environment, format!("cannot read image {file}: {e}")))?;
+        let bytes = serial_steps::read_image(&base_dir.join(&file)).map_err(Failure::of)?.data;
         let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         images.push(ImageHash { file, sha256, bytes: bytes.len() as u64 });
     }
@@ -243,10 +268,10 @@ async fn run_step(
     match step {
         Step::LoadImage(s) => {
             let console = open_console(job, profile, console)?;
-            let image = serial_steps::read_image(&base_dir.join(s.file.as_str())).map_err(step_failure)?;
+            let image = serial_steps::read_image(&base_dir.join(s.file.as_str())).map_err(Failure::of)?;
             let sent = serial_steps::load_image(console, s, image, profile.serial.baud, progress)
                 .await
-                .map_err(step_failure)?;
+                .map_err(Failure::of)?;
             Ok(StepDone {
                 outcome: StepOutcome::Passed,
                 detail: format!("sent {} bytes in {:.1} s", sent.stats.acked_bytes, sent.elapsed.as_secs_f64()),
@@ -255,7 +280,7 @@ async fn run_step(
         }
         Step::ConfigureNetwork(s) => {
             let console = open_console(job, profile, console)?;
-            let outcome = serial_steps::configure_network(console, s, progress).await.map_err(step_failure)?;
+            let outcome = serial_steps::configure_network(console, s, progress).await.map_err(Failure::of)?;
             if outcome.skipped {
                 return Ok(StepDone {
                     outcome: StepOutcome::Skipped,
@@ -267,9 +292,9 @@ async fn run_step(
         }
         Step::WaitForNetwork(s) => {
             let host = target(s.host.as_ref(), profile)?;
-            let prober = Prober::new(s.method).map_err(net_failure)?;
+            let prober = Prober::new(s.method).map_err(Failure::of)?;
             let spec = WaitSpec::from_step(s, host);
-            let outcome = wait_for(&spec, &prober, &mut |_| {}).await.map_err(net_failure)?;
+            let outcome = wait_for(&spec, &prober, progress).await.map_err(Failure::of)?;
             if outcome.reached {
                 return Ok(passed(format!("up after {} ms", outcome.elapsed.as_millis())));
             }
@@ -281,20 +306,15 @@ async fn run_step(
             let evidence =
                 Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None, ftp_ports };
             let finding = diagnose(host, &evidence);
-            Err(Failure {
-                class: FailureClass::Device,
-                message: format!("{host} did not reach the wanted states in {} ms", spec.timeout.as_millis()),
-                finding: Some(finding),
-            })
+            let message = format!("{host} did not reach the wanted states in {} ms", spec.timeout.as_millis());
+            Err(Failure { finding: Some(finding), ..Failure::new(FailureClass::Device, message) })
         }
         Step::FtpUpload(s) => {
             let host = target(s.host.as_ref(), profile)?;
             let spec = UploadSpec::from_step(s, host, base_dir);
-            let uploaded = ftp::upload(&spec, &mut |_| {}).await.map_err(|error| Failure {
-                class: error.class(),
-                message: error.to_string(),
-                finding: error.finding(),
-            })?;
+            let uploaded = ftp::upload(&spec, progress)
+                .await
+                .map_err(|error| Failure { finding: error.finding(), ..Failure::of(error) })?;
             let retries = uploaded.files.iter().map(|f| f.attempts.saturating_sub(1)).sum();
             let detail = uploaded
                 .files
@@ -306,8 +326,8 @@ async fn run_step(
         }
         Step::TftpManage(s) => {
             let default_host = profile.network.ip.as_ref().map(|t| t.to_string());
-            let exs_job = TftpManageJob::from_step(s, default_host.as_deref(), base_dir).map_err(exs_failure)?;
-            let done = run_tftp_manage(&exs_job, &mut |_| {}).await.map_err(exs_failure)?;
+            let exs_job = TftpManageJob::from_step(s, default_host.as_deref(), base_dir).map_err(Failure::of)?;
+            let done = run_tftp_manage(&exs_job, progress).await.map_err(Failure::of)?;
             let answers: Vec<String> =
                 done.exchanges.iter().map(|e| format!("{}: {}", e.purpose, e.response.status)).collect();
             if done.succeeded() {
@@ -333,30 +353,4 @@ fn open_console<'c>(
         *console = Some(Console::new(opened));
     }
     Ok(console.as_mut().expect("opened above"))
-}
-
-fn step_failure(error: StepError) -> Failure {
-    let class = match &error {
-        StepError::BadPattern { .. } => FailureClass::Input,
-        StepError::ImageUnreadable { .. } => FailureClass::Environment,
-        _ => FailureClass::Device,
-    };
-    Failure::new(class, error.to_string())
-}
-
-fn net_failure(error: NetError) -> Failure {
-    let class = match error {
-        NetError::Resolve { .. } => FailureClass::Input,
-        _ => FailureClass::Environment,
-    };
-    Failure::new(class, error.to_string())
-}
-
-fn exs_failure(error: crate::exs::job::ExsError) -> Failure {
-    let class = match error.kind() {
-        FailureKind::BadInput => FailureClass::Input,
-        FailureKind::Environment => FailureClass::Environment,
-        FailureKind::Device => FailureClass::Device,
-    };
-    Failure::new(class, error.to_string())
 }

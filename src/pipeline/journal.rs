@@ -10,6 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use crate::failure::{Classify, FailureClass};
 use serde::{Deserialize, Serialize};
 
 /// How a step ended.
@@ -20,6 +21,17 @@ pub enum StepOutcome {
     Failed,
     /// Not run: already done (resume) or its result already in place.
     Skipped,
+}
+
+impl StepOutcome {
+    /// The word reports and live lines use (`passed`, `failed`, `skipped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepOutcome::Passed => "passed",
+            StepOutcome::Failed => "failed",
+            StepOutcome::Skipped => "skipped",
+        }
+    }
 }
 
 /// One line of the journal.
@@ -44,6 +56,18 @@ pub enum JournalError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("journal {} line {line} is not a journal record: {message}", path.display())]
     Malformed { path: PathBuf, line: usize, message: String },
+}
+
+impl Classify for JournalError {
+    /// A journal that cannot be opened or written is this machine's problem
+    /// (a missing folder, a full disk); one whose lines are not records is a
+    /// wrong file given as the journal.
+    fn class(&self) -> FailureClass {
+        match self {
+            JournalError::Open { .. } | JournalError::Write { .. } => FailureClass::Environment,
+            JournalError::Malformed { .. } => FailureClass::Input,
+        }
+    }
 }
 
 /// An open journal, appending.

@@ -14,6 +14,8 @@
 //!     "outcome": "passed" | "failed" | "not-run",
 //!     "failure_class": "device" | "input" | "environment" | null,
 //!     "error": text | null,
+//!     "problems": [{"file", "line", "column", "path", "severity", "message",
+//!                   "help"}]  (only when the profile or its values are invalid),
 //!     "finding": {"code", "port", "summary", "advice"} | null,
 //!     "steps": [{"index", "kind", "outcome": "passed" | "failed" | "skipped",
 //!                "started_ms", "duration_ms", "retries", "detail"}]
@@ -26,8 +28,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::journal::StepOutcome;
-use crate::ftp::FailureClass;
+use crate::failure::FailureClass;
 use crate::net::diagnose::Finding;
+use crate::profile::Problem;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchReport {
@@ -69,6 +72,10 @@ pub struct DeviceReport {
     pub outcome: DeviceOutcome,
     pub failure_class: Option<FailureClass>,
     pub error: Option<String>,
+    /// Every problem of an invalid profile or of the device's values, each
+    /// placed in its file; `error` then only counts them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<Problem>,
     pub finding: Option<Finding>,
     pub steps: Vec<StepRecord>,
 }
@@ -302,6 +309,7 @@ mod tests {
             failure_class: (outcome == DeviceOutcome::Failed).then_some(FailureClass::Device),
             error: (outcome == DeviceOutcome::Failed)
                 .then(|| "cannot connect to 127.0.0.21:2121 <refused> & \"so\"".into()),
+            problems: Vec::new(),
             finding: None,
             steps: vec![StepRecord {
                 index: 0,

@@ -13,16 +13,18 @@ pub mod source;
 pub mod structure;
 pub mod types;
 pub mod validate;
+pub mod values;
 pub mod vars;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use inventory::{Device, Inventory};
 pub use problem::{Problem, Problems, Severity};
 pub use types::*;
 pub use validate::CheckOptions;
+pub use values::{DeviceValues, ValueSource};
 
+use crate::failure::{Classify, FailureClass};
 use source::{Position, SourceTree};
 
 /// Why a profile or inventory could not be used.
@@ -39,6 +41,15 @@ pub enum ProfileError {
     /// included.
     #[error("{} has {} problem(s)", path.display(), problems.iter().filter(|p| p.is_error()).count())]
     Invalid { path: PathBuf, problems: Vec<Problem> },
+}
+
+impl Classify for ProfileError {
+    fn class(&self) -> FailureClass {
+        match self {
+            ProfileError::Read { .. } => FailureClass::Environment,
+            ProfileError::Invalid { .. } => FailureClass::Input,
+        }
+    }
 }
 
 /// A profile that passed every check, with what is needed to place later
@@ -183,20 +194,39 @@ pub enum ResolveMode {
 
 /// Fills in every `${...}` for one device (`values`: its inventory fields and
 /// `--set` pairs) and checks the expanded addresses. Returns the resolved
-/// profile, or every problem, each placed in the profile file.
-pub fn resolve(
-    loaded: &LoadedProfile,
-    values: &BTreeMap<String, String>,
-    mode: ResolveMode,
-) -> Result<Profile, Vec<Problem>> {
-    resolve_with_env(loaded, values, mode, &|name| std::env::var(name).ok())
+/// profile, or every problem, each placed in the profile file and naming
+/// where a value that caused it came from.
+pub fn resolve(loaded: &LoadedProfile, values: &DeviceValues, mode: ResolveMode) -> Result<Profile, Vec<Problem>> {
+    resolve_with_env(loaded, values, mode, Scope::All, &|name| std::env::var(name).ok())
 }
 
-/// [`resolve`] with the environment given explicitly (tests).
+/// Fills in only the variables step `index` uses (for a command that runs
+/// that one step, such as `serial dialog`): a value the other steps need is
+/// not asked for. The other steps are left as written.
+pub fn resolve_step(
+    loaded: &LoadedProfile,
+    values: &DeviceValues,
+    mode: ResolveMode,
+    index: usize,
+) -> Result<Profile, Vec<Problem>> {
+    resolve_with_env(loaded, values, mode, Scope::Step(index), &|name| std::env::var(name).ok())
+}
+
+/// Which templates [`resolve_with_env`] fills in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole profile.
+    All,
+    /// One step, by index.
+    Step(usize),
+}
+
+/// [`resolve`] with the scope and the environment given explicitly (tests).
 pub fn resolve_with_env(
     loaded: &LoadedProfile,
-    values: &BTreeMap<String, String>,
+    values: &DeviceValues,
     mode: ResolveMode,
+    scope: Scope,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Profile, Vec<Problem>> {
     let profile = &loaded.profile;
@@ -217,36 +247,57 @@ pub fn resolve_with_env(
         env,
         redact: mode == ResolveMode::Display,
     };
+    let step_prefix = match scope {
+        Scope::All => None,
+        Scope::Step(index) => Some(format!("steps[{index}].")),
+    };
     let mut problems = Problems::new(&loaded.path, &loaded.tree);
     let mut resolved = profile.clone();
     vars::visit_templates(&mut resolved, &mut |path, role, template| {
-        // Paths stay as written (relative to the profile); only their
-        // variables are filled in.
+        if step_prefix.as_ref().is_some_and(|prefix| !path.starts_with(prefix.as_str())) {
+            return;
+        }
+        let origin = value_origin(template.as_str(), values);
         match vars::expand(template.as_str(), role, &sources) {
-            Ok(value) => {
-                if role == vars::TemplateRole::Path && !sources.base_dir.join(&value).is_file() {
-                    problems.error(
-                        path,
-                        format!("file `{value}` does not exist ({})", sources.base_dir.join(&value).display()),
-                    );
+            Ok(value) if role == vars::TemplateRole::Path => {
+                // A path starts from the folder of whatever wrote it: the
+                // profile's, the inventory's, or the current directory for a
+                // value typed on the command line.
+                let base = path_base(template.as_str(), values).unwrap_or_else(|| sources.base_dir.to_path_buf());
+                let full = base.join(&value);
+                if !full.is_file() {
+                    let from = origin.as_ref().map(|o| format!(", {o}")).unwrap_or_default();
+                    problems.error(path, format!("file `{value}` does not exist ({}{from})", full.display()));
                 }
-                template.0 = value;
+                // Relative to the profile's folder unless another folder applies.
+                template.0 = if base == sources.base_dir { value } else { full.display().to_string() };
             }
+            Ok(value) => template.0 = value,
             Err(error) => {
-                let problem = problems.error(path, error.message);
+                let from = origin.map(|o| format!(" ({o})")).unwrap_or_default();
+                let problem = problems.error(path, format!("{}{from}", error.message));
                 if let Some(help) = error.help {
                     problem.help(help);
                 }
             }
         }
     });
-    if !problems.has_errors() {
+    if !problems.has_errors() && scope == Scope::All {
         let net = &resolved.network;
         let text = |t: &Option<Template>| t.as_ref().map(|t| t.0.clone());
         let (ip, mask, gateway) = (text(&net.ip), text(&net.mask), text(&net.gateway));
         for error in validate::check_addresses(ip.as_deref(), mask.as_deref(), gateway.as_deref()) {
             let path = format!("network.{}", error.field);
-            let problem = problems.error(&path, format!("{} (after filling in variables)", error.message));
+            let written = match error.field {
+                "ip" => &profile.network.ip,
+                "mask" => &profile.network.mask,
+                _ => &profile.network.gateway,
+            };
+            let filled = match written.as_ref().and_then(|t| value_origin(t.as_str(), values)) {
+                Some(origin) => format!("after filling in {origin}"),
+                None => "after filling in variables".to_string(),
+            };
+            let problem = problems.error(&path, format!("{} ({filled})", error.message));
             if let Some(help) = error.help {
                 problem.help(help);
             }
@@ -266,20 +317,37 @@ pub fn resolve_with_env(
     if problems.has_errors() { Err(sorted(problems.list)) } else { Ok(resolved) }
 }
 
-/// Parses `k=v` pairs from the command line.
-pub fn parse_set_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
-    let mut values = BTreeMap::new();
-    for pair in pairs {
-        let Some((key, value)) = pair.split_once('=') else {
-            return Err(format!("`--set {pair}` is not of the form name=value"));
-        };
-        let key = key.trim();
-        if key.is_empty() || vars::parse(&format!("${{{key}}}")).is_err() {
-            return Err(format!("`--set {pair}`: `{key}` is not a variable name"));
-        }
-        values.insert(key.to_string(), value.to_string());
+/// The device variables a template uses.
+fn device_variables(text: &str) -> Vec<String> {
+    vars::parse(text)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|piece| match piece {
+            vars::Piece::Reference(vars::Reference::Device(name)) => Some(name),
+            _ => None,
+        })
+        .collect()
+}
+
+/// ``ip` from line3.csv:4`: where the device values a template uses came
+/// from, for a problem about its expanded text.
+fn value_origin(text: &str, values: &DeviceValues) -> Option<String> {
+    let origins: Vec<String> = device_variables(text)
+        .iter()
+        .filter_map(|name| values.source(name).map(|source| format!("`{name}` from {source}")))
+        .collect();
+    (!origins.is_empty()).then(|| origins.join(" and "))
+}
+
+/// The folder a path template starts from when it begins with a device value
+/// (`${rom_image}`): that value's own folder. `None` for the profile's.
+fn path_base(text: &str, values: &DeviceValues) -> Option<PathBuf> {
+    let Ok(pieces) = vars::parse(text) else { return None };
+    let Some(vars::Piece::Reference(vars::Reference::Device(name))) = pieces.first() else { return None };
+    match values.source(name)? {
+        ValueSource::CommandLine => std::env::current_dir().ok(),
+        source => source.base_dir().map(Path::to_path_buf),
     }
-    Ok(values)
 }
 
 #[cfg(test)]
@@ -353,7 +421,7 @@ mod tests {
                 prop_assert!(problem.line >= 1 && problem.column >= 1, "{problem}");
             }
             if let Ok(loaded) = load(&path, CheckOptions::default()) {
-                let _ = resolve(&loaded, &BTreeMap::new(), ResolveMode::Display);
+                let _ = resolve(&loaded, &DeviceValues::new(), ResolveMode::Display);
             }
         }
     }

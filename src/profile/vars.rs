@@ -104,7 +104,7 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
 
 /// Where the values of references come from.
 pub struct Sources<'a> {
-    pub device: &'a BTreeMap<String, String>,
+    pub device: &'a super::DeviceValues,
     /// Declared defaults.
     pub defaults: BTreeMap<String, String>,
     /// Variables whose values are secrets.
@@ -153,8 +153,8 @@ fn value_of(reference: &Reference, sources: &Sources<'_>) -> Result<(String, boo
     match reference {
         Reference::Device(name) => {
             let secret = sources.secret_variables.iter().any(|s| s == name);
-            match sources.device.get(name).or_else(|| sources.defaults.get(name)) {
-                Some(value) => Ok((value.clone(), secret)),
+            match sources.device.get(name).or_else(|| sources.defaults.get(name).map(String::as_str)) {
+                Some(value) => Ok((value.to_string(), secret)),
                 None => Err(ExpandError {
                     message: format!("variable `{name}` has no value for this device"),
                     help: Some(format!(
@@ -265,7 +265,7 @@ pub fn is_clear_text_secret(text: &str, secret_variables: &[String]) -> bool {
 mod tests {
     use super::*;
 
-    fn sources<'a>(device: &'a BTreeMap<String, String>, redact: bool) -> Sources<'a> {
+    fn sources(device: &super::super::DeviceValues, redact: bool) -> Sources<'_> {
         Sources {
             device,
             defaults: BTreeMap::from([("user".to_string(), "root".to_string())]),
@@ -303,8 +303,7 @@ mod tests {
 
     #[test]
     fn expands_with_roles() {
-        let device =
-            BTreeMap::from([("ip".to_string(), "10.0.0.5".to_string()), ("pw".to_string(), "hunter2".to_string())]);
+        let device = super::super::DeviceValues::from([("ip", "10.0.0.5"), ("pw", "hunter2")]);
         let s = sources(&device, false);
         assert_eq!(expand("${user}@${ip}", TemplateRole::Text, &s).unwrap(), "root@10.0.0.5");
         assert_eq!(expand("IP ${ip}", TemplateRole::Regex, &s).unwrap(), r"IP 10\.0\.0\.5");

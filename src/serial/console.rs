@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::expect::{Found, Matcher};
 use super::transcript::{Transcript, printable};
+use crate::failure::{Classify, FailureClass};
 
 /// Why a console exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,19 @@ pub enum ConsoleError {
     EchoMismatch { sent: String, got: String },
     #[error("serial line error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl Classify for ConsoleError {
+    /// The console is the device talking: silence, a closed line or a wrong
+    /// echo are the device's (a vanished USB adapter shows as `Io` too).
+    fn class(&self) -> FailureClass {
+        match self {
+            ConsoleError::Timeout { .. }
+            | ConsoleError::Closed { .. }
+            | ConsoleError::EchoMismatch { .. }
+            | ConsoleError::Io(_) => FailureClass::Device,
+        }
+    }
 }
 
 impl ConsoleError {

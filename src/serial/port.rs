@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
+use crate::failure::{Classify, FailureClass};
 use crate::profile::{FlowControl, Parity, SerialSettings};
 
 /// Why a port could not be opened. All are environment problems.
@@ -29,6 +30,30 @@ pub enum PortError {
     PermissionDenied { path: PathBuf },
     #[error("cannot open port {}: {message}", path.display())]
     Other { path: PathBuf, message: String },
+}
+
+impl PortError {
+    /// What to try next, for the technician at the bench.
+    pub fn help(&self) -> &'static str {
+        match self {
+            PortError::InUse { .. } => {
+                "close the other program (minicom, screen, another flashline) or pick another port"
+            }
+            PortError::NotFound { .. } => "check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)",
+            PortError::PermissionDenied { .. } | PortError::Other { .. } => "check the port and your permissions",
+        }
+    }
+}
+
+impl Classify for PortError {
+    fn class(&self) -> FailureClass {
+        match self {
+            PortError::InUse { .. }
+            | PortError::NotFound { .. }
+            | PortError::PermissionDenied { .. }
+            | PortError::Other { .. } => FailureClass::Environment,
+        }
+    }
 }
 
 /// An open, exclusively held serial port.

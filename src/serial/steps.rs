@@ -17,6 +17,7 @@ use super::image::{self, ImageCheck};
 use super::transcript::printable;
 use super::transfer::{self, SendReport, TransferRunError};
 use super::xmodem::{Outgoing, Sender, SenderOptions};
+use crate::failure::{Classify, FailureClass};
 use crate::profile::{ConfigureNetwork, DialogEntry, LoadImage};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
 
@@ -37,6 +38,21 @@ pub enum StepError {
     Transfer(#[from] TransferRunError),
     #[error("the device rejected the answer `{answer}` to `{prompt}`: it printed `{line}`")]
     Rejected { prompt: String, answer: String, line: String },
+}
+
+impl Classify for StepError {
+    fn class(&self) -> FailureClass {
+        match self {
+            // A regex from the profile or the arguments, or an image that
+            // fails its own bootHdr check: the user gave the wrong input, and
+            // nothing was sent.
+            StepError::BadPattern { .. } | StepError::ImageInvalid { .. } => FailureClass::Input,
+            StepError::ImageUnreadable { .. } => FailureClass::Environment,
+            StepError::Console(error) => error.class(),
+            StepError::Transfer(error) => error.class(),
+            StepError::Rejected { .. } => FailureClass::Device,
+        }
+    }
 }
 
 fn compile(pattern: &str) -> Result<Regex, StepError> {

@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::xmodem::{Incoming, Receiver, ReceiverOptions, Sender, Status, TransferError, TransferStats};
+use crate::failure::{Classify, FailureClass};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
 
 /// Why a transfer did not complete.
@@ -23,6 +24,16 @@ pub enum TransferRunError {
     Io(#[from] std::io::Error),
     #[error("the serial line closed during the transfer")]
     Closed,
+}
+
+impl Classify for TransferRunError {
+    /// The receiver (the device) refused, cancelled, fell silent or closed
+    /// the line.
+    fn class(&self) -> FailureClass {
+        match self {
+            TransferRunError::Protocol(_) | TransferRunError::Io(_) | TransferRunError::Closed => FailureClass::Device,
+        }
+    }
 }
 
 /// A completed send.

@@ -1,0 +1,78 @@
+//! The chores every command shares, done once: printing an error line or a
+//! profile's problems, building the async runtime without a panic, loading a
+//! profile, and turning a classified error into the command's outcome.
+//! Commands take a [`Context`] and never format these lines themselves.
+
+use std::fmt::Display;
+use std::path::Path;
+
+use super::{Outcome, Painter};
+use crate::failure::Classify;
+use crate::profile::{self, CheckOptions, LoadedProfile, Problem, ProfileError};
+
+/// What every subcommand gets: how to print, and how much.
+pub struct Context {
+    pub out: Painter,
+    pub err: Painter,
+    pub quiet: bool,
+    /// `-v` was given at least once: simulators' own logs are shown.
+    pub verbose: u8,
+}
+
+impl Context {
+    /// Prints `error: MESSAGE` on stderr and returns `outcome`.
+    pub fn fail(&self, message: impl Display, outcome: Outcome) -> Outcome {
+        eprintln!("{}: {message}", self.err.error("error"));
+        outcome
+    }
+
+    /// Prints a module's error and returns the outcome its class gives.
+    pub fn fail_with<E: Classify + Display + ?Sized>(&self, error: &E) -> Outcome {
+        self.fail(error, Outcome::from(error.class()))
+    }
+
+    /// Prints `warning: MESSAGE` on stderr.
+    pub fn warn(&self, message: impl Display) {
+        eprintln!("{}: {message}", self.err.warning("warning"));
+    }
+
+    /// Prints each problem on its own line, `file:line:col: error: ...`.
+    pub fn print_problems(&self, problems: &[Problem]) {
+        for problem in problems {
+            eprintln!("{}", self.err.problem(problem));
+        }
+    }
+
+    /// Prints a profile or inventory error (every problem of an invalid
+    /// file, then the summary line) and classifies it.
+    pub fn fail_profile(&self, error: &ProfileError) -> Outcome {
+        if let ProfileError::Invalid { problems, .. } = error {
+            self.print_problems(problems);
+        }
+        self.fail_with(error)
+    }
+
+    /// Loads and validates a profile; on failure prints why.
+    pub fn load_profile(&self, path: &Path, options: CheckOptions) -> Result<LoadedProfile, Outcome> {
+        profile::load(path, options).map_err(|error| self.fail_profile(&error))
+    }
+
+    /// The tokio runtime a command runs on. Failing to build one (no threads
+    /// left, a locked-down container) is reported, never a panic.
+    pub fn runtime(&self) -> Result<tokio::runtime::Runtime, Outcome> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|error| self.fail(format!("cannot start the async runtime: {error}"), Outcome::Environment))
+    }
+
+    /// Pretty JSON on stdout, for `--json`.
+    pub fn print_json(&self, value: &impl serde::Serialize) {
+        match serde_json::to_string_pretty(value) {
+            Ok(text) => println!("{text}"),
+            // Only a map with non-string keys fails; none of ours has one.
+            Err(error) => eprintln!("{}: cannot print JSON: {error}", self.err.error("error")),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The one failure taxonomy: every error that can stop a command or a device
+//! is bad input, the environment, or the device. Reports, JUnit, the batch
+//! summary and exit codes all derive from [`FailureClass`]; no module keeps a
+//! mapping of its own.
+//!
+//! Each module's error type implements [`Classify`] next to its definition,
+//! so the class of a new variant is decided where the variant is written.
+//! This module does not print or decide wording.
+
+use serde::{Deserialize, Serialize};
+
+/// Who has to act to fix a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureClass {
+    /// The profile, inventory, station file, an image or an argument is wrong:
+    /// the user fixes the input. Nothing was sent to a device.
+    Input,
+    /// This machine is not set up for the job (a file that cannot be read or
+    /// written, a busy port, no permission): the user fixes the bench.
+    Environment,
+    /// The device said no, timed out, or answered wrongly.
+    Device,
+}
+
+impl FailureClass {
+    /// The name reports use (`input`, `environment`, `device`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Input => "input",
+            FailureClass::Environment => "environment",
+            FailureClass::Device => "device",
+        }
+    }
+
+    /// The exit code contract: 1 device or step failure, 2 bad input,
+    /// 3 environment (0 is success, which is not a failure).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            FailureClass::Device => 1,
+            FailureClass::Input => 2,
+            FailureClass::Environment => 3,
+        }
+    }
+
+    /// The more serious of two classes (environment > input > device): a
+    /// batch whose bench is broken says so before it blames a device.
+    pub fn worst(self, other: FailureClass) -> FailureClass {
+        if other.exit_code() > self.exit_code() { other } else { self }
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error that knows its class. Implemented by every module's error type.
+pub trait Classify {
+    fn class(&self) -> FailureClass;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exs::client::ClientError;
+    use crate::exs::job::ExsError;
+    use crate::exs::trace::TraceError;
+    use crate::ftp::FtpError;
+    use crate::pipeline::batch::BatchError;
+    use crate::pipeline::journal::JournalError;
+    use crate::serial::console::ConsoleError;
+    use crate::serial::image::ImageCheck;
+    use crate::serial::steps::StepError;
+    use crate::serial::transfer::TransferRunError;
+
+    #[test]
+    fn exit_codes_and_severity() {
+        assert_eq!(
+            [FailureClass::Device, FailureClass::Input, FailureClass::Environment].map(FailureClass::exit_code),
+            [1, 2, 3]
+        );
+        assert_eq!(FailureClass::Device.worst(FailureClass::Environment), FailureClass::Environment);
+        assert_eq!(FailureClass::Input.worst(FailureClass::Device), FailureClass::Input);
+        assert_eq!(serde_json::to_string(&FailureClass::Environment).unwrap(), "\"environment\"");
+    }
+
+    /// Every error variant a command can end with, and its class: the one
+    /// table exit codes, reports and JUnit derive from. A new variant must
+    /// be added here (the `match`es in each `Classify` impl are exhaustive).
+    #[test]
+    fn every_error_variant_has_its_class() {
+        use std::path::PathBuf;
+        use std::time::Duration;
+
+        use FailureClass::{Device, Environment, Input};
+
+        let path = || PathBuf::from("x");
+        let io = || std::io::Error::other("x");
+        let s = || String::from("x");
+        let check = |error: &dyn Classify, class: FailureClass, what: &str| assert_eq!(error.class(), class, "{what}");
+        check(&crate::profile::ProfileError::Read { path: path(), source: io() }, Environment, "profile unreadable");
+        check(&crate::profile::ProfileError::Invalid { path: path(), problems: vec![] }, Input, "profile invalid");
+        check(&crate::serial::port::PortError::InUse { path: path() }, Environment, "port in use");
+        check(&crate::serial::port::PortError::NotFound { path: path() }, Environment, "port missing");
+        check(&crate::serial::port::PortError::PermissionDenied { path: path() }, Environment, "port permission");
+        check(&crate::serial::port::PortError::Other { path: path(), message: s() }, Environment, "port other");
+        check(&StepError::BadPattern { pattern: s(), message: s() }, Input, "bad regex");
+        check(&StepError::ImageUnreadable { path: s(), message: s() }, Environment, "image unreadable");
+        check(&StepError::ImageInvalid { path: s(), check: ImageCheck::NoHeader }, Input, "image fails bootHdr");
+        check(&StepError::Rejected { prompt: s(), answer: s(), line: s() }, Device, "answer rejected");
+        check(&StepError::Console(ConsoleError::Io(io())), Device, "console line error");
+        check(&StepError::Transfer(TransferRunError::Closed), Device, "line closed in transfer");
+        check(
+            &ConsoleError::Timeout { waiting_for: s(), waited: Duration::ZERO, last_lines: vec![] },
+            Device,
+            "console silent",
+        );
+        check(&ConsoleError::Closed { waiting_for: s(), last_lines: vec![] }, Device, "console closed");
+        check(&ConsoleError::EchoMismatch { sent: s(), got: s() }, Device, "no echo");
+        check(&TransferRunError::Io(io()), Device, "serial I/O in transfer");
+        check(&crate::net::NetError::PermissionDenied { what: "raw" }, Environment, "no CAP_NET_RAW");
+        check(&crate::net::NetError::Io { what: s(), source: io() }, Environment, "socket error");
+        check(&crate::net::NetError::Resolve { host: s(), detail: None }, Input, "name does not resolve");
+        check(&FtpError::LocalFile { path: path(), error: s() }, Environment, "local file");
+        check(&FtpError::CredentialsRefused { host: s(), port: 21, users: vec![], reply: s() }, Device, "530");
+        check(&FtpError::FileRefused { remote: s(), reply: s() }, Device, "550");
+        check(&FtpError::Busy { host: s(), port: 21, reply: s() }, Device, "421");
+        check(&FtpError::Unreachable { host: s(), port: 21, error: s(), finding: None }, Device, "refused");
+        check(&FtpError::Transfer { remote: s(), attempts: 1, error: s() }, Device, "transfer cut");
+        check(&FtpError::VerifyFailed { remote: s(), detail: s() }, Device, "verify");
+        check(&FtpError::Protocol { what: s(), reply: s() }, Device, "odd reply");
+        check(&FtpError::Tls { host: s(), port: 21, error: s() }, Device, "TLS");
+        check(&FtpError::Restart { host: s(), what: "come back", timeout: Duration::ZERO }, Device, "restart");
+        check(&ExsError::BadInput { field: "f", message: s() }, Input, "EXS argument");
+        check(&ExsError::ReadConfig { path: path(), source: io() }, Environment, "EXS config unreadable");
+        check(&ClientError::Connect { peer: s(), source: io() }, Device, "controller refused");
+        check(
+            &ClientError::Timeout { message: s(), seq: 1, peer: s(), waited: Duration::ZERO, seen: vec![] },
+            Device,
+            "controller silent",
+        );
+        check(
+            &ClientError::Closed { message: s(), seq: 1, peer: s(), times: 2, reason: s() },
+            Device,
+            "controller closed",
+        );
+        check(
+            &ExsError::Client {
+                purpose: s(),
+                source: ClientError::Closed { message: s(), seq: 1, peer: s(), times: 2, reason: s() },
+            },
+            Device,
+            "EXS client",
+        );
+        check(&TraceError::Empty, Input, "hex typed by the user");
+        check(&JournalError::Open { path: path(), source: io() }, Environment, "journal cannot be opened");
+        check(&JournalError::Write { path: path(), source: io() }, Environment, "journal cannot be written");
+        check(&JournalError::Malformed { path: path(), line: 1, message: s() }, Input, "not a journal");
+        check(&BatchError::Journal(JournalError::Open { path: path(), source: io() }), Environment, "batch journal");
+        check(&BatchError::JournalInUse { path: path(), records: 1 }, Input, "journal without --resume");
+    }
+}
