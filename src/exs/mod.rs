@@ -9,8 +9,8 @@
 //! here prints: the CLI renders the typed reports.
 //!
 //! What the vendor did not publish (checksum rule, 0xFE escaping, default port,
-//! field encodings) is assumed in exactly one place each, named in
-//! `../shared/spec/exs-api-notes.md` terms, and the checksum and 0xFE rules are
+//! field encodings) is assumed in exactly one place each, as listed in
+//! `docs/exs-tftp-manage.md`, and the checksum and 0xFE rules are
 //! selectable ([`crate::profile::ExsChecksum`], [`crate::profile::ExsMarkerRule`]).
 
 /// Defines a `#[repr]` enum of vendor codes with a short user-facing text per
