@@ -4,23 +4,29 @@
 //!
 //! # Layout
 //! - [`profile`]: the profile and inventory formats, their validation (every
-//!   problem with file, line, column and field path) and `${...}` variables.
-//! - [`exs`]: the EXS API TFTP Manage codec, configuration file check and client.
-//! - [`sim`]: simulated devices for tests and demos (the CSP matrix controller).
+//!   problem with file, line, column and field path), `${...}` variables and
+//!   the device values they expand to (with where each came from).
+//! - [`serial`]: exclusive port opening, XMODEM/XMODEM-1K/YMODEM, the console
+//!   expect engine and the `load_image` / `configure_network` steps.
 //! - [`net`]: ICMP echo, TCP SYN and connect() probes, waiting for services
 //!   with a timeline, and the "pings but refuses FTP" diagnosis.
 //! - [`ftp`]: verified firmware uploads over FTP, with retries and the wait
 //!   for the device's restart.
-//! - [`pipeline`]: the batch journal and the reports (JSON, JUnit, table).
+//! - [`exs`]: the EXS API codec, TFTP Manage, configuration file check and
+//!   client.
+//! - [`pipeline`]: one device through its steps, batches, the journal and the
+//!   reports (JSON, JUnit, table).
+//! - [`failure`]: the one failure taxonomy (input, environment, device) that
+//!   exit codes and reports derive from.
+//! - [`progress`]: the one progress channel the library reports through and
+//!   the CLI renders.
+//! - [`sim`]: simulated devices for tests and `flashline demo` (NET+OS console
+//!   and FTP server, CSP matrix controller, serial link emulator).
 //! - [`cli`]: the command-line interface; the only module that prints or
 //!   decides exit codes.
-//! - [`serial`]: exclusive port opening, XMODEM/XMODEM-1K/YMODEM, the console
-//!   expect engine and the `load_image` / `configure_network` steps.
-//! - [`progress`]: progress events the library emits and the CLI renders.
 //!
-//! Later modules follow `DESIGN.md`: `serial` (image loads and the console
-//! dialog), `net` (probes and diagnosis), `ftp`, `exs` (TFTP Manage), `pipeline`
-//! and `sim` (simulated devices).
+//! `ARCHITECTURE.md` at the repository root shows one device's path through
+//! these modules and where to add a step kind, a protocol or a scenario.
 
 pub mod cli;
 pub mod exs;

@@ -2,7 +2,7 @@
 //! reserved, sequence number, logical node ID, body, checksum.
 //!
 //! Length counts the bytes from the Message Type through the last body byte:
-//! not the marker, not the Length field, not the checksum (the notes' check: a
+//! not the marker, not the Length field, not the checksum (docs/exs-tftp-manage.md's check: a
 //! header-only response has Length 5). [`Framing::decode`] tells "need more
 //! bytes" (`Ok(None)`) from "invalid" (`Err`, saying what), so a reader can feed
 //! it whatever the socket gave so far.

@@ -1,7 +1,7 @@
 //! Checks of NET+OS `image.bin` files with a `bootHdr` header, before a load
 //! (catch a truncated or wrong file) and in the simulator (after one).
 //!
-//! Layout (big-endian, see the device notes): header size 0x28, 0x24, the
+//! Layout (big-endian, see docs/netos.md): header size 0x28, 0x24, the
 //! magic `bootHdr\0`, a zero word, flags, flash offset, RAM load address,
 //! payload length, version; the payload from 0x28; then a CRC-32 (poly
 //! 0x04C11DB7, not reflected, init 0, xorout 0) over everything before it.

@@ -1,7 +1,7 @@
 //! The serial side of the simulated NET+OS device (Digi Connect ME 9210): its
 //! console over any byte stream (a PTY for `flashline sim netos --link PATH`).
 //!
-//! What it does, following the device notes: the boot banner (NET+OS version,
+//! What it does, following docs/netos.md: the boot banner (NET+OS version,
 //! PLATFORM, APPLICATION, network and hardware parameters with a MAC
 //! `00:40:9D:xx:xx:xx` and a serial number), the `Press any key in N seconds`
 //! window, the configuration dialog (accept/modify, root password, reset,
