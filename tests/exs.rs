@@ -462,10 +462,7 @@ fn exs_errors_before_sending_and_without_a_controller() {
         run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--begin-download", "--local-config", "a.cfg"]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("begin_download: begin download needs the local configuration filename and server address"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("begin_download: begin_download needs local_config and local_server"), "{stderr}");
     let output = run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--local-config", &"x".repeat(128)]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).1.contains("filename is 128 characters; the controller takes at most 127"));

@@ -261,7 +261,7 @@ fn malformed_cases() -> Vec<Case> {
             "config file name too long",
             "",
             "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [all]\n      local_config: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.cfg\n",
-            "7:21: error: steps[0].tftp_manage.local_config: file name is 140 characters; the controller takes at most 127",
+            "7:21: error: steps[0].tftp_manage.local_config: filename is 140 characters; the controller takes at most 127",
         ),
         case(
             "timestamp not hex",
@@ -510,7 +510,9 @@ fn show_reports_what_a_device_is_missing() {
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr.contains("gateway 10.9.9.9 is outside the device's subnet 10.0.0.0/24 (after filling in variables)"),
+        stderr.contains(
+            "gateway 10.9.9.9 is outside the device's subnet 10.0.0.0/24 (after filling in `gateway` from the command line (--set))"
+        ),
         "{stderr}"
     );
 

@@ -3,14 +3,15 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::failure::Classify;
 use crate::ftp::{self, Credential, FtpError, UploadFile, UploadSpec};
+use crate::ftp::{FtpMode, FtpVerify};
 use crate::net::{ProbeMethod, resolve_ipv4};
-use crate::profile::{FtpMode, FtpVerify, HumanDuration};
+use crate::profile::HumanDuration;
 
 #[derive(Debug, Subcommand)]
 pub enum FtpCommand {
@@ -19,20 +20,6 @@ pub enum FtpCommand {
     /// Without --user, the NET+OS factory candidates are tried in order:
     /// root/Netsilicon (6.x firmware), then root/password (7.5).
     Put(PutArgs),
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum VerifyArg {
-    Size,
-    Readback,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ModeArg {
-    Passive,
-    Epsv,
-    Active,
 }
 
 #[derive(Debug, Args)]
@@ -56,11 +43,11 @@ pub struct PutArgs {
     #[arg(long, value_name = "NAME")]
     remote: Option<String>,
     /// `size` (SIZE equals the local size), `readback` (download and compare SHA-256) or `none`.
-    #[arg(long, value_enum, default_value_t = VerifyArg::Size)]
-    verify: VerifyArg,
+    #[arg(long, value_enum, default_value_t = FtpVerify::Size)]
+    verify: FtpVerify,
     /// Data connection: passive (PASV), epsv (EPSV) or active (PORT).
-    #[arg(long, value_enum, default_value_t = ModeArg::Passive)]
-    mode: ModeArg,
+    #[arg(long, value_enum, default_value_t = FtpMode::Passive)]
+    mode: FtpMode,
     /// Explicit TLS (FTPS: AUTH TLS, data connections protected too).
     #[arg(long)]
     tls: bool,
@@ -146,16 +133,8 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
         host,
         port: args.port,
         credentials,
-        mode: match args.mode {
-            ModeArg::Passive => FtpMode::Passive,
-            ModeArg::Epsv => FtpMode::Epsv,
-            ModeArg::Active => FtpMode::Active,
-        },
-        verify: match args.verify {
-            VerifyArg::Size => FtpVerify::Size,
-            VerifyArg::Readback => FtpVerify::Readback,
-            VerifyArg::None => FtpVerify::None,
-        },
+        mode: args.mode,
+        verify: args.verify,
         files,
         session_per_file: !args.one_session,
         wait_for_restart: args.wait_for_restart,

@@ -20,23 +20,6 @@ use crate::profile::{self, CheckOptions, DeviceValues, HumanDuration, ResolveMod
 use crate::progress::Silent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MethodArg {
-    Auto,
-    Syn,
-    Connect,
-}
-
-impl From<MethodArg> for ProbeMethod {
-    fn from(m: MethodArg) -> ProbeMethod {
-        match m {
-            MethodArg::Auto => ProbeMethod::Auto,
-            MethodArg::Syn => ProbeMethod::Syn,
-            MethodArg::Connect => ProbeMethod::Connect,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WantedState {
     Open,
     Closed,
@@ -50,8 +33,8 @@ pub struct ProbeArgs {
     #[arg(long, short = 'p', value_name = "LIST", default_value = "21", value_parser = parse_ports)]
     ports: PortList,
     /// `syn` (half-open, needs CAP_NET_RAW, takes no FTP session), `connect`, or `auto` (syn when allowed).
-    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
-    method: MethodArg,
+    #[arg(long, value_enum, default_value_t = ProbeMethod::Auto)]
+    method: ProbeMethod,
     /// Keep polling until every port is in this state.
     #[arg(long, value_enum, value_name = "STATE")]
     wait_until: Option<WantedState>,
@@ -86,8 +69,8 @@ pub struct DiagnoseArgs {
     #[arg(long, default_value = "3s", value_name = "DURATION")]
     timeout: HumanDuration,
     /// `syn` (half-open, needs CAP_NET_RAW, takes no FTP session), `connect`, or `auto` (syn when allowed).
-    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
-    method: MethodArg,
+    #[arg(long, value_enum, default_value_t = ProbeMethod::Auto)]
+    method: ProbeMethod,
     /// Print the report as JSON (a stable contract).
     #[arg(long)]
     json: bool,
@@ -157,7 +140,7 @@ pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
     let live = TaskView::new(args.json || context.quiet || args.wait_until.is_none());
     let report = runtime.block_on(async {
         let target = resolve_ipv4(&args.host).await?;
-        let prober = Prober::new(args.method.into())?;
+        let prober = Prober::new(args.method)?;
         investigate(&spec(target), &prober, &live).await
     });
     let report = match report {
@@ -196,7 +179,7 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
     };
     let report = runtime.block_on(async {
         let target = resolve_ipv4(&args.host).await?;
-        let prober = Prober::new(args.method.into())?;
+        let prober = Prober::new(args.method)?;
         let spec = Investigation {
             target,
             ports: services.clone(),

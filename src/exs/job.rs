@@ -29,7 +29,7 @@ use crate::progress::{Progress, ProgressEvent, TaskKind};
 
 /// The kind of every task the job reports: one request and its answer.
 const EXCHANGE: TaskKind = TaskKind::ExsExchange;
-use crate::profile::{TftpManage, TftpQuery};
+use crate::profile::{Template, TftpManage, TftpQuery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExsError {
@@ -77,6 +77,77 @@ pub struct TftpManageJob {
     pub config_file: Option<PathBuf>,
 }
 
+/// A `tftp_manage` option that breaks one of the controller's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleBreak {
+    /// The step's field (`local_config`...).
+    pub field: &'static str,
+    pub message: String,
+    pub help: Option<&'static str>,
+}
+
+/// The rules of a `tftp_manage` step, kept in this one place: `profile check`
+/// applies them to the values written literally in the profile (`known`
+/// gives `None` for a value still holding `${...}`), and the job applies them
+/// to the filled-in values before anything is sent.
+pub fn check_rules(step: &TftpManage, known: &dyn Fn(&Template) -> Option<String>) -> Vec<RuleBreak> {
+    let mut broken = Vec::new();
+    let mut add = |field: &'static str, message: String, help: Option<&'static str>| {
+        broken.push(RuleBreak { field, message, help });
+    };
+    if step.port == 0 {
+        add("port", "port 0 is not a valid EXS API port".into(), None);
+    }
+    if step.node == 0xFE {
+        add("node", "node 0xFE is the reserved frame marker".into(), None);
+    }
+    let sets_something = step.local_config.is_some()
+        || step.local_server.is_some()
+        || step.adjacent_config.is_some()
+        || step.adjacent_server.is_some()
+        || step.timestamp.is_some();
+    if step.query.is_empty() && !sets_something && !step.begin_download {
+        add(
+            "query",
+            "nothing to send: no queries, settings or begin_download".into(),
+            Some("add `query: [all]`, or the configuration settings and `begin_download: true`"),
+        );
+    }
+    if step.begin_download && (step.local_config.is_none() || step.local_server.is_none()) {
+        add(
+            "begin_download",
+            "begin_download needs local_config and local_server".into(),
+            Some("the controller fetches the configuration file from that server over TFTP"),
+        );
+    }
+    if step.query.iter().any(|q| matches!(q, TftpQuery::LoadVersion | TftpQuery::LoadFilename)) && step.load.is_none() {
+        add("query", "load-version and load-filename queries need `load:` (the load number)".into(), None);
+    }
+    for (field, value) in [("local_config", &step.local_config), ("adjacent_config", &step.adjacent_config)] {
+        if let Some(text) = value.as_ref().and_then(known)
+            && let Err(error) = Filename::new(&text)
+        {
+            add(field, error.to_string(), None);
+        }
+    }
+    for (field, value) in
+        [("local_server", &step.local_server), ("adjacent_server", &step.adjacent_server), ("host", &step.host)]
+    {
+        if let Some(text) = value.as_ref().and_then(known)
+            && text.trim().parse::<Ipv4Addr>().is_err()
+        {
+            add(field, format!("`{text}` is not an IPv4 address"), None);
+        }
+    }
+    // An empty timestamp (an unset optional variable) means "no timestamp".
+    if let Some(text) = step.timestamp.as_ref().and_then(known).filter(|t| !t.trim().is_empty())
+        && let Err(error) = trace::parse_hex(&text)
+    {
+        add("timestamp", format!("`{text}` is not hex bytes: {error}"), None);
+    }
+    broken
+}
+
 impl TftpManageJob {
     /// From a step whose `${...}` variables are already filled in.
     /// `default_host` is the profile's `network.ip`; `base_dir` resolves a
@@ -96,26 +167,20 @@ impl TftpManageJob {
                 field: "host",
                 message: "no controller address: set `host` or `network.ip`".into(),
             })?;
-        let filename = |field: &'static str,
-                        value: &Option<crate::profile::Template>|
-         -> Result<Option<Filename>, ExsError> {
+        if let Some(broken) = check_rules(step, &|t| Some(t.to_string())).into_iter().next() {
+            return Err(ExsError::BadInput { field: broken.field, message: broken.message });
+        }
+        // The rules above passed: each value converts.
+        let bad = |field: &'static str, message: String| ExsError::BadInput { field, message };
+        let filename = |field: &'static str, value: &Option<Template>| -> Result<Option<Filename>, ExsError> {
+            value.as_ref().map(|v| Filename::new(v.as_str()).map_err(|e| bad(field, e.to_string()))).transpose()
+        };
+        let address = |field: &'static str, value: &Option<Template>| -> Result<Option<Ipv4Addr>, ExsError> {
             value
                 .as_ref()
-                .map(|v| Filename::new(v.as_str()).map_err(|e| ExsError::BadInput { field, message: e.to_string() }))
+                .map(|v| v.as_str().trim().parse::<Ipv4Addr>().map_err(|e| bad(field, format!("`{v}`: {e}"))))
                 .transpose()
         };
-        let address =
-            |field: &'static str, value: &Option<crate::profile::Template>| -> Result<Option<Ipv4Addr>, ExsError> {
-                value
-                    .as_ref()
-                    .map(|v| {
-                        v.as_str()
-                            .trim()
-                            .parse::<Ipv4Addr>()
-                            .map_err(|_| ExsError::BadInput { field, message: format!("`{v}` is not an IPv4 address") })
-                    })
-                    .transpose()
-            };
         let mut settings = Vec::new();
         if let Some(name) = filename("local_config", &step.local_config)? {
             settings.push(DataValue::LocalConfig(name));
@@ -129,26 +194,9 @@ impl TftpManageJob {
         if let Some(ip) = address("adjacent_server", &step.adjacent_server)? {
             settings.push(DataValue::AdjacentServer(ip));
         }
-        // An empty value (an unset optional variable) means "no timestamp".
         if let Some(text) = step.timestamp.as_ref().filter(|t| !t.as_str().trim().is_empty()) {
-            let bytes = trace::parse_hex(text.as_str()).map_err(|e| ExsError::BadInput {
-                field: "timestamp",
-                message: format!("`{text}` is not hex bytes: {e}"),
-            })?;
+            let bytes = trace::parse_hex(text.as_str()).map_err(|e| bad("timestamp", e.to_string()))?;
             settings.push(DataValue::Timestamp(bytes));
-        }
-        if step.begin_download && (step.local_config.is_none() || step.local_server.is_none()) {
-            return Err(ExsError::BadInput {
-                field: "begin_download",
-                message: "begin download needs the local configuration filename and server address".into(),
-            });
-        }
-        let named_load_query = step.query.iter().any(|q| matches!(q, TftpQuery::LoadVersion | TftpQuery::LoadFilename));
-        if named_load_query && step.load.is_none() {
-            return Err(ExsError::BadInput {
-                field: "load",
-                message: "load-version and load-filename queries need the load number".into(),
-            });
         }
         let mut queries: Vec<ActionSubtype> = Vec::new();
         for query in &step.query {
@@ -157,12 +205,6 @@ impl TftpManageJob {
                     queries.push(subtype);
                 }
             }
-        }
-        if settings.is_empty() && queries.is_empty() && !step.begin_download {
-            return Err(ExsError::BadInput {
-                field: "query",
-                message: "nothing to send: no queries, settings or begin download".into(),
-            });
         }
         let config_file = step.config_file.as_ref().map(|f| base_dir.join(f.as_str()));
         Ok(TftpManageJob {

@@ -15,12 +15,40 @@ pub mod upload;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::ValueEnum;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::failure::{Classify, FailureClass};
 use crate::net::diagnose::Finding;
 
 pub use upload::{TlsSettings, UploadReport, UploadSpec, upload};
 
 pub use crate::net::service::Credential;
+
+/// The FTP data connection (a profile's `mode`, `--mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FtpMode {
+    #[default]
+    Passive,
+    /// Extended passive (EPSV).
+    Epsv,
+    Active,
+}
+
+/// How an upload is verified (a profile's `verify`, `--verify`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FtpVerify {
+    /// SIZE on the server equals the local size.
+    #[default]
+    Size,
+    /// Download the file again and compare SHA-256.
+    Readback,
+    /// No check (only when the server cannot do either).
+    None,
+}
 
 /// One file to upload.
 #[derive(Debug, Clone)]

@@ -19,10 +19,10 @@ use suppaftp::{FtpError as SuppaError, Mode, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Credential, FtpError, UploadFile};
+use super::{FtpMode, FtpVerify};
 use crate::net::report::{Investigation, investigate};
 use crate::net::wait::{WaitSpec, wait_for};
 use crate::net::{PortState, ProbeMethod, ProbeOptions, Prober};
-use crate::profile::{FtpMode, FtpVerify};
 use crate::progress::{Progress, ProgressEvent, Silent, TaskKind};
 
 /// The kind of every task an upload reports.

@@ -26,9 +26,35 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::failure::{Classify, FailureClass};
-use serde::Serialize;
+use clap::ValueEnum;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-pub use crate::profile::{PortState, ProbeMethod};
+/// A TCP port's state as a probe sees it (and as a profile asks for it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortState {
+    /// SYN-ACK: something listens.
+    #[default]
+    Open,
+    /// RST: the host is up, nothing listens.
+    Closed,
+    /// No answer, or ICMP unreachable.
+    Filtered,
+}
+
+/// How ports are probed (a profile's `method`, `--method`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbeMethod {
+    /// SYN when raw sockets are allowed, else connect().
+    #[default]
+    Auto,
+    /// Half-open TCP SYN probe (needs CAP_NET_RAW); takes no FTP session.
+    Syn,
+    /// A full connect(); works without privileges.
+    Connect,
+}
 
 /// How a port's state was learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -12,6 +12,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+pub use crate::ftp::{FtpMode, FtpVerify};
+pub use crate::net::{PortState, ProbeMethod};
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -350,30 +353,6 @@ pub struct PortWanted {
     pub state: PortState,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum PortState {
-    /// SYN-ACK: something listens.
-    #[default]
-    Open,
-    /// RST: the host is up, nothing listens.
-    Closed,
-    /// No answer, or ICMP unreachable.
-    Filtered,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProbeMethod {
-    /// SYN when raw sockets are allowed, else connect().
-    #[default]
-    Auto,
-    /// Half-open TCP SYN probe (needs CAP_NET_RAW); takes no FTP session.
-    Syn,
-    /// A full connect(); works without privileges.
-    Connect,
-}
-
 /// `ftp_upload`: upload files to the device's FTP flash server.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -441,28 +420,6 @@ pub struct Credential {
     pub user: Template,
     /// Use `${env:NAME}` or `${file:path}`; clear text is accepted with a warning.
     pub password: Secret,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum FtpMode {
-    #[default]
-    Passive,
-    /// Extended passive (EPSV).
-    Epsv,
-    Active,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum FtpVerify {
-    /// SIZE on the server equals the local size.
-    #[default]
-    Size,
-    /// Download the file again and compare SHA-256.
-    Readback,
-    /// No check (only when the server cannot do either).
-    None,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::problem::Problems;
-use super::types::{Profile, Step, TftpQuery};
+use super::types::{Profile, Step};
 use super::vars::{self, BUILTIN_VARIABLES, Piece, Reference, TemplateRole};
 
 /// Options of a check.
@@ -439,54 +439,14 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
             }
             Step::TftpManage(s) => {
                 check_target(profile, problems, &base, s.host.is_some());
-                if s.port == 0 {
-                    problems.error(&format!("{base}.port"), "port 0 is not a valid EXS API port");
-                }
-                if s.node == 0xFE {
-                    problems.error(&format!("{base}.node"), "node 0xFE is the reserved frame marker");
-                }
-                let sets_something = s.local_config.is_some()
-                    || s.local_server.is_some()
-                    || s.adjacent_config.is_some()
-                    || s.adjacent_server.is_some()
-                    || s.timestamp.is_some();
-                if s.query.is_empty() && !sets_something && !s.begin_download {
-                    problems
-                        .error(&base, "nothing to send: no queries, settings or begin_download")
-                        .help("add `query: [all]`, or the configuration settings and `begin_download: true`");
-                }
-                if s.begin_download && (s.local_config.is_none() || s.local_server.is_none()) {
-                    problems
-                        .error(&format!("{base}.begin_download"), "begin_download needs local_config and local_server")
-                        .help("the controller fetches the configuration file from that server over TFTP");
-                }
-                let needs_load = s.query.iter().any(|q| matches!(q, TftpQuery::LoadVersion | TftpQuery::LoadFilename));
-                if needs_load && s.load.is_none() {
-                    problems.error(
-                        &format!("{base}.query"),
-                        "load-version and load-filename queries need `load:` (the load number)",
-                    );
-                }
-                for (field, value) in [("local_config", &s.local_config), ("adjacent_config", &s.adjacent_config)] {
-                    if let Some(text) = value.as_ref().and_then(|t| literal(t.as_str()))
-                        && let Err(message) = check_config_filename(text)
-                    {
-                        problems.error(&format!("{base}.{field}"), message);
+                // The controller's rules live with the TFTP Manage job; here
+                // they see the values written literally (a `${...}` value is
+                // checked once the device's values fill it in).
+                for broken in crate::exs::job::check_rules(s, &|t| literal(t.as_str()).map(str::to_string)) {
+                    let problem = problems.error(&format!("{base}.{}", broken.field), broken.message);
+                    if let Some(help) = broken.help {
+                        problem.help(help);
                     }
-                }
-                for (field, value) in
-                    [("local_server", &s.local_server), ("adjacent_server", &s.adjacent_server), ("host", &s.host)]
-                {
-                    if let Some(text) = value.as_ref().and_then(|t| literal(t.as_str()))
-                        && text.trim().parse::<Ipv4Addr>().is_err()
-                    {
-                        problems.error(&format!("{base}.{field}"), format!("`{text}` is not an IPv4 address"));
-                    }
-                }
-                if let Some(text) = s.timestamp.as_ref().and_then(|t| literal(t.as_str()))
-                    && let Err(message) = parse_hex_bytes(text)
-                {
-                    problems.error(&format!("{base}.timestamp"), message);
                 }
             }
         }
@@ -528,45 +488,6 @@ fn check_regex(problems: &mut Problems<'_>, path: &str, pattern: Option<&str>) {
     }
 }
 
-/// The controller's limit on configuration file names (More Status 0x0F).
-pub const MAX_CONFIG_FILENAME: usize = 127;
-
-/// A TFTP configuration file name the controller would accept.
-pub fn check_config_filename(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the file name is empty".into());
-    }
-    if name.len() > MAX_CONFIG_FILENAME {
-        return Err(format!(
-            "file name is {} characters; the controller takes at most {MAX_CONFIG_FILENAME}",
-            name.len()
-        ));
-    }
-    if name.contains('\0') || !name.is_ascii() {
-        return Err("file name must be ASCII without NUL".into());
-    }
-    Ok(())
-}
-
-/// Hex bytes such as `01 02 0a0b` or `0x0102`.
-pub fn parse_hex_bytes(text: &str) -> Result<Vec<u8>, String> {
-    let digits: String =
-        text.trim().trim_start_matches("0x").chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
-    if digits.is_empty() {
-        return Err("hex value is empty".into());
-    }
-    if !digits.len().is_multiple_of(2) {
-        return Err(format!("`{text}` has an odd number of hex digits"));
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&digits[i..i + 2], 16)
-                .map_err(|_| format!("`{text}` is not hex bytes (e.g. `01 02 0a`)"))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -586,13 +507,5 @@ mod tests {
         assert!(errors[0].message.contains("broadcast"));
         let errors = check_addresses(Some("10.0.0.1"), Some("255.255.255.0"), Some("10.0.0.1"));
         assert!(errors[0].message.contains("own address"));
-    }
-
-    #[test]
-    fn hex_bytes() {
-        assert_eq!(parse_hex_bytes("01 02 0a").unwrap(), vec![1, 2, 10]);
-        assert_eq!(parse_hex_bytes("0x0102").unwrap(), vec![1, 2]);
-        assert!(parse_hex_bytes("012").is_err());
-        assert!(parse_hex_bytes("zz").is_err());
     }
 }
