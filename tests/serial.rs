@@ -285,11 +285,19 @@ async fn serial_lrzsz_sb_to_our_receiver() {
 /// Noisy links: every transfer ends byte-exact or with a clear error on
 /// both sides, never with different bytes reported as success. 120 seeded
 /// transfers, all three protocols, with paused time (pacing costs nothing).
+///
+/// The four outcomes are told apart: both ok (the data must be exact); our
+/// sender ok and the receiver failed (a false success: the test fails); the
+/// sender failed and the receiver ok (only a lost final ACK, after the last
+/// block, where the receiver's file must be whole and exact and the sender
+/// must say the file may be complete); both failed (a clean abort).
 #[tokio::test(start_paused = true)]
 async fn serial_noisy_links_never_corrupt_silently() {
+    use flashline::serial::transfer::TransferRunError;
+    use flashline::serial::xmodem::TransferError;
     use flashline::sim::link::{self, Direction, LinkConfig};
     let protocols = [TransferProtocol::Xmodem, TransferProtocol::Xmodem1k, TransferProtocol::Ymodem];
-    let (mut exact, mut aborted, mut retransmissions) = (0, 0, 0u64);
+    let (mut exact, mut lost_final_ack, mut aborted, mut retransmissions) = (0, 0, 0, 0u64);
     let mut corrupted_bytes = 0u64;
     for seed in 0..120u64 {
         let protocol = protocols[seed as usize % 3];
@@ -305,6 +313,7 @@ async fn serial_noisy_links_never_corrupt_silently() {
         config.seed = seed;
         let (mut ours, mut theirs, stats) = link::link(config);
         let data = payload(4096 + (seed as usize * 37) % 3000, seed as u32);
+        let want = if protocol == TransferProtocol::Ymodem { data.clone() } else { padded(&data, protocol) };
         let file = Outgoing { name: format!("noisy-{seed}.bin"), data: data.clone(), mtime: seed };
         // tokio's clock: with paused time it runs ahead of the system's.
         let sender =
@@ -323,39 +332,60 @@ async fn serial_noisy_links_never_corrupt_silently() {
         let received = tokio::time::timeout(Duration::from_secs(600), receiving).await.expect("bounded").unwrap();
         let link_stats = *stats.lock().unwrap();
         corrupted_bytes += link_stats.a_to_b.corrupted + link_stats.b_to_a.corrupted + link_stats.a_to_b.dropped;
-        match (&sent, &received) {
+        match (sent, received) {
             (Ok(report), Ok(got)) => {
+                assert_eq!(got.files.len(), 1, "seed {seed} {protocol:?}");
                 let got = &got.files[0].data;
-                let want = if protocol == TransferProtocol::Ymodem { data.clone() } else { padded(&data, protocol) };
                 assert!(*got == want, "seed {seed} {protocol:?}: both sides report success but the data differ");
                 retransmissions += u64::from(report.stats.retransmissions);
                 exact += 1;
             }
-            (Err(error), _) | (_, Err(error)) => {
-                // A clear abort: an error naming what failed; never a
-                // receiver that claims a file the sender did not finish.
-                // Both sides' view: a sender that saw the line close names
-                // the receiver's reason here.
-                let sender_view = sent.as_ref().err().map_or("ok".to_string(), |e| e.to_string());
-                let receiver_view = received.as_ref().err().map_or("ok".to_string(), |e| e.to_string());
-                let text = format!("sender: {sender_view}; receiver: {receiver_view}");
-                assert!(!error.to_string().is_empty());
-                if let Ok(got) = &received {
-                    let got = &got.files[0].data;
-                    assert!(
-                        got[..data.len().min(got.len())] == data[..data.len().min(got.len())],
-                        "seed {seed}: partial data differ"
-                    );
-                }
-                eprintln!("seed {seed} {protocol:?}: aborted: {text}");
+            (Ok(_), Err(error)) => {
+                panic!(
+                    "seed {seed} {protocol:?}: a false success: our sender reported success, the receiver failed: {error}"
+                )
+            }
+            (Err(error), Ok(got)) => {
+                // Only a lost final ACK may end this way: the receiver has the
+                // whole file, and the sender must say that it may.
+                assert!(
+                    matches!(error, TransferRunError::Protocol(TransferError::FinalAckMissing { .. })),
+                    "seed {seed} {protocol:?}: the receiver got a file but the sender failed with `{error}`, \
+                     not FinalAckMissing"
+                );
+                assert_eq!(got.files.len(), 1, "seed {seed} {protocol:?}");
+                let got = &got.files[0].data;
+                assert!(
+                    *got == want,
+                    "seed {seed} {protocol:?}: sender says `{error}`; the receiver's {} bytes are not the {} sent",
+                    got.len(),
+                    want.len()
+                );
+                eprintln!("seed {seed} {protocol:?}: lost final ACK: sender: {error}; receiver: ok, file exact");
+                lost_final_ack += 1;
+            }
+            (Err(sender_error), Err(receiver_error)) => {
+                // A clean abort: each side names a protocol failure or the
+                // closed line; neither claims the file may be complete.
+                assert!(
+                    matches!(sender_error, TransferRunError::Protocol(_) | TransferRunError::Closed),
+                    "seed {seed}: sender: {sender_error}"
+                );
+                assert!(
+                    matches!(receiver_error, TransferRunError::Protocol(_) | TransferRunError::Closed),
+                    "seed {seed}: receiver: {receiver_error}"
+                );
+                eprintln!("seed {seed} {protocol:?}: aborted: sender: {sender_error}; receiver: {receiver_error}");
                 aborted += 1;
             }
         }
     }
     eprintln!(
-        "noisy transfers: {exact} byte-exact, {aborted} aborted, {retransmissions} retransmissions, {corrupted_bytes} bytes damaged on the line"
+        "noisy transfers: {exact} byte-exact, {lost_final_ack} lost final ACK (receiver exact, sender warned), \
+         0 false successes, {aborted} clean aborts; {retransmissions} retransmissions, \
+         {corrupted_bytes} bytes damaged on the line"
     );
-    assert_eq!(exact + aborted, 120);
+    assert_eq!(exact + lost_final_ack + aborted, 120);
     assert!(retransmissions > 50, "the noise must actually hit blocks: {retransmissions}");
     assert!(exact >= 100, "most noisy transfers recover: {exact} of 120");
 }

@@ -110,9 +110,15 @@ pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
             Status::Done => break Ok(()),
             Status::Failed(error) => break Err(error.clone()),
         }
-        match read_until(stream, &mut buf, sender.poll_timeout()).await? {
-            Some(n) => pending.extend_from_slice(&buf[..n]),
-            None => sender.on_timeout(now(), &mut out),
+        match read_until(stream, &mut buf, sender.poll_timeout()).await {
+            Ok(Some(n)) => pending.extend_from_slice(&buf[..n]),
+            Ok(None) => sender.on_timeout(now(), &mut out),
+            // After the last data block a closed line may be a receiver that
+            // left after an ACK we lost: say so, not just "closed".
+            Err(TransferRunError::Closed) => {
+                return Err(sender.on_line_closed().map_or(TransferRunError::Closed, Into::into));
+            }
+            Err(error) => return Err(error),
         }
     };
     // The CANs of a failed transfer are in `out`.

@@ -137,6 +137,31 @@ pub enum TransferError {
     TooLarge { limit: usize },
     #[error("the YMODEM header says {declared} bytes but {received} arrived")]
     SizeMismatch { declared: u64, received: u64 },
+    /// The sender had sent the last data block (or EOT), then the line went
+    /// silent or closed: the receiver may have the whole file and only its
+    /// last ACK was lost, or it may not. Not a success, not a plain failure.
+    #[error(
+        "{unit}: {cause} after the last data block was sent: the receiver may have the complete file (its final ACK may have been lost); check the device before sending again"
+    )]
+    FinalAckMissing { unit: Unit, cause: FinalAckCause },
+}
+
+/// What ended a transfer whose final ACK never came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalAckCause {
+    /// No ACK after every try; `last` is what came back to the last copy.
+    NoReply { tries: u32, last: LastReply },
+    /// The line closed (e.g. the receiver left after its last ACK).
+    LineClosed,
+}
+
+impl fmt::Display for FinalAckCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FinalAckCause::NoReply { tries, last } => write!(f, "no ACK after {tries} tries (last reply: {last})"),
+            FinalAckCause::LineClosed => f.write_str("the serial line closed"),
+        }
+    }
 }
 
 /// Where a state machine is.

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::block::{Check, encode_block, plan_blocks, ymodem_header};
-use super::{ACK, CAN, CRC_REQUEST, EOT, LastReply, NAK, SUB, Status, TransferError, Unit};
+use super::{ACK, CAN, CRC_REQUEST, EOT, FinalAckCause, LastReply, NAK, SUB, Status, TransferError, Unit};
 use crate::profile::TransferProtocol;
 
 /// A file to send.
@@ -111,6 +111,9 @@ pub struct Sender {
     /// Consecutive CANs seen.
     cans: u8,
     retries: Vec<Retry>,
+    /// The last data block (or, for an empty file, EOT) has gone out: from
+    /// here on silence or a closed line may only mean a lost final ACK.
+    last_block_sent: bool,
     /// Data blocks as (offset, length) into the file; length 128 or 1024.
     blocks: Vec<(usize, usize)>,
 }
@@ -128,6 +131,7 @@ impl Sender {
             status: Status::Running,
             stats: TransferStats::default(),
             cans: 0,
+            last_block_sent: false,
             retries: Vec::new(),
             blocks,
             options,
@@ -234,7 +238,7 @@ impl Sender {
                     let waited = self.options.start_timeout;
                     self.fail(TransferError::NoStart { waited }, Some(out));
                 } else if tries >= self.options.block_retries {
-                    let error = TransferError::RetriesExhausted { unit: then, tries, last: LastReply::Timeout };
+                    let error = self.exhausted(then, tries, LastReply::Timeout);
                     self.fail(error, Some(out));
                 } else {
                     // YMODEM: the `C` after block 0 or EOT may have been lost.
@@ -249,6 +253,29 @@ impl Sender {
                 self.after_ack(now, next, needs_request && !saw_request, out);
             }
             _ => {}
+        }
+    }
+
+    /// The line closed while the transfer was running. After the last data
+    /// block went out this fails with [`TransferError::FinalAckMissing`] and
+    /// returns it; before, it returns None and the caller reports the line.
+    pub fn on_line_closed(&mut self) -> Option<TransferError> {
+        if self.status != Status::Running || !self.last_block_sent {
+            return None;
+        }
+        let error = TransferError::FinalAckMissing { unit: self.current_unit(), cause: FinalAckCause::LineClosed };
+        self.fail(error.clone(), None);
+        Some(error)
+    }
+
+    /// The error for a unit that got no ACK after `tries`: a NAK means the
+    /// receiver did not take it; anything else after the last data block
+    /// may be a lost final ACK.
+    fn exhausted(&self, unit: Unit, tries: u32, last: LastReply) -> TransferError {
+        if self.last_block_sent && last != LastReply::Byte(NAK) {
+            TransferError::FinalAckMissing { unit, cause: FinalAckCause::NoReply { tries, last } }
+        } else {
+            TransferError::RetriesExhausted { unit, tries, last }
         }
     }
 
@@ -284,7 +311,7 @@ impl Sender {
         unanswered: u32,
     ) {
         if counts && tries >= self.options.block_retries {
-            let error = TransferError::RetriesExhausted { unit, tries, last: reason };
+            let error = self.exhausted(unit, tries, reason);
             self.fail(error, Some(out));
             return;
         }
@@ -354,8 +381,12 @@ impl Sender {
                 encode_block(0, &header, self.check, out);
             }
             Unit::Closing => encode_block(0, &[0u8; 128], self.check, out),
-            Unit::Eot => out.push(EOT),
+            Unit::Eot => {
+                self.last_block_sent = true;
+                out.push(EOT);
+            }
             Unit::Data(n) => {
+                self.last_block_sent |= n as usize == self.blocks.len();
                 let (offset, len) = self.blocks[n as usize - 1];
                 let end = (offset + len).min(self.file.data.len());
                 let mut data = Vec::with_capacity(len);
@@ -459,5 +490,63 @@ mod tests {
         assert!(out.is_empty());
         sender.on_timeout(now + Duration::from_secs(5), &mut out);
         assert!(matches!(sender.status(), Status::Failed(TransferError::NoStart { .. })));
+    }
+
+    #[test]
+    fn silence_after_the_last_block_says_the_file_may_be_complete() {
+        // 300 bytes: blocks 1-3 are ACKed, then every ACK of EOT is lost.
+        let mut now = Instant::now();
+        let mut sender = Sender::new(file(300), opts(TransferProtocol::Xmodem), now);
+        let mut out = Vec::new();
+        sender.on_bytes(now, b"C", &mut out);
+        sender.on_bytes(now, &[ACK, ACK, ACK], &mut out);
+        for _ in 0..3 {
+            now += Duration::from_secs(1);
+            sender.on_timeout(now, &mut out);
+        }
+        let Status::Failed(error) = sender.status() else { panic!("{:?}", sender.status()) };
+        assert!(
+            matches!(
+                error,
+                TransferError::FinalAckMissing {
+                    unit: Unit::Eot,
+                    cause: FinalAckCause::NoReply { tries: 3, last: LastReply::Timeout }
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("the receiver may have the complete file"), "{error}");
+    }
+
+    #[test]
+    fn a_closed_line_after_the_last_block_is_a_missing_final_ack() {
+        let now = Instant::now();
+        let mut sender = Sender::new(file(300), opts(TransferProtocol::Ymodem), now);
+        let mut out = Vec::new();
+        sender.on_bytes(now, b"C", &mut out);
+        sender.on_bytes(now, &[ACK, b'C'], &mut out);
+        // Block 1 (1K: the whole file) is out: the last data block.
+        let mut before = Sender::new(file(2000), opts(TransferProtocol::Ymodem), now);
+        before.on_bytes(now, b"C", &mut out);
+        before.on_bytes(now, &[ACK, b'C'], &mut out);
+        assert_eq!(before.on_line_closed(), None, "block 1 of 2: a plain closed line");
+        assert_eq!(before.status(), &Status::Running);
+        let error = sender.on_line_closed().expect("after the last block");
+        assert_eq!(error, TransferError::FinalAckMissing { unit: Unit::Data(1), cause: FinalAckCause::LineClosed });
+        assert_eq!(sender.status(), &Status::Failed(error));
+    }
+
+    #[test]
+    fn naks_for_the_last_block_are_a_plain_failure() {
+        let now = Instant::now();
+        let mut sender = Sender::new(file(100), opts(TransferProtocol::Xmodem), now);
+        let mut out = Vec::new();
+        sender.on_bytes(now, b"C", &mut out);
+        sender.on_bytes(now, &[NAK, NAK, NAK], &mut out);
+        assert!(
+            matches!(sender.status(), Status::Failed(TransferError::RetriesExhausted { unit: Unit::Data(1), .. })),
+            "{:?}",
+            sender.status()
+        );
     }
 }
