@@ -220,7 +220,11 @@ async fn serial_ymodem_to_lrzsz_rb() {
 }
 
 /// An lrzsz sender to our receiver, every size.
-async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool, block: TransferProtocol) {
+///
+/// With `-k` lrzsz must send 1K blocks (we count them as they arrive), and
+/// without it none.
+async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool) {
+    let one_k = args.contains(&"-k");
     for (index, &len) in SIZES.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let data = payload(len, 100 + index as u32);
@@ -255,7 +259,18 @@ async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool, block: T
             assert!(file.data.len() >= len && file.data.len() % 128 == 0, "{program} {len}: {}", file.data.len());
             assert!(file.data[..len] == data[..], "{program} {args:?} {len}: contents differ");
             assert!(file.data[len..].iter().all(|&b| b == xmodem::SUB), "{program} {len}: padding is SUB");
-            let _ = block;
+        }
+        let blocks = report.stats;
+        let data_len = (blocks.blocks_1k as usize) * 1024 + (blocks.blocks_128 as usize) * 128;
+        assert!(data_len >= len && data_len < len + 1024, "{program} {args:?} {len}: {blocks:?}");
+        eprintln!("{program} {args:?} {len} bytes: {blocks:?}");
+        if one_k {
+            // At least every whole 1K goes as a 1K block (`sb -k` also
+            // sends a short tail as one).
+            assert!(blocks.blocks_1k as usize >= len / 1024, "{program} {args:?} {len}: {blocks:?}");
+            assert!(len < 1024 || blocks.blocks_1k > 0, "{program} {args:?} {len}: no 1K block");
+        } else {
+            assert_eq!(blocks.blocks_1k, 0, "{program} {args:?} {len}: 1K blocks without -k");
         }
     }
 }
@@ -263,22 +278,22 @@ async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool, block: T
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_lrzsz_sx_to_our_receiver() {
     if lrzsz_available() {
-        receive_from_lrzsz("sx", &[], false, TransferProtocol::Xmodem).await;
+        receive_from_lrzsz("sx", &[], false).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_lrzsz_sx_1k_to_our_receiver() {
     if lrzsz_available() {
-        receive_from_lrzsz("sx", &["-k"], false, TransferProtocol::Xmodem1k).await;
+        receive_from_lrzsz("sx", &["-k"], false).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_lrzsz_sb_to_our_receiver() {
     if lrzsz_available() {
-        receive_from_lrzsz("sb", &[], true, TransferProtocol::Ymodem).await;
-        receive_from_lrzsz("sb", &["-k"], true, TransferProtocol::Ymodem).await;
+        receive_from_lrzsz("sb", &[], true).await;
+        receive_from_lrzsz("sb", &["-k"], true).await;
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::xmodem::{Incoming, Receiver, ReceiverOptions, Sender, Status, TransferError, TransferStats};
+use super::xmodem::{Incoming, Receiver, ReceiverOptions, ReceiverStats, Sender, Status, TransferError, TransferStats};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
 
 /// Why a transfer did not complete.
@@ -38,6 +38,8 @@ pub struct SendReport {
 #[derive(Debug, Clone)]
 pub struct ReceiveReport {
     pub files: Vec<Incoming>,
+    /// Which block sizes the sender used.
+    pub stats: ReceiverStats,
     pub elapsed: Duration,
     pub leftover: Vec<u8>,
 }
@@ -170,7 +172,7 @@ pub async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
             Err(error) => return Err(error),
         }
     }
-    Ok(ReceiveReport { files: receiver.into_files(), elapsed, leftover })
+    Ok(ReceiveReport { stats: receiver.stats(), files: receiver.into_files(), elapsed, leftover })
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ mod receiver;
 mod sender;
 
 pub use block::{Check, encode_block, padded_len};
-pub use receiver::{Incoming, Receiver, ReceiverOptions};
+pub use receiver::{Incoming, Receiver, ReceiverOptions, ReceiverStats};
 pub use sender::{Outgoing, Retry, Sender, SenderOptions, TransferStats};
 
 pub const SOH: u8 = 0x01;

@@ -78,6 +78,15 @@ enum ReceivePhase {
     Finished,
 }
 
+/// Counters of a receiver: which block sizes the sender used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiverStats {
+    /// Data blocks accepted with 128 bytes (SOH), YMODEM block 0 not counted.
+    pub blocks_128: u32,
+    /// Data blocks accepted with 1024 bytes (STX).
+    pub blocks_1k: u32,
+}
+
 /// The receiving side. One file for XMODEM, a batch for YMODEM.
 #[derive(Debug)]
 pub struct Receiver {
@@ -97,6 +106,7 @@ pub struct Receiver {
     current: Incoming,
     files: Vec<Incoming>,
     cans: u8,
+    stats: ReceiverStats,
 }
 
 impl Receiver {
@@ -114,6 +124,7 @@ impl Receiver {
             current: Incoming::default(),
             files: Vec::new(),
             cans: 0,
+            stats: ReceiverStats::default(),
             options,
         };
         receiver.on_timeout(now, out);
@@ -134,6 +145,10 @@ impl Receiver {
     }
 
     /// Data bytes of the file in progress.
+    pub fn stats(&self) -> ReceiverStats {
+        self.stats
+    }
+
     pub fn received_bytes(&self) -> u64 {
         self.current.data.len() as u64
     }
@@ -337,6 +352,11 @@ impl Receiver {
                 return self.fail(TransferError::TooLarge { limit }, out);
             }
             self.current.data.extend_from_slice(data);
+            if data.len() == 1024 {
+                self.stats.blocks_1k += 1;
+            } else {
+                self.stats.blocks_128 += 1;
+            }
             self.expected += 1;
             self.errors = 0;
             out.push(ACK);
@@ -422,5 +442,19 @@ mod tests {
         receiver.on_bytes(now, &block, &mut out);
         let Status::Failed(error) = receiver.status() else { panic!() };
         assert_eq!(error.to_string(), "block 1: out of sequence: expected block number 1, got 3");
+    }
+
+    #[test]
+    fn stats_count_the_block_sizes_used() {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let mut receiver = Receiver::new(receiver_opts(false), now, &mut out);
+        let mut blocks = Vec::new();
+        encode_block(1, &[7u8; 1024], Check::Crc16, &mut blocks);
+        encode_block(2, &[8u8; 128], Check::Crc16, &mut blocks);
+        encode_block(3, &[9u8; 128], Check::Crc16, &mut blocks);
+        receiver.on_bytes(now, &blocks, &mut out);
+        assert_eq!(receiver.stats(), ReceiverStats { blocks_128: 2, blocks_1k: 1 });
+        assert_eq!(receiver.received_bytes(), 1280);
     }
 }
