@@ -111,17 +111,25 @@ fn relay(
     ours
 }
 
-/// Starts an lrzsz program with its stdin and stdout on the PTY at `tty`.
-/// With `stdout_to_pipe`, its output goes to a pipe instead (see
-/// [`send_once_to_lrzsz`]).
-fn spawn_lrzsz(program: &str, args: &[&str], tty: &Path, dir: &Path, stdout_to_pipe: bool) -> ChildGuard {
+/// Where an lrzsz program's output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replies {
+    /// Back through the PTY, as on a real line.
+    Pty,
+    /// To a pipe, around the PTY (see [`send_once_to_lrzsz_replies_by_pipe`]).
+    Pipe,
+}
+
+/// Starts an lrzsz program with its stdin on the PTY at `tty` and its stdout
+/// where `replies` says.
+fn spawn_lrzsz(program: &str, args: &[&str], tty: &Path, dir: &Path, replies: Replies) -> ChildGuard {
     let open = || OpenOptions::new().read(true).write(true).open(tty).expect("open the PTY");
     let stderr = File::create(dir.join(format!("{program}.stderr"))).expect("stderr file");
     let child = Command::new(program)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::from(open()))
-        .stdout(if stdout_to_pipe { Stdio::piped() } else { Stdio::from(open()) })
+        .stdout(if replies == Replies::Pipe { Stdio::piped() } else { Stdio::from(open()) })
         .stderr(Stdio::from(stderr))
         .spawn()
         .unwrap_or_else(|e| panic!("start {program}: {e}"));
@@ -139,14 +147,63 @@ fn padded(data: &[u8], protocol: TransferProtocol) -> Vec<u8> {
     padded
 }
 
-/// Our sender to an lrzsz receiver, every size.
-async fn send_to_lrzsz(protocol: TransferProtocol, program: &str, args: &[&str]) {
+/// Our sender to an lrzsz receiver, every size, replies by pipe: a check
+/// of the content lrzsz writes, for every size.
+async fn send_to_lrzsz_replies_by_pipe(protocol: TransferProtocol, program: &str, args: &[&str]) {
     for (index, &len) in SIZES.iter().enumerate() {
-        send_once_to_lrzsz(protocol, program, args, &payload(len, index as u32)).await;
+        send_once_to_lrzsz_replies_by_pipe(protocol, program, args, &payload(len, index as u32)).await;
     }
 }
 
-/// One transfer from our sender to an lrzsz receiver reading from a PTY.
+/// An lrzsz receiver started on a PTY and our end of the line to it.
+struct LrzszReceiver {
+    child: ChildGuard,
+    ours: tokio::io::DuplexStream,
+    dir: tempfile::TempDir,
+    program: String,
+    // Kept open so the line stays up after lrzsz exits, as a UART would.
+    _line: LrzszPty,
+}
+
+impl LrzszReceiver {
+    fn start(program: &str, args: &[&str], replies: Replies) -> LrzszReceiver {
+        let dir = tempfile::tempdir().unwrap();
+        let line = pty();
+        let mut full_args: Vec<&str> = args.to_vec();
+        if program == "rx" {
+            full_args.push("received.bin");
+        }
+        let mut child = spawn_lrzsz(program, &full_args, &line.path, dir.path(), replies);
+        let to_lrzsz = line.controller.try_clone().expect("clone the PTY controller");
+        let ours = match replies {
+            Replies::Pipe => relay(child.0.stdout.take().expect("piped stdout"), to_lrzsz),
+            Replies::Pty => relay(line.controller.try_clone().expect("clone the PTY controller"), to_lrzsz),
+        };
+        LrzszReceiver { child, ours, dir, program: program.to_string(), _line: line }
+    }
+
+    fn log(&self) -> String {
+        lrzsz_log(&self.program, self.dir.path())
+    }
+
+    /// What lrzsz wrote, or a panic naming the program and its log.
+    fn received(&self) -> Vec<u8> {
+        let name = if self.program == "rx" { "received.bin" } else { "sent.bin" };
+        std::fs::read(self.dir.path().join(name)).unwrap_or_else(|e| panic!("{}: {e}\n{}", self.program, self.log()))
+    }
+}
+
+fn outgoing(data: &[u8]) -> Outgoing {
+    Outgoing { name: "sent.bin".into(), data: data.to_vec(), mtime: 1_700_000_000 }
+}
+
+/// What lrzsz must have written for `data`.
+fn lrzsz_file(data: &[u8], protocol: TransferProtocol) -> Vec<u8> {
+    if protocol == TransferProtocol::Ymodem { data.to_vec() } else { padded(data, protocol) }
+}
+
+/// One transfer from our sender to an lrzsz receiver reading from a PTY,
+/// with lrzsz's replies going to a pipe: a content check.
 ///
 /// The receiver's output goes to a pipe, not back through the PTY: lrzsz
 /// writes its last ACK and half a millisecond later calls
@@ -154,73 +211,137 @@ async fn send_to_lrzsz(protocol: TransferProtocol, program: &str, args: &[&str])
 /// discards output the kernel has not yet moved to the controller side, so
 /// the last ACK was lost in about half the runs on a busy machine (a real
 /// UART would drop it the same way). The pipe keeps every byte lrzsz writes;
-/// its input, mode changes and purges stay on the PTY.
-async fn send_once_to_lrzsz(protocol: TransferProtocol, program: &str, args: &[&str], data: &[u8]) {
+/// its input, mode changes and purges stay on the PTY. The line as a UART
+/// has it, replies included, is [`send_once_to_lrzsz_over_pty`].
+async fn send_once_to_lrzsz_replies_by_pipe(protocol: TransferProtocol, program: &str, args: &[&str], data: &[u8]) {
     let len = data.len();
-    let dir = tempfile::tempdir().unwrap();
-    let line = pty();
-    let mut full_args: Vec<&str> = args.to_vec();
-    if program == "rx" {
-        full_args.push("received.bin");
-    }
-    let mut child = spawn_lrzsz(program, &full_args, &line.path, dir.path(), true);
-    let output = child.0.stdout.take().expect("piped stdout");
-    let mut ours = relay(output, line.controller.try_clone().expect("clone the PTY controller"));
-    let file = Outgoing { name: "sent.bin".into(), data: data.to_vec(), mtime: 1_700_000_000 };
+    let mut lrzsz = LrzszReceiver::start(program, args, Replies::Pipe);
     let mut options = SenderOptions::for_baud(protocol, 115_200);
     options.start_timeout = Duration::from_secs(10);
-    let sender = Sender::new(file, options, std::time::Instant::now());
+    let sender = Sender::new(outgoing(data), options, std::time::Instant::now());
     let sent = tokio::time::timeout(
         // lrzsz's input purges cost timeouts and retransmissions: a 1 MiB
         // transfer takes 20-75 s alone and more on a busy 2-core runner.
         Duration::from_secs(480),
-        transfer::send(&mut ours, sender, "sent.bin", Vec::new(), &Silent),
+        transfer::send(&mut lrzsz.ours, sender, "sent.bin", Vec::new(), &Silent),
     )
     .await
     .expect("the transfer is bounded");
-    let status = child.exit(Duration::from_secs(10)).await;
-    let log = lrzsz_log(program, dir.path());
+    let status = lrzsz.child.exit(Duration::from_secs(10)).await;
+    let log = lrzsz.log();
     let report = sent.unwrap_or_else(|e| panic!("{program} {args:?}, {len} bytes: {e}\n{log}"));
     assert!(status.is_some_and(|s| s.success()), "{program} {len} bytes: {status:?}\n{log}");
-    let name = if program == "rx" { "received.bin" } else { "sent.bin" };
-    let got = std::fs::read(dir.path().join(name)).unwrap_or_else(|e| panic!("{program} {len}: {e}\n{log}"));
-    let want = if protocol == TransferProtocol::Ymodem { data.to_vec() } else { padded(data, protocol) };
+    let got = lrzsz.received();
+    let want = lrzsz_file(data, protocol);
     assert!(got == want, "{program} {args:?}: {len} bytes sent, {} received, contents differ", got.len());
     assert_eq!(report.stats.acked_bytes, len as u64);
     assert_eq!(report.stats.checksum_mode, !args.contains(&"-c") && program == "rx", "{program} {args:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serial_xmodem_crc_to_lrzsz_rx() {
+async fn serial_xmodem_crc_to_lrzsz_rx_replies_by_pipe() {
     if lrzsz_available() {
-        send_to_lrzsz(TransferProtocol::Xmodem, "rx", &["-c"]).await;
+        send_to_lrzsz_replies_by_pipe(TransferProtocol::Xmodem, "rx", &["-c"]).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serial_xmodem_checksum_fallback_to_lrzsz_rx() {
+async fn serial_xmodem_checksum_fallback_to_lrzsz_rx_replies_by_pipe() {
     if lrzsz_available() {
         // Plain `rx` asks with NAK: the sender falls back to the 8-bit checksum.
-        send_to_lrzsz(TransferProtocol::Xmodem, "rx", &[]).await;
+        send_to_lrzsz_replies_by_pipe(TransferProtocol::Xmodem, "rx", &[]).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serial_xmodem_1k_to_lrzsz_rx() {
+async fn serial_xmodem_1k_to_lrzsz_rx_replies_by_pipe() {
     if lrzsz_available() {
-        send_to_lrzsz(TransferProtocol::Xmodem1k, "rx", &["-c"]).await;
+        send_to_lrzsz_replies_by_pipe(TransferProtocol::Xmodem1k, "rx", &["-c"]).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serial_ymodem_to_lrzsz_rb() {
+async fn serial_ymodem_to_lrzsz_rb_replies_by_pipe() {
     if lrzsz_available() {
-        send_to_lrzsz(TransferProtocol::Ymodem, "rb", &[]).await;
+        send_to_lrzsz_replies_by_pipe(TransferProtocol::Ymodem, "rb", &[]).await;
+    }
+}
+
+/// One transfer to an lrzsz receiver with the PTY both ways, as on a UART,
+/// where lrzsz's exit flush may discard its last ACK. The defined outcome:
+/// lrzsz succeeds with the complete, exact file; our sender reports success
+/// or [`TransferError::FinalAckMissing`] (the receiver may have the complete
+/// file), and nothing else; every wait is bounded, and the sender's own
+/// deadlines (10 tries of the reply timeout) end it well within them.
+///
+/// [`TransferError::FinalAckMissing`]: flashline::serial::xmodem::TransferError::FinalAckMissing
+async fn send_once_to_lrzsz_over_pty(protocol: TransferProtocol, program: &str, args: &[&str]) {
+    use flashline::serial::transfer::TransferRunError;
+    use flashline::serial::xmodem::TransferError;
+    let data = payload(40_000 + 77, 7);
+    let mut lrzsz = LrzszReceiver::start(program, args, Replies::Pty);
+    let mut options = SenderOptions::for_baud(protocol, 115_200);
+    options.start_timeout = Duration::from_secs(10);
+    // The most the sender may take to give up on a lost final ACK.
+    let give_up = options.reply_timeout * (options.block_retries + 1);
+    let sender = Sender::new(outgoing(&data), options, std::time::Instant::now());
+    let started = std::time::Instant::now();
+    let sent = tokio::time::timeout(
+        Duration::from_secs(240),
+        transfer::send(&mut lrzsz.ours, sender, "sent.bin", Vec::new(), &Silent),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{program} {args:?} over the PTY: the transfer hung\n{}", lrzsz.log()));
+    let elapsed = started.elapsed();
+    let status = lrzsz.child.exit(Duration::from_secs(10)).await;
+    let log = lrzsz.log();
+    assert!(status.is_some_and(|s| s.success()), "{program} {args:?}: {status:?}\n{log}");
+    let got = lrzsz.received();
+    let want = lrzsz_file(&data, protocol);
+    assert!(got == want, "{program} {args:?}: {} bytes sent, {} received, contents differ", data.len(), got.len());
+    match sent {
+        Ok(report) => {
+            assert_eq!(report.stats.acked_bytes, data.len() as u64);
+            eprintln!("{program} {args:?} over the PTY: success in {elapsed:?}");
+        }
+        Err(TransferRunError::Protocol(error @ TransferError::FinalAckMissing { .. })) => {
+            eprintln!("{program} {args:?} over the PTY: lost final ACK after {elapsed:?}: {error}");
+            assert!(error.to_string().contains("the receiver may have the complete file"), "{error}");
+        }
+        Err(error) => {
+            panic!("{program} {args:?} over the PTY: lrzsz has the file but our sender says `{error}`\n{log}")
+        }
+    }
+    assert!(elapsed < Duration::from_secs(60) + give_up, "{program}: {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_xmodem_to_lrzsz_rx_over_pty_both_ways() {
+    if lrzsz_available() {
+        send_once_to_lrzsz_over_pty(TransferProtocol::Xmodem, "rx", &["-c"]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_xmodem_1k_to_lrzsz_rx_over_pty_both_ways() {
+    if lrzsz_available() {
+        send_once_to_lrzsz_over_pty(TransferProtocol::Xmodem1k, "rx", &["-c"]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_ymodem_to_lrzsz_rb_over_pty_both_ways() {
+    if lrzsz_available() {
+        send_once_to_lrzsz_over_pty(TransferProtocol::Ymodem, "rb", &[]).await;
     }
 }
 
 /// An lrzsz sender to our receiver, every size.
-async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool, block: TransferProtocol) {
+///
+/// With `-k` lrzsz must send 1K blocks (we count them as they arrive), and
+/// without it none.
+async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool) {
+    let one_k = args.contains(&"-k");
     for (index, &len) in SIZES.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let data = payload(len, 100 + index as u32);
@@ -228,7 +349,7 @@ async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool, block: T
         let line = pty();
         let mut full_args: Vec<&str> = args.to_vec();
         full_args.push("image.bin");
-        let mut child = spawn_lrzsz(program, &full_args, &line.path, dir.path(), false);
+        let mut child = spawn_lrzsz(program, &full_args, &line.path, dir.path(), Replies::Pty);
         let mut ours = relay(line.controller.try_clone().unwrap(), line.controller.try_clone().unwrap());
         let options = ReceiverOptions::for_baud(ymodem, 115_200);
         let received = tokio::time::timeout(
@@ -255,7 +376,18 @@ async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool, block: T
             assert!(file.data.len() >= len && file.data.len() % 128 == 0, "{program} {len}: {}", file.data.len());
             assert!(file.data[..len] == data[..], "{program} {args:?} {len}: contents differ");
             assert!(file.data[len..].iter().all(|&b| b == xmodem::SUB), "{program} {len}: padding is SUB");
-            let _ = block;
+        }
+        let blocks = report.stats;
+        let data_len = (blocks.blocks_1k as usize) * 1024 + (blocks.blocks_128 as usize) * 128;
+        assert!(data_len >= len && data_len < len + 1024, "{program} {args:?} {len}: {blocks:?}");
+        eprintln!("{program} {args:?} {len} bytes: {blocks:?}");
+        if one_k {
+            // At least every whole 1K goes as a 1K block (`sb -k` also
+            // sends a short tail as one).
+            assert!(blocks.blocks_1k as usize >= len / 1024, "{program} {args:?} {len}: {blocks:?}");
+            assert!(len < 1024 || blocks.blocks_1k > 0, "{program} {args:?} {len}: no 1K block");
+        } else {
+            assert_eq!(blocks.blocks_1k, 0, "{program} {args:?} {len}: 1K blocks without -k");
         }
     }
 }
@@ -263,33 +395,41 @@ async fn receive_from_lrzsz(program: &str, args: &[&str], ymodem: bool, block: T
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_lrzsz_sx_to_our_receiver() {
     if lrzsz_available() {
-        receive_from_lrzsz("sx", &[], false, TransferProtocol::Xmodem).await;
+        receive_from_lrzsz("sx", &[], false).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_lrzsz_sx_1k_to_our_receiver() {
     if lrzsz_available() {
-        receive_from_lrzsz("sx", &["-k"], false, TransferProtocol::Xmodem1k).await;
+        receive_from_lrzsz("sx", &["-k"], false).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_lrzsz_sb_to_our_receiver() {
     if lrzsz_available() {
-        receive_from_lrzsz("sb", &[], true, TransferProtocol::Ymodem).await;
-        receive_from_lrzsz("sb", &["-k"], true, TransferProtocol::Ymodem).await;
+        receive_from_lrzsz("sb", &[], true).await;
+        receive_from_lrzsz("sb", &["-k"], true).await;
     }
 }
 
 /// Noisy links: every transfer ends byte-exact or with a clear error on
 /// both sides, never with different bytes reported as success. 120 seeded
 /// transfers, all three protocols, with paused time (pacing costs nothing).
+///
+/// The four outcomes are told apart: both ok (the data must be exact); our
+/// sender ok and the receiver failed (a false success: the test fails); the
+/// sender failed and the receiver ok (only a lost final ACK, after the last
+/// block, where the receiver's file must be whole and exact and the sender
+/// must say the file may be complete); both failed (a clean abort).
 #[tokio::test(start_paused = true)]
 async fn serial_noisy_links_never_corrupt_silently() {
+    use flashline::serial::transfer::TransferRunError;
+    use flashline::serial::xmodem::TransferError;
     use flashline::sim::link::{self, Direction, LinkConfig};
     let protocols = [TransferProtocol::Xmodem, TransferProtocol::Xmodem1k, TransferProtocol::Ymodem];
-    let (mut exact, mut aborted, mut retransmissions) = (0, 0, 0u64);
+    let (mut exact, mut lost_final_ack, mut aborted, mut retransmissions) = (0, 0, 0, 0u64);
     let mut corrupted_bytes = 0u64;
     for seed in 0..120u64 {
         let protocol = protocols[seed as usize % 3];
@@ -305,6 +445,7 @@ async fn serial_noisy_links_never_corrupt_silently() {
         config.seed = seed;
         let (mut ours, mut theirs, stats) = link::link(config);
         let data = payload(4096 + (seed as usize * 37) % 3000, seed as u32);
+        let want = if protocol == TransferProtocol::Ymodem { data.clone() } else { padded(&data, protocol) };
         let file = Outgoing { name: format!("noisy-{seed}.bin"), data: data.clone(), mtime: seed };
         // tokio's clock: with paused time it runs ahead of the system's.
         let sender =
@@ -323,39 +464,60 @@ async fn serial_noisy_links_never_corrupt_silently() {
         let received = tokio::time::timeout(Duration::from_secs(600), receiving).await.expect("bounded").unwrap();
         let link_stats = *stats.lock().unwrap();
         corrupted_bytes += link_stats.a_to_b.corrupted + link_stats.b_to_a.corrupted + link_stats.a_to_b.dropped;
-        match (&sent, &received) {
+        match (sent, received) {
             (Ok(report), Ok(got)) => {
+                assert_eq!(got.files.len(), 1, "seed {seed} {protocol:?}");
                 let got = &got.files[0].data;
-                let want = if protocol == TransferProtocol::Ymodem { data.clone() } else { padded(&data, protocol) };
                 assert!(*got == want, "seed {seed} {protocol:?}: both sides report success but the data differ");
                 retransmissions += u64::from(report.stats.retransmissions);
                 exact += 1;
             }
-            (Err(error), _) | (_, Err(error)) => {
-                // A clear abort: an error naming what failed; never a
-                // receiver that claims a file the sender did not finish.
-                // Both sides' view: a sender that saw the line close names
-                // the receiver's reason here.
-                let sender_view = sent.as_ref().err().map_or("ok".to_string(), |e| e.to_string());
-                let receiver_view = received.as_ref().err().map_or("ok".to_string(), |e| e.to_string());
-                let text = format!("sender: {sender_view}; receiver: {receiver_view}");
-                assert!(!error.to_string().is_empty());
-                if let Ok(got) = &received {
-                    let got = &got.files[0].data;
-                    assert!(
-                        got[..data.len().min(got.len())] == data[..data.len().min(got.len())],
-                        "seed {seed}: partial data differ"
-                    );
-                }
-                eprintln!("seed {seed} {protocol:?}: aborted: {text}");
+            (Ok(_), Err(error)) => {
+                panic!(
+                    "seed {seed} {protocol:?}: a false success: our sender reported success, the receiver failed: {error}"
+                )
+            }
+            (Err(error), Ok(got)) => {
+                // Only a lost final ACK may end this way: the receiver has the
+                // whole file, and the sender must say that it may.
+                assert!(
+                    matches!(error, TransferRunError::Protocol(TransferError::FinalAckMissing { .. })),
+                    "seed {seed} {protocol:?}: the receiver got a file but the sender failed with `{error}`, \
+                     not FinalAckMissing"
+                );
+                assert_eq!(got.files.len(), 1, "seed {seed} {protocol:?}");
+                let got = &got.files[0].data;
+                assert!(
+                    *got == want,
+                    "seed {seed} {protocol:?}: sender says `{error}`; the receiver's {} bytes are not the {} sent",
+                    got.len(),
+                    want.len()
+                );
+                eprintln!("seed {seed} {protocol:?}: lost final ACK: sender: {error}; receiver: ok, file exact");
+                lost_final_ack += 1;
+            }
+            (Err(sender_error), Err(receiver_error)) => {
+                // A clean abort: each side names a protocol failure or the
+                // closed line; neither claims the file may be complete.
+                assert!(
+                    matches!(sender_error, TransferRunError::Protocol(_) | TransferRunError::Closed),
+                    "seed {seed}: sender: {sender_error}"
+                );
+                assert!(
+                    matches!(receiver_error, TransferRunError::Protocol(_) | TransferRunError::Closed),
+                    "seed {seed}: receiver: {receiver_error}"
+                );
+                eprintln!("seed {seed} {protocol:?}: aborted: sender: {sender_error}; receiver: {receiver_error}");
                 aborted += 1;
             }
         }
     }
     eprintln!(
-        "noisy transfers: {exact} byte-exact, {aborted} aborted, {retransmissions} retransmissions, {corrupted_bytes} bytes damaged on the line"
+        "noisy transfers: {exact} byte-exact, {lost_final_ack} lost final ACK (receiver exact, sender warned), \
+         0 false successes, {aborted} clean aborts; {retransmissions} retransmissions, \
+         {corrupted_bytes} bytes damaged on the line"
     );
-    assert_eq!(exact + aborted, 120);
+    assert_eq!(exact + lost_final_ack + aborted, 120);
     assert!(retransmissions > 50, "the noise must actually hit blocks: {retransmissions}");
     assert!(exact >= 100, "most noisy transfers recover: {exact} of 120");
 }

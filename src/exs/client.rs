@@ -13,7 +13,8 @@
 //! with an error naming the message, its sequence number and what came back.
 //!
 //! Generic over the transport ([`Connect`]): TCP in production, an in-memory
-//! duplex in tests.
+//! duplex in tests. Buffering, decoding and writing frames is the shared
+//! [`Connection`]'s job, as it is for the CSP simulator.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,10 +22,11 @@ use std::io;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
+use super::connection::{Connection, ReadError};
 use super::frame::{Frame, FrameError, Framing};
 use super::message_type::{self, ALARM, POLL};
 use super::trace::{format_trace, hex};
@@ -147,8 +149,7 @@ enum WaitEnd {
 
 pub struct Client<C: Connect> {
     connector: C,
-    stream: Option<C::Stream>,
-    buf: Vec<u8>,
+    connection: Option<Connection<C::Stream>>,
     next_seq: HashMap<u16, u8>,
     options: ClientOptions,
     events: Vec<ClientEvent>,
@@ -157,7 +158,7 @@ pub struct Client<C: Connect> {
 impl<C: Connect> Client<C> {
     /// A client that connects on the first request.
     pub fn new(connector: C, options: ClientOptions) -> Client<C> {
-        Client { connector, stream: None, buf: Vec::new(), next_seq: HashMap::new(), options, events: Vec::new() }
+        Client { connector, connection: None, next_seq: HashMap::new(), options, events: Vec::new() }
     }
 
     pub fn events(&self) -> &[ClientEvent] {
@@ -181,8 +182,7 @@ impl<C: Connect> Client<C> {
                 Err(WaitEnd::Failed(error)) => return Err(error),
                 Err(WaitEnd::Dropped(reason)) => {
                     drops += 1;
-                    self.stream = None;
-                    self.buf.clear();
+                    self.connection = None;
                     if drops > self.options.reconnects {
                         return Err(ClientError::Closed {
                             message,
@@ -228,13 +228,13 @@ impl<C: Connect> Client<C> {
 
     async fn attempt(&mut self, frame: &Frame, wire: &[u8]) -> Result<Frame, WaitEnd> {
         let message = message_type::describe(frame.msg_type);
-        if self.stream.is_none() {
+        if self.connection.is_none() {
             let stream = self
                 .connector
                 .connect()
                 .await
                 .map_err(|source| WaitEnd::Failed(ClientError::Connect { peer: self.connector.peer(), source }))?;
-            self.stream = Some(stream);
+            self.connection = Some(Connection::new(stream, self.options.framing));
         }
         tracing::debug!("send {message} seq {}: {}", frame.seq, format_trace(frame));
         if let Err(error) = self.write(wire).await {
@@ -243,32 +243,15 @@ impl<C: Connect> Client<C> {
         let deadline = Instant::now() + self.options.timeout;
         let mut seen = Vec::new();
         loop {
-            while let Some(received) = self.next_frame(&message, frame.seq)? {
-                if received.msg_type == frame.msg_type && received.seq == frame.seq {
-                    tracing::debug!("received {message} seq {}: {}", received.seq, format_trace(&received));
-                    return Ok(received);
-                }
-                if matches!(received.msg_type, POLL | ALARM) {
-                    self.answer(&received).await?;
-                    continue;
-                }
-                let what = format!("{} seq {}", message_type::describe(received.msg_type), received.seq);
-                tracing::warn!("ignored {what} while {message} seq {} waits", frame.seq);
-                self.events.push(ClientEvent::Ignored {
-                    message: message_type::describe(received.msg_type),
-                    seq: received.seq,
-                    trace: format_trace(&received),
-                });
-                seen.push(what);
-            }
-            let Some(stream) = self.stream.as_mut() else {
+            let Some(connection) = self.connection.as_mut() else {
                 return Err(WaitEnd::Dropped("no connection".into()));
             };
-            let mut chunk = [0u8; 512];
-            match timeout_at(deadline, stream.read(&mut chunk)).await {
+            let received = match timeout_at(deadline, connection.read_frame()).await {
+                Ok(Ok(Some(received))) => received,
                 Err(_) => {
-                    if !self.buf.is_empty() {
-                        seen.push(format!("{} bytes of an incomplete frame ({})", self.buf.len(), hex(&self.buf)));
+                    let pending = connection.buffered();
+                    if !pending.is_empty() {
+                        seen.push(format!("{} bytes of an incomplete frame ({})", pending.len(), hex(pending)));
                     }
                     return Err(WaitEnd::Failed(ClientError::Timeout {
                         message,
@@ -278,37 +261,35 @@ impl<C: Connect> Client<C> {
                         seen,
                     }));
                 }
-                Ok(Ok(0)) => {
-                    let reason = if self.buf.is_empty() {
-                        "connection closed".to_string()
-                    } else {
-                        format!("connection closed after {} bytes of an incomplete frame", self.buf.len())
-                    };
-                    return Err(WaitEnd::Dropped(reason));
+                Ok(Ok(None)) => return Err(WaitEnd::Dropped("connection closed".into())),
+                Ok(Err(error @ ReadError::ClosedMidFrame { .. })) => return Err(WaitEnd::Dropped(error.to_string())),
+                Ok(Err(ReadError::Io(error))) => return Err(WaitEnd::Dropped(error.to_string())),
+                Ok(Err(ReadError::Frame(source))) => {
+                    let pending = connection.buffered();
+                    return Err(WaitEnd::Failed(ClientError::BadFrame {
+                        message,
+                        seq: frame.seq,
+                        source,
+                        received: hex(&pending[..pending.len().min(64)]),
+                    }));
                 }
-                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                Ok(Err(error)) => return Err(WaitEnd::Dropped(error.to_string())),
+            };
+            if received.msg_type == frame.msg_type && received.seq == frame.seq {
+                tracing::debug!("received {message} seq {}: {}", received.seq, format_trace(&received));
+                return Ok(received);
             }
-        }
-    }
-
-    /// The next whole frame in the buffer, if any.
-    fn next_frame(&mut self, message: &str, seq: u8) -> Result<Option<Frame>, WaitEnd> {
-        match self.options.framing.decode(&self.buf) {
-            Ok(None) => Ok(None),
-            Ok(Some((frame, used))) => {
-                self.buf.drain(..used);
-                Ok(Some(frame))
+            if matches!(received.msg_type, POLL | ALARM) {
+                self.answer(&received).await?;
+                continue;
             }
-            Err(source) => {
-                let shown = &self.buf[..self.buf.len().min(64)];
-                Err(WaitEnd::Failed(ClientError::BadFrame {
-                    message: message.to_string(),
-                    seq,
-                    source,
-                    received: hex(shown),
-                }))
-            }
+            let what = format!("{} seq {}", message_type::describe(received.msg_type), received.seq);
+            tracing::warn!("ignored {what} while {message} seq {} waits", frame.seq);
+            self.events.push(ClientEvent::Ignored {
+                message: message_type::describe(received.msg_type),
+                seq: received.seq,
+                trace: format_trace(&received),
+            });
+            seen.push(what);
         }
     }
 
@@ -341,10 +322,9 @@ impl<C: Connect> Client<C> {
     }
 
     async fn write(&mut self, wire: &[u8]) -> io::Result<()> {
-        let stream =
-            self.stream.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not connected"))?;
-        stream.write_all(wire).await?;
-        stream.flush().await
+        let connection =
+            self.connection.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not connected"))?;
+        connection.write_bytes(wire).await
     }
 }
 
@@ -353,7 +333,7 @@ mod tests {
     use super::*;
     use crate::exs::message_type::TFTP_MANAGE;
     use crate::profile::ExsChecksum;
-    use tokio::io::{DuplexStream, duplex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
     /// Hands out prepared in-memory streams, one per connection.
     struct Streams(Vec<DuplexStream>);

@@ -5,7 +5,8 @@
 //! `tftp_manage` step and `flashline exs tftp-manage` both run.
 //!
 //! The codec modules (`frame`, `trace`, `icb`, `status`, `tftp_manage`,
-//! `config_file`) do no I/O; only `client` and `job` touch the network. Nothing
+//! `config_file`) do no I/O; only `connection` (framed reads and writes, shared
+//! with the CSP simulator), `client` and `job` touch the network. Nothing
 //! here prints: the CLI renders the typed reports.
 //!
 //! What the vendor did not publish (checksum rule, 0xFE escaping, default port,
@@ -51,6 +52,7 @@ macro_rules! code_table {
 
 pub mod client;
 pub mod config_file;
+pub mod connection;
 pub mod frame;
 pub mod icb;
 pub mod job;
@@ -59,6 +61,7 @@ pub mod tftp_manage;
 pub mod trace;
 
 pub use client::{Client, ClientError, ClientEvent, ClientOptions, Connect, TcpConnector};
+pub use connection::Connection;
 pub use frame::{Frame, FrameError, Framing};
 pub use job::{ExsError, TftpManageJob, TftpManageReport, run_tftp_manage};
 pub use status::{MoreStatus, Status, StatusCode};

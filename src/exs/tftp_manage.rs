@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use super::icb::{self, ACTION, DATA, Icb, IcbError};
-use super::status::{MoreStatusReport, Status, StatusCode};
+use super::status::{MoreStatusReport, Status};
 use super::trace::hex;
 use crate::profile::TftpQuery;
 
@@ -116,22 +116,6 @@ pub enum TftpManageError {
         "response body of {len} bytes fits neither the documented layout ({documented}) nor the trace layout ({trace})"
     )]
     ResponseLayout { len: usize, documented: String, trace: String },
-}
-
-impl TftpManageError {
-    /// The Status and More Status a controller answers to a request with this
-    /// problem (the simulator uses this; codes from the TFTP Manage page).
-    pub fn controller_status(&self, body_len: usize) -> (StatusCode, u8) {
-        let clamp = |n: usize| u8::try_from(n).unwrap_or(u8::MAX);
-        match self {
-            TftpManageError::UnknownIcbType { kind, .. } => (StatusCode::IncorrectIcbType, *kind),
-            TftpManageError::UnknownSubtype { subtype, .. } => (StatusCode::IncorrectIcbSubtype, *subtype),
-            TftpManageError::BadLength { subtype, .. } => (StatusCode::IncorrectIcbLength, *subtype),
-            TftpManageError::FilenameEmpty => (StatusCode::IncorrectIcbLength, 0),
-            TftpManageError::FilenameTooLong { len } => (StatusCode::FilenameTooLong, clamp(*len)),
-            _ => (StatusCode::InvalidMessageLength, clamp(body_len)),
-        }
-    }
 }
 
 /// A configuration or load filename: printable ASCII, 1 to 127 characters.
@@ -558,7 +542,7 @@ mod tests {
         assert_eq!(response.values().count(), 2);
         let failed = TftpManageResponse::encode(Status(0x08), 0x01, &[], ResponseLayout::Documented).unwrap();
         let response = TftpManageResponse::decode(&failed).unwrap();
-        assert_eq!(response.status.known(), Some(StatusCode::TftpFailed));
+        assert_eq!(response.status.known(), Some(super::super::status::StatusCode::TftpFailed));
         assert_eq!(response.more_status.unwrap().text, super::super::status::MoreStatus::ProtocolError.text());
         assert_eq!(TftpManageResponse::decode(&[0, 0x10]).unwrap().layout, ResponseLayout::StatusOnly);
         assert_eq!(TftpManageResponse::decode(&[0, 0x08, 2]).unwrap().layout, ResponseLayout::StatusAndMore);
@@ -573,16 +557,23 @@ mod tests {
             TftpManageRequest::decode(&[1, 4, 1, 0]),
             Err(TftpManageError::UnknownIcbType { index: 1, kind: 4 })
         );
-        let error = TftpManageRequest::decode(&[1, 1, 9, 0]).unwrap_err();
-        assert_eq!(error.controller_status(4), (StatusCode::IncorrectIcbSubtype, 9));
-        let error = TftpManageRequest::decode(&[1, 2, 0x38, 3, 1, 2, 3]).unwrap_err();
-        assert_eq!(error.controller_status(7), (StatusCode::IncorrectIcbLength, 0x38));
-        let error = TftpManageRequest::decode(&[1, 1, 0x01, 1, 5]).unwrap_err();
-        assert_eq!(error.controller_status(5), (StatusCode::IncorrectIcbLength, 0x01));
-        let error = TftpManageRequest::decode(&[2, 1, 1, 0]).unwrap_err();
-        assert_eq!(error.controller_status(4), (StatusCode::InvalidMessageLength, 4));
-        let error = TftpManageRequest::decode(&[1, 2, 0x37, 1, 0]).unwrap_err();
-        assert_eq!(error.controller_status(5).0, StatusCode::IncorrectIcbLength);
+        assert!(matches!(
+            TftpManageRequest::decode(&[1, 1, 9, 0]),
+            Err(TftpManageError::UnknownSubtype { index: 1, kind_name: "Action", subtype: 9 })
+        ));
+        assert!(matches!(
+            TftpManageRequest::decode(&[1, 2, 0x38, 3, 1, 2, 3]),
+            Err(TftpManageError::BadLength { subtype: 0x38, len: 3, .. })
+        ));
+        assert!(matches!(
+            TftpManageRequest::decode(&[1, 1, 0x01, 1, 5]),
+            Err(TftpManageError::BadLength { subtype: 0x01, len: 1, .. })
+        ));
+        assert!(matches!(TftpManageRequest::decode(&[2, 1, 1, 0]), Err(TftpManageError::Icbs(_))));
+        assert!(matches!(
+            TftpManageRequest::decode(&[1, 2, 0x37, 1, 0]),
+            Err(TftpManageError::BadLength { subtype: 0x37, .. })
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::xmodem::{Incoming, Receiver, ReceiverOptions, Sender, Status, TransferError, TransferStats};
+use super::xmodem::{Incoming, Receiver, ReceiverOptions, ReceiverStats, Sender, Status, TransferError, TransferStats};
 use crate::failure::{Classify, FailureClass};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
 
@@ -49,6 +49,8 @@ pub struct SendReport {
 #[derive(Debug, Clone)]
 pub struct ReceiveReport {
     pub files: Vec<Incoming>,
+    /// Which block sizes the sender used.
+    pub stats: ReceiverStats,
     pub elapsed: Duration,
     pub leftover: Vec<u8>,
 }
@@ -121,9 +123,15 @@ pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
             Status::Done => break Ok(()),
             Status::Failed(error) => break Err(error.clone()),
         }
-        match read_until(stream, &mut buf, sender.poll_timeout()).await? {
-            Some(n) => pending.extend_from_slice(&buf[..n]),
-            None => sender.on_timeout(now(), &mut out),
+        match read_until(stream, &mut buf, sender.poll_timeout()).await {
+            Ok(Some(n)) => pending.extend_from_slice(&buf[..n]),
+            Ok(None) => sender.on_timeout(now(), &mut out),
+            // After the last data block a closed line may be a receiver that
+            // left after an ACK we lost: say so, not just "closed".
+            Err(TransferRunError::Closed) => {
+                return Err(sender.on_line_closed().map_or(TransferRunError::Closed, Into::into));
+            }
+            Err(error) => return Err(error),
         }
     };
     // The CANs of a failed transfer are in `out`.
@@ -175,7 +183,7 @@ pub async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
             Err(error) => return Err(error),
         }
     }
-    Ok(ReceiveReport { files: receiver.into_files(), elapsed, leftover })
+    Ok(ReceiveReport { stats: receiver.stats(), files: receiver.into_files(), elapsed, leftover })
 }
 
 #[cfg(test)]

@@ -14,6 +14,10 @@
 //! drops), a dropped connection, an Alarm that must be acknowledged before the
 //! answer comes.
 //!
+//! Frames go through the same [`Connection`] the host's client uses; what a
+//! controller answers to a request it cannot read (`refusal`) is decided here,
+//! not in the codec.
+//!
 //! Simulator-only assumptions (not the client's): the Poll and Alarm bodies,
 //! and how a downloaded file becomes "loads" (load n is the file's n-th
 //! `<CARD>_LOAD` line; its version is the timestamp; save options are one
@@ -29,20 +33,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::{Instant, timeout_at};
 
 use super::tftp_client::{self, TftpError, TftpOptions};
 use crate::exs::config_file::{self, ConfigRules};
+use crate::exs::connection::{Connection, WriteError};
 use crate::exs::frame::{Frame, FrameError, Framing};
 use crate::exs::icb::{ACTION, Icb};
 use crate::exs::message_type::{self, ALARM, POLL, TFTP_MANAGE};
 use crate::exs::status::{MoreStatus, Status, StatusCode};
 use crate::exs::tftp_manage::{
-    ActionSubtype, DataSubtype, DataValue, Filename, RequestIcb, ResponseLayout, TftpManageRequest, TftpManageResponse,
+    ActionSubtype, DataSubtype, DataValue, Filename, RequestIcb, ResponseLayout, TftpManageError, TftpManageRequest,
+    TftpManageResponse,
 };
 use crate::exs::trace::hex;
 use crate::profile::{ExsChecksum, ExsMarkerRule};
@@ -264,9 +268,7 @@ pub async fn serve(
 }
 
 struct Session {
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
-    buf: Vec<u8>,
+    connection: Connection<TcpStream>,
     shared: Arc<Shared>,
     poll_seq: u8,
     next_poll: Option<Instant>,
@@ -287,11 +289,8 @@ enum End {
 
 async fn run_session(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
-    let (reader, writer) = stream.into_split();
     let mut session = Session {
-        reader,
-        writer,
-        buf: Vec::new(),
+        connection: Connection::new(stream, shared.framing),
         shared: shared.clone(),
         poll_seq: 0,
         next_poll: shared.config.poll_interval.map(|i| Instant::now() + i),
@@ -332,16 +331,8 @@ impl Session {
                     None => std::future::pending().await,
                 }
             };
-            let mut chunk = [0u8; 1024];
             tokio::select! {
-                read = self.reader.read(&mut chunk) => {
-                    let n = read?;
-                    if n == 0 {
-                        return Ok(true);
-                    }
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(false);
-                }
+                read = self.connection.read_more() => return Ok(!read?),
                 _ = poll_due => {
                     let seq = self.poll_seq;
                     self.poll_seq = next_seq(seq);
@@ -358,22 +349,20 @@ impl Session {
     /// (its Length is fine); other garbage ends the session, since without a
     /// Length to trust there is no way to resynchronise.
     fn next_frame(&mut self) -> Result<Option<Incoming>, std::io::Error> {
-        match self.shared.framing.decode(&self.buf) {
+        match self.connection.parse_frame() {
             Ok(None) => Ok(None),
-            Ok(Some((frame, used))) => {
-                self.buf.drain(..used);
-                Ok(Some(Incoming::Frame(frame)))
-            }
+            Ok(Some(frame)) => Ok(Some(Incoming::Frame(frame))),
             Err(FrameError::BadChecksum { msg_type, seq, frame_len, .. }) => {
-                self.buf.drain(..frame_len);
+                self.connection.skip(frame_len);
                 self.shared.emit(CspEvent::BadFrame {
                     error: format!("bad checksum in {} seq {seq}", message_type::describe(msg_type)),
                 });
                 Ok(Some(Incoming::BadChecksum { msg_type, seq }))
             }
             Err(error) => {
+                let buffered = self.connection.buffered();
                 self.shared.emit(CspEvent::BadFrame {
-                    error: format!("{error}; bytes: {}", hex(&self.buf[..self.buf.len().min(32)])),
+                    error: format!("{error}; bytes: {}", hex(&buffered[..buffered.len().min(32)])),
                 });
                 Err(std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()))
             }
@@ -381,14 +370,16 @@ impl Session {
     }
 
     async fn send(&mut self, frame: &Frame) -> std::io::Result<()> {
-        let wire = self.wire(frame)?;
-        self.writer.write_all(&wire).await
+        self.connection.write_frame(frame).await.map_err(|error| match error {
+            WriteError::Io(error) => error,
+            WriteError::Encode(error) => std::io::Error::new(std::io::ErrorKind::InvalidInput, error.to_string()),
+        })
     }
 
     fn wire(&self, frame: &Frame) -> std::io::Result<Vec<u8>> {
         let mut wire = Vec::new();
-        self.shared
-            .framing
+        self.connection
+            .framing()
             .encode(frame, &mut wire)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         Ok(wire)
@@ -429,7 +420,7 @@ impl Session {
                 self.answer(&decoded).await
             }
             Err(error) => {
-                let (status, more) = error.controller_status(request.body.len());
+                let (status, more) = refusal(&error, request.body.len());
                 self.shared.emit(CspEvent::Request { seq: request.seq, icbs: vec![format!("invalid: {error}")] });
                 Answer::status(status, more)
             }
@@ -465,12 +456,12 @@ impl Session {
             }
             Some(Fault::Truncated) => {
                 wire.truncate(wire.len() / 2);
-                self.writer.write_all(&wire).await?;
+                self.connection.write_bytes(&wire).await?;
                 return Ok(Some(End::Dropped));
             }
             _ => {}
         }
-        self.writer.write_all(&wire).await?;
+        self.connection.write_bytes(&wire).await?;
         self.shared.emit(CspEvent::Answered { seq: request.seq, status: answer.status, more_status: answer.more });
         Ok(None)
     }
@@ -504,11 +495,10 @@ impl Session {
                         ),
                     });
                 }
-                let mut chunk = [0u8; 512];
-                match timeout_at(deadline, self.reader.read(&mut chunk)).await {
+                match timeout_at(deadline, self.connection.read_more()).await {
                     Err(_) => break,
-                    Ok(Ok(0)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                    Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                    Ok(Ok(false)) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(Ok(true)) => {}
                     Ok(Err(error)) => return Err(error),
                 }
             }
@@ -656,10 +646,46 @@ impl Controller {
     }
 }
 
+/// The Status and More Status a controller answers to a request it cannot
+/// read (codes from the TFTP Manage page). Controller behaviour, so it lives
+/// here and not in the codec.
+fn refusal(error: &TftpManageError, body_len: usize) -> (StatusCode, u8) {
+    let clamp = |n: usize| u8::try_from(n).unwrap_or(u8::MAX);
+    match error {
+        TftpManageError::UnknownIcbType { kind, .. } => (StatusCode::IncorrectIcbType, *kind),
+        TftpManageError::UnknownSubtype { subtype, .. } => (StatusCode::IncorrectIcbSubtype, *subtype),
+        TftpManageError::BadLength { subtype, .. } => (StatusCode::IncorrectIcbLength, *subtype),
+        TftpManageError::FilenameEmpty => (StatusCode::IncorrectIcbLength, 0),
+        TftpManageError::FilenameTooLong { len } => (StatusCode::FilenameTooLong, clamp(*len)),
+        _ => (StatusCode::InvalidMessageLength, clamp(body_len)),
+    }
+}
+
 /// Sequence numbers the simulator originates skip the frame marker value.
 fn next_seq(seq: u8) -> u8 {
     match seq.wrapping_add(1) {
         0xFE => 0xFF,
         next => next,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal_of(body: &[u8]) -> (StatusCode, u8) {
+        refusal(&TftpManageRequest::decode(body).unwrap_err(), body.len())
+    }
+
+    #[test]
+    fn unreadable_requests_get_the_pages_status_codes() {
+        assert_eq!(refusal_of(&[1, 4, 1, 0]), (StatusCode::IncorrectIcbType, 4));
+        assert_eq!(refusal_of(&[1, 1, 9, 0]), (StatusCode::IncorrectIcbSubtype, 9));
+        assert_eq!(refusal_of(&[1, 2, 0x38, 3, 1, 2, 3]), (StatusCode::IncorrectIcbLength, 0x38));
+        assert_eq!(refusal_of(&[1, 1, 0x01, 1, 5]), (StatusCode::IncorrectIcbLength, 0x01));
+        assert_eq!(refusal_of(&[2, 1, 1, 0]), (StatusCode::InvalidMessageLength, 4));
+        assert_eq!(refusal_of(&[1, 2, 0x37, 1, 0]).0, StatusCode::IncorrectIcbLength);
+        let long = TftpManageError::FilenameTooLong { len: 300 };
+        assert_eq!(refusal(&long, 10), (StatusCode::FilenameTooLong, 255));
     }
 }
