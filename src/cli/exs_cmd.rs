@@ -53,7 +53,7 @@ pub struct TftpManageArgs {
     node: u8,
     /// Queries, comma-separated: all, local-config, local-server, adjacent-config,
     /// adjacent-server, timestamp, save-options, load-version, load-filename.
-    #[arg(long, value_delimiter = ',', value_parser = parse_query, value_name = "QUERY")]
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "QUERY")]
     query: Vec<TftpQuery>,
     /// Load number for the load-version and load-filename queries.
     #[arg(long, value_parser = parse_u8)]
@@ -80,11 +80,11 @@ pub struct TftpManageArgs {
     #[arg(long, value_name = "FILE")]
     config_file: Option<PathBuf>,
     /// Frame checksum rule (not published by the vendor).
-    #[arg(long, value_enum, default_value_t = ChecksumArg::Sum8Twos)]
-    checksum: ChecksumArg,
+    #[arg(long, value_enum, default_value_t = ExsChecksum::Sum8Twos)]
+    checksum: ExsChecksum,
     /// What to do when a field would carry the frame marker 0xFE.
-    #[arg(long, value_enum, default_value_t = MarkerRuleArg::Refuse)]
-    marker_rule: MarkerRuleArg,
+    #[arg(long, value_enum, default_value_t = ExsMarkerRule::Refuse)]
+    marker_rule: ExsMarkerRule,
     /// How long to wait for each answer, e.g. 500ms, 10s.
     #[arg(long, default_value = "10s")]
     timeout: HumanDuration,
@@ -93,39 +93,14 @@ pub struct TftpManageArgs {
     json: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ChecksumArg {
-    Sum8Twos,
-    Sum8,
-    Xor8,
-    None,
-}
-
-impl From<ChecksumArg> for ExsChecksum {
-    fn from(arg: ChecksumArg) -> ExsChecksum {
-        match arg {
-            ChecksumArg::Sum8Twos => ExsChecksum::Sum8Twos,
-            ChecksumArg::Sum8 => ExsChecksum::Sum8,
-            ChecksumArg::Xor8 => ExsChecksum::Xor8,
-            ChecksumArg::None => ExsChecksum::None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum MarkerRuleArg {
-    Refuse,
-    SendRaw,
-}
-
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
     /// Hex bytes; several arguments are joined (quote a trace line or not).
     #[arg(required = true, value_name = "HEX")]
     hex: Vec<String>,
     /// Checksum rule to verify wire captures with.
-    #[arg(long, value_enum, default_value_t = ChecksumArg::Sum8Twos)]
-    checksum: ChecksumArg,
+    #[arg(long, value_enum, default_value_t = ExsChecksum::Sum8Twos)]
+    checksum: ExsChecksum,
     /// Who sent the frames; without it TFTP Manage bodies are read both ways.
     #[arg(long, value_enum)]
     from: Option<Sender>,
@@ -165,12 +140,6 @@ fn parse_u8(text: &str) -> Result<u8, String> {
     parsed.map_err(|_| format!("`{text}` is not a number from 0 to 255"))
 }
 
-fn parse_query(text: &str) -> Result<TftpQuery, String> {
-    serde_json::from_value(serde_json::Value::String(text.to_string())).map_err(|_| {
-        format!("`{text}` is not a query (all, local-config, local-server, adjacent-config, adjacent-server, timestamp, save-options, load-version, load-filename)")
-    })
-}
-
 pub fn run(command: ExsCommand, context: &Context) -> Outcome {
     match command {
         ExsCommand::TftpManage(args) => tftp_manage(args, context),
@@ -186,11 +155,8 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
         host: Some(Template(args.host.clone())),
         port: args.port,
         node: args.node,
-        checksum: args.checksum.into(),
-        marker_rule: match args.marker_rule {
-            MarkerRuleArg::Refuse => ExsMarkerRule::Refuse,
-            MarkerRuleArg::SendRaw => ExsMarkerRule::SendRaw,
-        },
+        checksum: args.checksum,
+        marker_rule: args.marker_rule,
         query: args.query.clone(),
         load: args.load,
         local_config: template(args.local_config),
@@ -361,7 +327,7 @@ fn decode(args: DecodeArgs, context: &Context) -> Outcome {
         Ok(bytes) => bytes,
         Err(error) => return fail(&error, args.json, context),
     };
-    let (form, frames) = match trace::decode_checked(&bytes, args.checksum.into()) {
+    let (form, frames) = match trace::decode_checked(&bytes, args.checksum) {
         Ok(decoded) => decoded,
         Err(error) => return fail(&error, args.json, context),
     };

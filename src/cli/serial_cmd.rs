@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use super::device_values::DeviceValueArgs;
 use super::progress_view::TaskView;
@@ -26,14 +26,6 @@ pub enum SerialCommand {
     Dialog(DialogArgs),
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ProtocolArg {
-    Xmodem,
-    #[value(name = "xmodem-1k")]
-    Xmodem1k,
-    Ymodem,
-}
-
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// The file to send.
@@ -46,8 +38,8 @@ pub struct SendArgs {
     #[arg(long, default_value_t = 9600, value_name = "B")]
     baud: u32,
     /// `xmodem` (128-byte blocks, CRC-16 with checksum fallback), `xmodem-1k` or `ymodem` (with file name and size).
-    #[arg(long, value_enum, default_value_t = ProtocolArg::Xmodem)]
-    protocol: ProtocolArg,
+    #[arg(long, value_enum, default_value_t = TransferProtocol::Xmodem)]
+    protocol: TransferProtocol,
     /// Wait for this regex (e.g. `Starting serial recovery`) before sending.
     #[arg(long, value_name = "REGEX")]
     wait_for: Option<String>,
@@ -111,11 +103,7 @@ async fn send(args: SendArgs, context: &Context) -> Outcome {
         Ok(file) => file,
         Err(error) => return context.fail_with(&error),
     };
-    let protocol = match args.protocol {
-        ProtocolArg::Xmodem => TransferProtocol::Xmodem,
-        ProtocolArg::Xmodem1k => TransferProtocol::Xmodem1k,
-        ProtocolArg::Ymodem => TransferProtocol::Ymodem,
-    };
+    let protocol = args.protocol;
     for pattern in args.wait_for.iter().chain(args.end_text.iter()) {
         if let Err(error) = regex::bytes::Regex::new(pattern) {
             return context.fail(format!("`{pattern}` is not a valid regex: {error}"), Outcome::BadInput);

@@ -27,11 +27,11 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
 use super::connection::{Connection, ReadError};
+use super::frame::ExsMarkerRule;
 use super::frame::{Frame, FrameError, Framing};
 use super::message_type::{self, ALARM, POLL};
 use super::trace::{format_trace, hex};
 use crate::failure::{Classify, FailureClass};
-use crate::profile::ExsMarkerRule;
 
 /// Opens (and reopens) the transport.
 pub trait Connect: Send {
@@ -331,8 +331,8 @@ impl<C: Connect> Client<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exs::frame::ExsChecksum;
     use crate::exs::message_type::TFTP_MANAGE;
-    use crate::profile::ExsChecksum;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
 
     /// Hands out prepared in-memory streams, one per connection.

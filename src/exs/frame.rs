@@ -14,7 +14,32 @@
 //! not resynchronise after garbage: the caller decides what an invalid frame
 //! means for its connection.
 
-use crate::profile::{ExsChecksum, ExsMarkerRule};
+use clap::ValueEnum;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Checksum rule of EXS API frames (not published; see docs/exs-tftp-manage.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExsChecksum {
+    /// Two's complement of the 8-bit sum of the Length-counted bytes.
+    #[default]
+    Sum8Twos,
+    Sum8,
+    Xor8,
+    None,
+}
+
+/// What to do when a field would carry the reserved frame marker 0xFE.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExsMarkerRule {
+    /// Refuse to send such a frame.
+    #[default]
+    Refuse,
+    /// Send the byte unescaped.
+    SendRaw,
+}
 
 /// The frame marker, byte 0 of every frame on the wire.
 pub const MARKER: u8 = 0xFE;

@@ -12,7 +12,7 @@
 //! What the vendor did not publish (checksum rule, 0xFE escaping, default port,
 //! field encodings) is assumed in exactly one place each, as listed in
 //! `docs/exs-tftp-manage.md`, and the checksum and 0xFE rules are
-//! selectable ([`crate::profile::ExsChecksum`], [`crate::profile::ExsMarkerRule`]).
+//! selectable ([`frame::ExsChecksum`], [`frame::ExsMarkerRule`]).
 
 /// Defines a `#[repr]` enum of vendor codes with a short user-facing text per
 /// code, `from_code` (None for codes the spec does not list) and `code`.

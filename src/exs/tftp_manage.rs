@@ -16,12 +16,28 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use clap::ValueEnum;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::icb::{self, ACTION, DATA, Icb, IcbError};
 use super::status::{MoreStatusReport, Status};
 use super::trace::hex;
-use crate::profile::TftpQuery;
+
+/// What a `tftp_manage` step or `exs tftp-manage --query` asks the controller for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TftpQuery {
+    All,
+    LocalConfig,
+    LocalServer,
+    AdjacentConfig,
+    AdjacentServer,
+    Timestamp,
+    SaveOptions,
+    LoadVersion,
+    LoadFilename,
+}
 
 /// The longest filename the controller takes.
 pub const MAX_FILENAME: usize = 127;

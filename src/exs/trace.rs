@@ -7,9 +7,9 @@
 
 use std::ops::Range;
 
+use super::frame::{ExsChecksum, ExsMarkerRule};
 use super::frame::{Form, Frame, FrameError, Framing, MARKER, checksum};
 use crate::failure::{Classify, FailureClass};
-use crate::profile::{ExsChecksum, ExsMarkerRule};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TraceError {

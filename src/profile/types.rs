@@ -13,8 +13,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use crate::exs::frame::{ExsChecksum, ExsMarkerRule};
+pub use crate::exs::tftp_manage::TftpQuery;
 pub use crate::ftp::{FtpMode, FtpVerify};
 pub use crate::net::{PortState, ProbeMethod};
+pub use crate::serial::xmodem::TransferProtocol;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -171,21 +174,6 @@ impl Step {
             Step::TftpManage(_) => "tftp_manage",
         }
     }
-}
-
-/// Serial file-transfer protocols.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum TransferProtocol {
-    /// XMODEM with CRC-16, falling back to the 8-bit checksum when the receiver
-    /// asks with NAK instead of `C`.
-    #[default]
-    Xmodem,
-    /// XMODEM with 1024-byte blocks.
-    #[serde(rename = "xmodem-1k")]
-    Xmodem1k,
-    /// YMODEM batch (file name, size and time in block 0).
-    Ymodem,
 }
 
 /// `load_image`: wait for the boot loader, send the image, wait for its end text.
@@ -488,43 +476,6 @@ fn default_exs_node() -> u8 {
 }
 fn default_exs_wait() -> HumanDuration {
     HumanDuration::from_secs(10)
-}
-
-/// Checksum rule of EXS API frames (not published; see the EXS notes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ExsChecksum {
-    /// Two's complement of the 8-bit sum of the Length-counted bytes.
-    #[default]
-    Sum8Twos,
-    Sum8,
-    Xor8,
-    None,
-}
-
-/// What to do when a field would carry the reserved frame marker 0xFE.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ExsMarkerRule {
-    /// Refuse to send such a frame.
-    #[default]
-    Refuse,
-    /// Send the byte unescaped.
-    SendRaw,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum TftpQuery {
-    All,
-    LocalConfig,
-    LocalServer,
-    AdjacentConfig,
-    AdjacentServer,
-    Timestamp,
-    SaveOptions,
-    LoadVersion,
-    LoadFilename,
 }
 
 /// A string that may contain `${name}`, `${env:NAME}` or `${file:path}`.

@@ -40,6 +40,7 @@ use tokio::time::{Instant, timeout_at};
 use super::tftp_client::{self, TftpError, TftpOptions};
 use crate::exs::config_file::{self, ConfigRules};
 use crate::exs::connection::{Connection, WriteError};
+use crate::exs::frame::{ExsChecksum, ExsMarkerRule};
 use crate::exs::frame::{Frame, FrameError, Framing};
 use crate::exs::icb::{ACTION, Icb};
 use crate::exs::message_type::{self, ALARM, POLL, TFTP_MANAGE};
@@ -49,7 +50,6 @@ use crate::exs::tftp_manage::{
     TftpManageResponse,
 };
 use crate::exs::trace::hex;
-use crate::profile::{ExsChecksum, ExsMarkerRule};
 
 /// A fault to inject into one TFTP Manage answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -2,9 +2,9 @@
 //! CRC-16 and checksum, the padding rule of the last block and YMODEM block 0
 //! (name, size, time). No state: the sender and the receiver call these.
 
+use super::TransferProtocol;
 use super::sender::Outgoing;
 use super::{Incoming, SOH, STX};
-use crate::profile::TransferProtocol;
 
 const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
 

@@ -34,8 +34,27 @@ mod receiver;
 mod sender;
 
 pub use block::{Check, encode_block, padded_len};
+use clap::ValueEnum;
 pub use receiver::{Incoming, Receiver, ReceiverOptions, ReceiverStats};
+use schemars::JsonSchema;
 pub use sender::{Outgoing, Retry, Sender, SenderOptions, TransferStats};
+use serde::{Deserialize, Serialize};
+
+/// Serial file-transfer protocols.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferProtocol {
+    /// XMODEM with CRC-16, falling back to the 8-bit checksum when the receiver
+    /// asks with NAK instead of `C`.
+    #[default]
+    Xmodem,
+    /// XMODEM with 1024-byte blocks.
+    #[serde(rename = "xmodem-1k")]
+    #[value(name = "xmodem-1k")]
+    Xmodem1k,
+    /// YMODEM batch (file name, size and time in block 0).
+    Ymodem,
+}
 
 pub const SOH: u8 = 0x01;
 pub const STX: u8 = 0x02;
@@ -176,8 +195,8 @@ pub enum Status {
 mod tests {
     use std::time::Instant;
 
+    use super::TransferProtocol;
     use super::*;
-    use crate::profile::TransferProtocol;
 
     pub(super) fn opts(protocol: TransferProtocol) -> SenderOptions {
         SenderOptions {

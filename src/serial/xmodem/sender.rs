@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use super::TransferProtocol;
 use super::block::{Check, encode_block, plan_blocks, ymodem_header};
 use super::{ACK, CAN, CRC_REQUEST, EOT, FinalAckCause, LastReply, NAK, SUB, Status, TransferError, Unit};
-use crate::profile::TransferProtocol;
 
 /// A file to send.
 #[derive(Debug, Clone)]
