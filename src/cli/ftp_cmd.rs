@@ -86,14 +86,6 @@ pub fn run(command: FtpCommand, context: &Context) -> Outcome {
     }
 }
 
-/// NET+OS factory credentials: public, printed on the vendor's pages.
-fn factory_candidates() -> Vec<Credential> {
-    vec![
-        Credential { user: "root".into(), password: "Netsilicon".into() },
-        Credential { user: "root".into(), password: "password".into() },
-    ]
-}
-
 fn put(args: PutArgs, context: &Context) -> Outcome {
     if args.remote.is_some() && args.files.len() > 1 {
         return context.fail(format!("--remote names one file; {} were given", args.files.len()), Outcome::BadInput);
@@ -106,7 +98,7 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
                     .fail(format!("environment variable `{var}` (--password-env) is not set"), Outcome::BadInput);
             }
         },
-        _ => factory_candidates(),
+        _ => Credential::netos_factory_defaults(),
     };
     let mut files = Vec::new();
     for path in &args.files {

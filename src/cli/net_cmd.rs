@@ -226,20 +226,14 @@ fn profile_facts(
             return Err(Outcome::BadInput);
         }
     };
-    let mut ports = Vec::new();
-    let mut credentials = Vec::new();
-    for step in &resolved.steps {
-        if let Step::FtpUpload(ftp) = step {
-            ports.push(ftp.port);
-            credentials.extend(
-                ftp.credentials
-                    .iter()
-                    .map(|c| Credential { user: c.user.to_string(), password: c.password.expose().to_string() }),
-            );
-        }
-    }
-    ports.dedup();
-    Ok((ports, credentials))
+    let credentials = resolved
+        .steps
+        .iter()
+        .filter_map(|step| if let Step::FtpUpload(ftp) = step { Some(&ftp.credentials) } else { None })
+        .flatten()
+        .map(Credential::from)
+        .collect();
+    Ok((resolved.ftp_ports(), credentials))
 }
 
 fn print_report(report: &NetReport, json: bool, context: &Context, with_timeline: bool) {

@@ -75,11 +75,9 @@ fn run_csp(args: CspArgs, context: &Context) -> Outcome {
             return context.fail(format!("--adjacent-timestamp: {error}"), Outcome::BadInput);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match context.runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            return context.fail(format!("cannot start the async runtime: {error}"), Outcome::Environment);
-        }
+        Err(outcome) => return outcome,
     };
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
@@ -121,10 +119,7 @@ fn run_csp(args: CspArgs, context: &Context) -> Outcome {
         printer.abort();
         match result {
             Ok(()) => Outcome::Success,
-            Err(error) => {
-                eprintln!("{}: {error}", context.err.error("error"));
-                Outcome::Environment
-            }
+            Err(error) => context.fail(error, Outcome::Environment),
         }
     })
 }

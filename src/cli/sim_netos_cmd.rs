@@ -46,18 +46,20 @@ pub struct NetosArgs {
 }
 
 pub fn run(args: NetosArgs, context: &Context) -> Outcome {
-    let fail = |message: String, outcome: Outcome| {
-        eprintln!("{}: {message}", context.err.error("error"));
-        outcome
-    };
+    let fail = |message: String, outcome: Outcome| context.fail(message, outcome);
     let mut nv = NvMemory::default();
     if let Some(path) = args.nv.as_ref().filter(|p| p.exists()) {
-        match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-        {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) => {
+                return fail(format!("cannot read NV memory {}: {error}", path.display()), Outcome::Environment);
+            }
+        };
+        match serde_json::from_str(&text) {
             Ok(saved) => nv = saved,
-            Err(error) => return fail(format!("cannot read NV memory {}: {error}", path.display()), Outcome::BadInput),
+            Err(error) => {
+                return fail(format!("NV memory {} is not valid: {error}", path.display()), Outcome::BadInput);
+            }
         }
     }
     let config = NetosConfig {
@@ -71,9 +73,9 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         power_on_delay: args.power_on_delay.0,
         ..NetosConfig::default()
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match context.runtime() {
         Ok(runtime) => runtime,
-        Err(error) => return fail(format!("cannot start the async runtime: {error}"), Outcome::Environment),
+        Err(outcome) => return outcome,
     };
     runtime.block_on(async {
         let (controller, device) = match tokio_serial::SerialStream::pair() {
@@ -100,8 +102,11 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         // The device end stays open until here: without it the PTY hangs up.
         drop(device);
         let _ = std::fs::remove_file(&args.link);
-        let state = state.lock().expect("state lock").clone();
-        println!("{}", serde_json::to_string(&state).expect("state is JSON"));
+        let state = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match serde_json::to_string(&state) {
+            Ok(text) => println!("{text}"),
+            Err(error) => context.warn(format!("cannot print the device state: {error}")),
+        }
         match result {
             Ok(()) => Outcome::Success,
             Err(error) => fail(error.to_string(), Outcome::DeviceFailure),

@@ -69,11 +69,7 @@ impl UploadSpec {
         UploadSpec {
             host,
             port: step.port,
-            credentials: step
-                .credentials
-                .iter()
-                .map(|c| Credential { user: c.user.to_string(), password: c.password.expose().to_string() })
-                .collect(),
+            credentials: step.credentials.iter().map(Credential::from).collect(),
             mode: step.mode,
             verify: step.verify,
             files: step

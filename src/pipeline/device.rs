@@ -298,11 +298,7 @@ async fn run_step(
             if outcome.reached {
                 return Ok(passed(format!("up after {} ms", outcome.elapsed.as_millis())));
             }
-            let ftp_ports = profile
-                .steps
-                .iter()
-                .filter_map(|s| if let Step::FtpUpload(f) = s { Some(f.port) } else { None })
-                .collect();
+            let ftp_ports = profile.ftp_ports();
             let evidence =
                 Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None, ftp_ports };
             let finding = diagnose(host, &evidence);

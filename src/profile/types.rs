@@ -52,6 +52,22 @@ pub struct Profile {
     pub steps: Vec<Step>,
 }
 
+impl Profile {
+    /// The ports of the `ftp_upload` steps, in order, each once: what a
+    /// diagnosis checks for an FTP server.
+    pub fn ftp_ports(&self) -> Vec<u16> {
+        let mut ports = Vec::new();
+        for step in &self.steps {
+            if let Step::FtpUpload(ftp) = step
+                && !ports.contains(&ftp.port)
+            {
+                ports.push(ftp.port);
+            }
+        }
+        ports
+    }
+}
+
 /// A declared per-device variable.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
