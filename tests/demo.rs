@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use flashline::sim::bench::{self, BenchSpec};
 use serde_json::Value;
 
+use crate::util::child::{Bounded, FLASHLINE};
 use crate::util::{flashline, repo_root, text};
 
 fn demo(args: &[&str]) -> (Option<i32>, Value, String) {
@@ -18,8 +19,7 @@ fn demo(args: &[&str]) -> (Option<i32>, Value, String) {
     let output = flashline()
         .args(["demo", "--report", report.to_str().unwrap(), "--junit", junit.to_str().unwrap()])
         .args(args)
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     let value: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
         .unwrap_or_else(|e| panic!("no report ({e}):\n{stdout}\n{stderr}"));
@@ -109,7 +109,7 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
     assert!(done_before.contains(&0), "some devices were not finished when killed: {done_before:?}");
 
     let mut resumed = command(true);
-    let status = tokio::task::spawn_blocking(move || resumed.status().unwrap()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || resumed.status_within(FLASHLINE)).await.unwrap();
     assert!(status.success(), "the resumed batch passes");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["summary"]["passed"], 6, "{report:#}");

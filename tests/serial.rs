@@ -12,6 +12,7 @@ use flashline::progress::Silent;
 use flashline::serial::transfer;
 use flashline::serial::xmodem::{self, Outgoing, ReceiverOptions, Sender, SenderOptions};
 
+use crate::util::child::{Bounded, FLASHLINE};
 use crate::util::{have_program, require};
 
 /// Kills and reaps a child process when the test ends, pass or fail.
@@ -400,7 +401,7 @@ fn dialog(sim: &Simulator, profile: &Path, password: &str, extra: &[&str]) -> st
         .args(extra)
         .env("FLASHLINE_SIM_ROOT_PASSWORD", password)
         .env("FLASHLINE_SIM_FTP_PASSWORD", "unused");
-    command.output().expect("run flashline serial dialog")
+    command.output_within(FLASHLINE)
 }
 
 #[test]
@@ -471,8 +472,7 @@ fn serial_send_loads_an_image_by_serial_recovery() {
         .args(["serial", "send", image.to_str().unwrap(), "--port", sim.link.to_str().unwrap(), "--baud", "115200"])
         .args(["--wait-for", "Starting serial recovery", "--wait-timeout", "10s"])
         .args(["--end-text", "Image check: bootHdr image, 5000 bytes, CRC 0x[0-9A-F]{8} OK", "--end-timeout", "10s"])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = crate::util::text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("sent 5044 bytes"), "{stdout}");
@@ -489,8 +489,7 @@ async fn serial_send_on_a_port_in_use_fails_at_once_with_exit_code_3() {
     let started = std::time::Instant::now();
     let output = crate::util::flashline()
         .args(["serial", "send", image.to_str().unwrap(), "--port", sim.link.to_str().unwrap()])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (_, stderr) = crate::util::text(&output);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains(&format!("port {} is in use", sim.link.display())), "{stderr}");
