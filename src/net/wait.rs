@@ -193,32 +193,40 @@ mod tests {
 
     #[tokio::test]
     async fn notices_a_listener_that_starts_late() {
-        // Reserve a port, free it, and start listening on it after a delay.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let listener_task = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            drop(listener);
-        });
+        // A socket bound but not listening: connect() is refused (closed)
+        // until listen(), which the progress callback calls once the wait has
+        // reported the port closed. No sleep, no freed port to rebind.
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
         let spec = WaitSpec {
             target: Ipv4Addr::LOCALHOST,
             icmp: false,
             ports: vec![(port, PortState::Open)],
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
             interval: Duration::from_millis(10),
             max_interval: Duration::from_millis(40),
             probe: ProbeOptions { timeout: Duration::from_millis(500), retries: 0 },
         };
-        let mut seen = 0;
-        let outcome = wait_for(&spec, &Prober::Connect, &mut |_| seen += 1).await.unwrap();
+        let closed = format!("port {port} closed");
+        let mut seen = Vec::new();
+        let outcome = wait_for(&spec, &Prober::Connect, &mut |event| {
+            if event.event.starts_with(&closed) {
+                socket.listen(16).unwrap();
+            }
+            seen.push(event.event.clone());
+        })
+        .await
+        .unwrap();
         assert!(outcome.reached, "{:?}", outcome.timeline);
         let events: Vec<&str> = outcome.timeline.iter().map(|e| e.event.as_str()).collect();
-        assert!(events[1].starts_with(&format!("port {port} closed")), "{events:?}");
-        let open = outcome.timeline.iter().find(|e| e.event.starts_with(&format!("port {port} open"))).unwrap();
-        assert!(open.t_ms >= 300 && open.t_ms < 1000, "{open:?}");
-        assert_eq!(seen, outcome.timeline.len());
-        listener_task.abort();
+        assert_eq!(events.len(), 4, "waiting, closed, open, reached: {events:?}");
+        assert!(events[0].starts_with("waiting for port"), "{events:?}");
+        assert!(events[1].starts_with(&closed), "{events:?}");
+        assert!(events[2].starts_with(&format!("port {port} open")), "{events:?}");
+        assert!(events[3].starts_with("all wanted states reached"), "{events:?}");
+        assert!(outcome.rounds >= 2, "open only at a later poll than closed");
+        assert_eq!(seen, events, "the callback saw every event, in order, as it happened");
     }
 
     #[tokio::test]
