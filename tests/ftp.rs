@@ -307,6 +307,16 @@ fn ftps_upload_with_a_trusted_certificate_and_refusal_without() {
     // The server insists on TLS: plain FTP is refused at login.
     let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/plain.bin"]);
     assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["class"], "device", "{report:#}");
+    assert_eq!(report["finding"]["code"], "auth-failed", "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.ends_with(
+            "refused the credentials (530 Anonymous sessions must use encryption.) for user(s) tried: anonymous"
+        ),
+        "{error}"
+    );
+    assert!(!up.join("plain.bin").exists());
 
     // A certificate nobody vouched for is not trusted.
     let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/untrusted.bin", "--tls"]);
