@@ -5,6 +5,7 @@ mod util;
 
 mod demo;
 mod exs;
+mod exs_golden;
 mod ftp;
 mod net;
 mod netos_ftp;
