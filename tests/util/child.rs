@@ -187,3 +187,59 @@ impl Drop for LineChild {
         }
     }
 }
+
+/// What one child used, read from `wait4` when it ended: its own peak RSS
+/// and CPU time, not the largest of all children so far that
+/// `getrusage(RUSAGE_CHILDREN)` gives.
+pub struct Measured {
+    pub status: ExitStatus,
+    pub wall: Duration,
+    /// User plus system CPU time.
+    pub cpu: Duration,
+    pub max_rss_kib: i64,
+}
+
+/// Runs `command` (standard streams as the caller set them) and measures it;
+/// kills it and panics if it still runs after `limit`.
+// The child is reaped by wait4 (which std cannot see), never by Child::wait.
+#[allow(clippy::zombie_processes)]
+pub fn measure_within(command: &mut Command, limit: Duration) -> Measured {
+    use nix::libc;
+    use std::os::unix::process::ExitStatusExt;
+    let started = Instant::now();
+    let mut child = spawn(command);
+    let pid = child.id() as libc::pid_t;
+    let mut killed = false;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: rusage is plain data; zero is a valid value for every field.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let options = if killed { 0 } else { libc::WNOHANG };
+        // SAFETY: `pid` is our child, not reaped yet (std never waited for
+        // it); `status` and `usage` are valid for writes.
+        let reaped = unsafe { libc::wait4(pid, &mut status, options, &mut usage) };
+        if reaped == pid {
+            assert!(!killed, "`{}` still ran after {limit:?}: killed", describe(command));
+            let time =
+                |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+            return Measured {
+                status: ExitStatus::from_raw(status),
+                wall: started.elapsed(),
+                cpu: time(usage.ru_utime) + time(usage.ru_stime),
+                max_rss_kib: usage.ru_maxrss,
+            };
+        }
+        if reaped == -1 {
+            let error = std::io::Error::last_os_error();
+            assert_eq!(error.kind(), std::io::ErrorKind::Interrupted, "wait4 for `{}`: {error}", describe(command));
+            continue;
+        }
+        if started.elapsed() >= limit {
+            // Not reaped yet, so the pid is still this child's.
+            let _ = child.kill();
+            killed = true;
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
