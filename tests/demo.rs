@@ -52,8 +52,23 @@ fn a_broken_device_fails_with_its_finding_while_the_others_pass() {
         assert_eq!(report["summary"]["passed"], 3, "{scenario}: {report:#}");
         let broken = &report["devices"][2];
         assert_eq!(broken["outcome"], "failed");
+        assert_eq!(broken["failure_class"], "device", "{scenario}: {broken:#}");
         assert_eq!(broken["finding"]["code"], code, "{scenario}: {broken:#}");
-        assert!(!broken["finding"]["advice"].as_array().unwrap().is_empty());
+        // The simulated device ran: it took the serial load and answered its
+        // console dialog; only then did its network side fail as scenario says.
+        let steps: Vec<(&str, &str)> = broken["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["kind"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+            .collect();
+        let failing = if scenario == "no-ftp-server" { "wait_for_network" } else { "ftp_upload" };
+        assert_eq!(steps[..2], [("load_image", "passed"), ("configure_network", "passed")], "{scenario}: {steps:?}");
+        assert_eq!(steps.last(), Some(&(failing, "failed")), "{scenario}: {steps:?}");
+        let advice: Vec<&str> =
+            broken["finding"]["advice"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        let expected = if scenario == "no-ftp-server" { "built without the FTP server" } else { "factory password" };
+        assert!(advice.iter().any(|a| a.contains(expected)), "{scenario}: {advice:#?}");
     }
 }
 
