@@ -191,14 +191,21 @@ fn describe(spec: &WaitSpec) -> String {
 mod tests {
     use super::*;
 
+    /// A socket bound on 127.0.0.1 but not listening: its port is closed
+    /// (connect() is refused) and stays ours, unlike a freed port.
+    fn closed_port() -> (socket2::Socket, u16) {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        (socket, port)
+    }
+
     #[tokio::test]
     async fn notices_a_listener_that_starts_late() {
         // A socket bound but not listening: connect() is refused (closed)
         // until listen(), which the progress callback calls once the wait has
         // reported the port closed. No sleep, no freed port to rebind.
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        socket.bind(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
-        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        let (socket, port) = closed_port();
         let spec = WaitSpec {
             target: Ipv4Addr::LOCALHOST,
             icmp: false,
@@ -231,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn gives_up_at_the_deadline() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (_socket, port) = closed_port();
         let spec = WaitSpec {
             target: Ipv4Addr::LOCALHOST,
             icmp: false,
