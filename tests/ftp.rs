@@ -309,6 +309,8 @@ fn ftps_upload_with_a_trusted_certificate_and_refusal_without() {
     assert_eq!(code, Some(1), "{report:#}");
     assert_eq!(report["class"], "device", "{report:#}");
     assert_eq!(report["finding"]["code"], "auth-failed", "{report:#}");
+    let advice = report["finding"]["advice"][0].as_str().unwrap();
+    assert!(advice.starts_with("The server wants TLS before a login") && advice.contains("--tls"), "{report:#}");
     let error = report["error"].as_str().unwrap();
     assert!(
         error.ends_with(
