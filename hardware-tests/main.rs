@@ -101,8 +101,8 @@ fn csp_controller_answers_every_query() {
 
 /// Connects to the controller and reads (for at most 10 s; it sends Poll
 /// every 2 s) until one whole frame decodes under the rule flashline uses
-/// (`sum8-twos`). A frame whose checksum follows another rule fails the test,
-/// naming the rules it does satisfy.
+/// (its default, `sum8-twos` today). A frame whose checksum follows another
+/// rule fails the test, naming the rules it does satisfy.
 #[test]
 #[ignore = "needs a real bench named by FLASHLINE_HW_*: run with --run-ignored only (hardware-tests/README.md)"]
 fn csp_capture_settles_the_checksum_rule() {
@@ -110,7 +110,10 @@ fn csp_capture_settles_the_checksum_rule() {
     let address: SocketAddr = format!("{}:12610", values[0]).parse().expect("FLASHLINE_HW_CSP is an IPv4 address");
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect to the controller");
     stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let ours = Framing { checksum: ExsChecksum::Sum8Twos, ..Framing::default() };
+    // The rule a profile gets when it names none: what flashline sends.
+    let ours = Framing::default();
+    let rule = serde_json::to_value(ours.checksum).expect("a rule name");
+    let rule = rule.as_str().expect("a rule name");
     let mut captured = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buffer = [0u8; 512];
@@ -124,21 +127,22 @@ fn csp_capture_settles_the_checksum_rule() {
         }
         match ours.decode(&captured) {
             Ok(Some((frame, used))) => {
-                println!("captured: {} (type {:#06x}, sum8-twos holds)", hex(&captured[..used]), frame.msg_type);
+                println!("captured: {} (type {:#06x}, {rule} holds)", hex(&captured[..used]), frame.msg_type);
                 return;
             }
             Ok(None) => {}
             Err(FrameError::BadChecksum { frame_len, .. }) => {
                 let frame_bytes = &captured[..frame_len];
-                let matching: Vec<&str> = [(ExsChecksum::Sum8, "sum8"), (ExsChecksum::Xor8, "xor8")]
-                    .into_iter()
-                    .filter(|(rule, _)| {
-                        Framing { checksum: *rule, ..ours }.decode(frame_bytes).is_ok_and(|f| f.is_some())
-                    })
-                    .map(|(_, name)| name)
-                    .collect();
+                let matching: Vec<&str> =
+                    [(ExsChecksum::Sum8Twos, "sum8-twos"), (ExsChecksum::Sum8, "sum8"), (ExsChecksum::Xor8, "xor8")]
+                        .into_iter()
+                        .filter(|(rule, _)| {
+                            Framing { checksum: *rule, ..ours }.decode(frame_bytes).is_ok_and(|f| f.is_some())
+                        })
+                        .map(|(_, name)| name)
+                        .collect();
                 panic!(
-                    "the controller's frame does not follow sum8-twos, the rule flashline uses: {}\n\
+                    "the controller's frame does not follow {rule}, the rule flashline uses: {}\n\
                      rules it satisfies: {matching:?} (set `checksum:` in the profile and report the capture)",
                     hex(frame_bytes)
                 );
