@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serialport::SerialPort;
 
-use crate::util::child::{Bounded, QUICK};
+use crate::util::child::{Bounded, QUICK, die_with_test};
 use crate::util::netns::{NetnsPair, namespaces, remove_stale};
 use crate::util::pty::PtyPair;
 
@@ -86,4 +86,44 @@ fn gone_pid() -> u32 {
         .map(|i| std::process::id().wrapping_add(100_000 + i) % 4_000_000 + 2)
         .find(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
         .expect("a free pid")
+}
+
+#[test]
+fn a_child_past_its_deadline_is_killed_and_the_test_fails_with_its_output() {
+    let started = std::time::Instant::now();
+    let panicked = std::panic::catch_unwind(|| {
+        std::process::Command::new("sh")
+            .args(["-c", "echo started; echo to-stderr >&2; exec sleep 60"])
+            .output_within(Duration::from_millis(500))
+    });
+    let message = *panicked.expect_err("the child outlived its deadline").downcast::<String>().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "killed at its deadline, not waited for");
+    assert!(message.contains("still ran after 500ms: killed"), "{message}");
+    assert!(message.contains("started") && message.contains("to-stderr"), "its output: {message}");
+}
+
+#[test]
+fn a_server_child_dies_with_the_thread_that_started_it() {
+    use std::os::unix::process::ExitStatusExt;
+    // As a server started by a test dies when nextest kills the test.
+    let mut child = std::thread::spawn(|| {
+        let mut command = std::process::Command::new("sleep");
+        command.arg("60");
+        die_with_test(&mut command).spawn().expect("start sleep")
+    })
+    .join()
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child outlived the thread that started it by 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.signal(), Some(9), "SIGKILL: {status}");
 }
