@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use flashline::sim::netos_ftp::{Firmware, FtpBehaviour, FtpScenario, NetosFtp};
 
+use crate::util::child::{Bounded, FLASHLINE};
 use crate::util::{flashline, repo_root, text};
 
 /// A profile with one `load_image` step of `${rom_image}`.
 const LOAD_ONLY: &str = "format: 1\nname: load-only\nvariables:\n  rom_image:\n    description: the image\nsteps:\n  - load_image:\n      file: ${rom_image}\n      protocol: xmodem\n";
 
 fn run_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let output: Output = flashline().current_dir(dir).args(args).output().expect("run flashline");
+    let output: Output = flashline().current_dir(dir).args(args).output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     (output.status.code(), stdout, stderr)
 }
@@ -178,8 +179,7 @@ fn serial_dialog_asks_only_for_the_variables_of_its_step() {
         .args(["--set", "ip=10.0.0.5", "--set", "mask=255.255.255.0", "--set", "gateway=10.0.0.1"])
         .env("FLASHLINE_SIM_ROOT_PASSWORD", "Netsilicon")
         .env_remove("FLASHLINE_SIM_FTP_PASSWORD")
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(3), "{stdout}\n{stderr}");
     assert!(stderr.contains("does not exist"), "{stderr}");
@@ -192,8 +192,7 @@ fn the_demo_shows_no_simulator_server_warnings() {
     let report = dir.path().join("report.json");
     let output = flashline()
         .args(["demo", "--devices", "4", "--jobs", "4", "--report", report.to_str().unwrap()])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(!stderr.contains("WARN"), "simulator logs at the user's level:\n{stderr}");
@@ -201,12 +200,12 @@ fn the_demo_shows_no_simulator_server_warnings() {
 
 #[test]
 fn completions_and_man_pages() {
-    let output = flashline().args(["completions", "bash"]).output().unwrap();
+    let output = flashline().args(["completions", "bash"]).output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("_flashline()") && stdout.contains("complete -F _flashline"), "{stdout}");
     let dir = tempfile::tempdir().unwrap();
-    let output = flashline().args(["manpage"]).arg(dir.path()).output().unwrap();
+    let output = flashline().args(["manpage"]).arg(dir.path()).output_within(FLASHLINE);
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
     let page = std::fs::read_to_string(dir.path().join("flashline.1")).unwrap();
     assert!(page.contains(".TH flashline 1"), "{page}");

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use flashline::sim::bench::{self, BenchSpec};
 use serde_json::Value;
 
+use crate::util::child::{Bounded, FLASHLINE, die_with_test};
 use crate::util::{flashline, repo_root, text};
 
 fn demo(args: &[&str]) -> (Option<i32>, Value, String) {
@@ -18,8 +19,7 @@ fn demo(args: &[&str]) -> (Option<i32>, Value, String) {
     let output = flashline()
         .args(["demo", "--report", report.to_str().unwrap(), "--junit", junit.to_str().unwrap()])
         .args(args)
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     let value: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
         .unwrap_or_else(|e| panic!("no report ({e}):\n{stdout}\n{stderr}"));
@@ -52,8 +52,23 @@ fn a_broken_device_fails_with_its_finding_while_the_others_pass() {
         assert_eq!(report["summary"]["passed"], 3, "{scenario}: {report:#}");
         let broken = &report["devices"][2];
         assert_eq!(broken["outcome"], "failed");
+        assert_eq!(broken["failure_class"], "device", "{scenario}: {broken:#}");
         assert_eq!(broken["finding"]["code"], code, "{scenario}: {broken:#}");
-        assert!(!broken["finding"]["advice"].as_array().unwrap().is_empty());
+        // The simulated device ran: it took the serial load and answered its
+        // console dialog; only then did its network side fail as scenario says.
+        let steps: Vec<(&str, &str)> = broken["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["kind"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+            .collect();
+        let failing = if scenario == "no-ftp-server" { "wait_for_network" } else { "ftp_upload" };
+        assert_eq!(steps[..2], [("load_image", "passed"), ("configure_network", "passed")], "{scenario}: {steps:?}");
+        assert_eq!(steps.last(), Some(&(failing, "failed")), "{scenario}: {steps:?}");
+        let advice: Vec<&str> =
+            broken["finding"]["advice"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        let expected = if scenario == "no-ftp-server" { "built without the FTP server" } else { "factory password" };
+        assert!(advice.iter().any(|a| a.contains(expected)), "{scenario}: {advice:#?}");
     }
 }
 
@@ -95,7 +110,7 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
     // up over its console: it is then waiting for its network, a step that
     // can start again. (A console dialog cut in the middle leaves a real
     // device at its prompt until someone power-cycles it.)
-    let mut child = command(false).spawn().unwrap();
+    let mut child = die_with_test(&mut command(false)).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
     while journal_lines(&journal) < 10 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -109,7 +124,7 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
     assert!(done_before.contains(&0), "some devices were not finished when killed: {done_before:?}");
 
     let mut resumed = command(true);
-    let status = tokio::task::spawn_blocking(move || resumed.status().unwrap()).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || resumed.status_within(FLASHLINE)).await.unwrap();
     assert!(status.success(), "the resumed batch passes");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(report["summary"]["passed"], 6, "{report:#}");

@@ -15,6 +15,7 @@ use flashline::sim::csp::{self, CspConfig, CspEvent, Fault};
 use flashline::sim::tftp_client::TftpOptions;
 use serde_json::Value;
 
+use crate::util::child::die_with_test;
 use crate::util::{flashline, have_program, require, run_flashline, text};
 
 /// The simulator, in this process, on its own runtime; stopped on drop.
@@ -199,7 +200,8 @@ impl Tftpd {
         // in.tftpd drops to an unprivileged user: it must be able to read.
         make_world_readable(dir.path());
         let port = free_udp_port();
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        let child = die_with_test(&mut command)
             .args(["--listen", "--foreground", "--address"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("--secure")
@@ -585,7 +587,8 @@ impl Drop for SimProcess {
 
 #[test]
 fn exs_sim_csp_subcommand_serves_a_query() {
-    let child = flashline()
+    let mut command = flashline();
+    let child = die_with_test(&mut command)
         .args(["sim", "csp", "--listen", "127.0.0.1:0", "--poll-interval", "0s", "--exit-after", "30s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::util::child::{Bounded, FLASHLINE, QUICK};
 use crate::util::vsftpd::{self, Vsftpd};
 use crate::util::{flashline, require, text};
 
@@ -66,8 +67,7 @@ fn put(port: u16, args: &[&str]) -> (Option<i32>, Value, String) {
             "--json",
         ])
         .args(args)
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     let value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
     (output.status.code(), value, stderr)
@@ -191,8 +191,7 @@ fn refused_credentials_file_and_busy_are_classified() {
             "FTP_PW",
             "--json",
         ])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"), "password leaked");
@@ -237,8 +236,7 @@ fn a_refused_connection_carries_the_diagnosis() {
     let port = free_port().to_string();
     let output = flashline()
         .args(["ftp", "put", local.to_str().unwrap(), "--host", "127.0.0.1", "--port", &port, "--json"])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -249,8 +247,7 @@ fn a_refused_connection_carries_the_diagnosis() {
     // A missing local file is this machine's problem, found before connecting.
     let output = flashline()
         .args(["ftp", "put", "/nonexistent/rom.bin", "--host", "127.0.0.1", "--port", &port])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     assert_eq!(output.status.code(), Some(3));
     assert!(text(&output).1.contains("cannot read /nonexistent/rom.bin"));
 }
@@ -271,8 +268,7 @@ fn self_signed(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
         .arg(&cert)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
+        .status_within(QUICK);
     assert!(status.success(), "openssl made a certificate");
     Some((cert, key))
 }
@@ -311,6 +307,18 @@ fn ftps_upload_with_a_trusted_certificate_and_refusal_without() {
     // The server insists on TLS: plain FTP is refused at login.
     let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/plain.bin"]);
     assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["class"], "device", "{report:#}");
+    assert_eq!(report["finding"]["code"], "auth-failed", "{report:#}");
+    let advice = report["finding"]["advice"][0].as_str().unwrap();
+    assert!(advice.starts_with("The server wants TLS before a login") && advice.contains("--tls"), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.ends_with(
+            "refused the credentials (530 Anonymous sessions must use encryption.) for user(s) tried: anonymous"
+        ),
+        "{error}"
+    );
+    assert!(!up.join("plain.bin").exists());
 
     // A certificate nobody vouched for is not trusted.
     let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/untrusted.bin", "--tls"]);
@@ -334,8 +342,7 @@ fn the_password_never_reaches_the_log_even_at_trace_level() {
         .env("FLASHLINE_LOG", "trace")
         .args(["ftp", "put", local.to_str().unwrap(), "--host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--user", "flashline-nobody", "--password-env", "FTP_PW"])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("TRACE"), "trace output is on: {stderr}");

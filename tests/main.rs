@@ -6,6 +6,7 @@ mod util;
 mod cli_contract;
 mod demo;
 mod exs;
+mod exs_golden;
 mod ftp;
 mod net;
 mod netos_ftp;

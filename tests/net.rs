@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::netns::{NetnsPair, connect_from, listen_in, nft_in, serve_until};
+use crate::util::child::{Bounded, FLASHLINE, LineChild};
+use crate::util::netns::{NetnsPair, bind_in, connect_from, listen_in, nft_in, serve};
 use crate::util::vsftpd::{self, Vsftpd};
 use crate::util::{flashline, flashline_bin, require, text};
 
 /// Runs flashline in the station namespace and parses its JSON report.
 fn run_in_station(pair: &NetnsPair, args: &[&str]) -> (Option<i32>, Value, String) {
-    let output = pair.in_station(flashline_bin()).args(args).arg("--json").output().expect("run flashline");
+    let output = pair.in_station(flashline_bin()).args(args).arg("--json").output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
     (output.status.code(), report, stderr)
@@ -52,8 +53,9 @@ fn loopback_connect_method_without_root() {
     let open = listener.local_addr().unwrap().port();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let ports = format!("{open},{closed}");
-    let output =
-        flashline().args(["probe", "127.0.0.1", "--method", "connect", "--ports", &ports, "--json"]).output().unwrap();
+    let output = flashline()
+        .args(["probe", "127.0.0.1", "--method", "connect", "--ports", &ports, "--json"])
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "a closed port is a problem found:\n{stdout}{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
@@ -74,7 +76,7 @@ fn loopback_connect_method_without_root() {
 fn open_and_closed_ports_in_namespaces() {
     let Some(pair) = NetnsPair::create() else { return };
     let listener = listen_in(&pair.dut, SocketAddr::from((pair.dut_ip, 2121)));
-    let server = serve_until(listener, Instant::now() + Duration::from_secs(3));
+    let server = serve(listener);
     let dut = pair.dut_ip.to_string();
     for method in METHODS {
         let (code, report, stderr) =
@@ -99,7 +101,7 @@ fn open_and_closed_ports_in_namespaces() {
         assert_eq!(report["finding"]["port"], 2122);
     }
     // The SYN probe completed no handshake: only connect() reached accept().
-    let accepted = server.join().unwrap();
+    let accepted = server.stop();
     assert_eq!(accepted, 1, "exactly the connect method's one connection was accepted");
 }
 
@@ -145,7 +147,7 @@ fn icmp_blocked_while_the_service_answers() {
         return;
     }
     let listener = listen_in(&pair.dut, SocketAddr::from((pair.dut_ip, 2125)));
-    let _server = serve_until(listener, Instant::now() + Duration::from_secs(4));
+    let _server = serve(listener);
     let dut = pair.dut_ip.to_string();
     for method in METHODS {
         let (code, report, stderr) =
@@ -179,33 +181,47 @@ fn a_listener_that_starts_late_shows_in_the_timeline() {
     let dut = pair.dut_ip.to_string();
     for (i, method) in METHODS.iter().enumerate() {
         let port_number = 2130 + i as u16;
-        let ns = pair.dut.clone();
-        let address = SocketAddr::from((pair.dut_ip, port_number));
-        let late = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(800));
-            let listener = listen_in(&ns, address);
-            serve_until(listener, Instant::now() + Duration::from_secs(2)).join().unwrap()
-        });
+        // Bound but not listening: the kernel answers RST (closed) until
+        // listen() below; no freed port that someone else could take.
+        let socket = bind_in(&pair.dut, SocketAddr::from((pair.dut_ip, port_number)));
         let ports = port_number.to_string();
-        let (code, report, stderr) = run_in_station(
-            &pair,
-            &["probe", &dut, "--ports", &ports, "--method", method, "--wait-until", "open", "--timeout", "10s"],
-        );
-        assert_eq!(code, Some(0), "{stderr}\n{report:#}");
-        assert_eq!(report["reached"], true);
-        let timeline = report["timeline"].as_array().unwrap();
-        let at = |prefix: &str| {
-            timeline
-                .iter()
-                .find(|e| e["event"].as_str().unwrap().starts_with(prefix))
-                .map(|e| e["t_ms"].as_u64().unwrap())
-                .unwrap_or_else(|| panic!("no `{prefix}` in {timeline:#?}"))
+        // Without --json the wait's timeline comes live on stderr, one line
+        // per change: the listener starts once flashline has seen `closed`.
+        let mut probe = LineChild::spawn(pair.in_station(flashline_bin()).args([
+            "probe",
+            &dut,
+            "--ports",
+            &ports,
+            "--method",
+            method,
+            "--wait-until",
+            "open",
+            "--timeout",
+            "30s",
+        ]));
+        // Event lines read `  <t> ms  <event>` ("waiting for port N open" is not one).
+        let closed = format!(" ms  port {port_number} closed");
+        let open = format!(" ms  port {port_number} open");
+        let first = probe.line_matching(Duration::from_secs(30), |l| l.contains(&closed) || l.contains(&open));
+        assert!(first.contains(&closed), "{method}: the first poll sees the closed port: {first}");
+        socket.listen(16).expect("listen");
+        probe.line_matching(Duration::from_secs(30), |l| l.contains(&open));
+        let output = probe.finish_within(Duration::from_secs(30));
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{method}: {stdout}\n{stderr}");
+        // The whole timeline, in order: waiting, closed, open, reached.
+        let events: Vec<&str> = stderr.lines().filter(|l| l.contains(" ms  ")).collect();
+        let position = |needle: &str| {
+            events.iter().position(|e| e.contains(needle)).unwrap_or_else(|| panic!("no `{needle}` in {events:#?}"))
         };
-        let closed_at = at(&format!("port {port_number} closed"));
-        let open_at = at(&format!("port {port_number} open"));
-        assert!(closed_at < 800, "{timeline:#?}");
-        assert!((700..3000).contains(&open_at), "opened after the listener started: {timeline:#?}");
-        late.join().unwrap();
+        assert!(position("waiting for") < position(&closed), "{events:#?}");
+        assert!(position(&closed) < position(&open), "{events:#?}");
+        assert!(position(&open) < position("all wanted states reached"), "{events:#?}");
+        assert_eq!(events.iter().filter(|e| e.contains(&open)).count(), 1, "{events:#?}");
+        if *method == "syn" {
+            assert!(events[position(&closed)].contains("RST,ACK"), "{events:#?}");
+            assert!(events[position(&open)].contains("SYN,ACK"), "{events:#?}");
+        }
     }
 }
 
@@ -251,8 +267,7 @@ fn ftp_login_refused_is_auth_failed() {
                 method,
                 "--json",
             ])
-            .output()
-            .unwrap();
+            .output_within(FLASHLINE);
         let (stdout, stderr) = text(&output);
         assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
         assert!(!stdout.contains("not-the-password") && !stderr.contains("not-the-password"), "password leaked");
@@ -306,8 +321,7 @@ fn diagnose_speaks_plainly_for_the_forum_case() {
     let output = pair
         .in_station(flashline_bin())
         .args(["diagnose", &dut, "--timeout", "500ms", "--method", "syn"])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stdout.contains("finding: no-listener"), "{stdout}");
@@ -340,7 +354,11 @@ fn without_raw_socket_permission_syn_is_an_environment_error_and_auto_falls_back
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().port().to_string();
     let as_nobody = |args: &[&str]| {
-        std::process::Command::new("runuser").args(["-u", "nobody", "--"]).arg(&binary).args(args).output().unwrap()
+        std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(&binary)
+            .args(args)
+            .output_within(FLASHLINE)
     };
     let output = as_nobody(&["probe", "127.0.0.1", "--ports", &open, "--method", "syn"]);
     let (_, stderr) = text(&output);

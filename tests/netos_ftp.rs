@@ -10,6 +10,7 @@ use std::time::Duration;
 use flashline::sim::netos_ftp::{Firmware, FtpBehaviour, FtpScenario, NetosFtp};
 use serde_json::Value;
 
+use crate::util::child::LineChild;
 use crate::util::run_flashline_async as run;
 
 /// A loopback address of its own per test, so every simulated device can
@@ -91,6 +92,18 @@ async fn rom_and_image_in_separate_sessions_with_restarts() {
 
 use sha2::Digest as _;
 
+/// The next `count` console lines, each within 10 s (fails otherwise).
+async fn console_lines(console: &mut tokio::sync::broadcast::Receiver<String>, count: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for _ in 0..count {
+        match tokio::time::timeout(Duration::from_secs(10), console.recv()).await {
+            Ok(Ok(line)) => lines.push(line),
+            other => panic!("console line {} missing ({other:?}) after {lines:?}", lines.len() + 1),
+        }
+    }
+    lines
+}
+
 /// Connects once the simulated device's server listens (it boots on its own
 /// task), trying for at most 5 s.
 fn connect_when_up(address: SocketAddr) -> std::net::TcpStream {
@@ -125,13 +138,25 @@ async fn scenarios_give_their_findings() {
     let dir = tempfile::tempdir().unwrap();
     let (rom, _) = images(dir.path());
 
-    // An image without the FTP server: ping works, port 21 answers RST.
+    // An image without the FTP server: ping works, port 21 answers RST. The
+    // device must be running (its console says which application booted):
+    // with no simulator at all nothing would listen either.
     let address_a = address(13);
-    let _a = NetosFtp::start(address_a, fast(Firmware::Netos6, FtpScenario::NoFtpServer), dir.path());
-    let (code, stdout, _) = run(put_args(address_a, &[&rom], &[])).await;
-    assert_eq!(code, Some(1));
+    let a = NetosFtp::start(address_a, fast(Firmware::Netos6, FtpScenario::NoFtpServer), dir.path());
+    let mut console_a = a.console_since_start();
+    let (code, stdout, stderr) = run(put_args(address_a, &[&rom], &[])).await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["finding"]["code"], "no-listener", "{report:#}");
+    assert_eq!(report["finding"]["port"], address_a.port(), "{report:#}");
+    let advice: Vec<&str> =
+        report["finding"]["advice"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(advice.iter().any(|a| a.contains("built without the FTP server")), "{advice:#?}");
+    assert!(advice.iter().any(|a| a.contains("check the console's APPLICATION: line")), "{advice:#?}");
+    let console = console_lines(&mut console_a, 2).await;
+    assert_eq!(console, ["Network IP configured.", "APPLICATION: custom application (no FTP server)"]);
+    assert_eq!(a.flash().boots, 1, "booted once, and nothing was flashed");
+    assert!(a.flash().images.is_empty());
 
     // A changed password: both factory candidates get 530.
     let address_b = address(14);
@@ -144,35 +169,40 @@ async fn scenarios_give_their_findings() {
     assert!(error.contains("refused the credentials (530") && error.contains("user(s) tried: root, root"), "{error}");
 
     // A server that starts late: the wait's timeline shows RST, then SYN-ACK.
+    // The server starts once flashline has reported the port closed.
     let address_c = address(15);
-    let _c = NetosFtp::start(
-        address_c,
-        fast(Firmware::Netos6, FtpScenario::LateFtp(Duration::from_millis(800))),
-        dir.path(),
-    );
-    let args: Vec<String> = [
-        "probe",
-        &address_c.ip().to_string(),
-        "--ports",
-        &address_c.port().to_string(),
-        "--wait-until",
-        "open",
-        "--timeout",
-        "10s",
-        "--json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (code, stdout, stderr) = run(args).await;
-    assert_eq!(code, Some(0), "{stderr}");
-    let report: Value = serde_json::from_str(&stdout).unwrap();
-    let events: Vec<&str> =
-        report["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let c =
+        NetosFtp::start(address_c, fast(Firmware::Netos6, FtpScenario::LateFtp(Duration::from_secs(600))), dir.path());
+    let mut console_c = c.console_since_start();
     let port = address_c.port();
-    let closed = events.iter().position(|e| e.starts_with(&format!("port {port} closed (RST"))).expect("RST first");
-    let open = events.iter().position(|e| e.starts_with(&format!("port {port} open (SYN,ACK"))).expect("then open");
-    assert!(closed < open, "{events:?}");
+    let (closed, open) = (format!("port {port} closed (RST"), format!("port {port} open (SYN,ACK"));
+    let output = tokio::task::block_in_place(|| {
+        // Without --json the wait's timeline comes live on stderr.
+        let mut probe = LineChild::spawn(crate::util::flashline().args([
+            "probe",
+            &address_c.ip().to_string(),
+            "--ports",
+            &port.to_string(),
+            "--wait-until",
+            "open",
+            "--timeout",
+            "30s",
+        ]));
+        let first = probe.line_matching(Duration::from_secs(30), |l| l.contains(&closed) || l.contains(&open));
+        assert!(first.contains(&closed), "the first poll finds the port closed: {first}");
+        c.start_ftp_now();
+        probe.line_matching(Duration::from_secs(30), |l| l.contains(&open));
+        probe.finish_within(Duration::from_secs(30))
+    });
+    let (stdout, stderr) = crate::util::text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let events: Vec<&str> = stderr.lines().filter(|l| l.contains(" ms  ")).collect();
+    let position =
+        |needle: &str| events.iter().position(|e| e.contains(needle)).unwrap_or_else(|| panic!("{events:#?}"));
+    assert!(position(&closed) < position(&open), "{events:#?}");
+    assert!(position(&open) < position("all wanted states reached"), "{events:#?}");
+    let console = console_lines(&mut console_c, 2).await;
+    assert_eq!(console, ["Network IP configured.", "FTP download server is ready."]);
 
     // At most two sessions: the third gets 421.
     let address_d = address(16);

@@ -1,6 +1,7 @@
 //! `flashline profile check | schema | show` against the example profiles and
 //! a catalogue of malformed ones.
 
+use crate::util::child::{Bounded, FLASHLINE};
 use crate::util::{repo_root, run_flashline, text};
 
 const EXAMPLES: [&str; 3] =
@@ -505,8 +506,7 @@ fn show_reports_what_a_device_is_missing() {
             "--set",
             "gateway=10.9.9.9",
         ])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2));
     assert!(
@@ -522,7 +522,7 @@ fn show_reports_what_a_device_is_missing() {
 }
 
 fn flashline_env_removed(args: &[&str]) -> std::process::Output {
-    crate::util::flashline().env_remove("PW").args(args).output().unwrap()
+    crate::util::flashline().env_remove("PW").args(args).output_within(FLASHLINE)
 }
 
 #[test]

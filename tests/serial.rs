@@ -12,6 +12,7 @@ use flashline::progress::Silent;
 use flashline::serial::transfer;
 use flashline::serial::xmodem::{self, Outgoing, ReceiverOptions, Sender, SenderOptions};
 
+use crate::util::child::{Bounded, FLASHLINE, die_with_test};
 use crate::util::{have_program, require};
 
 /// Kills and reaps a child process when the test ends, pass or fail.
@@ -125,7 +126,8 @@ enum Replies {
 fn spawn_lrzsz(program: &str, args: &[&str], tty: &Path, dir: &Path, replies: Replies) -> ChildGuard {
     let open = || OpenOptions::new().read(true).write(true).open(tty).expect("open the PTY");
     let stderr = File::create(dir.join(format!("{program}.stderr"))).expect("stderr file");
-    let child = Command::new(program)
+    let mut command = Command::new(program);
+    let child = die_with_test(&mut command)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::from(open()))
@@ -534,7 +536,8 @@ fn start_simulator(extra: &[&str]) -> Simulator {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ttyNETOS");
     let nv = dir.path().join("nv.json");
-    let child = crate::util::flashline()
+    let mut command = crate::util::flashline();
+    let child = die_with_test(&mut command)
         .args(["sim", "netos", "--link", link.to_str().unwrap(), "--nv", nv.to_str().unwrap(), "--exit-after", "60s"])
         .args(extra)
         .env_remove("FLASHLINE_SIM_ROOT_PASSWORD")
@@ -562,7 +565,7 @@ fn dialog(sim: &Simulator, profile: &Path, password: &str, extra: &[&str]) -> st
         .args(extra)
         .env("FLASHLINE_SIM_ROOT_PASSWORD", password)
         .env("FLASHLINE_SIM_FTP_PASSWORD", "unused");
-    command.output().expect("run flashline serial dialog")
+    command.output_within(FLASHLINE)
 }
 
 #[test]
@@ -633,8 +636,7 @@ fn serial_send_loads_an_image_by_serial_recovery() {
         .args(["serial", "send", image.to_str().unwrap(), "--port", sim.link.to_str().unwrap(), "--baud", "115200"])
         .args(["--wait-for", "Starting serial recovery", "--wait-timeout", "10s"])
         .args(["--end-text", "Image check: bootHdr image, 5000 bytes, CRC 0x[0-9A-F]{8} OK", "--end-timeout", "10s"])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (stdout, stderr) = crate::util::text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("sent 5044 bytes"), "{stdout}");
@@ -651,8 +653,7 @@ async fn serial_send_on_a_port_in_use_fails_at_once_with_exit_code_3() {
     let started = std::time::Instant::now();
     let output = crate::util::flashline()
         .args(["serial", "send", image.to_str().unwrap(), "--port", sim.link.to_str().unwrap()])
-        .output()
-        .unwrap();
+        .output_within(FLASHLINE);
     let (_, stderr) = crate::util::text(&output);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains(&format!("port {} is in use", sim.link.display())), "{stderr}");

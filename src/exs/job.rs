@@ -420,14 +420,20 @@ mod tests {
         let mut bad = step();
         bad.begin_download = true;
         bad.local_config = Some(Template("x.cfg".into()));
-        assert!(TftpManageJob::from_step(&bad, None, Path::new(".")).is_err());
-        let error = TftpManageJob::from_step(&step(), None, Path::new(".")).unwrap_err();
-        assert!(error.to_string().contains("nothing to send"));
+        assert_bad_input(&bad, "begin_download: begin_download needs local_config and local_server");
+        assert_bad_input(&step(), "query: nothing to send: no queries, settings or begin_download");
         let mut bad = step();
         bad.query = vec![TftpQuery::LoadVersion];
-        assert!(TftpManageJob::from_step(&bad, None, Path::new(".")).is_err());
+        assert_bad_input(&bad, "query: load-version and load-filename queries need `load:` (the load number)");
         let mut bad = step();
         bad.timestamp = Some(Template("zz".into()));
-        assert!(TftpManageJob::from_step(&bad, None, Path::new(".")).is_err());
+        assert_bad_input(&bad, "timestamp: `zz` is not hex bytes: ");
+    }
+
+    /// The step is refused as bad input with a message that starts with `message`.
+    fn assert_bad_input(step: &TftpManage, message: &str) {
+        let error = TftpManageJob::from_step(step, None, Path::new(".")).unwrap_err();
+        assert_eq!(error.class(), FailureClass::Input, "{error}");
+        assert!(error.to_string().starts_with(message), "expected `{message}...`, got `{error}`");
     }
 }

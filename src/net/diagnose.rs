@@ -160,6 +160,22 @@ fn no_listener(target: Ipv4Addr, port: &PortResult, pings: Option<bool>, is_ftp:
     }
 }
 
+/// What to try after a refused login. A server that refuses a plain-text
+/// login because it wants TLS says so in its reply ("530 Anonymous sessions
+/// must use encryption."): then no password will help, and TLS comes first.
+fn auth_advice(reply: &str) -> Vec<String> {
+    let mut advice = Vec::new();
+    let lower = reply.to_ascii_lowercase();
+    if ["encrypt", "tls", "ssl"].iter().any(|word| lower.contains(word)) {
+        advice.push(format!(
+            "The server wants TLS before a login (`{reply}`): use --tls (and --tls-ca for its certificate), or `tls: true` in the profile's ftp_upload step."
+        ));
+    }
+    advice.push("The factory password differs by firmware: root/Netsilicon on NET+OS 6.x, root/password on 7.5; list both as credential candidates.".into());
+    advice.push("The root password may have been changed in the console dialog: use the one set there.".into());
+    advice
+}
+
 fn filtered(target: Ipv4Addr, port: &PortResult, pings: Option<bool>) -> Finding {
     let what = match port.reason {
         Reason::IcmpUnreachable => format!("an ICMP unreachable came back instead ({})", port.evidence),
@@ -217,10 +233,7 @@ pub fn service_problem(target: Ipv4Addr, service: &ServiceCheck) -> Option<Findi
                 login.reply,
                 login.tried.join(", ")
             ),
-            advice: vec![
-                "The factory password differs by firmware: root/Netsilicon on NET+OS 6.x, root/password on 7.5; list both as credential candidates.".into(),
-                "The root password may have been changed in the console dialog: use the one set there.".into(),
-            ],
+            advice: auth_advice(&login.reply),
         }),
         (Some(_), Some(login)) if login.result == LoginOutcome::Error => Some(Finding {
             code: FindingCode::ServiceBusy,
@@ -408,5 +421,25 @@ mod tests {
         let finding = diagnose(TARGET, &evidence);
         assert!(finding.summary.contains("user(s) tried: root, root"));
         assert!(finding.advice[0].contains("Netsilicon"), "advice names the public factory defaults");
+    }
+
+    #[test]
+    fn a_login_refused_for_want_of_tls_says_use_tls_first() {
+        let mut service = service(Some(220), Some(LoginOutcome::Refused));
+        if let Some(login) = service.as_mut().and_then(|s| s.login.as_mut()) {
+            login.reply = "530 Anonymous sessions must use encryption.".into();
+        }
+        let evidence = Evidence {
+            icmp: icmp(IcmpState::Reply),
+            ports: vec![port(21, PortState::Open, Reason::SynAck, "SYN,ACK")],
+            service,
+            ftp_ports: vec![],
+        };
+        let finding = diagnose(TARGET, &evidence);
+        assert_eq!(finding.code, FindingCode::AuthFailed);
+        assert_eq!(
+            finding.advice[0],
+            "The server wants TLS before a login (`530 Anonymous sessions must use encryption.`): use --tls (and --tls-ca for its certificate), or `tls: true` in the profile's ftp_upload step."
+        );
     }
 }

@@ -196,42 +196,56 @@ fn describe(spec: &WaitSpec) -> String {
 mod tests {
     use super::*;
 
+    /// A socket bound on 127.0.0.1 but not listening: its port is closed
+    /// (connect() is refused) and stays ours, unlike a freed port.
+    fn closed_port() -> (socket2::Socket, u16) {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.bind(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        (socket, port)
+    }
+
     #[tokio::test]
     async fn notices_a_listener_that_starts_late() {
-        // Reserve a port, free it, and start listening on it after a delay.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let listener_task = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            drop(listener);
-        });
+        // A socket bound but not listening: connect() is refused (closed)
+        // until listen(), which the progress callback calls once the wait has
+        // reported the port closed. No sleep, no freed port to rebind.
+        let (socket, port) = closed_port();
         let spec = WaitSpec {
             target: Ipv4Addr::LOCALHOST,
             icmp: false,
             ports: vec![(port, PortState::Open)],
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(30),
             interval: Duration::from_millis(10),
             max_interval: Duration::from_millis(40),
             probe: ProbeOptions { timeout: Duration::from_millis(500), retries: 0 },
         };
-        let seen = std::sync::atomic::AtomicUsize::new(0);
-        let count = |_: ProgressEvent| {
-            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let closed = format!("port {port} closed");
+        let seen = std::sync::Mutex::new(Vec::new());
+        let on_event = |event: ProgressEvent| {
+            let ProgressEvent::Note { text, .. } = event else { return };
+            // The note is the timeline line: `    120 ms  port N closed ...`.
+            let line = text.split_once(" ms  ").map_or(text.as_str(), |(_, line)| line).to_string();
+            if line.starts_with(&closed) {
+                socket.listen(16).unwrap();
+            }
+            seen.lock().unwrap().push(line);
         };
-        let outcome = wait_for(&spec, &Prober::Connect, &count).await.unwrap();
+        let outcome = wait_for(&spec, &Prober::Connect, &on_event).await.unwrap();
         assert!(outcome.reached, "{:?}", outcome.timeline);
         let events: Vec<&str> = outcome.timeline.iter().map(|e| e.event.as_str()).collect();
-        assert!(events[1].starts_with(&format!("port {port} closed")), "{events:?}");
-        let open = outcome.timeline.iter().find(|e| e.event.starts_with(&format!("port {port} open"))).unwrap();
-        assert!(open.t_ms >= 300 && open.t_ms < 1000, "{open:?}");
-        assert_eq!(seen.into_inner(), outcome.timeline.len());
-        listener_task.abort();
+        assert_eq!(events.len(), 4, "waiting, closed, open, reached: {events:?}");
+        assert!(events[0].starts_with("waiting for port"), "{events:?}");
+        assert!(events[1].starts_with(&closed), "{events:?}");
+        assert!(events[2].starts_with(&format!("port {port} open")), "{events:?}");
+        assert!(events[3].starts_with("all wanted states reached"), "{events:?}");
+        assert!(outcome.rounds >= 2, "open only at a later poll than closed");
+        assert_eq!(seen.into_inner().unwrap(), events, "the progress saw every event, in order, as it happened");
     }
 
     #[tokio::test]
     async fn gives_up_at_the_deadline() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (_socket, port) = closed_port();
         let spec = WaitSpec {
             target: Ipv4Addr::LOCALHOST,
             icmp: false,

@@ -61,7 +61,8 @@ pub enum FtpScenario {
     Normal,
     /// The application was built without the FTP server: the port answers RST.
     NoFtpServer,
-    /// The server starts this long after boot.
+    /// The server starts this long after boot, or when `NetosFtp::start_ftp_now`
+    /// is called if that comes first (a test that must order events).
     LateFtp(Duration),
     /// Someone changed the root password: factory credentials get 530.
     WrongPassword,
@@ -118,6 +119,9 @@ pub struct NetosFtp {
     state: Arc<Mutex<FlashState>>,
     console: broadcast::Sender<String>,
     stop: watch::Sender<bool>,
+    start_ftp: Arc<tokio::sync::Notify>,
+    /// Subscribed before the device's task started: every line since boot.
+    boot_console: Mutex<Option<broadcast::Receiver<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -134,17 +138,25 @@ impl NetosFtp {
     /// `workdir` holds the per-session upload areas.
     pub fn start(address: SocketAddr, behaviour: FtpBehaviour, workdir: &Path) -> NetosFtp {
         let state = Arc::new(Mutex::new(FlashState::default()));
-        let (console, _) = broadcast::channel(256);
+        let (console, boot_console) = broadcast::channel(256);
         let (stop, stopped) = watch::channel(false);
+        let start_ftp = Arc::new(tokio::sync::Notify::new());
         let device = Device {
             address,
             behaviour,
             workdir: workdir.to_path_buf(),
             state: state.clone(),
             console: console.clone(),
+            start_ftp: start_ftp.clone(),
         };
         let task = tokio::spawn(device.run(stopped));
-        NetosFtp { state, console, stop, task }
+        NetosFtp { state, console, stop, start_ftp, boot_console: Mutex::new(Some(boot_console)), task }
+    }
+
+    /// Ends a `LateFtp` delay now: the FTP server starts at once (or at the
+    /// next boot if the delay has not begun yet).
+    pub fn start_ftp_now(&self) {
+        self.start_ftp.notify_one();
     }
 
     /// The flash as it is now.
@@ -155,6 +167,12 @@ impl NetosFtp {
     /// Lines the device prints on its console from now on.
     pub fn console(&self) -> broadcast::Receiver<String> {
         self.console.subscribe()
+    }
+
+    /// Lines the device printed on its console since it started (the first
+    /// call only; later calls get the lines from then on).
+    pub fn console_since_start(&self) -> broadcast::Receiver<String> {
+        lock(&self.boot_console).take().unwrap_or_else(|| self.console.subscribe())
     }
 }
 
@@ -168,6 +186,7 @@ struct Device {
     workdir: PathBuf,
     state: Arc<Mutex<FlashState>>,
     console: broadcast::Sender<String>,
+    start_ftp: Arc<tokio::sync::Notify>,
 }
 
 /// What a finished session left behind.
@@ -226,6 +245,7 @@ impl Device {
                 FtpScenario::LateFtp(delay) => {
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
+                        _ = self.start_ftp.notified() => {}
                         _ = stopped.changed() => return,
                     }
                 }

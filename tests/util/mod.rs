@@ -4,12 +4,15 @@
 
 #![allow(dead_code)] // each test module uses a different part
 
+pub mod child;
 pub mod netns;
 pub mod pty;
 pub mod vsftpd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use child::Bounded;
 
 /// True when running under CI, where a missing requirement is a failure.
 pub fn in_ci() -> bool {
@@ -60,14 +63,14 @@ pub fn flashline() -> Command {
 
 /// Runs flashline with `args` and returns its output.
 pub fn run_flashline(args: &[&str]) -> Output {
-    flashline().args(args).output().expect("run flashline")
+    flashline().args(args).output_within(child::FLASHLINE)
 }
 
 /// Runs flashline from async code (a test whose simulators run on tokio):
 /// exit code, stdout, stderr.
 pub async fn run_flashline_async(args: Vec<String>) -> (Option<i32>, String, String) {
     tokio::task::spawn_blocking(move || {
-        let output = flashline().args(&args).output().unwrap();
+        let output = flashline().args(&args).output_within(child::FLASHLINE);
         let (stdout, stderr) = text(&output);
         (output.status.code(), stdout, stderr)
     })

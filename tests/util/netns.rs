@@ -6,11 +6,18 @@
 //! addresses, with the tool under test inside the station namespace, so no
 //! packet can leave through the host's routes. The namespaces have no other
 //! interfaces and no default route, and are removed on drop, also when the
-//! test panics.
+//! test panics. Their names carry the test process's pid: a process killed
+//! before its drops ran (nextest's terminate-after, SIGKILL) leaves them
+//! behind, and the next process that makes a pair removes those whose pid is
+//! no longer alive.
 
 use std::net::Ipv4Addr;
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use super::child::{Bounded, QUICK};
 
 /// Start of the benchmarking block RFC 2544 reserves; /15 gives 2^15 /30 subnets.
 const BLOCK: u32 = u32::from_be_bytes([198, 18, 0, 0]);
@@ -50,6 +57,8 @@ impl NetnsPair {
     }
 
     fn create_or_panic() -> NetnsPair {
+        static STALE: Once = Once::new();
+        STALE.call_once(remove_stale);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
         // A /29 per pair (room for station, dut and an absent host), unique
@@ -108,7 +117,7 @@ pub fn in_namespace(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 fn ip(args: &[&str]) -> Output {
-    let output = Command::new("ip").args(args).stdin(Stdio::null()).output().expect("run ip");
+    let output = Command::new("ip").args(args).output_within(QUICK);
     assert!(output.status.success(), "ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
     output
 }
@@ -118,58 +127,126 @@ impl Drop for NetnsPair {
         // Deleting a namespace removes its end of the veth, and with it the
         // other end. Errors are ignored: a half-made pair has less to remove.
         for ns in [&self.station, &self.dut] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            delete(ns);
+        }
+    }
+}
+
+fn delete(ns: &str) {
+    let _ = Command::new("ip")
+        .args(["netns", "del", ns])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status_within(QUICK);
+}
+
+/// The pid in the name of a namespace a pair made (`fl{pid}x{n}s` or `...d`).
+fn owner_pid(ns: &str) -> Option<u32> {
+    let rest = ns.strip_prefix("fl")?;
+    let (pid, tail) = rest.split_once('x')?;
+    let counter = tail.strip_suffix('s').or_else(|| tail.strip_suffix('d'))?;
+    counter.parse::<u32>().ok()?;
+    pid.parse().ok()
+}
+
+/// Removes the namespaces of test processes that are gone (done once per
+/// process before its first pair).
+pub fn remove_stale() {
+    for ns in namespaces() {
+        if let Some(pid) = owner_pid(&ns)
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            eprintln!("removing namespace {ns} left by process {pid}, which is gone");
+            delete(&ns);
         }
     }
 }
 
 /// Names of the namespaces that exist now.
 pub fn namespaces() -> Vec<String> {
-    let output = Command::new("ip").args(["netns", "list"]).output().expect("run ip");
+    let output = Command::new("ip").args(["netns", "list"]).output_within(QUICK);
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_string))
         .collect()
 }
 
-/// A TCP listener bound inside namespace `ns` (on a thread that entered it;
-/// the socket stays in that namespace wherever it is used afterwards).
-pub fn listen_in(ns: &str, address: std::net::SocketAddr) -> std::net::TcpListener {
+/// A TCP socket bound inside namespace `ns` but not listening: the kernel
+/// answers a SYN to it with RST (a closed port) until the test calls
+/// `listen` on it. The socket stays in that namespace wherever it is used.
+pub fn bind_in(ns: &str, address: std::net::SocketAddr) -> socket2::Socket {
     let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
         nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter the namespace");
-        std::net::TcpListener::bind(address).unwrap_or_else(|e| panic!("bind {address} in {path}: {e}"))
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+            .expect("a TCP socket");
+        socket.bind(&address.into()).unwrap_or_else(|e| panic!("bind {address} in {path}: {e}"));
+        socket
     })
     .join()
-    .expect("listener thread")
+    .expect("bind thread")
 }
 
-/// Accepts and closes connections on `listener` until `until` passes
-/// (bounded: the test never hangs on it).
-pub fn serve_until(listener: std::net::TcpListener, until: std::time::Instant) -> std::thread::JoinHandle<u32> {
+/// A TCP listener bound inside namespace `ns`.
+pub fn listen_in(ns: &str, address: std::net::SocketAddr) -> std::net::TcpListener {
+    let socket = bind_in(ns, address);
+    socket.listen(128).unwrap_or_else(|e| panic!("listen on {address} in {ns}: {e}"));
+    socket.into()
+}
+
+/// The longest a `Serving` thread lives if the test never stops it.
+const SERVE_AT_MOST: Duration = Duration::from_secs(600);
+
+/// A thread that accepts and closes connections until the test stops it
+/// (or drops it, also on a panic).
+pub struct Serving {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+impl Serving {
+    /// Stops accepting and returns how many connections were accepted.
+    pub fn stop(mut self) -> u32 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().expect("not stopped yet").join().expect("serving thread")
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Accepts and closes connections on `listener` until the returned handle
+/// says stop (bounded anyway by `SERVE_AT_MOST`: a test never hangs on it).
+pub fn serve(listener: std::net::TcpListener) -> Serving {
     listener.set_nonblocking(true).expect("non-blocking listener");
-    std::thread::spawn(move || {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let thread = std::thread::spawn(move || {
         let mut accepted = 0;
-        while std::time::Instant::now() < until {
+        let give_up = Instant::now() + SERVE_AT_MOST;
+        while !stopped.load(Ordering::Relaxed) && Instant::now() < give_up {
             match listener.accept() {
                 Ok(_) => accepted += 1,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
             }
         }
         accepted
-    })
+    });
+    Serving { stop, thread: Some(thread) }
 }
 
 /// Runs `nft` commands inside `ns` (rules vanish with the namespace).
 pub fn nft_in(ns: &str, rules: &[&str]) {
     for rule in rules {
-        let output = in_namespace(ns, "nft").args(rule.split_whitespace()).output().expect("run nft");
+        let output = in_namespace(ns, "nft").args(rule.split_whitespace()).output_within(QUICK);
         assert!(output.status.success(), "nft {rule}: {}", String::from_utf8_lossy(&output.stderr));
     }
 }

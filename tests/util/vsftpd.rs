@@ -1,11 +1,14 @@
 //! A real vsftpd (Debian package vsftpd) started by a test, inside a network
 //! namespace or on 127.0.0.1, with its own configuration in a temp folder;
-//! killed on drop, also after a panic.
+//! killed on drop, also after a panic, and with the test process if that is
+//! killed (`PR_SET_PDEATHSIG`).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::child::{Bounded, QUICK, die_with_test};
 
 pub struct Vsftpd {
     child: Child,
@@ -56,7 +59,7 @@ impl Vsftpd {
             Some(ns) => super::netns::in_namespace(ns, "/usr/sbin/vsftpd"),
             None => Command::new("/usr/sbin/vsftpd"),
         };
-        let child = command
+        let child = die_with_test(&mut command)
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -101,8 +104,8 @@ impl Vsftpd {
         let up = root.path().join("up");
         std::fs::create_dir(&up).unwrap();
         // Anonymous sessions run as the `ftp` user (made by the vsftpd package).
-        let status = Command::new("chown").args(["ftp", up.to_str().unwrap()]).status().expect("chown");
-        assert!(status.success(), "chown ftp {}", up.display());
+        let output = Command::new("chown").args(["ftp", up.to_str().unwrap()]).output_within(QUICK);
+        assert!(output.status.success(), "chown ftp {}: {}", up.display(), String::from_utf8_lossy(&output.stderr));
         let anon_root = format!("anon_root={}", root.path().display());
         let mut lines = vec![
             "anonymous_enable=YES",
@@ -125,7 +128,7 @@ impl Vsftpd {
         let mut parents = vec![self.child.id()];
         let mut descendants = Vec::new();
         while let Some(parent) = parents.pop() {
-            let output = Command::new("pgrep").args(["-P", &parent.to_string()]).output().expect("pgrep");
+            let output = Command::new("pgrep").args(["-P", &parent.to_string()]).output_within(QUICK);
             for pid in String::from_utf8_lossy(&output.stdout).split_whitespace() {
                 if let Ok(pid) = pid.parse::<u32>() {
                     descendants.push(pid);
@@ -134,7 +137,7 @@ impl Vsftpd {
             }
         }
         for pid in descendants {
-            if Command::new("kill").args(["-KILL", &pid.to_string()]).status().is_ok_and(|s| s.success()) {
+            if Command::new("kill").args(["-KILL", &pid.to_string()]).output_within(QUICK).status.success() {
                 killed += 1;
             }
         }

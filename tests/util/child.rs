@@ -1,0 +1,245 @@
+//! Child processes with a deadline: a test that runs a program never hangs on
+//! it. A child still running at its deadline is killed, and the test fails
+//! with the command and everything the child printed. Server children die with
+//! the test process (`PR_SET_PDEATHSIG`), so a test killed by nextest's
+//! terminate-after leaves no vsftpd or in.tftpd behind.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// A limit for commands that finish at once (ip, nft, chown, pgrep, kill).
+pub const QUICK: Duration = Duration::from_secs(30);
+/// A limit for a flashline run: its own timeouts end it well before this,
+/// also a 64 MiB upload on a loaded 2-core runner.
+pub const FLASHLINE: Duration = Duration::from_secs(300);
+
+/// `output()` and `status()` with a time limit.
+pub trait Bounded {
+    /// Like `output()` (stdin closed, stdout and stderr captured); kills the
+    /// child and panics with its output if it still runs after `limit`.
+    fn output_within(&mut self, limit: Duration) -> Output;
+    /// Like `status()` with the standard streams as the caller set them;
+    /// kills the child and panics if it still runs after `limit`.
+    fn status_within(&mut self, limit: Duration) -> ExitStatus;
+}
+
+impl Bounded for Command {
+    fn output_within(&mut self, limit: Duration) -> Output {
+        let child = spawn(self.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()));
+        LineChild::from_child(child, describe(self)).finish_within(limit)
+    }
+
+    fn status_within(&mut self, limit: Duration) -> ExitStatus {
+        let mut child = spawn(self);
+        match wait_until(&mut child, Instant::now() + limit) {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`{}` still ran after {limit:?}: killed (its output went where the test sent it)",
+                    describe(self)
+                )
+            }
+        }
+    }
+}
+
+/// Makes a child get SIGKILL when the thread that spawned it ends (for a
+/// test, its process or its test thread): spawn servers from the test's own
+/// thread, not from a helper thread that returns.
+pub fn die_with_test(command: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+        })
+    }
+}
+
+fn spawn(command: &mut Command) -> Child {
+    let what = describe(command);
+    die_with_test(command).spawn().unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"))
+}
+
+fn describe(command: &Command) -> String {
+    let mut words = vec![command.get_program().to_string_lossy().into_owned()];
+    words.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}
+
+/// Waits for `child` until `deadline`; None if it still runs then.
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A running child whose stderr the test reads line by line as it comes (to
+/// act on a progress line) and whose stdout is collected. Killed on drop.
+pub struct LineChild {
+    child: Child,
+    what: String,
+    lines: mpsc::Receiver<String>,
+    /// Every stderr line read so far (by `next_line_within` or at the end).
+    seen: Vec<String>,
+    stdout: Option<JoinHandle<Vec<u8>>>,
+    stderr: Option<JoinHandle<()>>,
+}
+
+impl LineChild {
+    /// Starts `command` with stdin closed and stdout and stderr captured.
+    pub fn spawn(command: &mut Command) -> LineChild {
+        let child = spawn(command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()));
+        LineChild::from_child(child, describe(command))
+    }
+
+    fn from_child(mut child: Child, what: String) -> LineChild {
+        let mut out = child.stdout.take().expect("stdout is piped");
+        let err = child.stderr.take().expect("stderr is piped");
+        let stdout = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = out.read_to_end(&mut bytes);
+            bytes
+        });
+        let (sender, lines) = mpsc::channel();
+        let stderr = std::thread::spawn(move || {
+            let mut reader = BufReader::new(err);
+            let mut line = Vec::new();
+            // Bytes, not `lines()`: a line that is not UTF-8 must not stop the
+            // reading (the child would then block on a full pipe).
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let text = String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_string();
+                line.clear();
+                if sender.send(text).is_err() {
+                    return;
+                }
+            }
+        });
+        LineChild { child, what, lines, seen: Vec::new(), stdout: Some(stdout), stderr: Some(stderr) }
+    }
+
+    /// The next stderr line, or None when stderr closed or `deadline` passed.
+    pub fn next_line_within(&mut self, deadline: Instant) -> Option<String> {
+        let line = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
+    /// Reads stderr lines until one satisfies `wanted` (returned) or stderr
+    /// closes or `limit` passes; then the test fails with everything so far.
+    pub fn line_matching(&mut self, limit: Duration, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        while let Some(line) = self.next_line_within(deadline) {
+            if wanted(&line) {
+                return line;
+            }
+        }
+        let seen = self.seen.join("\n");
+        panic!("`{}`: no such line on stderr within {limit:?}; it printed:\n{seen}", self.what)
+    }
+
+    /// Waits for the child to end within `limit` and returns its output
+    /// (stderr: every line, also those already read). Kills it and fails
+    /// with its output if it runs longer.
+    pub fn finish_within(mut self, limit: Duration) -> Output {
+        let status = wait_until(&mut self.child, Instant::now() + limit);
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
+        if let Some(reader) = self.stderr.take() {
+            let _ = reader.join();
+        }
+        self.seen.extend(self.lines.try_iter());
+        let mut stderr = self.seen.join("\n").into_bytes();
+        if !stderr.is_empty() {
+            stderr.push(b'\n');
+        }
+        let Some(status) = status else {
+            panic!(
+                "`{}` still ran after {limit:?}: killed\nstdout:\n{}\nstderr:\n{}",
+                self.what,
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            )
+        };
+        Output { status, stdout, stderr }
+    }
+}
+
+impl Drop for LineChild {
+    fn drop(&mut self) {
+        if self.stdout.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What one child used, read from `wait4` when it ended: its own peak RSS
+/// and CPU time, not the largest of all children so far that
+/// `getrusage(RUSAGE_CHILDREN)` gives.
+pub struct Measured {
+    pub status: ExitStatus,
+    pub wall: Duration,
+    /// User plus system CPU time.
+    pub cpu: Duration,
+    pub max_rss_kib: i64,
+}
+
+/// Runs `command` (standard streams as the caller set them) and measures it;
+/// kills it and panics if it still runs after `limit`.
+// The child is reaped by wait4 (which std cannot see), never by Child::wait.
+#[allow(clippy::zombie_processes)]
+pub fn measure_within(command: &mut Command, limit: Duration) -> Measured {
+    use nix::libc;
+    use std::os::unix::process::ExitStatusExt;
+    let started = Instant::now();
+    let mut child = spawn(command);
+    let pid = child.id() as libc::pid_t;
+    let mut killed = false;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: rusage is plain data; zero is a valid value for every field.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let options = if killed { 0 } else { libc::WNOHANG };
+        // SAFETY: `pid` is our child, not reaped yet (std never waited for
+        // it); `status` and `usage` are valid for writes.
+        let reaped = unsafe { libc::wait4(pid, &mut status, options, &mut usage) };
+        if reaped == pid {
+            assert!(!killed, "`{}` still ran after {limit:?}: killed", describe(command));
+            let time =
+                |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+            return Measured {
+                status: ExitStatus::from_raw(status),
+                wall: started.elapsed(),
+                cpu: time(usage.ru_utime) + time(usage.ru_stime),
+                max_rss_kib: usage.ru_maxrss,
+            };
+        }
+        if reaped == -1 {
+            let error = std::io::Error::last_os_error();
+            assert_eq!(error.kind(), std::io::ErrorKind::Interrupted, "wait4 for `{}`: {error}", describe(command));
+            continue;
+        }
+        if started.elapsed() >= limit {
+            // Not reaped yet, so the pid is still this child's.
+            let _ = child.kill();
+            killed = true;
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
