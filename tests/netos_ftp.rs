@@ -56,7 +56,7 @@ fn images(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 async fn rom_and_image_in_separate_sessions_with_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let address = address(11);
-    let device = NetosFtp::start(address, fast(Firmware::Netos75, FtpScenario::Normal), dir.path());
+    let device = NetosFtp::start(address, fast(Firmware::Netos74, FtpScenario::Normal), dir.path());
     let mut console = device.console();
     drop(connect_when_up(address));
     let (rom, image) = images(dir.path());

@@ -18,7 +18,7 @@ pub enum FtpCommand {
     /// Upload files (rom.bin, image.bin...) and verify each one.
     ///
     /// Without --user, the NET+OS factory candidates are tried in order:
-    /// root/Netsilicon (6.x firmware), then root/password (7.5).
+    /// root/Netsilicon (6.x firmware), then root/password (7.x).
     Put(PutArgs),
 }
 

@@ -171,7 +171,7 @@ fn auth_advice(reply: &str) -> Vec<String> {
             "The server wants TLS before a login (`{reply}`): use --tls (and --tls-ca for its certificate), or `tls: true` in the profile's ftp_upload step."
         ));
     }
-    advice.push("The factory password differs by firmware: root/Netsilicon on NET+OS 6.x, root/password on 7.5; list both as credential candidates.".into());
+    advice.push("The factory password differs by firmware: root/Netsilicon on NET+OS 6.x, root/password on 7.x; list both as credential candidates.".into());
     advice.push("The root password may have been changed in the console dialog: use the one set there.".into());
     advice
 }

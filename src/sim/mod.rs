@@ -11,12 +11,14 @@
 //!   field failures as scenarios.
 //! - [`netos`]: a NET+OS device's serial side (boot banner, configuration
 //!   dialog, NV memory, serial recovery by XMODEM).
+//! - [`firmware`]: which NET+OS release a simulated unit runs (6, 7.0, 7.4).
 //! - [`link`]: a serial link emulator (baud pacing, latency, seeded noise).
 //! - [`tftp_client`]: the RFC 1350 client the simulated controller uses to
 //!   fetch configuration files.
 
 pub mod bench;
 pub mod csp;
+pub mod firmware;
 pub mod link;
 pub mod netos;
 pub mod netos_ftp;

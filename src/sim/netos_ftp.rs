@@ -3,7 +3,7 @@
 //! libunftp serves each control connection; this module owns the accept loop
 //! so it can apply the NET+OS rules around it:
 //! - greeting `220 NET+OS FTP server ready.`, credentials per firmware
-//!   (root/Netsilicon on 6.x, root/password on 7.5);
+//!   (root/Netsilicon on 6.x, root/password on 7.x);
 //! - at most two sessions; a third connection gets `421` and is closed;
 //! - only `rom.bin`, `spi_rom.bin`, `romzip.bin` and `image.bin` reach flash
 //!   (other names are accepted and ignored), and only when the control
@@ -19,6 +19,7 @@
 //! booted. The serial side of the simulator subscribes to [`NetosFtp::console`]
 //! and starts this server on the address set through the console.
 
+pub use super::firmware::Firmware;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,24 +36,6 @@ use unftp_core::auth::{AuthenticationError, Authenticator, Credentials, Principa
 
 /// File names the NET+OS flash server stores (from the application source).
 pub const FLASH_NAMES: [&str; 4] = ["rom.bin", "spi_rom.bin", "romzip.bin", "image.bin"];
-
-/// Which factory credentials the firmware has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Firmware {
-    /// NET+OS 6.x: root / Netsilicon.
-    Netos6,
-    /// NET+OS 7.5: root / password.
-    Netos75,
-}
-
-impl Firmware {
-    pub fn factory_password(self) -> &'static str {
-        match self {
-            Firmware::Netos6 => "Netsilicon",
-            Firmware::Netos75 => "password",
-        }
-    }
-}
 
 /// Field failures the simulated device can reproduce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
