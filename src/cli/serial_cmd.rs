@@ -143,6 +143,9 @@ async fn send(args: SendArgs, context: &Context) -> Outcome {
                     stats.retransmissions,
                     if stats.checksum_mode { " (checksum mode)" } else { "" },
                 );
+                if let Some(warning) = stats.warning() {
+                    context.warn(warning);
+                }
             }
             Outcome::Success
         }

@@ -274,7 +274,12 @@ async fn run_step(
                 .map_err(Failure::of)?;
             Ok(StepDone {
                 outcome: StepOutcome::Passed,
-                detail: format!("sent {} bytes in {:.1} s", sent.stats.acked_bytes, sent.elapsed.as_secs_f64()),
+                detail: format!(
+                    "sent {} bytes in {:.1} s{}",
+                    sent.stats.acked_bytes,
+                    sent.elapsed.as_secs_f64(),
+                    sent.stats.warning().map(|w| format!("; warning: {w}")).unwrap_or_default()
+                ),
                 retries: sent.stats.retransmissions as u32,
             })
         }

@@ -127,10 +127,13 @@ pub async fn send<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Some(n)) => pending.extend_from_slice(&buf[..n]),
             Ok(None) => sender.on_timeout(now(), &mut out),
             // After the last data block a closed line may be a receiver that
-            // left after an ACK we lost: say so, not just "closed".
-            Err(TransferRunError::Closed) => {
-                return Err(sender.on_line_closed().map_or(TransferRunError::Closed, Into::into));
-            }
+            // left after an ACK we lost: say so, not just "closed". After the
+            // file's acknowledged EOT (YMODEM's end of batch) it is done.
+            Err(TransferRunError::Closed) => match sender.on_line_closed() {
+                Some(error) => break Err(error),
+                None if sender.status() == &Status::Done => break Ok(()),
+                None => return Err(TransferRunError::Closed),
+            },
             Err(error) => return Err(error),
         }
     };

@@ -8,6 +8,10 @@ use super::TransferProtocol;
 use super::block::{Check, encode_block, plan_blocks, ymodem_header};
 use super::{ACK, CAN, CRC_REQUEST, EOT, FinalAckCause, LastReply, NAK, SUB, Status, TransferError, Unit};
 
+/// Tries for YMODEM's end-of-batch block (see
+/// [`TransferStats::end_of_batch_unacknowledged`]).
+const END_OF_BATCH_TRIES: u32 = 3;
+
 /// A file to send.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -62,6 +66,20 @@ pub struct TransferStats {
     pub retransmissions: u32,
     /// Whether the receiver asked for the 8-bit checksum.
     pub checksum_mode: bool,
+    /// YMODEM: the file's EOT was acknowledged (the file is complete) but the
+    /// empty block 0 that ends the batch was not (lrzsz `rb` flushes its
+    /// terminal right after its last ACK, a device may leave the protocol).
+    /// A warning, not a failure.
+    pub end_of_batch_unacknowledged: bool,
+}
+
+impl TransferStats {
+    /// What a finished transfer should warn about, if anything.
+    pub fn warning(&self) -> Option<&'static str> {
+        self.end_of_batch_unacknowledged.then_some(
+            "the receiver did not acknowledge YMODEM's end-of-batch block (the file itself was acknowledged in full)",
+        )
+    }
 }
 
 /// A retransmission, for progress reports.
@@ -237,7 +255,10 @@ impl Sender {
                 if then == Unit::Header || (self.stats.blocks == 0 && self.stats.retransmissions == 0) {
                     let waited = self.options.start_timeout;
                     self.fail(TransferError::NoStart { waited }, Some(out));
-                } else if tries >= self.options.block_retries {
+                } else if tries >= self.tries_for(then) {
+                    if self.end_of_batch_unanswered() {
+                        return;
+                    }
                     let error = self.exhausted(then, tries, LastReply::Timeout);
                     self.fail(error, Some(out));
                 } else {
@@ -260,12 +281,35 @@ impl Sender {
     /// block went out this fails with [`TransferError::FinalAckMissing`] and
     /// returns it; before, it returns None and the caller reports the line.
     pub fn on_line_closed(&mut self) -> Option<TransferError> {
-        if self.status != Status::Running || !self.last_block_sent {
+        if self.status != Status::Running || !self.last_block_sent || self.end_of_batch_unanswered() {
             return None;
         }
         let error = TransferError::FinalAckMissing { unit: self.current_unit(), cause: FinalAckCause::LineClosed };
         self.fail(error.clone(), None);
         Some(error)
+    }
+
+    /// Tries for `unit`: the end-of-batch block comes after the file is
+    /// complete, so it is not worth a long wait.
+    fn tries_for(&self, unit: Unit) -> u32 {
+        if unit == Unit::Closing {
+            self.options.block_retries.min(END_OF_BATCH_TRIES)
+        } else {
+            self.options.block_retries
+        }
+    }
+
+    /// Ends the transfer as done when only YMODEM's end-of-batch block is
+    /// left unanswered (the file's EOT was acknowledged): the file is
+    /// complete, and the report carries the warning.
+    fn end_of_batch_unanswered(&mut self) -> bool {
+        if self.current_unit() != Unit::Closing {
+            return false;
+        }
+        self.stats.end_of_batch_unacknowledged = true;
+        self.phase = SendPhase::Finished;
+        self.status = Status::Done;
+        true
     }
 
     /// The error for a unit that got no ACK after `tries`: a NAK means the
@@ -310,7 +354,10 @@ impl Sender {
         counts: bool,
         unanswered: u32,
     ) {
-        if counts && tries >= self.options.block_retries {
+        if counts && tries >= self.tries_for(unit) {
+            if self.end_of_batch_unanswered() {
+                return;
+            }
             let error = self.exhausted(unit, tries, reason);
             self.fail(error, Some(out));
             return;
@@ -534,6 +581,41 @@ mod tests {
         let error = sender.on_line_closed().expect("after the last block");
         assert_eq!(error, TransferError::FinalAckMissing { unit: Unit::Data(1), cause: FinalAckCause::LineClosed });
         assert_eq!(sender.status(), &Status::Failed(error));
+    }
+
+    /// The receiver ACKs the file's EOT, then drops the ACK of the empty
+    /// end-of-batch block (lrzsz `rb` under load): the file is complete, so
+    /// the transfer is done with a warning, after a short wait.
+    #[test]
+    fn a_lost_end_of_batch_ack_is_a_warning_not_a_failure() {
+        for closes in [false, true] {
+            let mut now = Instant::now();
+            let mut sender = Sender::new(file(300), opts(TransferProtocol::Ymodem), now);
+            let mut out = Vec::new();
+            sender.on_bytes(now, b"C", &mut out);
+            sender.on_bytes(now, &[ACK, b'C'], &mut out); // header, then data
+            sender.on_bytes(now, &[ACK], &mut out); // block 1: the whole file
+            sender.on_bytes(now, &[NAK, ACK, b'C'], &mut out); // EOT (NAKed once, as YMODEM does)
+            assert_eq!(sender.stats().acked_bytes, 300);
+            if closes {
+                assert_eq!(sender.on_line_closed(), None);
+            } else {
+                for _ in 0..END_OF_BATCH_TRIES {
+                    now += Duration::from_secs(1);
+                    sender.on_timeout(now, &mut out);
+                }
+            }
+            assert_eq!(sender.status(), &Status::Done, "line closed: {closes}");
+            assert!(sender.stats().end_of_batch_unacknowledged);
+        }
+        // An acknowledged end of batch carries no warning.
+        let now = Instant::now();
+        let mut sender = Sender::new(file(300), opts(TransferProtocol::Ymodem), now);
+        let mut out = Vec::new();
+        sender.on_bytes(now, b"C", &mut out);
+        sender.on_bytes(now, &[ACK, b'C', ACK, NAK, ACK, b'C', ACK], &mut out);
+        assert_eq!(sender.status(), &Status::Done);
+        assert!(!sender.stats().end_of_batch_unacknowledged);
     }
 
     #[test]
