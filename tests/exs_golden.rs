@@ -1,6 +1,6 @@
-//! TFTP Manage requests against bytes written by hand from the vendor's page
-//! (spec/tftp-manage-0x003A.txt) and the EXS framing notes
-//! (spec/exs-api-notes.md), never produced by our encoder: the other EXS
+//! TFTP Manage requests against bytes written by hand from the vendor's TFTP
+//! Manage page and the EXS framing rules (both summarised in
+//! docs/exs-tftp-manage.md), never produced by our encoder: the other EXS
 //! tests use the same codec on both sides of the wire, so a wrong ICB type,
 //! subtype, length or order would pass them.
 //!
