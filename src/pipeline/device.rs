@@ -315,7 +315,7 @@ async fn run_step(
             let detail = uploaded
                 .files
                 .iter()
-                .map(|f| format!("{} ({} bytes, {})", f.remote, f.bytes, f.verified))
+                .map(|f| format!("{} ({} bytes via {}, {})", f.remote, f.bytes, f.mode.command(), f.verified))
                 .collect::<Vec<_>>()
                 .join(", ");
             Ok(StepDone { outcome: StepOutcome::Passed, detail: format!("as {}: {detail}", uploaded.user), retries })
