@@ -508,3 +508,88 @@ fn run_against_a_silent_server_fails_within_the_reply_timeout_with_no_banner() {
     assert!(took < Duration::from_secs(15), "took {took:?}");
     drop(silent);
 }
+
+/// What the scripted server received: the file's bytes and the command verbs.
+type Received = std::sync::mpsc::Receiver<(Vec<u8>, Vec<String>)>;
+
+/// A scripted FTP server on 127.0.0.1 for one session, whose EPSV and PASV
+/// offer a port nothing listens on (the passive data connection cannot be
+/// made) and whose PORT works. Returns its port, the files it received and
+/// the commands it was sent.
+fn passive_unreachable_server() -> (u16, Received) {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((control, _)) = listener.accept() else { return };
+        control.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut writer = control.try_clone().unwrap();
+        let mut reader = std::io::BufReader::new(control);
+        let mut say = |text: &str| writer.write_all(format!("{text}\r\n").as_bytes()).is_ok();
+        say("220 scripted server");
+        let (mut data_to, mut file, mut commands) = (None, Vec::new(), Vec::new());
+        for _ in 0..50 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let line = line.trim_end().to_string();
+            let (verb, argument) = line.split_once(' ').unwrap_or((&line, ""));
+            commands.push(verb.to_string());
+            let dead_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let ok = match verb {
+                "USER" => say("331 password"),
+                "PASS" => say("230 in"),
+                "TYPE" => say("200 binary"),
+                "EPSV" => say(&format!("229 Entering Extended Passive Mode (|||{}|)", dead_port())),
+                "PASV" => {
+                    let p = dead_port();
+                    say(&format!("227 Entering Passive Mode (127,0,0,1,{},{})", p >> 8, p & 0xff))
+                }
+                "PORT" => {
+                    let n: Vec<u16> = argument.split(',').map(|x| x.parse().unwrap()).collect();
+                    data_to = Some(SocketAddr::from(([127, 0, 0, 1], n[4] << 8 | n[5])));
+                    say("200 PORT ok")
+                }
+                "STOR" => {
+                    say("150 go");
+                    let mut data =
+                        std::net::TcpStream::connect_timeout(&data_to.expect("PORT first"), Duration::from_secs(5))
+                            .unwrap();
+                    data.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                    data.read_to_end(&mut file).unwrap();
+                    say("226 stored")
+                }
+                "QUIT" => {
+                    say("221 bye");
+                    break;
+                }
+                _ => say("502 not here"),
+            };
+            if !ok {
+                break;
+            }
+        }
+        let _ = done.send((file, commands));
+    });
+    (port, received)
+}
+
+#[test]
+fn auto_mode_goes_to_port_when_the_passive_data_connection_cannot_be_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "image.bin", 70_000);
+    let (port, received) = passive_unreachable_server();
+    let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--verify", "none"]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    let file = &report["files"][0];
+    assert_eq!(file["mode"], "active", "{report:#}");
+    let fallback = file["fallback"].as_array().unwrap();
+    assert_eq!(fallback.len(), 1, "PASV is skipped: it would connect the same way: {report:#}");
+    let why = fallback[0].as_str().unwrap();
+    assert!(why.starts_with("EPSV data connection to 127.0.0.1:") && why.contains("refused"), "{why}");
+    let (bytes, commands) = received.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(bytes, std::fs::read(&local).unwrap());
+    assert!(!commands.contains(&"PASV".to_string()), "{commands:?}");
+}

@@ -655,7 +655,7 @@ async fn open_upload(
             match announce_port(session, spec).await {
                 Ok(()) => session.port_accepted = true,
                 Err(PortRefusal::Refused(reply)) => {
-                    give_up(spec, modes, format!("PORT refused: {reply}"), false, progress)?;
+                    give_up(spec, modes, Abandoned::Refused(reply), progress)?;
                     continue;
                 }
                 Err(PortRefusal::Broken(error)) => return Err(SendError::Broken(error)),
@@ -691,9 +691,12 @@ async fn open_upload(
             SuppaError::UnexpectedResponse(response) if passive_mode && !session.passive.offered() => {
                 let reply = reply_text(&response);
                 let code = response.status.code();
-                if (500..600).contains(&code) || code == 227 || code == 229 {
-                    let why = if code < 500 { "unusable answer" } else { "refused" };
-                    give_up(spec, modes, format!("{} {why}: {reply}", mode.command()), false, progress)?;
+                if (500..600).contains(&code) {
+                    give_up(spec, modes, Abandoned::Refused(reply), progress)?;
+                    continue;
+                }
+                if code == 227 || code == 229 {
+                    give_up(spec, modes, Abandoned::Unusable(format!("no address in `{reply}`")), progress)?;
                     continue;
                 }
                 return Err(SendError::Fatal(FtpError::CommandRefused {
@@ -704,14 +707,14 @@ async fn open_upload(
                 }));
             }
             SuppaError::BadResponse if passive_mode && !session.passive.offered() => {
-                give_up(spec, modes, format!("{}: the answer is not an FTP reply", mode.command()), false, progress)?;
+                give_up(spec, modes, Abandoned::Unusable("the answer is not an FTP reply".into()), progress)?;
                 continue;
             }
             // The passive data connection did not come up: another passive
             // command would not fare better.
             SuppaError::ConnectionError(_) if passive_mode && session.passive.failure().is_some() => {
                 let why = session.passive.failure().unwrap_or_default();
-                give_up(spec, modes, format!("{} data connection to {why}", mode.command()), true, progress)?;
+                give_up(spec, modes, Abandoned::Unreachable(why), progress)?;
                 continue;
             }
             SuppaError::UnexpectedResponse(response) if (500..600).contains(&response.status.code()) => {
@@ -738,30 +741,45 @@ fn no_data_connection(spec: &UploadSpec, modes: &DataModes) -> FtpError {
     FtpError::NoDataConnection { host: spec.host.to_string(), port: spec.port, tried: modes.given_up().to_vec() }
 }
 
-/// Gives the current mode up for `why`, or fails when it was the last one.
+/// Why the current data mode is given up.
+enum Abandoned {
+    /// Its command got this 5xx reply.
+    Refused(String),
+    /// Its command's answer cannot be used (no address in it, not FTP).
+    Unusable(String),
+    /// Its data connection did not come up: `ADDRESS: WHY`.
+    Unreachable(String),
+}
+
+/// Gives the current mode up, or fails when it was the last one: with an
+/// explicit mode, a refusal names the refused command.
 fn give_up(
     spec: &UploadSpec,
     modes: &mut DataModes,
-    why: String,
-    passive_unreachable: bool,
+    abandoned: Abandoned,
     progress: &dyn Progress,
 ) -> Result<(), SendError> {
+    let command = modes.current().command();
+    let why = match &abandoned {
+        Abandoned::Refused(reply) => format!("{command} refused: {reply}"),
+        Abandoned::Unusable(detail) => format!("{command}: {detail}"),
+        Abandoned::Unreachable(detail) => format!("{command} data connection to {detail}"),
+    };
+    let passive_unreachable = matches!(abandoned, Abandoned::Unreachable(_));
     match modes.give_up(why.clone(), passive_unreachable) {
         Some(next) => {
             progress.report(ProgressEvent::Note { kind: FILE, text: format!("{why}; trying {}", next.command()) });
             Ok(())
         }
-        None if modes.is_auto() => Err(SendError::Fatal(no_data_connection(spec, modes))),
-        None => {
-            let (command, reply) = why.split_once(": ").unwrap_or((why.as_str(), ""));
-            let command = command.trim_end_matches(" refused").to_string();
-            Err(SendError::Fatal(FtpError::CommandRefused {
+        None => match abandoned {
+            Abandoned::Refused(reply) if !modes.is_auto() => Err(SendError::Fatal(FtpError::CommandRefused {
                 host: spec.host.to_string(),
                 port: spec.port,
-                command,
-                reply: reply.to_string(),
-            }))
-        }
+                command: command.into(),
+                reply,
+            })),
+            _ => Err(SendError::Fatal(no_data_connection(spec, modes))),
+        },
     }
 }
 
