@@ -592,4 +592,13 @@ fn auto_mode_goes_to_port_when_the_passive_data_connection_cannot_be_made() {
     let (bytes, commands) = received.recv_timeout(Duration::from_secs(20)).unwrap();
     assert_eq!(bytes, std::fs::read(&local).unwrap());
     assert!(!commands.contains(&"PASV".to_string()), "{commands:?}");
+
+    // PASV asked for by name: its data connection failed, nothing was refused.
+    let (port, received) = passive_unreachable_server();
+    let (code, report, _) = put(port, &[local.to_str().unwrap(), "--mode", "passive", "--retries", "0"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains(": PASV data connection to 127.0.0.1:") && !error.contains("refused PASV"), "{error}");
+    let (bytes, commands) = received.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(bytes.is_empty() && !commands.contains(&"STOR".to_string()), "{commands:?}");
 }

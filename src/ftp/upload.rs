@@ -752,7 +752,8 @@ enum Abandoned {
 }
 
 /// Gives the current mode up, or fails when it was the last one: with an
-/// explicit mode, a refusal names the refused command.
+/// explicit mode, a refusal names the refused command and a data connection
+/// that did not come up is retried like a dropped connection.
 fn give_up(
     spec: &UploadSpec,
     modes: &mut DataModes,
@@ -766,6 +767,11 @@ fn give_up(
         Abandoned::Unreachable(detail) => format!("{command} data connection to {detail}"),
     };
     let passive_unreachable = matches!(abandoned, Abandoned::Unreachable(_));
+    if passive_unreachable && !modes.is_auto() {
+        // The one mode asked for: a failed data connection is worth a retry,
+        // as a dropped connection is.
+        return Err(SendError::Broken(why));
+    }
     match modes.give_up(why.clone(), passive_unreachable) {
         Some(next) => {
             progress.report(ProgressEvent::Note { kind: FILE, text: format!("{why}; trying {}", next.command()) });
