@@ -3,10 +3,16 @@
 //!
 //! - [`upload`]: sessions, credential candidates, binary type (suppaftp's
 //!   default ASCII would corrupt firmware), streaming with progress, retries
-//!   with REST resume, verification, and the wait for the device's restart.
+//!   with REST resume, verification, and the wait for the device's restart;
+//!   a deadline on every wait.
+//! - [`data_mode`]: the data connection mode, and `auto`'s fallback from
+//!   EPSV and PASV to PORT.
 //! - Failures are classified ([`FtpError::class`]): refused credentials,
-//!   refused file, busy server, unreachable (with the network diagnosis
-//!   attached), broken transfer, failed verification.
+//!   a refused command (named: PASV, PORT, STOR of a file...), no data
+//!   connection in any mode, busy server, unreachable (with the network
+//!   diagnosis attached), no greeting (`no-banner`), no reply in time, a
+//!   peer that does not speak FTP (quoted), broken transfer, failed
+//!   verification.
 //!
 //! Passwords are used, never shown: errors and reports name users only.
 
