@@ -977,3 +977,16 @@ async fn wait_for_restart(spec: &UploadSpec, progress: &dyn Progress) -> Result<
     progress.report(ProgressEvent::Note { kind: TaskKind::NetworkWait, text });
     Ok(took)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_peer_sent_is_quoted_escaped_and_bounded() {
+        assert_eq!(quote(b"SSH-2.0-OpenSSH_9.2\r\n"), "SSH-2.0-OpenSSH_9.2\\r\\n");
+        assert_eq!(quote(&[0x16, 0x03, 0x01, b'A']), "\\x16\\x03\\x01A");
+        let long = vec![b'a'; QUOTED + 1];
+        assert_eq!(quote(&long), format!("{}...", "a".repeat(QUOTED)));
+    }
+}
