@@ -125,7 +125,13 @@ mod tests {
         check(&crate::net::NetError::Resolve { host: s(), detail: None }, Input, "name does not resolve");
         check(&FtpError::LocalFile { path: path(), error: s() }, Environment, "local file");
         check(&FtpError::CredentialsRefused { host: s(), port: 21, users: vec![], reply: s() }, Device, "530");
-        check(&FtpError::FileRefused { remote: s(), reply: s() }, Device, "550");
+        check(&FtpError::FileRefused { command: "STOR", remote: s(), reply: s() }, Device, "550");
+        check(&FtpError::CommandRefused { host: s(), port: 21, command: s(), reply: s() }, Device, "PASV refused");
+        check(&FtpError::NoDataConnection { host: s(), port: 21, tried: vec![] }, Device, "no data mode");
+        let waited = Duration::from_secs(15);
+        check(&FtpError::NoGreeting { host: s(), port: 21, waited, closed: false }, Device, "silent server");
+        check(&FtpError::NoReply { host: s(), port: 21, command: s(), waited }, Device, "no reply");
+        check(&FtpError::NotFtp { host: s(), port: 21, what: s(), sent: s() }, Device, "not FTP");
         check(&FtpError::Busy { host: s(), port: 21, reply: s() }, Device, "421");
         check(&FtpError::Unreachable { host: s(), port: 21, error: s(), finding: None }, Device, "refused");
         check(&FtpError::Transfer { remote: s(), attempts: 1, error: s() }, Device, "transfer cut");

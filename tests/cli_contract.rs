@@ -84,6 +84,7 @@ async fn run_shows_ftp_progress_and_step_outcomes_in_words() {
         reset_delay: Duration::from_millis(200),
         boot_time: Duration::from_millis(300),
         max_sessions: 2,
+        no_pasv: false,
     };
     let _device = NetosFtp::start(SocketAddr::from((ip, 2121)), behaviour, dir.path());
     let args: Vec<String> =

@@ -41,6 +41,16 @@ fn demo_with_eight_devices_all_pass_with_a_full_report() {
         assert!(device["mac"].as_str().is_some_and(|m| m.starts_with("00:40:9D")), "{device:#}");
         assert_eq!(device["images"].as_array().unwrap().len(), 2);
     }
+    // unit-01 refuses passive mode: its files go over PORT, the others' over EPSV.
+    let upload = |i: usize| report["devices"][i]["steps"][3]["detail"].as_str().unwrap_or("").to_string();
+    assert!(upload(bench::NO_PASV_DEVICE).contains("via PORT") && !upload(0).contains("via EPSV"), "{report:#}");
+    assert!(
+        upload(bench::NO_PASV_DEVICE).ends_with(
+            "; given up: EPSV refused: 502 Command not implemented.; PASV refused: 502 Command not implemented."
+        ),
+        "{report:#}"
+    );
+    assert!(upload(1).contains("via EPSV") && !upload(1).contains("via PORT"), "{report:#}");
     assert!(!output.contains("Netsilicon"), "a password leaked into the output");
 }
 

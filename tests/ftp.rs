@@ -1,7 +1,10 @@
 //! `flashline ftp put` against a real vsftpd started by each test on
 //! 127.0.0.1: files of 0 B, 1 B and 64 MiB arrive intact, a connection cut
 //! mid-transfer ends in a verified retry or a clear failure, and 530, 550, 421
-//! and a refused connection are each reported with their class.
+//! and a refused connection are each reported with their class. The default
+//! `auto` mode falls back to PORT when passive mode is refused; a server that
+//! accepts and stays silent, or answers with something that is not FTP,
+//! fails within the reply timeout and says so.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -204,7 +207,7 @@ fn refused_credentials_file_and_busy_are_classified() {
     let (code, report, _) = put(port, &[local, "--remote", "up/flash.exe"]);
     assert_eq!(code, Some(1));
     let error = report["error"].as_str().unwrap();
-    assert!(error.starts_with("the server refused `up/flash.exe`: 550"), "{error}");
+    assert!(error.starts_with("the server refused STOR `up/flash.exe`: 550"), "{error}");
 
     // 421: the one session it allows is taken.
     let port = free_port();
@@ -347,4 +350,255 @@ fn the_password_never_reaches_the_log_even_at_trace_level() {
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stderr.contains("TRACE"), "trace output is on: {stderr}");
     assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"), "password leaked:\n{stderr}");
+}
+
+#[test]
+fn auto_mode_falls_back_to_port_when_passive_is_refused_and_keeps_epsv_without_port() {
+    if !vsftpd_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "rom.bin", 300_000);
+    let sent = sha256_file(&local);
+
+    // The case: vsftpd with pasv_enable=NO answers EPSV and PASV
+    // with `550 Permission denied.`
+    let port = free_port();
+    let (_server, up) = Vsftpd::anonymous_upload(port, &["pasv_enable=NO"]);
+    let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", "up/rom.bin"]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    let file = &report["files"][0];
+    assert_eq!(file["mode"], "active", "{report:#}");
+    let fallback: Vec<&str> = file["fallback"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(fallback.len(), 2, "{fallback:?}");
+    assert!(fallback[0].starts_with("EPSV refused: 5"), "{fallback:?}");
+    assert!(fallback[1].starts_with("PASV refused: 5"), "{fallback:?}");
+    assert_eq!(sha256_file(&up.join("rom.bin")), sent, "byte-exact over PORT");
+
+    // The human line names the mode too.
+    let output = flashline()
+        .env("FTP_PW", "x@example.invalid")
+        .args(["ftp", "put", local.to_str().unwrap(), "--remote", "up/again.bin", "--host", "127.0.0.1"])
+        .args(["--port", &port.to_string(), "--user", "anonymous", "--password-env", "FTP_PW"])
+        .output_within(FLASHLINE);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("via PORT") && stdout.contains("given up: PASV refused"), "{stdout}");
+
+    // Passive asked for by name is refused by name: never the file's fault.
+    let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/p.bin", "--mode", "passive"]);
+    assert_eq!(code, Some(1));
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("refused PASV: 550 Permission denied."), "{error}");
+    assert!(!error.contains("p.bin"), "the file is not the cause: {error}");
+
+    // port_enable=NO: EPSV carries the data, nothing is given up.
+    let port = free_port();
+    let (_server, up) = Vsftpd::anonymous_upload(port, &["port_enable=NO"]);
+    let (code, report, stderr) =
+        put(port, &[local.to_str().unwrap(), "--remote", "up/rom.bin", "--verify", "readback"]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["files"][0]["mode"], "epsv", "{report:#}");
+    assert!(report["files"][0].get("fallback").is_none(), "{report:#}");
+    assert_eq!(sha256_file(&up.join("rom.bin")), sent);
+
+    // Active asked for by name on that server: PORT is named.
+    let (code, report, _) = put(port, &[local.to_str().unwrap(), "--remote", "up/a.bin", "--mode", "active"]);
+    assert_eq!(code, Some(1));
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("refused PORT: 5"), "{error}");
+    assert!(!error.contains("a.bin"), "{error}");
+}
+
+/// `ftp put` with short deadlines against a listener on 127.0.0.1:`port`.
+fn put_quick(port: u16, local: &Path) -> (Option<i32>, Value, Duration) {
+    let started = Instant::now();
+    let output = flashline()
+        .args(["ftp", "put", local.to_str().unwrap(), "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--connect-timeout", "2s", "--reply-timeout", "2s", "--json"])
+        .output_within(QUICK);
+    let took = started.elapsed();
+    let (stdout, stderr) = text(&output);
+    let value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
+    (output.status.code(), value, took)
+}
+
+#[test]
+fn a_server_that_accepts_and_stays_silent_fails_within_the_reply_timeout_with_no_banner() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "rom.bin", 16);
+    // The kernel completes the handshake for a listener nobody accepts on:
+    // a peer that takes the connection and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (code, report, took) = put_quick(port, &local);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["finding"]["code"], "no-banner", "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("sent no FTP greeting within 2 s"), "{error}");
+    assert!(took < Duration::from_secs(12), "took {took:?} with a 2 s reply timeout");
+    drop(silent);
+}
+
+/// A peer on 127.0.0.1 that sends `bytes` to each connection it accepts
+/// (at most `connections`), then holds it open until the test ends.
+fn talker(bytes: Vec<u8>, connections: usize) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..connections {
+            let Ok((mut stream, _)) = listener.accept() else { return };
+            let _ = std::io::Write::write_all(&mut stream, &bytes);
+            held.push(stream);
+        }
+        std::thread::sleep(Duration::from_secs(20));
+    });
+    port
+}
+
+#[test]
+fn bytes_that_are_not_ftp_are_quoted_and_never_called_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "rom.bin", 16);
+
+    let port = talker(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n".to_vec(), 1);
+    let (code, report, took) = put_quick(port, &local);
+    assert_eq!(code, Some(1), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("does not answer like an FTP server"), "{error}");
+    assert!(error.contains("SSH-2.0-OpenSSH_9.2p1"), "says what the server sent: {error}");
+    assert_ne!(report["finding"]["code"], "ready", "{report:#}");
+    assert!(took < Duration::from_secs(12), "{took:?}");
+
+    // A greeting line longer than suppaftp's 256 KiB limit.
+    let mut endless = b"220-".to_vec();
+    endless.resize(300 * 1024, b'a');
+    let port = talker(endless, 1);
+    let (code, report, _) = put_quick(port, &local);
+    assert_eq!(code, Some(1), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("longer than the limit") && error.contains("220-aaaa"), "{error}");
+    assert_ne!(report["finding"]["code"], "ready", "{report:#}");
+}
+
+#[test]
+fn run_against_a_silent_server_fails_within_the_reply_timeout_with_no_banner() {
+    let dir = tempfile::tempdir().unwrap();
+    make_file(dir.path(), "image.bin", 64);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let profile = dir.path().join("silent.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "format: 1\nname: silent\nnetwork:\n  dhcp: false\n  ip: 127.0.0.1\nsteps:\n  - ftp_upload:\n      port: {port}\n      credentials:\n        - {{user: root, password: Netsilicon}}\n      verify: none\n      files: [{{local: image.bin}}]\n      connect_timeout: 2s\n      reply_timeout: 2s\n"
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = flashline().args(["run", profile.to_str().unwrap(), "--json"]).output_within(QUICK);
+    let took = started.elapsed();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let device = &report["devices"][0];
+    assert_eq!(device["finding"]["code"], "no-banner", "{report:#}");
+    assert!(device["error"].as_str().unwrap().contains("no FTP greeting within 2 s"), "{report:#}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    drop(silent);
+}
+
+/// What the scripted server received: the file's bytes and the command verbs.
+type Received = std::sync::mpsc::Receiver<(Vec<u8>, Vec<String>)>;
+
+/// A scripted FTP server on 127.0.0.1 for one session, whose EPSV and PASV
+/// offer a port nothing listens on (the passive data connection cannot be
+/// made) and whose PORT works. Returns its port, the files it received and
+/// the commands it was sent.
+fn passive_unreachable_server() -> (u16, Received) {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((control, _)) = listener.accept() else { return };
+        control.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut writer = control.try_clone().unwrap();
+        let mut reader = std::io::BufReader::new(control);
+        let mut say = |text: &str| writer.write_all(format!("{text}\r\n").as_bytes()).is_ok();
+        say("220 scripted server");
+        let (mut data_to, mut file, mut commands) = (None, Vec::new(), Vec::new());
+        for _ in 0..50 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let line = line.trim_end().to_string();
+            let (verb, argument) = line.split_once(' ').unwrap_or((&line, ""));
+            commands.push(verb.to_string());
+            let dead_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let ok = match verb {
+                "USER" => say("331 password"),
+                "PASS" => say("230 in"),
+                "TYPE" => say("200 binary"),
+                "EPSV" => say(&format!("229 Entering Extended Passive Mode (|||{}|)", dead_port())),
+                "PASV" => {
+                    let p = dead_port();
+                    say(&format!("227 Entering Passive Mode (127,0,0,1,{},{})", p >> 8, p & 0xff))
+                }
+                "PORT" => {
+                    let n: Vec<u16> = argument.split(',').map(|x| x.parse().unwrap()).collect();
+                    data_to = Some(SocketAddr::from(([127, 0, 0, 1], n[4] << 8 | n[5])));
+                    say("200 PORT ok")
+                }
+                "STOR" => {
+                    say("150 go");
+                    let mut data =
+                        std::net::TcpStream::connect_timeout(&data_to.expect("PORT first"), Duration::from_secs(5))
+                            .unwrap();
+                    data.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                    data.read_to_end(&mut file).unwrap();
+                    say("226 stored")
+                }
+                "QUIT" => {
+                    say("221 bye");
+                    break;
+                }
+                _ => say("502 not here"),
+            };
+            if !ok {
+                break;
+            }
+        }
+        let _ = done.send((file, commands));
+    });
+    (port, received)
+}
+
+#[test]
+fn auto_mode_goes_to_port_when_the_passive_data_connection_cannot_be_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "image.bin", 70_000);
+    let (port, received) = passive_unreachable_server();
+    let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--verify", "none"]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    let file = &report["files"][0];
+    assert_eq!(file["mode"], "active", "{report:#}");
+    let fallback = file["fallback"].as_array().unwrap();
+    assert_eq!(fallback.len(), 1, "PASV is skipped: it would connect the same way: {report:#}");
+    let why = fallback[0].as_str().unwrap();
+    assert!(why.starts_with("EPSV data connection to 127.0.0.1:") && why.contains("refused"), "{why}");
+    let (bytes, commands) = received.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(bytes, std::fs::read(&local).unwrap());
+    assert!(!commands.contains(&"PASV".to_string()), "{commands:?}");
+
+    // PASV asked for by name: its data connection failed, nothing was refused.
+    let (port, received) = passive_unreachable_server();
+    let (code, report, _) = put(port, &[local.to_str().unwrap(), "--mode", "passive", "--retries", "0"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains(": PASV data connection to 127.0.0.1:") && !error.contains("refused PASV"), "{error}");
+    let (bytes, commands) = received.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(bytes.is_empty() && !commands.contains(&"STOR".to_string()), "{commands:?}");
 }

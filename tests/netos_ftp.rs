@@ -27,6 +27,7 @@ fn fast(firmware: Firmware, scenario: FtpScenario) -> FtpBehaviour {
         reset_delay: Duration::from_millis(300),
         boot_time: Duration::from_millis(500),
         max_sessions: 2,
+        no_pasv: false,
     }
 }
 
@@ -212,7 +213,7 @@ async fn scenarios_give_their_findings() {
             let stream = connect_when_up(address_d);
             let mut greeting = String::new();
             std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut greeting).unwrap();
-            assert!(greeting.starts_with("220 NET+OS FTP server ready."), "{greeting}");
+            assert_eq!(greeting, "220 NET+OS 6.3 FTP server ready.\r\n");
             stream
         })
         .collect();
@@ -248,4 +249,74 @@ async fn images_of_0_1_and_64_mib_reach_the_simulated_flash_intact() {
         assert_eq!(flashed.bytes, size as u64);
         assert_eq!(flashed.writes, writes as u32 + 1);
     }
+}
+
+/// Sends `command` (when given) and reads one reply line, within 10 s.
+async fn exchange(control: &mut tokio::io::BufReader<tokio::net::TcpStream>, command: Option<&str>) -> String {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    if let Some(command) = command {
+        control.get_mut().write_all(format!("{command}\r\n").as_bytes()).await.unwrap();
+    }
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), control.read_line(&mut line)).await.expect("a reply").unwrap();
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_words_replies_like_the_vendors_transcript_and_no_pasv_falls_back_to_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = address(18);
+    let behaviour = FtpBehaviour { no_pasv: true, ..fast(Firmware::Netos74, FtpScenario::Normal) };
+    let device = NetosFtp::start(address, behaviour, dir.path());
+    drop(tokio::task::block_in_place(|| connect_when_up(address)));
+
+    // The transcript's session, byte for byte, and the refused passive modes.
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut control = tokio::io::BufReader::new(stream);
+    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let data_port = data.local_addr().unwrap().port();
+    let port_command = format!("PORT 127,0,0,1,{},{}", data_port >> 8, data_port & 0xff);
+    let conversation = [
+        (None, "220 NET+OS 7.4.2 FTP server ready.\r\n"),
+        (Some("USER root"), "331 User root OK, send password.\r\n"),
+        (Some("PASS password"), "230 Password OK.\r\n"),
+        (Some("TYPE I"), "200 Type set to I.\r\n"),
+        (Some("PASV"), "502 Command not implemented.\r\n"),
+        (Some("EPSV"), "502 Command not implemented.\r\n"),
+        (Some(port_command.as_str()), "200 PORT command Ok.\r\n"),
+    ];
+    for (command, reply) in conversation {
+        assert_eq!(exchange(&mut control, command).await, reply, "after {command:?}");
+    }
+    // The active data connection comes from the device's own address.
+    let (_, peer) = tokio::time::timeout(Duration::from_secs(10), data.accept()).await.unwrap().unwrap();
+    assert_eq!(peer.ip(), address.ip());
+    assert_eq!(exchange(&mut control, Some("QUIT")).await, "221 Goodbye.\r\n");
+    drop(control);
+
+    // `ftp put` in the default mode: EPSV and PASV refused, PORT carries it.
+    let (_, image) = images(dir.path());
+    let (code, stdout, stderr) = run(put_args(address, &[&image], &["--verify", "readback"])).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let file = &report["files"][0];
+    assert_eq!(file["mode"], "active", "{report:#}");
+    assert_eq!(file["fallback"][0], "EPSV refused: 502 Command not implemented.", "{report:#}");
+    assert_eq!(file["fallback"][1], "PASV refused: 502 Command not implemented.", "{report:#}");
+    let sent: String =
+        sha2::Sha256::digest(std::fs::read(&image).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !device.flash().images.contains_key("image.bin") {
+        assert!(tokio::time::Instant::now() < deadline, "image.bin never reached the flash");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(device.flash().images["image.bin"].sha256, sent);
+
+    // PASV asked for by name is refused by name.
+    tokio::task::block_in_place(|| drop(connect_when_up(address)));
+    let (code, stdout, _) = run(put_args(address, &[&image], &["--mode", "passive"])).await;
+    assert_eq!(code, Some(1), "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let error = report["error"].as_str().unwrap();
+    assert!(error.ends_with("refused PASV: 502 Command not implemented."), "{error}");
 }

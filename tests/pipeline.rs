@@ -20,6 +20,7 @@ fn behaviour(scenario: FtpScenario) -> FtpBehaviour {
         reset_delay: Duration::from_millis(200),
         boot_time: Duration::from_millis(300),
         max_sessions: 2,
+        no_pasv: false,
     }
 }
 

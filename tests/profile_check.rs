@@ -233,6 +233,12 @@ fn malformed_cases() -> Vec<Case> {
             "17:34: error: steps[2].wait_for_network.ports[1].port: port 21 is listed twice",
         ),
         case(
+            "zero reply timeout",
+            "      files: [{local: rom.bin}]\n",
+            "      files: [{local: rom.bin}]\n      reply_timeout: 0s\n",
+            "21:22: error: steps[3].ftp_upload.reply_timeout: reply_timeout must be above zero",
+        ),
+        case(
             "no credentials",
             "[{user: root, password: \"${env:PW}\"}]",
             "[]",

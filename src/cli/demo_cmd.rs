@@ -91,8 +91,9 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
     };
     if !context.quiet && !args.reports.json {
         eprintln!(
-            "simulated bench: {} NET+OS device(s) on PTYs, a CSP controller at {}; inventory {}",
+            "simulated bench: {} NET+OS device(s) on PTYs ({} refuses passive FTP: only PORT works), a CSP controller at {}; inventory {}",
             bench.devices.len(),
+            bench.devices.get(bench::NO_PASV_DEVICE).map_or("none", |d| d.name.as_str()),
             bench.csp.map(|a| a.to_string()).unwrap_or_default(),
             bench.inventory.display()
         );

@@ -45,8 +45,8 @@ pub struct PutArgs {
     /// `size` (SIZE equals the local size), `readback` (download and compare SHA-256) or `none`.
     #[arg(long, value_enum, default_value_t = FtpVerify::Size)]
     verify: FtpVerify,
-    /// Data connection: passive (PASV), epsv (EPSV) or active (PORT).
-    #[arg(long, value_enum, default_value_t = FtpMode::Passive)]
+    /// Data connection: auto (EPSV, then PASV, then PORT when the server refuses passive mode), passive (PASV), epsv (EPSV) or active (PORT).
+    #[arg(long, value_enum, default_value_t = FtpMode::Auto)]
     mode: FtpMode,
     /// Explicit TLS (FTPS: AUTH TLS, data connections protected too).
     #[arg(long)]
@@ -69,9 +69,12 @@ pub struct PutArgs {
     /// Extra attempts after a dropped connection.
     #[arg(long, default_value_t = 3)]
     retries: u32,
-    /// How long to wait for the control connection and the server's greeting.
+    /// How long to wait for the control connection and for each data connection.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     connect_timeout: HumanDuration,
+    /// How long to wait for the greeting, for each reply, and for a data connection that stops moving.
+    #[arg(long, default_value = "15s", value_name = "DURATION")]
+    reply_timeout: HumanDuration,
     /// Report each file's SHA-256, computed while sending (always done for --verify readback).
     #[arg(long)]
     hash: bool,
@@ -111,6 +114,11 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
         };
         files.push(UploadFile { local: path.clone(), remote });
     }
+    for (option, value) in [("--connect-timeout", &args.connect_timeout), ("--reply-timeout", &args.reply_timeout)] {
+        if value.is_zero() {
+            return context.fail(format!("{option} must be above zero"), Outcome::BadInput);
+        }
+    }
     let runtime = match context.runtime() {
         Ok(runtime) => runtime,
         Err(outcome) => return outcome,
@@ -133,6 +141,7 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
         restart_timeout: args.restart_timeout.0,
         retries: args.retries,
         connect_timeout: args.connect_timeout.0,
+        reply_timeout: args.reply_timeout.0,
         probe_method: ProbeMethod::Auto,
         hash: args.hash,
         tls: args.tls.then(|| ftp::TlsSettings { ca_file: args.tls_ca.clone(), name: args.tls_name.clone() }),
@@ -148,15 +157,19 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
                 for file in &report.files {
                     let hash = file.sha256.as_deref().map(|h| format!("  sha256 {}", &h[..16])).unwrap_or_default();
                     println!(
-                        "{}  {} bytes{hash}  {}: {}  ({} attempt{}, {:.2} s)",
+                        "{}  {} bytes{hash}  via {}  {}: {}  ({} attempt{}, {:.2} s)",
                         file.remote,
                         file.bytes,
+                        file.mode.command(),
                         context.out.good("verified"),
                         file.verified,
                         file.attempts,
                         if file.attempts == 1 { "" } else { "s" },
                         file.seconds
                     );
+                    for given_up in &file.fallback {
+                        println!("  given up: {given_up}");
+                    }
                 }
             }
             Outcome::Success

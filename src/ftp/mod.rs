@@ -3,13 +3,20 @@
 //!
 //! - [`upload`]: sessions, credential candidates, binary type (suppaftp's
 //!   default ASCII would corrupt firmware), streaming with progress, retries
-//!   with REST resume, verification, and the wait for the device's restart.
+//!   with REST resume, verification, and the wait for the device's restart;
+//!   a deadline on every wait.
+//! - [`data_mode`]: the data connection mode, and `auto`'s fallback from
+//!   EPSV and PASV to PORT.
 //! - Failures are classified ([`FtpError::class`]): refused credentials,
-//!   refused file, busy server, unreachable (with the network diagnosis
-//!   attached), broken transfer, failed verification.
+//!   a refused command (named: PASV, PORT, STOR of a file...), no data
+//!   connection in any mode, busy server, unreachable (with the network
+//!   diagnosis attached), no greeting (`no-banner`), no reply in time, a
+//!   peer that does not speak FTP (quoted), broken transfer, failed
+//!   verification.
 //!
 //! Passwords are used, never shown: errors and reports name users only.
 
+pub mod data_mode;
 pub mod upload;
 
 use std::path::PathBuf;
@@ -20,7 +27,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::{Classify, FailureClass};
-use crate::net::diagnose::Finding;
+use crate::net::diagnose::{Finding, FindingCode};
 
 pub use upload::{TlsSettings, UploadReport, UploadSpec, upload};
 
@@ -30,11 +37,30 @@ pub use crate::net::service::Credential;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum FtpMode {
+    /// EPSV, then PASV; when the server refuses passive mode (a 5xx reply)
+    /// or its data connection does not come up within the connect timeout,
+    /// PORT (active) for the rest of the upload.
     #[default]
+    Auto,
+    /// Passive (PASV).
     Passive,
     /// Extended passive (EPSV).
     Epsv,
+    /// Active (PORT): the server connects back to this station.
     Active,
+}
+
+impl FtpMode {
+    /// The command that opens a data connection in this mode (`EPSV`,
+    /// `PASV`, `PORT`); `auto` is not one mode.
+    pub fn command(self) -> &'static str {
+        match self {
+            FtpMode::Auto => "EPSV/PASV/PORT",
+            FtpMode::Passive => "PASV",
+            FtpMode::Epsv => "EPSV",
+            FtpMode::Active => "PORT",
+        }
+    }
 }
 
 /// How an upload is verified (a profile's `verify`, `--verify`).
@@ -61,8 +87,34 @@ pub struct UploadFile {
 pub enum FtpError {
     #[error("{host}:{port} refused the credentials ({reply}) for user(s) tried: {}", users.join(", "))]
     CredentialsRefused { host: String, port: u16, users: Vec<String>, reply: String },
-    #[error("the server refused `{remote}`: {reply}")]
-    FileRefused { remote: String, reply: String },
+    #[error("the server refused {command} `{remote}`: {reply}")]
+    FileRefused {
+        /// The command the server refused (`STOR`, `REST`...).
+        command: &'static str,
+        remote: String,
+        reply: String,
+    },
+    /// A command that is not about a file was refused (`PASV`, `EPSV`,
+    /// `PORT`, `TYPE I`...).
+    #[error("{host}:{port} refused {command}: {reply}")]
+    CommandRefused { host: String, port: u16, command: String, reply: String },
+    /// No data connection in any mode the upload may use.
+    #[error("no data connection with {host}:{port}: {}", tried.join("; "))]
+    NoDataConnection {
+        host: String,
+        port: u16,
+        /// Each mode tried and what happened, e.g. `PASV refused: 550 Permission denied.`
+        tried: Vec<String>,
+    },
+    /// The server accepted the connection and sent no greeting (or closed).
+    #[error("{host}:{port} accepted the connection but {}", if *closed { "closed it without an FTP greeting".to_string() } else { format!("sent no FTP greeting within {}", seconds(*waited)) })]
+    NoGreeting { host: String, port: u16, waited: Duration, closed: bool },
+    /// A command got no reply in time.
+    #[error("no reply from {host}:{port} to {command} within {}", seconds(*waited))]
+    NoReply { host: String, port: u16, command: String, waited: Duration },
+    /// The peer answered with something that is not FTP (or too much of it).
+    #[error("{host}:{port} does not answer like an FTP server: {what}; it sent `{sent}`")]
+    NotFtp { host: String, port: u16, what: String, sent: String },
     #[error("{host}:{port} is busy: {reply}")]
     Busy { host: String, port: u16, reply: String },
     #[error("cannot connect to {host}:{port}: {error}{}", finding.as_ref().map(|f| format!(" [{}] {}", f.code.as_str(), f.summary)).unwrap_or_default())]
@@ -93,6 +145,11 @@ impl Classify for FtpError {
             FtpError::LocalFile { .. } => FailureClass::Environment,
             FtpError::CredentialsRefused { .. }
             | FtpError::FileRefused { .. }
+            | FtpError::CommandRefused { .. }
+            | FtpError::NoDataConnection { .. }
+            | FtpError::NoGreeting { .. }
+            | FtpError::NoReply { .. }
+            | FtpError::NotFtp { .. }
             | FtpError::Busy { .. }
             | FtpError::Unreachable { .. }
             | FtpError::Transfer { .. }
@@ -117,7 +174,14 @@ impl FtpError {
             login,
         };
         let check = match self {
-            FtpError::Unreachable { finding, .. } => return finding.as_deref().cloned(),
+            // A failed connection never carries `ready`: the network looked
+            // fine, so the diagnosis has nothing to add.
+            FtpError::Unreachable { finding, .. } => {
+                return finding.as_deref().filter(|f| f.code != FindingCode::Ready).cloned();
+            }
+            FtpError::NoGreeting { port, .. } => {
+                ServiceCheck { port: *port, banner: None, banner_code: None, login: None }
+            }
             FtpError::CredentialsRefused { port, users, reply, .. } => said(
                 *port,
                 220,
@@ -135,9 +199,17 @@ impl FtpError {
             _ => return None,
         };
         let host = match self {
-            FtpError::CredentialsRefused { host, .. } | FtpError::Busy { host, .. } => host.parse().ok()?,
+            FtpError::CredentialsRefused { host, .. }
+            | FtpError::Busy { host, .. }
+            | FtpError::NoGreeting { host, .. } => host.parse().ok()?,
             _ => return None,
         };
         crate::net::diagnose::service_problem(host, &check)
     }
+}
+
+/// `15 s`, `0.5 s`: a wait as error messages state it.
+fn seconds(waited: Duration) -> String {
+    let secs = waited.as_secs_f64();
+    if secs.fract() == 0.0 { format!("{secs:.0} s") } else { format!("{secs} s") }
 }

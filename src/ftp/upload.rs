@@ -6,18 +6,28 @@
 //!
 //! Success is reported only after verification; a file is never reported
 //! sent because the data connection closed.
+//!
+//! Every wait has a deadline: the TCP connection and a passive or active data
+//! connection `connect_timeout`, the greeting, each reply and a stalled data
+//! connection `reply_timeout`. A refusal names the command the server refused
+//! (`EPSV`, `PASV`, `PORT`, `TYPE I`, `STOR`...), so a file is blamed only
+//! when its own STOR was refused. The data connection mode (`auto`: EPSV,
+//! then PASV, then PORT) is in [`super::data_mode`].
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use suppaftp::types::FileType;
-use suppaftp::{FtpError as SuppaError, Mode, Status};
+use suppaftp::{FtpError as SuppaError, Mode, ReplyTooLarge, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
+use super::data_mode::{DataModes, PassiveProbe};
 use super::{Credential, FtpError, UploadFile};
 use super::{FtpMode, FtpVerify};
 use crate::net::report::{Investigation, investigate};
@@ -49,7 +59,10 @@ pub struct UploadSpec {
     pub restart_timeout: Duration,
     /// Extra attempts after a dropped connection.
     pub retries: u32,
+    /// The TCP connection, and a data connection in either direction.
     pub connect_timeout: Duration,
+    /// The greeting, each reply, and a data connection that stops moving.
+    pub reply_timeout: Duration,
     /// How to probe for the restart and for the diagnosis of a refusal.
     pub probe_method: ProbeMethod,
     /// Explicit TLS (FTPS), when set.
@@ -91,6 +104,7 @@ impl UploadSpec {
             restart_timeout: step.restart_timeout.0,
             retries: step.retries,
             connect_timeout: step.connect_timeout.0,
+            reply_timeout: step.reply_timeout.0,
             probe_method: ProbeMethod::Auto,
             tls: step.tls.then(|| TlsSettings {
                 ca_file: step.tls_ca.as_ref().map(|ca| base_dir.join(ca.as_str())),
@@ -159,6 +173,13 @@ pub struct FileReport {
     /// How it was verified, e.g. `size 1048576 matches` or `sha256 of a read-back matches`.
     pub verified: String,
     pub attempts: u32,
+    /// The data connection that carried the file: `epsv`, `passive` (PASV)
+    /// or `active` (PORT).
+    pub mode: FtpMode,
+    /// Modes given up before this one, and why (`mode: auto`), e.g.
+    /// `PASV refused: 550 Permission denied.`
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<String>,
     /// Offset a retry resumed from, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<u64>,
@@ -174,6 +195,11 @@ struct Session {
     user: String,
     /// The server offers `REST STREAM`.
     resumable: bool,
+    /// What the passive data connection of the last transfer did.
+    passive: Arc<PassiveProbe>,
+    /// The server accepted a PORT in this session: a later refusal of the
+    /// transfer is the STOR's, not the PORT's.
+    port_accepted: bool,
 }
 
 /// Uploads every file of `spec`, verified, reporting each file as a
@@ -190,6 +216,7 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
         sizes.push(meta.len());
     }
     let mut session: Option<Session> = None;
+    let mut modes = DataModes::new(spec.mode);
     let mut user = String::new();
     let mut reports = Vec::new();
     for (index, (file, &size)) in spec.files.iter().zip(&sizes).enumerate() {
@@ -199,7 +226,7 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
         let digest = loop {
             attempts += 1;
             if session.is_none() {
-                session = Some(open_session(spec, progress).await?);
+                session = Some(open_session(spec, &modes, progress).await?);
             }
             let current = session.as_mut().expect("opened above");
             user = current.user.clone();
@@ -218,11 +245,12 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
                 resumed_from = Some(offset);
             }
             let hash = spec.hash || spec.verify == FtpVerify::Readback;
-            match send_file(current, file, size, offset, hash, progress).await {
+            match send_file(current, spec, &mut modes, file, size, offset, hash, progress).await {
                 Ok(digest) => break digest,
-                Err(SendError::Refused(reply)) => {
-                    return Err(FtpError::FileRefused { remote: file.remote.clone(), reply });
+                Err(SendError::Refused { command, reply }) => {
+                    return Err(FtpError::FileRefused { command, remote: file.remote.clone(), reply });
                 }
+                Err(SendError::Fatal(error)) => return Err(error),
                 Err(SendError::Local(error)) => return Err(local_error(&file.local, error)),
                 Err(SendError::Broken(error)) => {
                     // The connection is gone or unusable: start a new one.
@@ -238,7 +266,7 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
         };
         progress.report(ProgressEvent::Finished { kind: FILE, done: size, elapsed: started.elapsed() });
         let current = session.as_mut().expect("the file was sent on it");
-        let verified = verify(current, spec.verify, file, size, digest.as_deref()).await?;
+        let verified = verify(current, spec, file, size, digest.as_deref()).await?;
         progress.report(ProgressEvent::Note { kind: FILE, text: format!("{}: verified ({verified})", file.remote) });
         let last = index + 1 == spec.files.len();
         let mut restart_seconds = None;
@@ -246,7 +274,7 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
             if let Some(mut done) = session.take() {
                 // Closing the control connection is what makes NET+OS write
                 // the flash; a failed QUIT still closes it.
-                let _ = done.ftp.quit().await;
+                let _ = tokio::time::timeout(spec.reply_timeout, done.ftp.quit()).await;
             }
             if spec.wait_for_restart {
                 let took = wait_for_restart(spec, progress).await?;
@@ -260,6 +288,8 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
             sha256: digest.as_deref().map(hex),
             verified,
             attempts,
+            mode: modes.current(),
+            fallback: modes.given_up().to_vec(),
             resumed_from,
             seconds: started.elapsed().as_secs_f64(),
             restart_seconds,
@@ -285,7 +315,7 @@ fn reply_text(response: &suppaftp::types::Response) -> String {
 
 /// Connects, logs in with the first candidate that works, sets binary type
 /// and the data connection mode.
-async fn open_session(spec: &UploadSpec, progress: &dyn Progress) -> Result<Session, FtpError> {
+async fn open_session(spec: &UploadSpec, modes: &DataModes, progress: &dyn Progress) -> Result<Session, FtpError> {
     let host = spec.host.to_string();
     let mut tried = Vec::new();
     let mut last_reply = String::new();
@@ -297,11 +327,19 @@ async fn open_session(spec: &UploadSpec, progress: &dyn Progress) -> Result<Sess
             .report(ProgressEvent::Note { kind: FILE, text: format!("connected to {host}:{}: {banner}", spec.port) });
         while let Some(candidate) = candidates.next() {
             tried.push(candidate.user.clone());
-            match ftp.login(candidate.user.as_str(), candidate.password.as_str()).await {
+            // USER and PASS: two replies, and servers delay a refused PASS.
+            let login = ftp.login(candidate.user.as_str(), candidate.password.as_str());
+            let answer = tokio::time::timeout(spec.reply_timeout * 2, login).await.map_err(|_| FtpError::NoReply {
+                host: host.clone(),
+                port: spec.port,
+                command: format!("USER/PASS (login as {})", candidate.user),
+                waited: spec.reply_timeout * 2,
+            })?;
+            match answer {
                 Ok(()) => {
                     progress
                         .report(ProgressEvent::Note { kind: FILE, text: format!("logged in as {}", candidate.user) });
-                    return finish_session(ftp, spec, candidate.user.clone()).await;
+                    return finish_session(ftp, spec, modes, candidate.user.clone()).await;
                 }
                 Err(SuppaError::UnexpectedResponse(response)) if response.status == Status::NotLoggedIn => {
                     last_reply = reply_text(&response);
@@ -326,32 +364,90 @@ async fn open_session(spec: &UploadSpec, progress: &dyn Progress) -> Result<Sess
     }
 }
 
+/// How much of a peer's first bytes an error quotes.
+const QUOTED: usize = 120;
+
+/// Connects and reads the greeting, each within its deadline. A failed TCP
+/// connection gets the network's diagnosis; once connected, the network is
+/// fine and an error says what the server sent (or that it sent nothing).
 async fn connect(spec: &UploadSpec) -> Result<AsyncRustlsFtpStream, FtpError> {
     let address = SocketAddr::from((spec.host, spec.port));
     let host = spec.host.to_string();
-    match AsyncRustlsFtpStream::connect_timeout(address, spec.connect_timeout).await {
-        Ok(ftp) => match &spec.tls {
-            None => Ok(ftp),
-            Some(tls) => {
-                let connector = tls.connector()?;
-                let name = tls.name.clone().unwrap_or_else(|| host.clone());
-                ftp.into_secure(connector, &name).await.map_err(|e| FtpError::Tls {
-                    host: host.clone(),
-                    port: spec.port,
-                    // suppaftp wraps its own prefix twice.
-                    error: e.to_string().replace("Secure error: ", ""),
-                })
-            }
-        },
-        Err(SuppaError::UnexpectedResponse(response)) if matches!(response.status.code(), 421 | 120) => {
-            Err(FtpError::Busy { host, port: spec.port, reply: reply_text(&response) })
-        }
-        Err(SuppaError::ConnectionError(error)) => {
+    let port = spec.port;
+    let stream = match tokio::time::timeout(spec.connect_timeout, TcpStream::connect(address)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
             let finding = diagnose(spec).await;
-            Err(FtpError::Unreachable { host, port: spec.port, error: error.to_string(), finding })
+            return Err(FtpError::Unreachable { host, port, error: error.to_string(), finding });
         }
-        Err(other) => Err(FtpError::Protocol { what: format!("greeting from {address}"), reply: other.to_string() }),
+        Err(_) => {
+            let finding = diagnose(spec).await;
+            let error = format!("no connection within {} s", spec.connect_timeout.as_secs_f64());
+            return Err(FtpError::Unreachable { host, port, error, finding });
+        }
+    };
+    // The first bytes, kept (not consumed) to quote when they are not a
+    // greeting: an application stuck before its FTP server starts may
+    // accept and stay silent, another service may answer on the port.
+    let mut first = [0u8; QUOTED + 1];
+    let waited = spec.reply_timeout;
+    let seen = match tokio::time::timeout(waited, stream.peek(&mut first)).await {
+        Err(_) => return Err(FtpError::NoGreeting { host, port, waited, closed: false }),
+        Ok(Ok(0)) | Ok(Err(_)) => return Err(FtpError::NoGreeting { host, port, waited, closed: true }),
+        Ok(Ok(n)) => n,
+    };
+    let sent = quote(&first[..seen]);
+    let not_ftp =
+        |what: &str| FtpError::NotFtp { host: host.clone(), port, what: what.to_string(), sent: sent.clone() };
+    let ftp = match tokio::time::timeout(waited, AsyncRustlsFtpStream::connect_with_stream(stream)).await {
+        Err(_) => {
+            return Err(not_ftp(&format!("no complete greeting within {} s", waited.as_secs_f64())));
+        }
+        Ok(Ok(ftp)) => ftp,
+        Ok(Err(SuppaError::UnexpectedResponse(response))) if matches!(response.status.code(), 421 | 120) => {
+            return Err(FtpError::Busy { host, port, reply: reply_text(&response) });
+        }
+        Ok(Err(SuppaError::UnexpectedResponse(response))) => {
+            return Err(FtpError::Protocol { what: format!("greeting from {address}"), reply: reply_text(&response) });
+        }
+        Ok(Err(SuppaError::BadResponse)) => return Err(not_ftp("its greeting is not an FTP reply")),
+        Ok(Err(SuppaError::ConnectionError(error)))
+            if error.get_ref().is_some_and(|inner| inner.is::<ReplyTooLarge>()) =>
+        {
+            return Err(not_ftp(&format!("its greeting is longer than the limit ({error})")));
+        }
+        Ok(Err(SuppaError::ConnectionError(error))) => {
+            return Err(not_ftp(&format!("the connection ended during the greeting ({error})")));
+        }
+        Ok(Err(other)) => return Err(not_ftp(&other.to_string())),
+    };
+    let Some(tls) = &spec.tls else { return Ok(ftp) };
+    let connector = tls.connector()?;
+    let name = tls.name.clone().unwrap_or_else(|| host.clone());
+    // AUTH TLS's reply, then the handshake.
+    match tokio::time::timeout(waited * 2, ftp.into_secure(connector, &name)).await {
+        Err(_) => {
+            Err(FtpError::NoReply { host, port, command: "AUTH TLS (and its handshake)".into(), waited: waited * 2 })
+        }
+        Ok(Ok(ftp)) => Ok(ftp),
+        Ok(Err(e)) => Err(FtpError::Tls {
+            host,
+            port,
+            // suppaftp wraps its own prefix twice.
+            error: e.to_string().replace("Secure error: ", ""),
+        }),
     }
+}
+
+/// Bytes a peer sent, as an error quotes them: printable ASCII as is, the
+/// rest escaped (`\r`, `\n`, `\x00`), at most [`QUOTED`] bytes.
+fn quote(bytes: &[u8]) -> String {
+    let mut text: String =
+        bytes.iter().take(QUOTED).flat_map(|&b| std::ascii::escape_default(b)).map(char::from).collect();
+    if bytes.len() > QUOTED {
+        text.push_str("...");
+    }
+    text
 }
 
 /// The network's view of why a connection failed.
@@ -371,37 +467,71 @@ async fn diagnose(spec: &UploadSpec) -> Option<Box<crate::net::diagnose::Finding
     Some(Box::new(report.finding))
 }
 
-async fn finish_session(mut ftp: AsyncRustlsFtpStream, spec: &UploadSpec, user: String) -> Result<Session, FtpError> {
-    // suppaftp starts in ASCII, which would rewrite every LF in the image.
-    ftp.transfer_type(FileType::Binary)
-        .await
-        .map_err(|e| FtpError::Protocol { what: "TYPE I (binary)".into(), reply: e.to_string() })?;
-    let mut ftp = match spec.mode {
-        FtpMode::Passive => {
-            ftp.set_mode(Mode::Passive);
-            ftp
-        }
-        FtpMode::Epsv => {
-            ftp.set_mode(Mode::ExtendedPassive);
-            ftp
-        }
-        FtpMode::Active => ftp.active_mode(spec.connect_timeout),
+async fn finish_session(
+    ftp: AsyncRustlsFtpStream,
+    spec: &UploadSpec,
+    modes: &DataModes,
+    user: String,
+) -> Result<Session, FtpError> {
+    let host = spec.host.to_string();
+    let no_reply = |command: &str| FtpError::NoReply {
+        host: host.clone(),
+        port: spec.port,
+        command: command.to_string(),
+        waited: spec.reply_timeout,
     };
-    let resumable = match ftp.feat().await {
-        Ok(features) => features.iter().any(|(name, value)| {
+    let passive = Arc::new(PassiveProbe::default());
+    // Active mode's wait for the server to connect back is the connect
+    // timeout; the passive connection is made by `PassiveProbe`, bounded by
+    // the same.
+    let mut ftp = ftp
+        .active_mode(spec.connect_timeout)
+        .passive_stream_builder(PassiveProbe::builder(passive.clone(), spec.connect_timeout));
+    ftp.set_mode(suppa_mode(modes.current()));
+    // suppaftp starts in ASCII, which would rewrite every LF in the image.
+    match tokio::time::timeout(spec.reply_timeout, ftp.transfer_type(FileType::Binary)).await {
+        Err(_) => return Err(no_reply("TYPE I")),
+        Ok(Ok(())) => {}
+        Ok(Err(SuppaError::UnexpectedResponse(response))) => {
+            return Err(FtpError::CommandRefused {
+                host,
+                port: spec.port,
+                command: "TYPE I (binary)".into(),
+                reply: reply_text(&response),
+            });
+        }
+        Ok(Err(e)) => return Err(FtpError::Protocol { what: "TYPE I (binary)".into(), reply: e.to_string() }),
+    }
+    let resumable = match tokio::time::timeout(spec.reply_timeout, ftp.feat()).await {
+        Err(_) => return Err(no_reply("FEAT")),
+        Ok(Ok(features)) => features.iter().any(|(name, value)| {
             name.eq_ignore_ascii_case("REST")
                 && value.as_deref().is_some_and(|v| v.to_ascii_uppercase().contains("STREAM"))
         }),
-        Err(_) => false,
+        Ok(Err(_)) => false,
     };
-    Ok(Session { ftp, user, resumable })
+    Ok(Session { ftp, user, resumable, passive, port_accepted: false })
+}
+
+/// suppaftp's mode for one of ours; `auto` is never current.
+fn suppa_mode(mode: FtpMode) -> Mode {
+    match mode {
+        FtpMode::Epsv => Mode::ExtendedPassive,
+        FtpMode::Active => Mode::Active,
+        FtpMode::Passive | FtpMode::Auto => Mode::Passive,
+    }
 }
 
 enum SendError {
-    /// The server refused the file (550 and kin).
-    Refused(String),
+    /// The server refused the file's own command (550 and kin to STOR).
+    Refused {
+        command: &'static str,
+        reply: String,
+    },
     /// The connection broke or timed out: worth a retry.
     Broken(String),
+    /// A failure a retry would not mend (every data mode refused).
+    Fatal(FtpError),
     Local(std::io::Error),
 }
 
@@ -438,8 +568,11 @@ impl ParallelHasher {
 }
 
 /// Streams `file` from `offset`, hashing the whole file on the way.
+#[allow(clippy::too_many_arguments)]
 async fn send_file(
     session: &mut Session,
+    spec: &UploadSpec,
+    modes: &mut DataModes,
     file: &UploadFile,
     size: u64,
     offset: u64,
@@ -460,22 +593,10 @@ async fn send_file(
             hasher.feed(chunk).await;
         }
     }
-    if offset > 0 {
-        let _ = session.ftp.resume_transfer(offset as usize).await;
-    }
-    let mut stream = match session.ftp.put_with_stream(&file.remote).await {
-        Ok(stream) => stream,
-        Err(SuppaError::UnexpectedResponse(response)) if (500..600).contains(&response.status.code()) => {
-            return Err(SendError::Refused(reply_text(&response)));
-        }
-        Err(SuppaError::UnexpectedResponse(response)) if response.status.code() == 421 => {
-            return Err(SendError::Broken(reply_text(&response)));
-        }
-        Err(error) => return Err(SendError::Broken(error.to_string())),
-    };
+    let mut stream = open_upload(session, spec, modes, &file.remote, offset, progress).await?;
     let mut sent = offset;
     // A stalled data connection (a cable pulled) must not hang the batch.
-    let stall = Duration::from_secs(30);
+    let stall = spec.reply_timeout;
     let mut chunks = read_ahead(&file.local, offset);
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk.map_err(SendError::Local)?;
@@ -486,7 +607,7 @@ async fn send_file(
             Err(_) => {
                 return Err(SendError::Broken(format!(
                     "data connection stalled for {} s after {sent} bytes",
-                    stall.as_secs()
+                    stall.as_secs_f64()
                 )));
             }
         }
@@ -505,10 +626,200 @@ async fn send_file(
         Ok(Ok(())) => Ok(hasher.map(ParallelHasher::finish)),
         Ok(Err(SuppaError::UnexpectedResponse(response))) if (500..600).contains(&response.status.code()) => {
             // 552/451 after the data: the server did not keep the file.
-            Err(SendError::Refused(reply_text(&response)))
+            Err(SendError::Refused { command: "STOR", reply: reply_text(&response) })
         }
         Ok(Err(error)) => Err(SendError::Broken(format!("closing the transfer: {error}"))),
-        Err(_) => Err(SendError::Broken("no transfer-complete reply".into())),
+        Err(_) => {
+            Err(SendError::Broken(format!("no transfer-complete reply to STOR within {} s", stall.as_secs_f64())))
+        }
+    }
+}
+
+/// Opens the data connection and sends STOR, in the current data mode;
+/// with `auto`, a refused or unreachable passive mode gives way to the next
+/// (EPSV, PASV, then PORT) for the rest of the upload.
+async fn open_upload(
+    session: &mut Session,
+    spec: &UploadSpec,
+    modes: &mut DataModes,
+    remote: &str,
+    offset: u64,
+    progress: &dyn Progress,
+) -> Result<suppaftp::tokio::TransferStream<suppaftp::tokio::AsyncRustlsStream>, SendError> {
+    let stor = if offset > 0 { "REST/STOR" } else { "STOR" };
+    // Each round either returns or gives a mode up: at most three rounds.
+    for _ in 0..4 {
+        let mode = modes.current();
+        session.ftp.set_mode(suppa_mode(mode));
+        if mode == FtpMode::Active && !session.port_accepted {
+            match announce_port(session, spec).await {
+                Ok(()) => session.port_accepted = true,
+                Err(PortRefusal::Refused(reply)) => {
+                    give_up(spec, modes, Abandoned::Refused(reply), progress)?;
+                    continue;
+                }
+                Err(PortRefusal::Broken(error)) => return Err(SendError::Broken(error)),
+            }
+        }
+        session.passive.reset();
+        if offset > 0 {
+            // Consumed by the next transfer command, even a failed one.
+            let _ = session.ftp.resume_transfer(offset as usize).await;
+        }
+        // The mode's command and STOR (and REST) each get a reply, plus the
+        // data connection.
+        let limit = spec.reply_timeout * 3 + spec.connect_timeout;
+        let opened = match tokio::time::timeout(limit, session.ftp.put_with_stream(remote)).await {
+            Ok(opened) => opened,
+            Err(_) => {
+                let waiting_for = if mode == FtpMode::Active || session.passive.offered() {
+                    format!("{stor} `{remote}` (over {})", mode.command())
+                } else {
+                    mode.command().to_string()
+                };
+                return Err(SendError::Broken(format!("no reply to {waiting_for} within {} s", limit.as_secs_f64())));
+            }
+        };
+        let error = match opened {
+            Ok(stream) => return Ok(stream),
+            Err(error) => error,
+        };
+        let passive_mode = matches!(mode, FtpMode::Epsv | FtpMode::Passive);
+        match error {
+            // The server answered EPSV or PASV itself, and not with an
+            // address to connect to.
+            SuppaError::UnexpectedResponse(response) if passive_mode && !session.passive.offered() => {
+                let reply = reply_text(&response);
+                let code = response.status.code();
+                if (500..600).contains(&code) {
+                    give_up(spec, modes, Abandoned::Refused(reply), progress)?;
+                    continue;
+                }
+                if code == 227 || code == 229 {
+                    give_up(spec, modes, Abandoned::Unusable(format!("no address in `{reply}`")), progress)?;
+                    continue;
+                }
+                return Err(SendError::Fatal(FtpError::CommandRefused {
+                    host: spec.host.to_string(),
+                    port: spec.port,
+                    command: mode.command().into(),
+                    reply,
+                }));
+            }
+            SuppaError::BadResponse if passive_mode && !session.passive.offered() => {
+                give_up(spec, modes, Abandoned::Unusable("the answer is not an FTP reply".into()), progress)?;
+                continue;
+            }
+            // The passive data connection did not come up: another passive
+            // command would not fare better.
+            SuppaError::ConnectionError(_) if passive_mode && session.passive.failure().is_some() => {
+                let why = session.passive.failure().unwrap_or_default();
+                give_up(spec, modes, Abandoned::Unreachable(why), progress)?;
+                continue;
+            }
+            SuppaError::UnexpectedResponse(response) if (500..600).contains(&response.status.code()) => {
+                return Err(SendError::Refused { command: stor, reply: reply_text(&response) });
+            }
+            SuppaError::UnexpectedResponse(response) if response.status.code() == 421 => {
+                return Err(SendError::Broken(reply_text(&response)));
+            }
+            SuppaError::ConnectionError(error)
+                if mode == FtpMode::Active && error.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return Err(SendError::Broken(format!(
+                    "the server did not connect back within {} s after PORT and {stor}",
+                    spec.connect_timeout.as_secs_f64()
+                )));
+            }
+            other => return Err(SendError::Broken(other.to_string())),
+        }
+    }
+    Err(SendError::Fatal(no_data_connection(spec, modes)))
+}
+
+fn no_data_connection(spec: &UploadSpec, modes: &DataModes) -> FtpError {
+    FtpError::NoDataConnection { host: spec.host.to_string(), port: spec.port, tried: modes.given_up().to_vec() }
+}
+
+/// Why the current data mode is given up.
+enum Abandoned {
+    /// Its command got this 5xx reply.
+    Refused(String),
+    /// Its command's answer cannot be used (no address in it, not FTP).
+    Unusable(String),
+    /// Its data connection did not come up: `ADDRESS: WHY`.
+    Unreachable(String),
+}
+
+/// Gives the current mode up, or fails when it was the last one: with an
+/// explicit mode, a refusal names the refused command and a data connection
+/// that did not come up is retried like a dropped connection.
+fn give_up(
+    spec: &UploadSpec,
+    modes: &mut DataModes,
+    abandoned: Abandoned,
+    progress: &dyn Progress,
+) -> Result<(), SendError> {
+    let command = modes.current().command();
+    let why = match &abandoned {
+        Abandoned::Refused(reply) => format!("{command} refused: {reply}"),
+        Abandoned::Unusable(detail) => format!("{command}: {detail}"),
+        Abandoned::Unreachable(detail) => format!("{command} data connection to {detail}"),
+    };
+    let passive_unreachable = matches!(abandoned, Abandoned::Unreachable(_));
+    if passive_unreachable && !modes.is_auto() {
+        // The one mode asked for: a failed data connection is worth a retry,
+        // as a dropped connection is.
+        return Err(SendError::Broken(why));
+    }
+    match modes.give_up(why.clone(), passive_unreachable) {
+        Some(next) => {
+            progress.report(ProgressEvent::Note { kind: FILE, text: format!("{why}; trying {}", next.command()) });
+            Ok(())
+        }
+        None => match abandoned {
+            Abandoned::Refused(reply) if !modes.is_auto() => Err(SendError::Fatal(FtpError::CommandRefused {
+                host: spec.host.to_string(),
+                port: spec.port,
+                command: command.into(),
+                reply,
+            })),
+            _ => Err(SendError::Fatal(no_data_connection(spec, modes))),
+        },
+    }
+}
+
+enum PortRefusal {
+    Refused(String),
+    Broken(String),
+}
+
+/// Sends PORT once in a session, for a listener of our own that nobody
+/// uses, so that a refused PORT is named as such: suppaftp's transfer sends
+/// PORT and STOR together and its error does not say which was refused.
+async fn announce_port(session: &mut Session, spec: &UploadSpec) -> Result<(), PortRefusal> {
+    let local = session.ftp.get_ref().await.local_addr().map_err(|e| PortRefusal::Broken(e.to_string()))?;
+    let listener =
+        tokio::net::TcpListener::bind((local.ip(), 0)).await.map_err(|e| PortRefusal::Broken(e.to_string()))?;
+    let address = listener.local_addr().map_err(|e| PortRefusal::Broken(e.to_string()))?;
+    let std::net::IpAddr::V4(ip) = address.ip() else {
+        return Err(PortRefusal::Broken(format!(
+            "PORT needs an IPv4 address, the control connection uses {ip}",
+            ip = address.ip()
+        )));
+    };
+    let [a, b, c, d] = ip.octets();
+    let command = format!("PORT {a},{b},{c},{d},{},{}", address.port() >> 8, address.port() & 0xff);
+    let sent = session.ftp.custom_command(command, &[Status::CommandOk]);
+    let answer = tokio::time::timeout(spec.reply_timeout, sent).await;
+    drop(listener);
+    match answer {
+        Err(_) => Err(PortRefusal::Broken(format!("no reply to PORT within {} s", spec.reply_timeout.as_secs_f64()))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(SuppaError::UnexpectedResponse(response))) if response.status.code() >= 400 => {
+            Err(PortRefusal::Refused(reply_text(&response)))
+        }
+        Ok(Err(error)) => Err(PortRefusal::Broken(format!("PORT: {error}"))),
     }
 }
 
@@ -557,37 +868,59 @@ fn read_ahead(path: &Path, offset: u64) -> tokio::sync::mpsc::Receiver<std::io::
 
 async fn verify(
     session: &mut Session,
-    how: FtpVerify,
+    spec: &UploadSpec,
     file: &UploadFile,
     size: u64,
     digest: Option<&[u8]>,
 ) -> Result<String, FtpError> {
     let failed = |detail: String| FtpError::VerifyFailed { remote: file.remote.clone(), detail };
-    match how {
+    let waited = spec.reply_timeout;
+    let late = |what: &str, waited: Duration| failed(format!("no reply to {what} within {} s", waited.as_secs_f64()));
+    match spec.verify {
         FtpVerify::None => Ok("none (the profile says so)".into()),
-        FtpVerify::Size => match session.ftp.size(&file.remote).await {
-            Ok(n) if n as u64 == size => Ok(format!("size {size} matches")),
-            Ok(n) => Err(failed(format!("the server has {n} bytes, the local file {size}"))),
-            Err(error) => Err(failed(format!(
+        FtpVerify::Size => match tokio::time::timeout(waited, session.ftp.size(&file.remote)).await {
+            Err(_) => Err(late("SIZE", waited)),
+            Ok(Ok(n)) if n as u64 == size => Ok(format!("size {size} matches")),
+            Ok(Ok(n)) => Err(failed(format!("the server has {n} bytes, the local file {size}"))),
+            Ok(Err(error)) => Err(failed(format!(
                 "SIZE failed ({error}); use verify: readback, or none if the server can do neither"
             ))),
         },
         FtpVerify::Readback => {
-            let mut stream = session.ftp.retr_as_stream(&file.remote).await.map_err(|e| {
-                failed(format!("RETR failed ({e}); use verify: size or none if the server cannot send files back"))
-            })?;
+            // The mode's command and RETR, plus the data connection.
+            let opening = waited * 2 + spec.connect_timeout;
+            let mut stream = match tokio::time::timeout(opening, session.ftp.retr_as_stream(&file.remote)).await {
+                Err(_) => return Err(late("RETR", opening)),
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    return Err(failed(format!(
+                        "RETR failed ({e}); use verify: size or none if the server cannot send files back"
+                    )));
+                }
+            };
             let mut hasher = Sha256::new();
             let mut buffer = vec![0u8; CHUNK];
             let mut total = 0u64;
             loop {
-                let n = stream.read(&mut buffer).await.map_err(|e| failed(format!("reading back: {e}")))?;
+                let n = match tokio::time::timeout(waited, stream.read(&mut buffer)).await {
+                    Err(_) => {
+                        return Err(failed(format!(
+                            "reading back stalled for {} s after {total} bytes",
+                            waited.as_secs_f64()
+                        )));
+                    }
+                    Ok(read) => read.map_err(|e| failed(format!("reading back: {e}")))?,
+                };
                 if n == 0 {
                     break;
                 }
                 total += n as u64;
                 hasher.update(&buffer[..n]);
             }
-            stream.finish().await.map_err(|e| failed(format!("closing the read-back: {e}")))?;
+            match tokio::time::timeout(waited, stream.finish()).await {
+                Err(_) => return Err(late("the end of RETR", waited)),
+                Ok(result) => result.map_err(|e| failed(format!("closing the read-back: {e}")))?,
+            }
             let back = hasher.finalize().to_vec();
             let Some(digest) = digest else {
                 return Err(failed("no hash of the sent file to compare with".into()));
@@ -643,4 +976,17 @@ async fn wait_for_restart(spec: &UploadSpec, progress: &dyn Progress) -> Result<
     let text = format!("{host} is back after {:.1} s", took.as_secs_f64());
     progress.report(ProgressEvent::Note { kind: TaskKind::NetworkWait, text });
     Ok(took)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_peer_sent_is_quoted_escaped_and_bounded() {
+        assert_eq!(quote(b"SSH-2.0-OpenSSH_9.2\r\n"), "SSH-2.0-OpenSSH_9.2\\r\\n");
+        assert_eq!(quote(&[0x16, 0x03, 0x01, b'A']), "\\x16\\x03\\x01A");
+        let long = vec![b'a'; QUOTED + 1];
+        assert_eq!(quote(&long), format!("{}...", "a".repeat(QUOTED)));
+    }
 }

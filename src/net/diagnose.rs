@@ -209,6 +209,7 @@ pub fn service_problem(target: Ipv4Addr, service: &ServiceCheck) -> Option<Findi
             summary: format!("Port {port} on {target} accepts the connection but sends no FTP greeting."),
             advice: vec![
                 "The server may still be starting, or be inside the reset window after a flash download: wait and try again.".into(),
+                "The application may be stuck before its FTP server starts, while the stack accepts connections: check where the console output stops.".into(),
                 format!("Another service may be listening on port {port}: check which application the device runs."),
             ],
         }),

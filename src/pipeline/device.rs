@@ -320,10 +320,20 @@ async fn run_step(
             let detail = uploaded
                 .files
                 .iter()
-                .map(|f| format!("{} ({} bytes, {})", f.remote, f.bytes, f.verified))
+                .map(|f| format!("{} ({} bytes via {}, {})", f.remote, f.bytes, f.mode.command(), f.verified))
                 .collect::<Vec<_>>()
                 .join(", ");
-            Ok(StepDone { outcome: StepOutcome::Passed, detail: format!("as {}: {detail}", uploaded.user), retries })
+            // The modes given up are the same for every later file: say them once.
+            let given_up = uploaded
+                .files
+                .iter()
+                .map(|f| &f.fallback)
+                .max_by_key(|f| f.len())
+                .filter(|f| !f.is_empty())
+                .map(|f| format!("; given up: {}", f.join("; ")))
+                .unwrap_or_default();
+            let detail = format!("as {}: {detail}{given_up}", uploaded.user);
+            Ok(StepDone { outcome: StepOutcome::Passed, detail, retries })
         }
         Step::TftpManage(s) => {
             let default_host = profile.network.ip.as_ref().map(|t| t.to_string());

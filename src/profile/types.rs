@@ -401,8 +401,13 @@ pub struct FtpUpload {
     /// Retries after a dropped connection.
     #[serde(default = "default_ftp_retries")]
     pub retries: u32,
+    /// The TCP connection, and each data connection (passive or active).
     #[serde(default = "default_connect_wait")]
     pub connect_timeout: HumanDuration,
+    /// The server's greeting, each reply, and a data connection that stops
+    /// moving. A server that accepts and never greets fails with `no-banner`.
+    #[serde(default = "default_reply_wait")]
+    pub reply_timeout: HumanDuration,
 }
 
 fn default_ftp_port() -> u16 {
@@ -416,6 +421,9 @@ fn default_ftp_retries() -> u32 {
 }
 fn default_connect_wait() -> HumanDuration {
     HumanDuration::from_secs(10)
+}
+fn default_reply_wait() -> HumanDuration {
+    HumanDuration::from_secs(15)
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

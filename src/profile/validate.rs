@@ -436,6 +436,11 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                 if s.retries > 100 {
                     problems.error(&format!("{base}.retries"), format!("{} retries is more than 100", s.retries));
                 }
+                for (field, value) in [("connect_timeout", &s.connect_timeout), ("reply_timeout", &s.reply_timeout)] {
+                    if value.is_zero() {
+                        problems.error(&format!("{base}.{field}"), format!("{field} must be above zero"));
+                    }
+                }
             }
             Step::TftpManage(s) => {
                 check_target(profile, problems, &base, s.host.is_some());

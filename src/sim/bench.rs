@@ -7,6 +7,10 @@
 //!
 //! Device addresses are on loopback, 127.a.b.(100 + i) with a /24 picked per
 //! bench, so every simulated FTP server uses the same port without root.
+//!
+//! The first device's FTP server refuses PASV and EPSV ([`NO_PASV_DEVICE`]),
+//! as a NET+OS server may (only PORT is confirmed): every demo runs the
+//! client's fallback to active mode.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -21,6 +25,9 @@ use crate::serial::image;
 
 /// The FTP port of the simulated devices, as `profiles/sim-netos.yaml` says.
 pub const SIM_FTP_PORT: u16 = 2121;
+
+/// The index of the device whose FTP server refuses passive mode.
+pub const NO_PASV_DEVICE: usize = 0;
 
 /// The field failures a bench can show on one of its devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,6 +231,7 @@ fn start_device(
         },
         reset_delay: Duration::from_millis(500),
         boot_time: Duration::from_millis(700),
+        no_pasv: index == NO_PASV_DEVICE,
         ..FtpBehaviour::default()
     };
     // The FTP side starts when the application brings the network up on the

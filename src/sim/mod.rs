@@ -9,6 +9,8 @@
 //! - [`netos_ftp`]: a NET+OS device's FTP flash server (libunftp inside the
 //!   NET+OS rules: two sessions, flash written on close, restart), with the
 //!   field failures as scenarios.
+//! - [`netos_ftp_control`]: the relay in front of libunftp that words the
+//!   replies as the real server does and can refuse passive mode.
 //! - [`netos`]: a NET+OS device's serial side (boot banner, configuration
 //!   dialog, NV memory, serial recovery by XMODEM).
 //! - [`firmware`]: which NET+OS release a simulated unit runs (6, 7.0, 7.4).
@@ -22,4 +24,5 @@ pub mod firmware;
 pub mod link;
 pub mod netos;
 pub mod netos_ftp;
+pub mod netos_ftp_control;
 pub mod tftp_client;

@@ -2,8 +2,13 @@
 //!
 //! libunftp serves each control connection; this module owns the accept loop
 //! so it can apply the NET+OS rules around it:
-//! - greeting `220 NET+OS FTP server ready.`, credentials per firmware
-//!   (root/Netsilicon on 6.x, root/password on 7.x);
+//! - the replies of the vendor's transcript (`220 NET+OS 7.4.2 FTP server
+//!   ready.` with the firmware's version, `331 User root OK, send
+//!   password.`, `230 Password OK.`, `200 Type set to I.`, `200 PORT command
+//!   Ok.`, `221 Goodbye.`) through the relay in [`super::netos_ftp_control`],
+//!   which also makes active-mode data connections from the device's address
+//!   and, with `no_pasv`, refuses PASV and EPSV;
+//! - credentials per firmware (root/Netsilicon on 6.x, root/password on 7.x);
 //! - at most two sessions; a third connection gets `421` and is closed;
 //! - only `rom.bin`, `spi_rom.bin`, `romzip.bin` and `image.bin` reach flash
 //!   (other names are accepted and ignored), and only when the control
@@ -20,6 +25,7 @@
 //! and starts this server on the address set through the console.
 
 pub use super::firmware::Firmware;
+use super::netos_ftp_control::{ControlConfig, relay};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,6 +70,9 @@ pub struct FtpBehaviour {
     pub boot_time: Duration,
     /// Sessions served at once (two on NET+OS).
     pub max_sessions: usize,
+    /// Refuse PASV and EPSV (`502 Command not implemented.`): only active
+    /// mode works, as only PORT is confirmed on a real device.
+    pub no_pasv: bool,
 }
 
 impl Default for FtpBehaviour {
@@ -74,6 +83,7 @@ impl Default for FtpBehaviour {
             reset_delay: Duration::from_secs(10),
             boot_time: Duration::from_secs(2),
             max_sessions: 2,
+            no_pasv: false,
         }
     }
 }
@@ -270,9 +280,17 @@ impl Device {
                         let completed = CompletedUploads::default();
                         let server = self.server(&dir, completed.clone());
                         let ended_tx = ended_tx.clone();
+                        let device = match self.address.ip() {
+                            std::net::IpAddr::V4(ip) => ip,
+                            std::net::IpAddr::V6(_) => std::net::Ipv4Addr::LOCALHOST,
+                        };
+                        let control = ControlConfig { version: self.behaviour.firmware.version(), no_pasv: self.behaviour.no_pasv };
                         tokio::spawn(async move {
                             if let Ok(server) = server {
-                                let _ = server.service(stream).await;
+                                let service = |inner| tokio::spawn(async move {
+                                    let _ = server.service(inner).await;
+                                });
+                                let _ = relay(stream, device, control, service).await;
                             }
                             let names = completed.names();
                             let _ = ended_tx.send(SessionEnd { dir, completed: names });
@@ -322,7 +340,10 @@ impl Device {
             Box::new(move || unftp_sbe_fs::Filesystem::new(root.clone()).expect("the session folder exists")),
             Arc::new(NetosAuthenticator { password }),
         )
+        // The relay in front rewrites the greeting with the firmware's version.
         .greeting("NET+OS FTP server ready.")
+        // PORT is the mode confirmed on NET+OS; the relay decides about PASV.
+        .active_passive_mode(libunftp::options::ActivePassiveMode::ActiveAndPassive)
         .notify_data(completed)
         .passive_ports(49152..=65534)
         .idle_session_timeout(120);
