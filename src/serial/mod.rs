@@ -9,6 +9,7 @@
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
 pub mod console;
+pub mod dialog;
 pub mod expect;
 pub mod image;
 pub mod port;
