@@ -1,14 +1,21 @@
 //! The serial side of the simulated NET+OS device (Digi Connect ME 9210): its
 //! console over any byte stream (a PTY for `flashline sim netos --link PATH`).
 //!
-//! What it does, following docs/netos.md: the boot banner (NET+OS version,
-//! PLATFORM, APPLICATION, network and hardware parameters with a MAC
-//! `00:40:9D:xx:xx:xx` and a serial number), the `Press any key in N seconds`
-//! window, the configuration dialog (accept/modify, root password, reset,
-//! DHCP, IP address, subnet mask, gateway) with input validation, saving to
-//! simulated NV memory and restarting; and serial recovery (`Starting serial
+//! What it does, following docs/netos.md: the NET+OS 7.4 boot banner
+//! (version, PLATFORM, APPLICATION, network parameters in the DHCP or the
+//! static form, hardware parameters), the `Press any key in N seconds`
+//! window, and the configuration dialog as the vendor's Programmer's Guide
+//! prints it: accept/modify (a single key), the root password (echoed as
+//! `*`), reset, DHCP, IP address, subnet mask, gateway, the root password
+//! update, baud rate, serial number, MAC address, CPU delay and duplex, in
+//! the wording of the [`Firmware`] release, each re-asked after a refused
+//! answer with an error line. `Saving the changes in NV memory...Done.`
+//! writes every setting to simulated NV memory; then the console asks again,
+//! resets or goes on ([`AfterSave`]). Also serial recovery (`Starting serial
 //! recovery...`, then a stream of `C`) receiving an image by XMODEM-CRC and
-//! checking it with the `bootHdr` rule.
+//! checking it with the `bootHdr` rule. Behaviour the vendor has not
+//! published (refusal texts, the typed line ending, what follows saving) is
+//! a switch in [`NetosConfig`].
 //!
 //! What it does not: the FTP flash server lives in `netos_ftp` and attaches
 //! through the hooks of [`NetosDevice`]: [`NetosDevice::network`] publishes
