@@ -221,6 +221,24 @@ fn malformed_cases() -> Vec<Case> {
             "13:19: error: steps[1].configure_network.dialog[0].expect: invalid regex `IP address  [`",
         ),
         case(
+            "dialog answer in send and candidates",
+            "          send: ${ip}\n",
+            "          send: ${ip}\n          candidates: [a, b]\n",
+            "15:11: error: steps[1].configure_network.dialog[0].candidates: both `send` and `candidates` are set",
+        ),
+        case(
+            "default prompt not a regex",
+            "      done: Saving\n",
+            "      done: Saving\n      default_prompt: '[x'\n",
+            "16:23: error: steps[1].configure_network.default_prompt: invalid regex `[x`",
+        ),
+        case(
+            "keep defaults with a cap of zero",
+            "      done: Saving\n",
+            "      done: Saving\n      keep_defaults: true\n      max_kept_defaults: 0\n",
+            "17:26: error: steps[1].configure_network.max_kept_defaults: keep_defaults is on but no default may be kept",
+        ),
+        case(
             "nothing to wait for",
             "      ports: [{port: 21}]",
             "      icmp: false",
