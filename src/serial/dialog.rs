@@ -669,6 +669,57 @@ mod tests {
     }
 
     #[test]
+    fn the_vendor_dialog_one_byte_at_a_time() {
+        let mut dialog = Dialog::new(script(true, true));
+        let mut actions = Vec::new();
+        for byte in LATER.concat().bytes() {
+            if actions.last().is_some_and(|a| a == "done") {
+                break;
+            }
+            dialog.push(&[byte]);
+            loop {
+                match dialog.next_action() {
+                    Action::NeedMore => break,
+                    action => actions.push(show(&action)),
+                }
+                if actions.last().is_some_and(|a| a == "done") {
+                    break;
+                }
+            }
+        }
+        assert_eq!(actions.len(), 15, "{actions:?}");
+        assert_eq!(actions[7], "keep Would you like to update the Root Password? [N]\"\\r\"");
+        assert_eq!(actions[13..], ["send A\"\"", "done"]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever a console prints, the dialog never panics, answers a
+        /// bounded number of times and never sends a listed answer twice.
+        #[test]
+        fn arbitrary_console_text_is_handled(chunks in proptest::collection::vec(
+            proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just(b'\r'), proptest::strategy::Just(b'['), proptest::strategy::Just(b']'),
+                proptest::strategy::Just(b'?'), proptest::num::u8::ANY, 0x20u8..0x7f,
+            ], 0..64), 0..32)) {
+            let mut dialog = Dialog::new(script(true, true));
+            let mut sends = 0;
+            for chunk in &chunks {
+                dialog.push(chunk);
+                for _ in 0..100 {
+                    match dialog.next_action() {
+                        Action::Send(_) => sends += 1,
+                        _ => break,
+                    }
+                }
+                let _ = dialog.quiet();
+            }
+            proptest::prop_assert!(sends <= DEFAULT_MAX_KEPT + 7 + 1);
+            proptest::prop_assert!(dialog.summary().answered.len() <= 7);
+        }
+    }
+
+    #[test]
     fn the_programmers_guide_wording_at_every_split() {
         let guide: Vec<String> = LATER
             .iter()
