@@ -189,6 +189,8 @@ pub struct Summary {
     pub accepted_after_done: bool,
 }
 
+/// One dialog in progress: push the console text as it arrives, then ask
+/// [`Dialog::next_action`] until it needs more.
 pub struct Dialog {
     script: Script,
     matcher: Matcher,

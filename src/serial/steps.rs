@@ -272,10 +272,7 @@ pub async fn configure_network<S: AsyncRead + AsyncWrite + Unpin>(
                 judged_quiet = false;
             }
             Action::Done => break,
-            Action::Failed(failure) => {
-                console.note(&format!("dialog failed: {failure}"));
-                return Err(failure.into());
-            }
+            Action::Failed(failure) => return Err(dialog_failed(console, failure)),
             Action::NeedMore => {
                 let quiet_at = if judged_quiet { deadline } else { (heard + QUIET).min(deadline) };
                 match console.read_chunk(quiet_at, &dialog.waiting_for()).await? {
@@ -285,10 +282,7 @@ pub async fn configure_network<S: AsyncRead + AsyncWrite + Unpin>(
                         judged_quiet = false;
                     }
                     None if Instant::now() >= deadline => match dialog.timed_out() {
-                        Some(Action::Failed(failure)) => {
-                            console.note(&format!("dialog failed: {failure}"));
-                            return Err(failure.into());
-                        }
+                        Some(Action::Failed(failure)) => return Err(dialog_failed(console, failure)),
                         Some(_) => break,
                         None => {
                             return Err(ConsoleError::Timeout {
@@ -302,10 +296,7 @@ pub async fn configure_network<S: AsyncRead + AsyncWrite + Unpin>(
                     None => {
                         judged_quiet = true;
                         match dialog.quiet() {
-                            Action::Failed(failure) => {
-                                console.note(&format!("dialog failed: {failure}"));
-                                return Err(failure.into());
-                            }
+                            Action::Failed(failure) => return Err(dialog_failed(console, failure)),
                             Action::Done => break,
                             _ => {}
                         }
@@ -322,4 +313,10 @@ pub async fn configure_network<S: AsyncRead + AsyncWrite + Unpin>(
     console.note(&format!("`{}` seen: settings saved", step.done));
     progress.report(ProgressEvent::Note { kind, text: "settings saved".into() });
     Ok(outcome)
+}
+
+/// The failure in the transcript too, where the device's words are.
+fn dialog_failed<S: AsyncRead + AsyncWrite + Unpin>(console: &mut Console<S>, failure: DialogFailure) -> StepError {
+    console.note(&format!("dialog failed: {failure}"));
+    failure.into()
 }
