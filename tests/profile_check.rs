@@ -590,3 +590,32 @@ fn colour_follows_the_flag_and_no_color() {
     let auto = run_flashline(&["profile", "check", path.to_str().unwrap()]);
     assert!(!text(&auto).1.contains("\x1b["));
 }
+
+#[test]
+fn show_hides_root_password_candidates() {
+    let profile = repo_root().join("profiles/digi-connectme-9210.yaml");
+    let readme = repo_root().join("README.md");
+    let output = run_flashline(&[
+        "profile",
+        "show",
+        profile.to_str().unwrap(),
+        "--set",
+        "ip=10.0.0.5",
+        "--set",
+        "mask=255.255.255.0",
+        "--set",
+        "gateway=10.0.0.1",
+        "--set",
+        &format!("rom_image={}", readme.display()),
+        "--set",
+        &format!("app_image={}", readme.display()),
+        "--json",
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let shown: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let entry = &shown["steps"][1]["configure_network"]["dialog"][1];
+    assert_eq!(entry["candidates"], serde_json::json!(["***", "***"]), "{entry}");
+    assert_eq!(entry["send"], "", "no single answer: {entry}");
+    assert!(!stdout.contains("Netsilicon"), "{stdout}");
+}
