@@ -594,23 +594,13 @@ fn colour_follows_the_flag_and_no_color() {
 #[test]
 fn show_hides_root_password_candidates() {
     let profile = repo_root().join("profiles/digi-connectme-9210.yaml");
-    let readme = repo_root().join("README.md");
-    let output = run_flashline(&[
-        "profile",
-        "show",
-        profile.to_str().unwrap(),
-        "--set",
-        "ip=10.0.0.5",
-        "--set",
-        "mask=255.255.255.0",
-        "--set",
-        "gateway=10.0.0.1",
-        "--set",
-        &format!("rom_image={}", readme.display()),
-        "--set",
-        &format!("app_image={}", readme.display()),
-        "--json",
-    ]);
+    let image = repo_root().join("README.md").display().to_string();
+    let mut args = vec!["profile".to_string(), "show".into(), profile.display().to_string(), "--json".into()];
+    let values = ["ip=10.0.0.5", "mask=255.255.255.0", "gateway=10.0.0.1"].map(String::from);
+    for pair in values.into_iter().chain([format!("rom_image={image}"), format!("app_image={image}")]) {
+        args.extend(["--set".to_string(), pair]);
+    }
+    let output = run_flashline(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let shown: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
