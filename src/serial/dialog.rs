@@ -195,7 +195,8 @@ pub struct Dialog {
     script: Script,
     matcher: Matcher,
     phase: Phase,
-    answered: Vec<bool>,
+    /// Per entry, the answer given (as shown), once answered.
+    answered: Vec<Option<String>>,
     last: Option<Last>,
     /// Line ends seen since our last answer (the first ends the prompt's
     /// own line, with the echo of the answer).
@@ -209,7 +210,7 @@ pub struct Dialog {
 
 impl Dialog {
     pub fn new(script: Script) -> Dialog {
-        let answered = vec![false; script.prompts.len()];
+        let answered = vec![None; script.prompts.len()];
         Dialog {
             script,
             matcher: Matcher::new(),
@@ -236,10 +237,12 @@ impl Dialog {
     /// What the dialog waits for, for a timeout message.
     pub fn waiting_for(&self) -> String {
         match self.phase {
-            Phase::Asking => match self.script.prompts.iter().zip(&self.answered).find(|(p, a)| !**a && !p.optional) {
-                Some((prompt, _)) => format!("the prompt `{}`", prompt.label()),
-                None => format!("`{}`", self.script.done.as_str()),
-            },
+            Phase::Asking => {
+                match self.script.prompts.iter().zip(&self.answered).find(|(p, a)| a.is_none() && !p.optional) {
+                    Some((prompt, _)) => format!("the prompt `{}`", prompt.label()),
+                    None => format!("`{}`", self.script.done.as_str()),
+                }
+            }
             _ => "the end of the dialog".into(),
         }
     }
@@ -290,7 +293,7 @@ impl Dialog {
                             .prompts
                             .iter()
                             .zip(&self.answered)
-                            .filter(|(p, a)| !**a && p.optional == optional)
+                            .filter(|(p, a)| a.is_none() && p.optional == optional)
                             .map(|(p, _)| p.label())
                             .collect()
                     };
@@ -458,9 +461,10 @@ impl Dialog {
                 return Action::Failed(self.asked_again(last.prompt.clone(), last.shown.clone()));
             }
             candidate = last.candidate + 1;
-        } else if self.answered[entry] {
+        } else if let Some(shown) = &self.answered[entry] {
+            // Asked again later, after other questions: never answered twice.
             let prompt = self.script.prompts[entry].label();
-            return Action::Failed(self.asked_again(prompt, "(answered earlier)".into()));
+            return Action::Failed(self.asked_again(prompt, shown.clone()));
         }
         let prompt = &self.script.prompts[entry];
         let answer = prompt.answers.get(candidate).cloned().unwrap_or(Answer { text: String::new(), secret: false });
@@ -474,10 +478,10 @@ impl Dialog {
         if answer.secret && !answer.text.is_empty() {
             self.secrets.push(answer.text.clone());
         }
-        if !self.answered[entry] {
+        if self.answered[entry].is_none() {
             self.summary.answered.push(reply.prompt.clone());
         }
-        self.answered[entry] = true;
+        self.answered[entry] = Some(reply.shown());
         self.answered_now(Key::Listed(entry), reply.prompt.clone(), reply.shown(), candidate);
         Action::Send(reply)
     }
@@ -782,6 +786,18 @@ mod tests {
             actions.last().unwrap(),
             "failed: the device asked `Set the baud rate of Serial channels [9600]?` again after the answer \
              `(a bare line ending)`: it printed `Valid baud rates are: 9600 19200`"
+        );
+    }
+
+    #[test]
+    fn a_listed_prompt_matched_again_later_is_not_answered_twice() {
+        // A 7.4 question that repeats the address prompt's words.
+        let mut segments = LATER[..8].to_vec();
+        segments.push("\r\nPrimary SNTP Server IP address  [0.0.0.0]? ");
+        let actions = converse(Dialog::new(script(true, false)), &segments, 0);
+        assert_eq!(
+            actions.last().unwrap(),
+            "failed: the device asked `IP address +\\[` again after the answer `10.0.0.5`"
         );
     }
 
