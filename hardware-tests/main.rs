@@ -36,35 +36,93 @@ fn repo(path: &str) -> String {
     format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The whole pipeline on the board, then the readiness check (in this one
-/// test: nextest runs tests in any order, in parallel).
-#[test]
-#[ignore = "needs a real bench named by FLASHLINE_HW_*: run with --run-ignored only (hardware-tests/README.md)"]
-fn netos_board_full_pipeline_then_ready() {
-    let values = needs(&[
-        "FLASHLINE_HW_SERIAL",
-        "FLASHLINE_HW_IP",
-        "FLASHLINE_HW_ROM",
-        "FLASHLINE_HW_IMAGE",
-        "FLASHLINE_HW_ROOT_PASSWORD",
-    ]);
-    let (port, ip, rom, image) = (&values[0], &values[1], &values[2], &values[3]);
+/// The shipped Digi profile, as the bench needs it: a board whose root
+/// password is not a factory one (FLASHLINE_HW_ROOT_PASSWORD) gets it tried
+/// first; `boot_wait` lets a person power-cycle the board before the
+/// `Press any key` window.
+fn bench_profile(dir: &std::path::Path, boot_wait: Option<&str>) -> String {
+    let mut text = std::fs::read_to_string(repo("profiles/digi-connectme-9210.yaml")).expect("the Digi profile");
+    if var("FLASHLINE_HW_ROOT_PASSWORD").is_some() {
+        let factory = "candidates: [password, Netsilicon]";
+        assert!(text.contains(factory), "the profile's root password candidates changed: update this test");
+        text = text.replace(factory, "candidates: [\"${env:FLASHLINE_HW_ROOT_PASSWORD}\", password, Netsilicon]");
+    }
+    if let Some(wait) = boot_wait {
+        let interrupt = "        no_line_ending: true\n      # Short patterns";
+        assert!(text.contains(interrupt), "the profile's interrupt changed: update this test");
+        text = text.replace(
+            interrupt,
+            &format!("        no_line_ending: true\n        timeout: {wait}\n      # Short patterns"),
+        );
+    }
+    let path = dir.join("digi-connectme-9210.yaml");
+    std::fs::write(&path, text).expect("write the bench profile");
+    path.display().to_string()
+}
+
+fn mask_and_gateway(ip: &str) -> (String, String) {
     let mask = var("FLASHLINE_HW_MASK").unwrap_or_else(|| "255.255.255.0".into());
     let gateway = var("FLASHLINE_HW_GATEWAY").unwrap_or_else(|| {
         let mut octets: Vec<&str> = ip.split('.').collect();
         octets[3] = "1";
         octets.join(".")
     });
+    (mask, gateway)
+}
+
+/// The console dialog alone, on a board that boots normally: the shipped
+/// profile sets the address and keeps every other setting (no answer typed
+/// into the serial number or MAC prompts).
+#[test]
+#[ignore = "needs a real bench named by FLASHLINE_HW_*: run with --run-ignored only (hardware-tests/README.md)"]
+fn netos_board_console_dialog_sets_the_address_and_keeps_the_rest() {
+    let values = needs(&["FLASHLINE_HW_SERIAL", "FLASHLINE_HW_IP"]);
+    let (port, ip) = (&values[0], &values[1]);
+    let (mask, gateway) = mask_and_gateway(ip);
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let profile = bench_profile(dir.path(), Some("120s"));
+    let transcript = dir.path().join("transcript.txt");
+    println!("power-cycle the board now (recovery jumper off): waiting up to 120 s for `Press any key`");
+    let output = flashline()
+        .args(["serial", "dialog", "--port", port, "--profile", &profile])
+        .args(["--set", &format!("ip={ip}"), "--set", &format!("mask={mask}"), "--set", &format!("gateway={gateway}")])
+        .args(["--transcript", transcript.to_str().expect("a UTF-8 path")])
+        .output_within(Duration::from_secs(300));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let transcript = std::fs::read_to_string(&transcript).unwrap_or_default();
+    println!("{transcript}");
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("settings saved"), "the board already had {ip}: give it another address\n{stdout}");
+    assert!(stdout.contains("kept defaults:") && stdout.contains("baud rate"), "{stdout}");
+    if let Some(password) = var("FLASHLINE_HW_ROOT_PASSWORD") {
+        assert!(!transcript.contains(&password) && !stdout.contains(&password), "the root password leaked");
+    }
+    // Only the address went out: every other line we sent is empty or a single key.
+    let sent: Vec<&str> = transcript.lines().filter_map(|l| l.split_once("] > ").map(|(_, t)| t)).collect();
+    let allowed = ["", " ", "M", "N", "A", "***", ip.as_str(), mask.as_str(), gateway.as_str()];
+    assert!(sent.iter().all(|t| allowed.contains(t)), "unexpected answers sent: {sent:?}");
+}
+
+/// The whole pipeline on the board, then the readiness check (in this one
+/// test: nextest runs tests in any order, in parallel).
+#[test]
+#[ignore = "needs a real bench named by FLASHLINE_HW_*: run with --run-ignored only (hardware-tests/README.md)"]
+fn netos_board_full_pipeline_then_ready() {
+    let values = needs(&["FLASHLINE_HW_SERIAL", "FLASHLINE_HW_IP", "FLASHLINE_HW_ROM", "FLASHLINE_HW_IMAGE"]);
+    let (port, ip, rom, image) = (&values[0], &values[1], &values[2], &values[3]);
+    let (mask, gateway) = mask_and_gateway(ip);
+    let dir = tempfile::tempdir().expect("a temporary folder");
     // A serial load at 9600 baud and two FTP uploads with restarts.
     let output = flashline()
-        .args(["run", &repo("profiles/digi-connectme-9210.yaml"), "--port", port, "--json"])
+        .args(["run", &bench_profile(dir.path(), None), "--port", port, "--json"])
         .args(["--set", &format!("ip={ip}"), "--set", &format!("mask={mask}"), "--set", &format!("gateway={gateway}")])
         .args(["--set", &format!("rom_image={rom}"), "--set", &format!("app_image={image}")])
-        .args(["--set", &format!("root_password={}", values[4])])
         .output_within(Duration::from_secs(1800));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(!stdout.contains(&values[4]), "the root password leaked into the report");
+    if let Some(password) = var("FLASHLINE_HW_ROOT_PASSWORD") {
+        assert!(!stdout.contains(&password), "the root password leaked into the report");
+    }
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
     assert_eq!(report["devices"][0]["outcome"], "passed");
 

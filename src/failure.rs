@@ -109,7 +109,16 @@ mod tests {
         check(&StepError::BadPattern { pattern: s(), message: s() }, Input, "bad regex");
         check(&StepError::ImageUnreadable { path: s(), message: s() }, Environment, "image unreadable");
         check(&StepError::ImageInvalid { path: s(), check: ImageCheck::NoHeader }, Input, "image fails bootHdr");
-        check(&StepError::Rejected { prompt: s(), answer: s(), line: s() }, Device, "answer rejected");
+        {
+            use crate::serial::dialog::DialogFailure;
+            let dialog = |failure: DialogFailure| StepError::Dialog(failure);
+            let rejected = DialogFailure::Rejected { prompt: s(), answer: s(), words: s() };
+            check(&dialog(rejected), Device, "answer rejected");
+            check(&dialog(DialogFailure::AskedAgain { prompt: s(), answer: s(), words: vec![] }), Device, "re-asked");
+            check(&dialog(DialogFailure::UnknownPrompt { prompt: s(), offers_default: false }), Device, "unknown");
+            check(&dialog(DialogFailure::TooManyDefaults { cap: 32, prompt: s() }), Device, "defaults cap");
+            check(&dialog(DialogFailure::NotAsked { prompts: vec![s()] }), Device, "saved without asking");
+        }
         check(&StepError::Console(ConsoleError::Io(io())), Device, "console line error");
         check(&StepError::Transfer(TransferRunError::Closed), Device, "line closed in transfer");
         check(

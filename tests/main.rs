@@ -5,6 +5,7 @@ mod util;
 
 mod cli_contract;
 mod demo;
+mod dialog;
 mod exs;
 mod exs_golden;
 mod ftp;

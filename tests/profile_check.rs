@@ -221,6 +221,24 @@ fn malformed_cases() -> Vec<Case> {
             "13:19: error: steps[1].configure_network.dialog[0].expect: invalid regex `IP address  [`",
         ),
         case(
+            "dialog answer in send and candidates",
+            "          send: ${ip}\n",
+            "          send: ${ip}\n          candidates: [a, b]\n",
+            "15:11: error: steps[1].configure_network.dialog[0].candidates: both `send` and `candidates` are set",
+        ),
+        case(
+            "default prompt not a regex",
+            "      done: Saving\n",
+            "      done: Saving\n      default_prompt: '[x'\n",
+            "16:23: error: steps[1].configure_network.default_prompt: invalid regex `[x`",
+        ),
+        case(
+            "keep defaults with a cap of zero",
+            "      done: Saving\n",
+            "      done: Saving\n      keep_defaults: true\n      max_kept_defaults: 0\n",
+            "17:26: error: steps[1].configure_network.max_kept_defaults: keep_defaults is on but no default may be kept",
+        ),
+        case(
             "nothing to wait for",
             "      ports: [{port: 21}]",
             "      icmp: false",
@@ -577,4 +595,23 @@ fn colour_follows_the_flag_and_no_color() {
     // auto on a pipe: no colour.
     let auto = run_flashline(&["profile", "check", path.to_str().unwrap()]);
     assert!(!text(&auto).1.contains("\x1b["));
+}
+
+#[test]
+fn show_hides_root_password_candidates() {
+    let profile = repo_root().join("profiles/digi-connectme-9210.yaml");
+    let image = repo_root().join("README.md").display().to_string();
+    let mut args = vec!["profile".to_string(), "show".into(), profile.display().to_string(), "--json".into()];
+    let values = ["ip=10.0.0.5", "mask=255.255.255.0", "gateway=10.0.0.1"].map(String::from);
+    for pair in values.into_iter().chain([format!("rom_image={image}"), format!("app_image={image}")]) {
+        args.extend(["--set".to_string(), pair]);
+    }
+    let output = run_flashline(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let shown: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let entry = &shown["steps"][1]["configure_network"]["dialog"][1];
+    assert_eq!(entry["candidates"], serde_json::json!(["***", "***"]), "{entry}");
+    assert_eq!(entry["send"], "", "no single answer: {entry}");
+    assert!(!stdout.contains("Netsilicon"), "{stdout}");
 }

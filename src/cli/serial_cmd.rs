@@ -198,7 +198,7 @@ async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
         }
         Ok(outcome) => {
             if !context.quiet {
-                println!("{}: settings saved ({} prompts answered)", context.out.good("ok"), outcome.answered.len());
+                println!("{}: settings saved ({})", context.out.good("ok"), outcome.detail());
             }
             Outcome::Success
         }

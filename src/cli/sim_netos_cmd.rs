@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{Context, Outcome};
 use crate::profile::HumanDuration;
-use crate::sim::netos::{NetosConfig, NetosDevice, NvMemory};
+use crate::sim::netos::{AfterSave, Firmware, LineEnd, NetosConfig, NetosDevice, NvMemory, Refusal};
 
 #[derive(Debug, Args)]
 pub struct NetosArgs {
@@ -24,9 +24,23 @@ pub struct NetosArgs {
     /// Interval of the `C` stream in recovery.
     #[arg(long, default_value = "1s")]
     c_interval: HumanDuration,
-    /// The root password the dialog asks for.
-    #[arg(long, env = "FLASHLINE_SIM_ROOT_PASSWORD", default_value = "Netsilicon", hide_env_values = true)]
-    root_password: String,
+    /// The NET+OS release: 6 (root password `Netsilicon`), 7.0 (the
+    /// Programmer's Guide wording) or 7.4 (the later wording).
+    #[arg(long, default_value = "7.4", value_name = "6|7.0|7.4")]
+    firmware: Firmware,
+    /// What the console does after saving: ask to accept again, reset, or continue booting.
+    #[arg(long, default_value = "ask", value_name = "ask|reset|continue")]
+    after_save: AfterSave,
+    /// Which typed byte ends a line: CR or LF (a CR LF pair is one ending), CR only, or LF only.
+    #[arg(long, default_value = "any", value_name = "any|cr|lf")]
+    line_end: LineEnd,
+    /// How a refused answer is worded: `Invalid subnet mask, please try
+    /// again.` or the pSOSystem ancestor's `That is not a valid subnet mask`.
+    #[arg(long, default_value = "invalid", value_name = "invalid|psos")]
+    refusal: Refusal,
+    /// The root password the dialog asks for (default: the firmware's factory password).
+    #[arg(long, env = "FLASHLINE_SIM_ROOT_PASSWORD", hide_env_values = true)]
+    root_password: Option<String>,
     /// Do not ask for the root password.
     #[arg(long)]
     no_root_password: bool,
@@ -67,7 +81,12 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         key_window: args.key_window.0,
         recovery: args.recovery,
         c_interval: args.c_interval.0,
-        root_password: (!args.no_root_password).then_some(args.root_password),
+        root_password: (!args.no_root_password)
+            .then(|| args.root_password.unwrap_or_else(|| args.firmware.factory_password().to_string())),
+        firmware: args.firmware,
+        after_save: args.after_save,
+        line_end: args.line_end,
+        refusal: args.refusal,
         nv_file: args.nv.clone(),
         cycle: args.cycle.map(|c| c.0),
         power_on_delay: args.power_on_delay.0,

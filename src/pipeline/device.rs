@@ -293,7 +293,7 @@ async fn run_step(
                     retries: 0,
                 });
             }
-            Ok(passed(format!("answered {} prompt(s)", outcome.answered.len())))
+            Ok(passed(outcome.detail()))
         }
         Step::WaitForNetwork(s) => {
             let host = target(s.host.as_ref(), profile)?;

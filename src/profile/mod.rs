@@ -306,9 +306,12 @@ pub fn resolve_with_env(
     if mode == ResolveMode::Display {
         for step in &mut resolved.steps {
             if let Step::ConfigureNetwork(s) = step {
-                for entry in s.interrupt.iter_mut().chain(s.dialog.iter_mut()) {
+                for entry in s.interrupt.iter_mut().chain(s.dialog.iter_mut()).chain(s.after_done.iter_mut()) {
                     if entry.secret {
-                        entry.send = Template("***".into());
+                        // With candidates, `send` is empty (validation
+                        // refuses both): `***` would say there is one.
+                        entry.send = Template(if entry.candidates.is_empty() { "***" } else { "" }.into());
+                        entry.candidates.iter_mut().for_each(|c| *c = Template("***".into()));
                     }
                 }
             }

@@ -263,10 +263,37 @@ pub struct ConfigureNetwork {
     pub echo_check: bool,
     #[serde(default)]
     pub line_ending: LineEnding,
+    /// Answer every prompt the dialog does not list that offers a default
+    /// (see `default_prompt`) with a bare line ending, which keeps the
+    /// device's value. Listed prompts take priority; a prompt without a
+    /// default is never answered: the step fails quoting it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keep_defaults: bool,
+    /// Regex for a prompt that offers a default, tried on the line the
+    /// device is printing. The default matches text ending in `[...]?` or
+    /// `? [...]`.
+    #[serde(default = "default_default_prompt")]
+    pub default_prompt: String,
+    /// How many defaults may be kept before the dialog is taken for a loop.
+    #[serde(default = "default_max_kept_defaults")]
+    pub max_kept_defaults: u32,
+    /// A prompt the device may ask after `done` (e.g. `Accept or Modify`
+    /// again), answered once. A device that resets or goes on instead is
+    /// fine: the step ends when the console is quiet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_done: Option<DialogEntry>,
 }
 
 fn default_prompt_wait() -> HumanDuration {
     HumanDuration::from_secs(30)
+}
+
+fn default_default_prompt() -> String {
+    crate::serial::dialog::DEFAULT_PROMPT.to_string()
+}
+
+fn default_max_kept_defaults() -> u32 {
+    crate::serial::dialog::DEFAULT_MAX_KEPT as u32
 }
 
 /// One exchange of a console dialog: wait for `expect`, then send `send`.
@@ -278,6 +305,11 @@ pub struct DialogEntry {
     /// The answer, line ending added. Empty keeps the device's default.
     #[serde(default)]
     pub send: Template,
+    /// Answers to try in order instead of `send` (e.g. the factory root
+    /// password of each firmware): when the device refuses one (a `reject`
+    /// line, or the same prompt again), the next answers the prompt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Template>,
     /// The answer is a secret (a password): written as `***` in transcripts.
     #[serde(default, skip_serializing_if = "is_false")]
     pub secret: bool,

@@ -327,11 +327,26 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                 }
                 for (j, entry) in s.dialog.iter().enumerate() {
                     check_regex(problems, &format!("{base}.dialog[{j}].expect"), Some(&entry.expect));
+                    if !entry.candidates.is_empty() && !entry.send.as_str().is_empty() {
+                        problems
+                            .error(&format!("{base}.dialog[{j}].candidates"), "both `send` and `candidates` are set")
+                            .help("list every answer under `candidates`, in the order to try them");
+                    }
                 }
-                if s.dialog.last().is_some_and(|e| e.optional) {
+                if let Some(entry) = &s.after_done {
+                    check_regex(problems, &format!("{base}.after_done.expect"), Some(&entry.expect));
+                    if !entry.candidates.is_empty() {
+                        problems
+                            .error(&format!("{base}.after_done.candidates"), "`after_done` takes one answer: `send`");
+                    }
+                }
+                check_regex(problems, &format!("{base}.default_prompt"), Some(&s.default_prompt));
+                if s.keep_defaults && s.max_kept_defaults == 0 {
                     problems
-                        .warning(&format!("{base}.dialog[{}].optional", s.dialog.len() - 1), "the last prompt is optional")
-                        .help("an optional prompt is skipped when the next one comes first; the last is only skipped when `done` comes");
+                        .error(&format!("{base}.max_kept_defaults"), "keep_defaults is on but no default may be kept")
+                        .help(
+                            "set max_kept_defaults to at least the number of questions the device asks (32 by default)",
+                        );
                 }
                 check_regex(problems, &format!("{base}.done"), Some(&s.done));
                 for (j, reject) in s.reject.iter().enumerate() {

@@ -211,6 +211,13 @@ pub fn visit_templates(profile: &mut Profile, visit: &mut dyn FnMut(&str, Templa
                 for (j, entry) in s.dialog.iter_mut().enumerate() {
                     let role = if entry.secret { TemplateRole::Secret } else { TemplateRole::Text };
                     visit(&format!("{base}.dialog[{j}].send"), role, &mut entry.send);
+                    for (k, candidate) in entry.candidates.iter_mut().enumerate() {
+                        visit(&format!("{base}.dialog[{j}].candidates[{k}]"), role, candidate);
+                    }
+                }
+                if let Some(entry) = &mut s.after_done {
+                    let role = if entry.secret { TemplateRole::Secret } else { TemplateRole::Text };
+                    visit(&format!("{base}.after_done.send"), role, &mut entry.send);
                 }
             }
             Step::WaitForNetwork(s) => opt(visit, &base, "host", TemplateRole::Text, &mut s.host),

@@ -124,28 +124,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
             if let Some(found) = self.matcher.find(patterns) {
                 return Ok(found);
             }
-            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut self.buf)).await;
-            match read {
-                Err(_) => {
+            match self.read_chunk(deadline, what).await? {
+                Some(bytes) => self.matcher.push(&bytes),
+                None => {
                     return Err(ConsoleError::Timeout {
                         waiting_for: what.to_string(),
                         waited: timeout,
                         last_lines: self.transcript.last_lines(),
                     });
                 }
-                Ok(Ok(0)) => {
-                    return Err(ConsoleError::Closed {
-                        waiting_for: what.to_string(),
-                        last_lines: self.transcript.last_lines(),
-                    });
-                }
-                Ok(Ok(n)) => {
-                    self.transcript.received(Instant::now().into_std(), &self.buf[..n]);
-                    self.matcher.push(&self.buf[..n]);
-                }
-                Ok(Err(error)) => return Err(error.into()),
             }
         }
+    }
+
+    /// The bytes received and not yet consumed by an expectation, for a
+    /// state machine that reads the console itself (the dialog).
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        self.matcher.take_rest()
+    }
+
+    /// Reads what arrives before `deadline` (into the transcript, not the
+    /// matcher); `None` when nothing came in time. `what` names what we wait
+    /// for when the line closes.
+    pub async fn read_chunk(&mut self, deadline: Instant, what: &str) -> Result<Option<Vec<u8>>, ConsoleError> {
+        match tokio::time::timeout_at(deadline, self.stream.read(&mut self.buf)).await {
+            Err(_) => Ok(None),
+            Ok(Ok(0)) => {
+                Err(ConsoleError::Closed { waiting_for: what.to_string(), last_lines: self.transcript.last_lines() })
+            }
+            Ok(Ok(n)) => {
+                self.transcript.received(Instant::now().into_std(), &self.buf[..n]);
+                Ok(Some(self.buf[..n].to_vec()))
+            }
+            Ok(Err(error)) => Err(error.into()),
+        }
+    }
+
+    /// The last lines the device printed (redacted), for error messages.
+    pub fn last_lines(&self) -> Vec<String> {
+        self.transcript.last_lines()
     }
 
     /// Sends `text` then `line_ending`.

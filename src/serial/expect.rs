@@ -43,13 +43,19 @@ impl Matcher {
         }
     }
 
-    /// The earliest match of any of `patterns`; consumes through its end.
-    pub fn find(&mut self, patterns: &[&Regex]) -> Option<Found> {
-        let (pattern, start, end) = patterns
+    /// The earliest match of any of `patterns` (pattern index, start, end),
+    /// consuming nothing.
+    pub fn peek(&self, patterns: &[&Regex]) -> Option<(usize, usize, usize)> {
+        patterns
             .iter()
             .enumerate()
             .filter_map(|(index, regex)| regex.find(&self.buffer).map(|m| (index, m.start(), m.end())))
-            .min_by_key(|&(index, start, _)| (start, index))?;
+            .min_by_key(|&(index, start, _)| (start, index))
+    }
+
+    /// The earliest match of any of `patterns`; consumes through its end.
+    pub fn find(&mut self, patterns: &[&Regex]) -> Option<Found> {
+        let (pattern, start, end) = self.peek(patterns)?;
         let line_start = self.buffer[..start].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
         let line_end = self.buffer[end..].iter().position(|&b| b == b'\n').map_or(self.buffer.len(), |p| end + p);
         let found = Found {
@@ -64,6 +70,11 @@ impl Matcher {
     /// Bytes received and not consumed by a match.
     pub fn pending(&self) -> &[u8] {
         &self.buffer
+    }
+
+    /// Drops the first `count` unconsumed bytes (they were read elsewhere).
+    pub fn consume(&mut self, count: usize) {
+        self.buffer.drain(..count.min(self.buffer.len()));
     }
 
     /// Hands on every unconsumed byte.

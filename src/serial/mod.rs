@@ -5,10 +5,12 @@
 //! I/O inside; [`transfer`] and [`console`] are the small async loops that drive
 //! them over any `AsyncRead + AsyncWrite + Unpin` stream (a serial port, a PTY,
 //! the link emulator, a `tokio::io::duplex` in tests). [`steps`] runs the
-//! profile's `load_image` and `configure_network` steps. Nothing here prints:
+//! profile's `load_image` and `configure_network` steps; [`dialog`] is that
+//! dialog as a state machine fed console text. Nothing here prints:
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
 pub mod console;
+pub mod dialog;
 pub mod expect;
 pub mod image;
 pub mod port;

@@ -11,10 +11,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use regex::bytes::Regex;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
 use super::console::{Console, ConsoleError, SendOptions};
+use super::dialog::{self, Action, Dialog, DialogFailure, ReplyKind};
 use super::image::{self, ImageCheck};
-use super::transcript::printable;
 use super::transfer::{self, SendReport, TransferRunError};
 use super::xmodem::{Outgoing, Sender, SenderOptions};
 use crate::failure::{Classify, FailureClass};
@@ -36,8 +37,9 @@ pub enum StepError {
     Console(#[from] ConsoleError),
     #[error("image transfer failed: {0}")]
     Transfer(#[from] TransferRunError),
-    #[error("the device rejected the answer `{answer}` to `{prompt}`: it printed `{line}`")]
-    Rejected { prompt: String, answer: String, line: String },
+    /// The device answered the dialog otherwise than the profile expects.
+    #[error(transparent)]
+    Dialog(#[from] DialogFailure),
 }
 
 impl Classify for StepError {
@@ -50,7 +52,7 @@ impl Classify for StepError {
             StepError::ImageUnreadable { .. } => FailureClass::Environment,
             StepError::Console(error) => error.class(),
             StepError::Transfer(error) => error.class(),
-            StepError::Rejected { .. } => FailureClass::Device,
+            StepError::Dialog(failure) => failure.class(),
         }
     }
 }
@@ -138,6 +140,63 @@ pub struct DialogOutcome {
     pub answered: Vec<String>,
     /// Optional prompts that did not come.
     pub missed_optional: Vec<String>,
+    /// Prompts the profile does not list whose default was kept (the
+    /// device's own text), in order.
+    pub kept_defaults: Vec<String>,
+    /// The device asked the `after_done` prompt and it was answered.
+    pub accepted_after_done: bool,
+}
+
+impl DialogOutcome {
+    /// The step's report detail.
+    pub fn detail(&self) -> String {
+        let mut detail = format!("answered {} prompt(s)", self.answered.len());
+        if !self.kept_defaults.is_empty() {
+            detail.push_str(&format!("; kept defaults: {}", self.kept_defaults.join(", ")));
+        }
+        if self.accepted_after_done {
+            detail.push_str("; accepted the settings after saving");
+        }
+        detail
+    }
+}
+
+/// How long the console must be silent before a question left waiting is
+/// judged (an unknown prompt fails; after `done`, the device is not asking
+/// to accept again). At 9600 baud a line takes tens of milliseconds.
+const QUIET: Duration = Duration::from_millis(1500);
+
+fn compile_prompt(entry: &DialogEntry) -> Result<dialog::Prompt, StepError> {
+    let mut answers: Vec<dialog::Answer> = entry
+        .candidates
+        .iter()
+        .map(|c| dialog::Answer { text: c.as_str().to_string(), secret: entry.secret })
+        .collect();
+    if answers.is_empty() {
+        answers.push(dialog::Answer { text: entry.send.as_str().to_string(), secret: entry.secret });
+    }
+    Ok(dialog::Prompt {
+        expect: compile(&entry.expect)?,
+        answers,
+        optional: entry.optional,
+        no_line_ending: entry.no_line_ending,
+    })
+}
+
+/// The step's dialog as the state machine takes it.
+pub fn script(step: &ConfigureNetwork) -> Result<dialog::Script, StepError> {
+    Ok(dialog::Script {
+        prompts: step.dialog.iter().map(compile_prompt).collect::<Result<_, _>>()?,
+        done: compile(&step.done)?,
+        rejects: step.reject.iter().map(|p| compile(p)).collect::<Result<_, _>>()?,
+        keep_defaults: if step.keep_defaults {
+            Some((compile(&step.default_prompt)?, step.max_kept_defaults as usize))
+        } else {
+            None
+        },
+        after_done: step.after_done.as_ref().map(compile_prompt).transpose()?,
+        line_ending: step.line_ending.as_str(),
+    })
 }
 
 /// `configure_network`: the dialog from the profile.
@@ -147,17 +206,14 @@ pub async fn configure_network<S: AsyncRead + AsyncWrite + Unpin>(
     progress: &dyn Progress,
 ) -> Result<DialogOutcome, StepError> {
     let kind = TaskKind::ConsoleDialog;
-    let rejects = step.reject.iter().map(|p| compile(p)).collect::<Result<Vec<_>, _>>()?;
-    let prompts = step.dialog.iter().map(|e| compile(&e.expect)).collect::<Result<Vec<_>, _>>()?;
-    let done = compile(&step.done)?;
+    let script = script(step)?;
     let mut outcome = DialogOutcome::default();
-    let send_options = |entry: &DialogEntry| SendOptions {
-        secret: entry.secret,
+    let send_options = |secret: bool| SendOptions {
+        secret,
         char_delay: step.char_delay.0,
         // An echoed password may be masked: no echo check for secrets.
-        echo_timeout: (step.echo_check && !entry.secret).then_some(entry.timeout.unwrap_or(step.timeout).0),
+        echo_timeout: (step.echo_check && !secret).then_some(step.timeout.0),
     };
-    let ending = |entry: &DialogEntry| if entry.no_line_ending { "" } else { step.line_ending.as_str() };
 
     if step.interrupt.is_some() || step.skip_if.is_some() {
         let interrupt = step.interrupt.as_ref().map(|e| compile(&e.expect)).transpose()?;
@@ -178,66 +234,89 @@ pub async fn configure_network<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(outcome);
         }
         if let Some(entry) = &step.interrupt {
-            console.send(entry.send.as_str(), ending(entry), send_options(entry)).await?;
+            let ending = if entry.no_line_ending { "" } else { step.line_ending.as_str() };
+            console.send(entry.send.as_str(), ending, send_options(entry.secret)).await?;
         }
     }
 
-    let mut last_answer: Option<(String, String)> = None;
-    let rejected = |found_line: &[u8], last: &Option<(String, String)>| {
-        let (prompt, answer) = last.clone().unwrap_or_else(|| ("(no prompt yet)".into(), String::new()));
-        StepError::Rejected { prompt, answer, line: printable(found_line).trim().to_string() }
+    // A prompt's own `timeout` applies while it is the next one the profile
+    // needs; otherwise the step's.
+    let wait_for = |dialog: &Dialog| {
+        step.dialog.get(dialog.summary().answered.len()).and_then(|entry| entry.timeout).unwrap_or(step.timeout).0
     };
-    let mut index = 0;
-    while index < step.dialog.len() {
-        // This prompt, and when it is optional the ones after it up to the
-        // first required one: whichever the device prints first.
-        let mut candidates = vec![index];
-        while step.dialog[*candidates.last().unwrap()].optional && candidates.last().unwrap() + 1 < step.dialog.len() {
-            candidates.push(candidates.last().unwrap() + 1);
+    let mut dialog = Dialog::new(script);
+    dialog.push(&console.take_pending());
+    let mut deadline = Instant::now() + wait_for(&dialog);
+    let mut heard = Instant::now();
+    let mut judged_quiet = false;
+    loop {
+        let action = dialog.next_action();
+        match action {
+            Action::Send(reply) => {
+                if reply.kind == ReplyKind::KeptDefault {
+                    console.note(&format!("keeping the default of `{}`", reply.prompt));
+                }
+                console.send(&reply.text, reply.line_ending, send_options(reply.secret)).await?;
+                // What an echo check read past the echo belongs to the dialog.
+                dialog.push(&console.take_pending());
+                let text = match reply.kind {
+                    ReplyKind::KeptDefault => format!("kept the default of `{}`", reply.prompt),
+                    ReplyKind::AfterDone => {
+                        format!("answered `{}` after saving with `{}`", reply.prompt, reply.shown())
+                    }
+                    ReplyKind::Listed { .. } => format!("answered `{}` with `{}`", reply.prompt, reply.shown()),
+                };
+                progress.report(ProgressEvent::Note { kind, text });
+                deadline = Instant::now() + wait_for(&dialog);
+                heard = Instant::now();
+                judged_quiet = false;
+            }
+            Action::Done => break,
+            Action::Failed(failure) => return Err(dialog_failed(console, failure)),
+            Action::NeedMore => {
+                let quiet_at = if judged_quiet { deadline } else { (heard + QUIET).min(deadline) };
+                match console.read_chunk(quiet_at, &dialog.waiting_for()).await? {
+                    Some(bytes) => {
+                        dialog.push(&bytes);
+                        heard = Instant::now();
+                        judged_quiet = false;
+                    }
+                    None if Instant::now() >= deadline => match dialog.timed_out() {
+                        Some(Action::Failed(failure)) => return Err(dialog_failed(console, failure)),
+                        Some(_) => break,
+                        None => {
+                            return Err(ConsoleError::Timeout {
+                                waiting_for: dialog.waiting_for(),
+                                waited: wait_for(&dialog),
+                                last_lines: console.last_lines(),
+                            }
+                            .into());
+                        }
+                    },
+                    None => {
+                        judged_quiet = true;
+                        match dialog.quiet() {
+                            Action::Failed(failure) => return Err(dialog_failed(console, failure)),
+                            Action::Done => break,
+                            _ => {}
+                        }
+                    }
+                }
+            }
         }
-        let all_optional = candidates.iter().all(|&i| step.dialog[i].optional);
-        let mut patterns: Vec<&Regex> = candidates.iter().map(|&i| &prompts[i]).collect();
-        let reject_start = patterns.len();
-        patterns.extend(rejects.iter());
-        if all_optional {
-            patterns.push(&done);
-        }
-        let what = format!("the prompt `{}`", step.dialog[index].expect);
-        let timeout = step.dialog[index].timeout.unwrap_or(step.timeout).0;
-        let found = console.expect(&patterns, timeout, &what).await?;
-        if found.pattern >= reject_start && found.pattern < reject_start + rejects.len() {
-            return Err(rejected(&found.line, &last_answer));
-        }
-        if found.pattern >= reject_start {
-            // `done` came: the remaining optional prompts did not.
-            outcome.missed_optional.extend(candidates.iter().map(|&i| step.dialog[i].expect.clone()));
-            return finish(console, outcome, step, progress);
-        }
-        let chosen = candidates[found.pattern];
-        outcome.missed_optional.extend(candidates[..found.pattern].iter().map(|&i| step.dialog[i].expect.clone()));
-        let entry = &step.dialog[chosen];
-        console.send(entry.send.as_str(), ending(entry), send_options(entry)).await?;
-        let shown = if entry.secret { "***".to_string() } else { entry.send.as_str().to_string() };
-        progress.report(ProgressEvent::Note { kind, text: format!("answered `{}` with `{shown}`", entry.expect) });
-        outcome.answered.push(entry.expect.clone());
-        last_answer = Some((entry.expect.clone(), shown));
-        index = chosen + 1;
     }
-    let patterns: Vec<&Regex> = std::iter::once(&done).chain(rejects.iter()).collect();
-    let found = console.expect(&patterns, step.timeout.0, &format!("`{}`", step.done)).await?;
-    if found.pattern > 0 {
-        return Err(rejected(&found.line, &last_answer));
-    }
-    finish(console, outcome, step, progress)
+    let summary = dialog.summary().clone();
+    outcome.answered = summary.answered;
+    outcome.missed_optional = summary.missed_optional;
+    outcome.kept_defaults = summary.kept_defaults;
+    outcome.accepted_after_done = summary.accepted_after_done;
+    console.note(&format!("`{}` seen: settings saved", step.done));
+    progress.report(ProgressEvent::Note { kind, text: "settings saved".into() });
+    Ok(outcome)
 }
 
-fn finish<S: AsyncRead + AsyncWrite + Unpin>(
-    console: &mut Console<S>,
-    outcome: DialogOutcome,
-    step: &ConfigureNetwork,
-    progress: &dyn Progress,
-) -> Result<DialogOutcome, StepError> {
-    console.note(&format!("`{}` seen: settings saved", step.done));
-    progress.report(ProgressEvent::Note { kind: TaskKind::ConsoleDialog, text: "settings saved".into() });
-    Ok(outcome)
+/// The failure in the transcript too, where the device's words are.
+fn dialog_failed<S: AsyncRead + AsyncWrite + Unpin>(console: &mut Console<S>, failure: DialogFailure) -> StepError {
+    console.note(&format!("dialog failed: {failure}"));
+    failure.into()
 }

@@ -42,6 +42,23 @@ impl Firmware {
         }
     }
 
+    /// The version the console's boot banner prints. The 7.4 banner is
+    /// confirmed as `NET+OS Version 7.4` (a real connectme9210 boot); the
+    /// others are stand-ins like [`Firmware::version`].
+    pub fn banner_version(self) -> &'static str {
+        match self {
+            Firmware::Netos74 => "7.4",
+            other => other.version(),
+        }
+    }
+
+    /// The console dialog uses the NET+OS 7.x Programmer's Guide wording
+    /// (`(Y/N)?`, `Should this target obtain IP settings from the
+    /// network?`, `serial number [`); otherwise the later 7.x wording.
+    pub fn guide_wording(self) -> bool {
+        self != Firmware::Netos74
+    }
+
     /// The name `--firmware` takes.
     pub fn name(self) -> &'static str {
         match self {

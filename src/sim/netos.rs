@@ -1,14 +1,21 @@
 //! The serial side of the simulated NET+OS device (Digi Connect ME 9210): its
 //! console over any byte stream (a PTY for `flashline sim netos --link PATH`).
 //!
-//! What it does, following docs/netos.md: the boot banner (NET+OS version,
-//! PLATFORM, APPLICATION, network and hardware parameters with a MAC
-//! `00:40:9D:xx:xx:xx` and a serial number), the `Press any key in N seconds`
-//! window, the configuration dialog (accept/modify, root password, reset,
-//! DHCP, IP address, subnet mask, gateway) with input validation, saving to
-//! simulated NV memory and restarting; and serial recovery (`Starting serial
+//! What it does, following docs/netos.md: the NET+OS 7.4 boot banner
+//! (version, PLATFORM, APPLICATION, network parameters in the DHCP or the
+//! static form, hardware parameters), the `Press any key in N seconds`
+//! window, and the configuration dialog as the vendor's Programmer's Guide
+//! prints it: accept/modify (a single key), the root password (echoed as
+//! `*`), reset, DHCP, IP address, subnet mask, gateway, the root password
+//! update, baud rate, serial number, MAC address, CPU delay and duplex, in
+//! the wording of the [`Firmware`] release, each re-asked after a refused
+//! answer with an error line. `Saving the changes in NV memory...Done.`
+//! writes every setting to simulated NV memory; then the console asks again,
+//! resets or goes on ([`AfterSave`]). Also serial recovery (`Starting serial
 //! recovery...`, then a stream of `C`) receiving an image by XMODEM-CRC and
-//! checking it with the `bootHdr` rule.
+//! checking it with the `bootHdr` rule. Behaviour the vendor has not
+//! published (refusal texts, the typed line ending, what follows saving) is
+//! a switch in [`NetosConfig`].
 //!
 //! What it does not: the FTP flash server lives in `netos_ftp` and attaches
 //! through the hooks of [`NetosDevice`]: [`NetosDevice::network`] publishes
@@ -27,6 +34,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
+pub use super::firmware::Firmware;
 use crate::serial::image::{self, ImageCheck};
 use crate::serial::transfer;
 use crate::serial::xmodem::{Check, ReceiverOptions};
@@ -41,8 +49,19 @@ pub struct NvMemory {
     pub baud: u32,
     pub serial_number: String,
     pub mac: String,
-    /// Seconds of the `Press any key` window.
+    /// Seconds of the `Press any key` window (the CPU start-up delay).
     pub wait_seconds: u32,
+    /// Ethernet duplex used when autonegotiation fails.
+    #[serde(default = "default_duplex")]
+    pub duplex: String,
+    /// A root password set through the dialog; `None`: the factory one
+    /// (so the state printed never holds it unless someone changed it).
+    #[serde(default)]
+    pub root_password: Option<String>,
+}
+
+fn default_duplex() -> String {
+    "Full Duplex".into()
 }
 
 impl Default for NvMemory {
@@ -56,6 +75,8 @@ impl Default for NvMemory {
             serial_number: "N99999999".into(),
             mac: "00:40:9D:31:41:59".into(),
             wait_seconds: 5,
+            duplex: default_duplex(),
+            root_password: None,
         }
     }
 }
@@ -104,6 +125,99 @@ pub struct NetosConfig {
     pub restart_delay: Duration,
     /// Longest wait for an answer in the dialog before it gives up.
     pub answer_timeout: Duration,
+    /// The NET+OS release: the dialog's wording and the banner's version.
+    pub firmware: Firmware,
+    /// What the console does after `Saving the changes in NV memory...Done.`
+    /// (unconfirmed on 7.x: all three are offered).
+    pub after_save: AfterSave,
+    /// Which byte ends a typed line (unconfirmed: all three are offered).
+    pub line_end: LineEnd,
+    /// How the dialog words a refused answer (unconfirmed for NET+OS).
+    pub refusal: Refusal,
+}
+
+/// What the console does once the settings are saved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AfterSave {
+    /// Print the settings again and ask `Press A to Accept ...` once more
+    /// (the pSOSystem ancestor; older NET+OS manuals).
+    #[default]
+    Ask,
+    /// Reset: a new boot, banner and key window.
+    Reset,
+    /// Go on booting: the application starts with the new settings.
+    Continue,
+}
+
+impl AfterSave {
+    pub const NAMES: [&'static str; 3] = ["ask", "reset", "continue"];
+    pub const ALL: [AfterSave; 3] = [AfterSave::Ask, AfterSave::Reset, AfterSave::Continue];
+}
+
+impl std::str::FromStr for AfterSave {
+    type Err = String;
+    fn from_str(text: &str) -> Result<AfterSave, String> {
+        match text {
+            "ask" => Ok(AfterSave::Ask),
+            "reset" => Ok(AfterSave::Reset),
+            "continue" => Ok(AfterSave::Continue),
+            _ => Err(format!("unknown after-save behaviour `{text}`; one of: ask, reset, continue")),
+        }
+    }
+}
+
+/// Which byte ends a line typed at the console.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LineEnd {
+    /// CR or LF; the LF of a CR LF pair is part of the same ending.
+    #[default]
+    Any,
+    /// CR only; LF is ignored.
+    Cr,
+    /// LF only; CR is ignored.
+    Lf,
+}
+
+impl std::str::FromStr for LineEnd {
+    type Err = String;
+    fn from_str(text: &str) -> Result<LineEnd, String> {
+        match text {
+            "any" => Ok(LineEnd::Any),
+            "cr" => Ok(LineEnd::Cr),
+            "lf" => Ok(LineEnd::Lf),
+            _ => Err(format!("unknown line end `{text}`; one of: any, cr, lf")),
+        }
+    }
+}
+
+/// The words of a refused answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Refusal {
+    /// `Invalid subnet mask, please try again.`
+    #[default]
+    Invalid,
+    /// The pSOSystem ancestor's `That is not a valid subnet mask`.
+    Psos,
+}
+
+impl std::str::FromStr for Refusal {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Refusal, String> {
+        match text {
+            "invalid" => Ok(Refusal::Invalid),
+            "psos" => Ok(Refusal::Psos),
+            _ => Err(format!("unknown refusal wording `{text}`; one of: invalid, psos")),
+        }
+    }
+}
+
+impl Refusal {
+    fn text(self, what: &str) -> String {
+        match self {
+            Refusal::Invalid => format!("Invalid {what}, please try again."),
+            Refusal::Psos => format!("That is not a valid {what}"),
+        }
+    }
 }
 
 impl Default for NetosConfig {
@@ -113,12 +227,16 @@ impl Default for NetosConfig {
             key_window: Duration::from_secs(5),
             recovery: false,
             c_interval: Duration::from_secs(1),
-            root_password: Some("Netsilicon".into()),
+            root_password: Some(Firmware::default().factory_password().into()),
             nv_file: None,
             cycle: None,
             power_on_delay: Duration::ZERO,
             restart_delay: Duration::from_millis(200),
             answer_timeout: Duration::from_secs(60),
+            firmware: Firmware::default(),
+            after_save: AfterSave::default(),
+            line_end: LineEnd::default(),
+            refusal: Refusal::default(),
         }
     }
 }
@@ -189,7 +307,14 @@ impl NetosDevice {
 
     /// Runs the console on `stream` until the line closes.
     pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, stream: S) -> Result<(), NetosError> {
-        let mut line = Line { stream, pending: VecDeque::new(), buf: vec![0u8; 4096] };
+        let mut line = Line {
+            stream,
+            pending: VecDeque::new(),
+            buf: vec![0u8; 4096],
+            line_end: self.config.line_end,
+            skip_lf: false,
+            skip_cr: false,
+        };
         tokio::time::sleep(self.config.power_on_delay).await;
         let mut recovery = self.config.recovery;
         loop {
@@ -248,7 +373,7 @@ impl NetosDevice {
 
     async fn boot<S: AsyncRead + AsyncWrite + Unpin>(&mut self, line: &mut Line<S>) -> Result<(), NetosError> {
         let nv = self.state.lock().expect("state lock").nv.clone();
-        line.write(banner(&nv).as_bytes()).await?;
+        line.write(banner(&nv, self.config.firmware).as_bytes()).await?;
         line.write(format!("Press any key in {} seconds to change these settings.\r\n", nv.wait_seconds).as_bytes())
             .await?;
         line.pending.clear();
@@ -293,81 +418,229 @@ impl NetosDevice {
         }
     }
 
-    /// The configuration dialog; true when settings were saved.
+    /// The configuration dialog, in the vendor's order; true when the
+    /// device is to restart.
     async fn dialog<S: AsyncRead + AsyncWrite + Unpin>(&mut self, line: &mut Line<S>) -> Result<bool, NetosError> {
-        let timeout = self.config.answer_timeout;
-        let restart = self.restart.clone();
         loop {
+            match self.accept_or_modify(line).await? {
+                Some(true) => {}
+                _ => return Ok(false),
+            }
+            let Some(nv) = self.questions(line).await? else { return Ok(false) };
+            line.write(b"Saving the changes in NV memory...").await?;
+            self.save(&nv)?;
+            line.write(b"Done.\r\n").await?;
+            match self.config.after_save {
+                AfterSave::Reset => return Ok(true),
+                AfterSave::Continue => return Ok(false),
+                AfterSave::Ask => line.write(banner(&nv, self.config.firmware).as_bytes()).await?,
+            }
+        }
+    }
+
+    /// `Press A to Accept the settings, or M to Modify?`, a single key:
+    /// `Some(true)` to modify, `Some(false)` to accept, `None` when no key came.
+    async fn accept_or_modify<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        line: &mut Line<S>,
+    ) -> Result<Option<bool>, NetosError> {
+        for _ in 0..16 {
             line.write(b"\r\nPress A to Accept the settings, or M to Modify? ").await?;
-            let Some(answer) = line.read_line(timeout, false, &restart).await? else { return Ok(false) };
-            match answer.trim().to_ascii_uppercase().as_str() {
-                "A" => return Ok(false),
-                "M" => break,
+            let Some(key) = line.read_key(self.config.answer_timeout, &self.restart).await? else { return Ok(None) };
+            match key.to_ascii_uppercase() {
+                b'A' => return Ok(Some(false)),
+                b'M' => return Ok(Some(true)),
                 _ => {}
             }
         }
-        if let Some(password) = self.config.root_password.clone() {
-            line.write(b"Enter the root password: ").await?;
-            let Some(answer) = line.read_line(timeout, true, &restart).await? else { return Ok(false) };
-            if answer != password {
+        Ok(None)
+    }
+
+    /// Reads one answer; `None` ends the dialog (no answer in time).
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        line: &mut Line<S>,
+        prompt: &str,
+        password: bool,
+    ) -> Result<Option<String>, NetosError> {
+        line.write(prompt.as_bytes()).await?;
+        let answer = line.read_line(self.config.answer_timeout, password, &self.restart).await?;
+        Ok(answer.map(|a| a.trim().to_string()))
+    }
+
+    /// Asks `prompt` until `parse` accepts the answer (an empty answer keeps
+    /// `current`), printing `refusal` after each refused one.
+    async fn ask<S: AsyncRead + AsyncWrite + Unpin, T: Clone>(
+        &mut self,
+        line: &mut Line<S>,
+        prompt: &str,
+        current: T,
+        what: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, NetosError> {
+        // Bounded: a script that keeps answering wrong ends the dialog.
+        for _ in 0..8 {
+            let Some(answer) = self.answer(line, prompt, false).await? else { return Ok(None) };
+            if answer.is_empty() {
+                return Ok(Some(current));
+            }
+            if let Some(value) = parse(&answer) {
+                return Ok(Some(value));
+            }
+            let text = self.config.refusal.text(what);
+            self.reject(line, what, &answer, &text).await?;
+        }
+        Ok(None)
+    }
+
+    /// Every question after accept/modify; the new NV memory, or `None`
+    /// when the dialog was left.
+    async fn questions<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        line: &mut Line<S>,
+    ) -> Result<Option<NvMemory>, NetosError> {
+        let guide = self.config.firmware.guide_wording();
+        let mut nv = self.state.lock().expect("state lock").nv.clone();
+        if let Some(factory) = self.config.root_password.clone() {
+            let password = nv.root_password.clone().unwrap_or(factory);
+            let mut tries = 0;
+            loop {
+                let Some(answer) = self.answer(line, "Enter the root password: ", true).await? else {
+                    return Ok(None);
+                };
+                if answer == password {
+                    break;
+                }
                 line.write(b"Invalid password.\r\n").await?;
                 self.state.lock().expect("state lock").rejected.push("root password".into());
-                return Ok(false);
-            }
-        }
-        let mut nv = self.state.lock().expect("state lock").nv.clone();
-        line.write(b"Reset configuration to default values [N]? ").await?;
-        let Some(answer) = line.read_line(timeout, false, &restart).await? else { return Ok(false) };
-        if answer.trim().eq_ignore_ascii_case("y") {
-            nv = NvMemory { serial_number: nv.serial_number, mac: nv.mac, ..NvMemory::default() };
-        }
-        let default = if nv.dhcp { "Y" } else { "N" };
-        let dhcp = loop {
-            line.write(
-                format!("Obtain IP settings automatically using DHCP for this interface [{default}]? ").as_bytes(),
-            )
-            .await?;
-            let Some(answer) = line.read_line(timeout, false, &restart).await? else { return Ok(false) };
-            match answer.trim().to_ascii_uppercase().as_str() {
-                "" => break nv.dhcp,
-                "Y" => break true,
-                "N" => break false,
-                other => self.reject(line, "DHCP", other, "Invalid answer, please enter Y or N.").await?,
-            }
-        };
-        nv.dhcp = dhcp;
-        if !dhcp {
-            // (prompt label, the value kept in NV memory, the refusal text)
-            type Field = (&'static str, fn(&NvMemory) -> Ipv4Addr, &'static str);
-            let fields: [Field; 3] = [
-                ("IP address", |nv| nv.ip, "Invalid IP address"),
-                ("Subnet mask", |nv| nv.mask, "Invalid subnet mask"),
-                ("Gateway address", |nv| nv.gateway, "Invalid gateway address"),
-            ];
-            for (index, (label, current, invalid)) in fields.into_iter().enumerate() {
-                let value = loop {
-                    line.write(format!("{label}  [{}]? ", current(&nv)).as_bytes()).await?;
-                    let Some(answer) = line.read_line(timeout, false, &restart).await? else { return Ok(false) };
-                    let answer = answer.trim();
-                    if answer.is_empty() {
-                        break current(&nv);
-                    }
-                    match answer.parse::<Ipv4Addr>() {
-                        Ok(address) if valid_field(index, address, &nv) => break address,
-                        _ => self.reject(line, label, answer, &format!("{invalid}, please try again.")).await?,
-                    }
-                };
-                match index {
-                    0 => nv.ip = value,
-                    1 => nv.mask = value,
-                    _ => nv.gateway = value,
+                tries += 1;
+                if tries == 3 {
+                    return Ok(None);
                 }
             }
         }
-        line.write(b"Saving the changes in NV memory...\r\n").await?;
-        self.save(&nv)?;
-        line.write(b"Restarting the device.\r\n").await?;
-        Ok(true)
+        let reset = if guide {
+            "Reset configuration to default values (Y/N)? "
+        } else {
+            "Reset configuration to default values [N]? "
+        };
+        let yes_no = |a: &str| match a.to_ascii_uppercase().as_str() {
+            "Y" | "YES" => Some(true),
+            "N" | "NO" => Some(false),
+            _ => None,
+        };
+        let Some(reset) = self.ask(line, reset, false, "answer", yes_no).await? else { return Ok(None) };
+        if reset {
+            nv = NvMemory { serial_number: nv.serial_number, mac: nv.mac, ..NvMemory::default() };
+        }
+        line.write(
+            b"For each of the following questions, you can press <Return> to select the value shown in braces, \
+              or you can enter a new value.\r\nNETWORK INTERFACE PARAMETERS:\r\n",
+        )
+        .await?;
+        let yn = if nv.dhcp { "Y" } else { "N" };
+        let dhcp = if guide {
+            format!("Should this target obtain IP settings from the network? [{yn}] ")
+        } else {
+            format!("Obtain IP settings automatically using DHCP for this interface [{yn}]? ")
+        };
+        let Some(dhcp) = self.ask(line, &dhcp, nv.dhcp, "answer", yes_no).await? else { return Ok(None) };
+        nv.dhcp = dhcp;
+        if !dhcp {
+            let address = |a: &str| a.parse::<Ipv4Addr>().ok();
+            let prompt = format!("IP address  [{}]? ", nv.ip);
+            let usable = |a: &str| address(a).filter(|ip| valid_field(0, *ip, &NvMemory::default()));
+            let Some(ip) = self.ask(line, &prompt, nv.ip, "IP address", usable).await? else { return Ok(None) };
+            nv.ip = ip;
+            let prompt = format!("Subnet mask  [{}]? ", nv.mask);
+            let mask = |a: &str| address(a).filter(|m| valid_field(1, *m, &NvMemory::default()));
+            let Some(mask) = self.ask(line, &prompt, nv.mask, "subnet mask", mask).await? else { return Ok(None) };
+            nv.mask = mask;
+            let prompt = format!("Gateway address  [{}]? ", nv.gateway);
+            let subnet = nv.clone();
+            let gateway = |a: &str| address(a).filter(|g| valid_field(2, *g, &subnet));
+            let Some(gateway) = self.ask(line, &prompt, nv.gateway, "gateway address", gateway).await? else {
+                return Ok(None);
+            };
+            nv.gateway = gateway;
+        }
+        line.write(b"SECURITY PARAMETERS:\r\n").await?;
+        let prompt = "Would you like to update the Root Password? [N] ";
+        let Some(update) = self.ask(line, prompt, false, "answer", yes_no).await? else { return Ok(None) };
+        if update {
+            let Some(new) = self.answer(line, "Enter the new Root Password: ", true).await? else { return Ok(None) };
+            let Some(again) = self.answer(line, "Re-enter the new Root Password: ", true).await? else {
+                return Ok(None);
+            };
+            if new != again || new.is_empty() {
+                line.write(b"The passwords do not match; the root password is not changed.\r\n").await?;
+            } else {
+                nv.root_password = Some(new);
+            }
+        }
+        line.write(b"HARDWARE PARAMETERS:\r\n").await?;
+        let prompt = format!("Set the baud rate of Serial channels [{}]? ", nv.baud);
+        let baud = |a: &str| a.parse::<u32>().ok().filter(|b| BAUD_RATES.contains(b));
+        let what = match self.config.refusal {
+            Refusal::Invalid => "baud rate".to_string(),
+            // The ancestor lists the valid rates instead.
+            Refusal::Psos => "baud rate. Valid baud rates are: 1200 2400 4800 9600 19200 38400 57600 115200".into(),
+        };
+        let Some(baud) = self.ask(line, &prompt, nv.baud, &what, baud).await? else { return Ok(None) };
+        nv.baud = baud;
+        line.write(
+            format!(
+                "The new baud rate is {baud}\r\nThe baud rate will be changed on next power up\r\n\
+                 Please set the baud rate for your terminal accordingly\r\n\
+                 Each development board must have a unique serial number\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+        let space = if guide { " " } else { "" };
+        let prompt = format!("Set the board's serial number{space}[{}]? ", nv.serial_number);
+        let serial = |a: &str| {
+            let valid =
+                a.len() == 9 && a.as_bytes()[0].is_ascii_alphabetic() && a[1..].bytes().all(|b| b.is_ascii_digit());
+            valid.then(|| a.to_ascii_uppercase())
+        };
+        let current = nv.serial_number.clone();
+        let Some(serial) = self.ask(line, &prompt, current, "serial number", serial).await? else { return Ok(None) };
+        nv.serial_number = serial;
+        line.write(
+            format!(
+                "The board's new serial number is {}\r\nEach development board must have a unique Ethernet MAC address.\r\n",
+                nv.serial_number
+            )
+            .as_bytes(),
+        )
+        .await?;
+        let prompt = format!("Set the board's Ethernet MAC Address [{}]? ", nv.mac);
+        let current = nv.mac.clone();
+        let Some(mac) = self.ask(line, &prompt, current, "MAC address", parse_mac).await? else { return Ok(None) };
+        nv.mac = mac;
+        line.write(format!("This board's new Ethernet MAC address is {}\r\n", nv.mac).as_bytes()).await?;
+        let prompt = format!("How long (in seconds) should CPU delay before starting up [{}]? ", nv.wait_seconds);
+        let delay = |a: &str| a.parse::<u32>().ok().filter(|d| *d <= 65535);
+        let Some(delay) = self.ask(line, &prompt, nv.wait_seconds, "delay", delay).await? else { return Ok(None) };
+        nv.wait_seconds = delay;
+        line.write(
+            b"Normally the board will automatically negotiate with the network hub (or switch) to determine the \
+              Ethernet duplex setting; however some hubs do not support autonegotiation.\r\n",
+        )
+        .await?;
+        let prompt = format!("What duplex setting should be used in this case (Full or Half)? [{}] ", nv.duplex);
+        let duplex = |a: &str| match a.to_ascii_uppercase().chars().next() {
+            Some('F') => Some("Full Duplex".to_string()),
+            Some('H') => Some("Half Duplex".to_string()),
+            _ => None,
+        };
+        let current = nv.duplex.clone();
+        let Some(duplex) = self.ask(line, &prompt, current, "duplex setting", duplex).await? else {
+            return Ok(None);
+        };
+        nv.duplex = duplex;
+        Ok(Some(nv))
     }
 
     async fn reject<S: AsyncRead + AsyncWrite + Unpin>(
@@ -398,6 +671,15 @@ impl NetosDevice {
     }
 }
 
+/// The serial rates the dialog accepts.
+const BAUD_RATES: [u32; 8] = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200];
+
+fn parse_mac(text: &str) -> Option<String> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let valid = parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    valid.then(|| text.to_ascii_uppercase())
+}
+
 /// Address checks as the device applies them: a usable host address, a
 /// contiguous mask, a gateway inside the device's subnet.
 fn valid_field(index: usize, address: Ipv4Addr, nv: &NvMemory) -> bool {
@@ -412,22 +694,33 @@ fn valid_field(index: usize, address: Ipv4Addr, nv: &NvMemory) -> bool {
     }
 }
 
-fn banner(nv: &NvMemory) -> String {
+/// The boot banner of a NET+OS 7.4 connectme9210 as a real unit prints it
+/// (the vendor's forum), with the static-address block of the NET+OS
+/// manuals when DHCP is off.
+fn banner(nv: &NvMemory, firmware: Firmware) -> String {
     let network = if nv.dhcp {
-        "  IP address on LAN is obtained via DHCP\r\n".to_string()
+        "The board will obtain IP configuration parameters from the network.\r\n".to_string()
     } else {
         format!(
-            "  IP address on LAN is {}\r\n  LAN interface's subnet mask is {}\r\n  IP address of default gateway to other networks is {}\r\n",
+            "IP address on LAN is {}\r\nLAN interface's subnet mask is {}\r\n\
+             IP address of default gateway to other networks is {}\r\n",
             nv.ip, nv.mask, nv.gateway
         )
     };
+    let duplex = if nv.duplex == default_duplex() { "default" } else { nv.duplex.as_str() };
     format!(
-        "\r\nNET+OS Version 7.5.2\r\nCopyright (c) 2000-2013 Digi International Inc.\r\n\
-         PLATFORM: connectme9210\r\nAPPLICATION: Simulated NET+OS application (flashline sim netos)\r\n\r\n\
-         NETWORK INTERFACE PARAMETERS:\r\n{network}\r\nHARDWARE PARAMETERS:\r\n\
-         \x20 Serial channels will use a baud rate of {}\r\n  This board's serial number is {}\r\n\
-         \x20 This board's MAC Address is {}\r\n  After board is reset, start-up code will wait {} seconds\r\n\r\n",
-        nv.baud, nv.serial_number, nv.mac, nv.wait_seconds
+        "\r\nNET+OS Version {}\r\nCopyright (c) 1997-2008, Digi International, Inc.\r\n\
+         PLATFORM: connectme9210 2M/8M [Sep 19 2008 12:23:35]\r\n\
+         APPLICATION: Ram-based FTP Server Application [Sep 19 2008 14:38:08]\r\n\
+         NETWORK INTERFACE PARAMETERS:\r\n{network}HARDWARE PARAMETERS:\r\n\
+         Serial channels will use a baud rate of {}\r\nThis board's serial number is {}\r\n\
+         This board's Ethernet MAC Address is {}\r\nAfter board is reset, start-up code will wait {} seconds\r\n\
+         Default duplex setting for Ethernet connection: {duplex}\r\n",
+        firmware.banner_version(),
+        nv.baud,
+        nv.serial_number,
+        nv.mac,
+        nv.wait_seconds
     )
 }
 
@@ -436,6 +729,12 @@ struct Line<S> {
     stream: S,
     pending: VecDeque<u8>,
     buf: Vec<u8>,
+    line_end: LineEnd,
+    /// The last line ended with CR (or a single key was read): an LF next
+    /// is part of that ending, not an empty answer.
+    skip_lf: bool,
+    /// A single key was read: a CR next is its harmless line ending.
+    skip_cr: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Line<S> {
@@ -485,8 +784,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Line<S> {
         }
     }
 
-    /// Reads a line ended by CR or LF, echoing it (`*` for a password);
-    /// `None` when no answer comes in time or the device is restarted.
+    /// Reads a single key (echoed, then a new line); a line ending typed
+    /// after it is dropped. `None` when no key comes in time.
+    async fn read_key(&mut self, timeout: Duration, restart: &Notify) -> Result<Option<u8>, NetosError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let byte = match self.byte(Some(remaining), restart).await? {
+                Input::Byte(byte) => byte,
+                Input::Timeout | Input::Restart => return Ok(None),
+            };
+            if byte == b'\r' || byte == b'\n' || byte == b' ' {
+                continue;
+            }
+            self.write(&[byte, b'\r', b'\n']).await?;
+            self.skip_cr = true;
+            self.skip_lf = true;
+            return Ok(Some(byte));
+        }
+    }
+
+    /// Reads a line ended as `line_end` says, echoing it (`*` for a
+    /// password); `None` when no answer comes in time or the device is
+    /// restarted.
     async fn read_line(
         &mut self,
         timeout: Duration,
@@ -501,18 +821,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Line<S> {
                 Input::Byte(byte) => byte,
                 Input::Timeout | Input::Restart => return Ok(None),
             };
-            match byte {
-                b'\r' | b'\n' => {
-                    // A CR LF ending: drop the LF if it is already here.
-                    if byte == b'\r' && self.pending.front() == Some(&b'\n') {
-                        self.pending.pop_front();
-                    }
-                    if text.is_empty() && byte == b'\n' {
-                        continue;
-                    }
-                    self.write(b"\r\n").await?;
-                    return Ok(Some(String::from_utf8_lossy(&text).into_owned()));
+            let (skip_cr, skip_lf) = (self.skip_cr, self.skip_lf);
+            self.skip_cr = false;
+            self.skip_lf = false;
+            let ends = match (byte, self.line_end) {
+                (b'\r', LineEnd::Lf) | (b'\n', LineEnd::Cr) => continue,
+                (b'\r', _) if skip_cr && text.is_empty() => {
+                    self.skip_lf = true;
+                    continue;
                 }
+                (b'\n', _) if skip_lf && text.is_empty() => continue,
+                (b'\r', _) => {
+                    self.skip_lf = true;
+                    true
+                }
+                (b'\n', _) => true,
+                _ => false,
+            };
+            if ends {
+                self.write(b"\r\n").await?;
+                return Ok(Some(String::from_utf8_lossy(&text).into_owned()));
+            }
+            match byte {
                 0x08 | 0x7F if text.pop().is_some() => {
                     self.write(b"\x08 \x08").await?;
                 }
