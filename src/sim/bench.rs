@@ -12,6 +12,7 @@
 //! as a NET+OS server may (only PORT is confirmed): every demo runs the
 //! client's fallback to active mode.
 
+use super::firmware::Firmware;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -204,7 +205,11 @@ fn start_device(
     let port = tokio_serial::SerialPort::name(&far_end)
         .map(PathBuf::from)
         .ok_or_else(|| std::io::Error::other("the PTY has no name"))?;
+    // One release for the whole unit: its console's wording and its FTP
+    // server's greeting.
+    let firmware = Firmware::default();
     let config = NetosConfig {
+        firmware,
         nv: NvMemory {
             dhcp: true,
             mac: format!("00:40:9D:00:{:02X}:{:02X}", (index >> 8) & 0xFF, index & 0xFF),
@@ -232,6 +237,7 @@ fn start_device(
         reset_delay: Duration::from_millis(500),
         boot_time: Duration::from_millis(700),
         no_pasv: index == NO_PASV_DEVICE,
+        firmware,
         ..FtpBehaviour::default()
     };
     // The FTP side starts when the application brings the network up on the
