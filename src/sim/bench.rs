@@ -205,9 +205,10 @@ fn start_device(
     let port = tokio_serial::SerialPort::name(&far_end)
         .map(PathBuf::from)
         .ok_or_else(|| std::io::Error::other("the PTY has no name"))?;
-    // One release for the whole unit: its console's wording and its FTP
-    // server's greeting.
-    let firmware = Firmware::default();
+    // One release for the whole unit (its console's wording, its FTP
+    // server's greeting, its factory password): 6.x, whose factory root
+    // password is the demo's SIM_ROOT_PASSWORD.
+    let firmware = Firmware::Netos6;
     let config = NetosConfig {
         firmware,
         nv: NvMemory {
