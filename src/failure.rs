@@ -106,6 +106,18 @@ mod tests {
         check(&crate::serial::port::PortError::NotFound { path: path() }, Environment, "port missing");
         check(&crate::serial::port::PortError::PermissionDenied { path: path() }, Environment, "port permission");
         check(&crate::serial::port::PortError::Other { path: path(), message: s() }, Environment, "port other");
+        {
+            use crate::serial::names::NameError;
+            use crate::serial::port::PortError;
+            use crate::serial::remote::RemoteError;
+            check(&PortError::Remote(RemoteError::Connect { name: s(), message: s() }), Environment, "no server");
+            check(&PortError::Remote(RemoteError::NoComPort { name: s() }), Environment, "not RFC 2217");
+            check(&PortError::Remote(RemoteError::Protocol { name: s(), message: s() }), Environment, "telnet");
+            check(&PortError::BadName { name: s(), message: s() }, Input, "bad port name");
+            let no_match = NameError::NoMatch { name: s(), folder: s(), candidates: vec![] };
+            check(&PortError::Name(no_match), Input, "stable name matches nothing");
+            check(&PortError::Name(NameError::Ambiguous { name: s(), matches: vec![] }), Input, "ambiguous name");
+        }
         check(&StepError::BadPattern { pattern: s(), message: s() }, Input, "bad regex");
         check(&StepError::ImageUnreadable { path: s(), message: s() }, Environment, "image unreadable");
         check(&StepError::ImageInvalid { path: s(), check: ImageCheck::NoHeader }, Input, "image fails bootHdr");

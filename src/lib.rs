@@ -6,7 +6,8 @@
 //! - [`profile`]: the profile and inventory formats, their validation (every
 //!   problem with file, line, column and field path), `${...}` variables and
 //!   the device values they expand to (with where each came from).
-//! - [`serial`]: exclusive port opening, XMODEM/XMODEM-1K/YMODEM, the console
+//! - [`serial`]: port opening (local and exclusive, RFC 2217 or raw TCP over
+//!   the network, stable USB names), XMODEM/XMODEM-1K/YMODEM, the console
 //!   expect engine and the `load_image` / `configure_network` steps.
 //! - [`net`]: ICMP echo, TCP SYN and connect() probes, waiting for services
 //!   with a timeline, and the "pings but refuses FTP" diagnosis.

@@ -14,4 +14,5 @@ mod netos_ftp;
 mod pipeline;
 mod profile_check;
 mod serial;
+mod serial_net;
 mod test_helpers;

@@ -16,7 +16,7 @@ use crate::util::child::{Bounded, FLASHLINE, die_with_test};
 use crate::util::{have_program, require};
 
 /// Kills and reaps a child process when the test ends, pass or fail.
-pub(crate) struct ChildGuard(Child);
+pub(crate) struct ChildGuard(pub(crate) Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
@@ -27,7 +27,7 @@ impl Drop for ChildGuard {
 
 impl ChildGuard {
     /// Waits up to `limit` for the child to exit; its status, or None.
-    async fn exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) async fn exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
             if let Ok(Some(status)) = self.0.try_wait() {

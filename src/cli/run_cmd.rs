@@ -19,8 +19,8 @@ pub struct RunArgs {
     profile: PathBuf,
     #[command(flatten)]
     device: DeviceValueArgs,
-    /// Serial port of the device (overrides the inventory's).
-    #[arg(long, value_name = "PATH")]
+    /// Serial port of the device (overrides the inventory's): a path, usb-serial:SERIAL[:INTERFACE], usb-path:PATH, rfc2217://HOST:PORT or tcp://HOST:PORT.
+    #[arg(long, value_name = "PORT")]
     port: Option<PathBuf>,
     /// Journal file, so a rerun with --resume skips the steps done.
     #[arg(long, value_name = "F")]

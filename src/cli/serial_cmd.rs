@@ -15,6 +15,7 @@ use crate::profile::{
     ValueSource,
 };
 use crate::serial::console::Console;
+use crate::serial::names::DevRoot;
 use crate::serial::port::{self, PortError};
 use crate::serial::steps;
 
@@ -31,9 +32,9 @@ pub struct SendArgs {
     /// The file to send.
     #[arg(value_name = "FILE")]
     file: PathBuf,
-    /// Serial port, e.g. /dev/ttyUSB0.
-    #[arg(long, value_name = "PATH")]
-    port: PathBuf,
+    /// Serial port: a path (/dev/ttyUSB0), usb-serial:SERIAL[:INTERFACE], usb-path:PATH, rfc2217://HOST:PORT or tcp://HOST:PORT.
+    #[arg(long, value_name = "PORT")]
+    port: String,
     /// Line speed in bits per second (8 data bits, no parity, 1 stop bit).
     #[arg(long, default_value_t = 9600, value_name = "B")]
     baud: u32,
@@ -62,9 +63,9 @@ pub struct SendArgs {
 
 #[derive(Debug, Args)]
 pub struct DialogArgs {
-    /// Serial port, e.g. /dev/ttyUSB0.
-    #[arg(long, value_name = "PATH")]
-    port: PathBuf,
+    /// Serial port: a path (/dev/ttyUSB0), usb-serial:SERIAL[:INTERFACE], usb-path:PATH, rfc2217://HOST:PORT or tcp://HOST:PORT.
+    #[arg(long, value_name = "PORT")]
+    port: String,
     /// The profile with the `configure_network` step.
     #[arg(long, value_name = "P")]
     profile: PathBuf,
@@ -110,7 +111,7 @@ async fn send(args: SendArgs, context: &Context) -> Outcome {
         }
     }
     let settings = SerialSettings { baud: args.baud, ..SerialSettings::default() };
-    let port = match port::open(&args.port, &settings) {
+    let port = match port::open_named(&args.port, &settings, &DevRoot::from_env()).await {
         Ok(port) => port,
         Err(error) => return port_failure(context, error),
     };
@@ -164,7 +165,7 @@ async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
     };
     // The port opened is the device's `port`, unless `--set port=` says otherwise.
     if values.source("port") != Some(&ValueSource::CommandLine) {
-        values.insert("port", args.port.display().to_string(), ValueSource::CommandLine);
+        values.insert("port", args.port.clone(), ValueSource::CommandLine);
     }
     let Some(index) = loaded.profile.steps.iter().position(|s| matches!(s, Step::ConfigureNetwork(_))) else {
         return context.fail(format!("{} has no configure_network step", args.profile.display()), Outcome::BadInput);
@@ -180,7 +181,7 @@ async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
     let Step::ConfigureNetwork(step) = &resolved.steps[index] else {
         unreachable!("step {index} is the configure_network step found above")
     };
-    let port = match port::open(&args.port, &resolved.serial) {
+    let port = match port::open_named(&args.port, &resolved.serial, &DevRoot::from_env()).await {
         Ok(port) => port,
         Err(error) => return port_failure(context, error),
     };

@@ -26,7 +26,8 @@ use crate::net::wait::{WaitSpec, wait_for};
 use crate::profile::{self, CheckOptions, Device, DeviceValues, Inventory, Problem, Profile, ResolveMode, Step};
 use crate::progress::Progress;
 use crate::serial::console::Console;
-use crate::serial::port::{self, SerialPort};
+use crate::serial::names::DevRoot;
+use crate::serial::port::{self, Port};
 use crate::serial::steps as serial_steps;
 
 /// One device of a run or a batch.
@@ -135,7 +136,7 @@ pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceRepor
             return report;
         }
     }
-    let mut console: Option<Console<SerialPort>> = None;
+    let mut console: Option<Console<Port>> = None;
     for (index, step) in profile.steps.iter().enumerate() {
         if *context.cancel.borrow() {
             report.outcome = if report.steps.is_empty() { DeviceOutcome::NotRun } else { DeviceOutcome::Failed };
@@ -262,12 +263,12 @@ async fn run_step(
     profile: &Profile,
     base_dir: &Path,
     step: &Step,
-    console: &mut Option<Console<SerialPort>>,
+    console: &mut Option<Console<Port>>,
     progress: &dyn Progress,
 ) -> Result<StepDone, Failure> {
     match step {
         Step::LoadImage(s) => {
-            let console = open_console(job, profile, console)?;
+            let console = open_console(job, profile, console).await?;
             let image = serial_steps::read_image(&base_dir.join(s.file.as_str())).map_err(Failure::of)?;
             let sent = serial_steps::load_image(console, s, image, profile.serial.baud, progress)
                 .await
@@ -284,7 +285,7 @@ async fn run_step(
             })
         }
         Step::ConfigureNetwork(s) => {
-            let console = open_console(job, profile, console)?;
+            let console = open_console(job, profile, console).await?;
             let outcome = serial_steps::configure_network(console, s, progress).await.map_err(Failure::of)?;
             if outcome.skipped {
                 return Ok(StepDone {
@@ -350,17 +351,18 @@ async fn run_step(
     }
 }
 
-fn open_console<'c>(
+async fn open_console<'c>(
     job: &DeviceJob,
     profile: &Profile,
-    console: &'c mut Option<Console<SerialPort>>,
-) -> Result<&'c mut Console<SerialPort>, Failure> {
+    console: &'c mut Option<Console<Port>>,
+) -> Result<&'c mut Console<Port>, Failure> {
     if console.is_none() {
         let Some(path) = &job.port else {
             return Err(Failure::new(FailureClass::Input, "the profile has serial steps but the device has no `port`"));
         };
-        let opened =
-            port::open(path, &profile.serial).map_err(|e| Failure::new(FailureClass::Environment, e.to_string()))?;
+        let opened = port::open_named(&path.to_string_lossy(), &profile.serial, &DevRoot::from_env())
+            .await
+            .map_err(|e| Failure::new(e.class(), e.to_string()))?;
         *console = Some(Console::new(opened));
     }
     Ok(console.as_mut().expect("opened above"))

@@ -1,5 +1,11 @@
-//! The serial side of provisioning: opening a port exclusively, sending an
-//! image over XMODEM / XMODEM-1K / YMODEM, and driving a console dialog.
+//! The serial side of provisioning: opening a port (a local one
+//! exclusively, or one over the network), sending an image over XMODEM /
+//! XMODEM-1K / YMODEM, and driving a console dialog.
+//!
+//! [`port`] opens any port name: a path, a stable USB name resolved by
+//! [`names`] (udev's by-id and by-path links), or `rfc2217://` / `tcp://`
+//! through [`remote`] (the async adapter) and [`rfc2217`] (the telnet and
+//! COM-PORT-OPTION codec, pure).
 //!
 //! The protocols ([`xmodem`], [`expect`]) are state machines fed bytes with no
 //! I/O inside; [`transfer`] and [`console`] are the small async loops that drive
@@ -13,7 +19,10 @@ pub mod console;
 pub mod dialog;
 pub mod expect;
 pub mod image;
+pub mod names;
 pub mod port;
+pub mod remote;
+pub mod rfc2217;
 pub mod steps;
 pub mod transcript;
 pub mod transfer;

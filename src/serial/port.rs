@@ -1,5 +1,9 @@
-//! Opening a serial port by path with a profile's line settings, async and
-//! exclusive.
+//! Opening a serial port with a profile's line settings, async: a local
+//! port by path, exclusively; a network port (`rfc2217://HOST:PORT`,
+//! `tcp://HOST:PORT`, see [`remote`](super::remote)); or a stable USB name
+//! (`usb-serial:SERIAL[:INTERFACE]`, `usb-path:PATH`, see
+//! [`names`](super::names)). [`open_named`] is the one place a port name
+//! from a profile, an inventory or `--port` is turned into a [`Port`].
 //!
 //! Exclusive means a second opener fails at once with "port ... is in use"
 //! instead of sharing a garbled session. serialport takes both locks on open:
@@ -16,6 +20,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
+use super::names::{self, DevRoot, NameError};
+use super::remote::{self, RemoteError, RemoteName, RemotePort, RemoteTimeouts};
 use crate::failure::{Classify, FailureClass};
 use crate::profile::{FlowControl, Parity, SerialSettings};
 
@@ -30,6 +36,16 @@ pub enum PortError {
     PermissionDenied { path: PathBuf },
     #[error("cannot open port {}: {message}", path.display())]
     Other { path: PathBuf, message: String },
+    /// A network port: connection refused, no answer, a server that is not
+    /// RFC 2217.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// A port name that cannot be a port (a malformed `rfc2217://` or USB name).
+    #[error("`{name}` is not a port name: {message}")]
+    BadName { name: String, message: String },
+    /// A stable name that matches no port, or several.
+    #[error(transparent)]
+    Name(#[from] NameError),
 }
 
 impl PortError {
@@ -41,6 +57,13 @@ impl PortError {
             }
             PortError::NotFound { .. } => "check the cable and the port name (ls /dev/ttyUSB* /dev/ttyACM*)",
             PortError::PermissionDenied { .. } | PortError::Other { .. } => "check the port and your permissions",
+            PortError::Remote(_) => {
+                "check the serial server's address, that it runs, and its accepter (telnet(rfc2217) or tcp)"
+            }
+            PortError::BadName { .. } => {
+                "a port is a path, rfc2217://HOST:PORT, tcp://HOST:PORT, usb-serial:SERIAL[:INTERFACE] or usb-path:PATH"
+            }
+            PortError::Name(_) => "`flashline ports` lists the ports with their serial numbers and paths",
         }
     }
 }
@@ -51,7 +74,10 @@ impl Classify for PortError {
             PortError::InUse { .. }
             | PortError::NotFound { .. }
             | PortError::PermissionDenied { .. }
-            | PortError::Other { .. } => FailureClass::Environment,
+            | PortError::Other { .. }
+            | PortError::Remote(_) => FailureClass::Environment,
+            PortError::BadName { .. } => FailureClass::Input,
+            PortError::Name(error) => error.class(),
         }
     }
 }
@@ -110,6 +136,58 @@ fn classify(path: &Path, error: tokio_serial::Error) -> PortError {
         tokio_serial::ErrorKind::Io(io::ErrorKind::NotFound) => PortError::NotFound { path },
         tokio_serial::ErrorKind::Io(io::ErrorKind::PermissionDenied) => PortError::PermissionDenied { path },
         _ => PortError::Other { path, message: error.description },
+    }
+}
+
+/// Any open port: local or over the network, one byte stream.
+#[derive(Debug)]
+pub enum Port {
+    Local(SerialPort),
+    Remote(RemotePort),
+}
+
+/// Opens the port `name` names, with `settings`: a network name connects
+/// (see [`remote::connect`]), a USB name is resolved under `dev_root` (see
+/// [`names::resolve`]), anything else is a local path, opened exclusively.
+pub async fn open_named(name: &str, settings: &SerialSettings, dev_root: &DevRoot) -> Result<Port, PortError> {
+    let bad = |message: String| PortError::BadName { name: name.to_string(), message };
+    if let Some(remote) = RemoteName::parse(name).map_err(bad)? {
+        return Ok(Port::Remote(remote::connect(&remote, settings, RemoteTimeouts::default()).await?));
+    }
+    let path = match names::resolve(name, dev_root)? {
+        Some(path) => path,
+        None => PathBuf::from(name),
+    };
+    Ok(Port::Local(open(&path, settings)?))
+}
+
+impl AsyncRead for Port {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Port::Local(port) => Pin::new(port).poll_read(cx, buf),
+            Port::Remote(port) => Pin::new(port).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Port {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Port::Local(port) => Pin::new(port).poll_write(cx, buf),
+            Port::Remote(port) => Pin::new(port).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Port::Local(port) => Pin::new(port).poll_flush(cx),
+            Port::Remote(port) => Pin::new(port).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Port::Local(port) => Pin::new(port).poll_shutdown(cx),
+            Port::Remote(port) => Pin::new(port).poll_shutdown(cx),
+        }
     }
 }
 

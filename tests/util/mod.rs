@@ -7,6 +7,7 @@
 pub mod child;
 pub mod netns;
 pub mod pty;
+pub mod ser2net;
 pub mod vsftpd;
 
 use std::path::{Path, PathBuf};
