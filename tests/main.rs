@@ -12,6 +12,7 @@ mod ftp;
 mod net;
 mod netos_ftp;
 mod pipeline;
+mod ports;
 mod profile_check;
 mod serial;
 mod serial_net;

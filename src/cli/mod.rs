@@ -16,6 +16,7 @@ mod exs_cmd;
 mod ftp_cmd;
 mod net_cmd;
 mod output;
+mod ports_cmd;
 mod profile_cmd;
 mod progress_view;
 mod run_cmd;
@@ -124,6 +125,8 @@ enum Command {
     /// EXS API (CSP matrix controllers): TFTP Manage, decode frames, check TFTP configuration files.
     #[command(subcommand)]
     Exs(exs_cmd::ExsCommand),
+    /// List the USB serial ports with vendor, product, serial number and the stable name for --port.
+    Ports(ports_cmd::PortsArgs),
     /// Serial: send an image (XMODEM / XMODEM-1K / YMODEM), run the console dialog.
     #[command(subcommand)]
     Serial(serial_cmd::SerialCommand),
@@ -172,6 +175,7 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "sim")]
         Command::Sim(command) => sim_cmd::run(command, &context),
         Command::Serial(command) => serial_cmd::run(command, &context),
+        Command::Ports(args) => ports_cmd::run(args, &context),
         Command::Probe(args) => net_cmd::probe(args, &context),
         Command::Ftp(command) => ftp_cmd::run(command, &context),
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),
