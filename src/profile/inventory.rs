@@ -229,6 +229,16 @@ fn check_rows(path: &Path, base: &Path, rows: Vec<Row>, problems: &mut Vec<Probl
             }
         }
         if let Some((_, port, at)) = get("port")
+            && let Err(message) = crate::serial::port::check_name(port)
+        {
+            problems.push(problem(
+                path,
+                *at,
+                "port",
+                format!("device `{name}`: `{port}` is not a port name: {message}"),
+            ));
+        }
+        if let Some((_, port, at)) = get("port")
             && let Some(other) = ports.insert(port.clone(), name.clone())
         {
             problems.push(problem(path, *at, "port", format!("port `{port}` is also used by device `{other}`")));
@@ -329,5 +339,23 @@ mod tests {
         assert!(all.contains("port `/dev/ttyUSB0` is also used by device `a`"), "{all}");
         assert!(all.contains("address 10.0.0.2 is also given"), "{all}");
         assert!(all.contains("inv.csv:4:1: error: row has 2 fields; the header has 5"), "{all}");
+    }
+
+    #[test]
+    fn malformed_port_names_are_problems_before_anything_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(
+            dir.path(),
+            "inv.csv",
+            "name,port\na,rfc2217://bench:4001\nb,tcp://bench\nc,usb-serial:A50285BI\nd,usb-path:\n",
+        );
+        let Err(ProfileError::Invalid { problems, .. }) = Inventory::load(&csv) else {
+            panic!("expected problems");
+        };
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:#?}");
+        let first = "port: device `b`: `tcp://bench` is not a port name: the port is missing";
+        assert!(text[0].contains(first), "{text:#?}");
+        assert!(text[1].contains("device `d`: `usb-path:` is not a port name"), "{text:#?}");
     }
 }

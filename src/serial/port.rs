@@ -146,11 +146,28 @@ pub enum Port {
     Remote(RemotePort),
 }
 
+/// Checks the form of a port name without opening or resolving anything
+/// (for an inventory's `port`, before any port is opened): a malformed
+/// network name, or a stable name with nothing after its prefix.
+pub fn check_name(name: &str) -> Result<(), String> {
+    RemoteName::parse(name)?;
+    for prefix in ["usb-serial:", "usb-path:"] {
+        if name.strip_prefix(prefix).is_some_and(|rest| rest.trim().is_empty()) {
+            return Err(format!("`{prefix}` needs what to look for after it"));
+        }
+    }
+    if name.trim().is_empty() {
+        return Err("the port name is empty".into());
+    }
+    Ok(())
+}
+
 /// Opens the port `name` names, with `settings`: a network name connects
 /// (see [`remote::connect`]), a USB name is resolved under `dev_root` (see
 /// [`names::resolve`]), anything else is a local path, opened exclusively.
 pub async fn open_named(name: &str, settings: &SerialSettings, dev_root: &DevRoot) -> Result<Port, PortError> {
     let bad = |message: String| PortError::BadName { name: name.to_string(), message };
+    check_name(name).map_err(bad)?;
     if let Some(remote) = RemoteName::parse(name).map_err(bad)? {
         return Ok(Port::Remote(remote::connect(&remote, settings, RemoteTimeouts::default()).await?));
     }
@@ -226,5 +243,17 @@ mod tests {
         open(&path, &settings).expect("free again after the first closes");
         let missing = open(Path::new("/dev/flashline-no-such-port"), &settings).unwrap_err();
         assert!(matches!(missing, PortError::NotFound { .. }), "{missing:?}");
+    }
+
+    #[test]
+    fn port_names_are_checked_before_anything_opens() {
+        for good in
+            ["/dev/ttyUSB0", "rfc2217://10.0.0.9:4001", "tcp://[::1]:2000", "usb-serial:A50285BI:1", "usb-path:0:2:1.0"]
+        {
+            assert_eq!(check_name(good), Ok(()), "{good}");
+        }
+        assert!(check_name("rfc2217://host").unwrap_err().contains("port is missing"));
+        assert!(check_name("usb-serial:").unwrap_err().contains("needs what to look for"));
+        assert!(check_name("").is_err());
     }
 }

@@ -347,6 +347,7 @@ pub async fn connect(
 ) -> Result<RemotePort, RemoteError> {
     let tcp = tcp_connect(name, timeouts.connect).await?;
     if name.kind == RemoteKind::RawTcp {
+        tracing::info!("{name}: raw TCP, the line settings are the server's ({} baud not sent)", settings.baud);
         return Ok(RemotePort::RawTcp(tcp));
     }
     let mut stream = Rfc2217Stream {
