@@ -519,6 +519,40 @@ mod tests {
         assert_eq!(echo, [255, 254, 1, 255, 255, b'z']);
     }
 
+    /// A plain telnet server that refuses COM-PORT-OPTION (DONT 44) is named
+    /// as such; one that hangs up during the set-up is a protocol error.
+    /// Both end well within the acknowledge deadline.
+    #[tokio::test]
+    async fn a_server_refusing_com_port_or_hanging_up_fails_clearly() {
+        for (reply, closes) in [(&[255u8, 254, 44][..], false), (&[][..], true)] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = tokio::spawn(async move {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 64];
+                let _ = socket.read(&mut buf).await.unwrap();
+                socket.write_all(reply).await.unwrap();
+                if !closes {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            });
+            let name = RemoteName::parse(&format!("rfc2217://127.0.0.1:{port}")).unwrap().unwrap();
+            let timeouts = RemoteTimeouts { connect: Duration::from_secs(5), acknowledge: Duration::from_secs(3) };
+            let started = std::time::Instant::now();
+            let error = connect(&name, &SerialSettings::default(), timeouts).await.unwrap_err();
+            assert!(started.elapsed() < Duration::from_secs(2), "{error}");
+            if closes {
+                assert!(matches!(error, RemoteError::Protocol { .. }), "{error:?}");
+                assert!(error.to_string().contains("closed the connection while the port was being set up"));
+            } else {
+                assert!(matches!(error, RemoteError::NoComPort { .. }), "{error:?}");
+                assert!(error.to_string().contains("refused RFC 2217 COM-PORT-OPTION (it said DONT 44)"));
+            }
+            assert_eq!(error.class(), FailureClass::Environment);
+            server.abort();
+        }
+    }
+
     #[tokio::test]
     async fn refused_connection_is_a_connect_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
