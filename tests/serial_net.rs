@@ -87,12 +87,14 @@ async fn send_through(accepter: Accepter, protocol: TransferProtocol) {
     let dir = tempfile::tempdir().unwrap();
     let (program, args): (&str, &[&str]) =
         if protocol == TransferProtocol::Ymodem { ("rb", &[]) } else { ("rx", &["-c", "received.bin"]) };
-    let mut child = lrzsz(program, args, &line, dir.path());
     let scheme = if accepter == Accepter::Rfc2217 { "rfc2217" } else { "tcp" };
     let mut port = open(&format!("{scheme}://127.0.0.1:{}", server.port), 115_200).await;
+    // lrzsz starts once the port is open: the purge on start would drop a
+    // `C` sent before, and rx repeats it only after 10 s.
+    let mut child = lrzsz(program, args, &line, dir.path());
     let data = all_byte_values();
     let mut options = SenderOptions::for_baud(protocol, 115_200);
-    options.start_timeout = Duration::from_secs(10);
+    options.start_timeout = Duration::from_secs(30);
     let file = Outgoing { name: "sent.bin".into(), data: data.clone(), mtime: 1_700_000_000 };
     let sender = Sender::new(file, options, std::time::Instant::now());
     let sent = tokio::time::timeout(
