@@ -139,6 +139,9 @@ pub struct Acknowledged {
     pub purge: bool,
 }
 
+/// Reads at most while waiting for the server's acknowledgments.
+const MAX_OPENING_READS: usize = 256;
+
 /// Largest raw read at once; also bounds the decode buffer.
 const CHUNK: usize = 8192;
 
@@ -382,8 +385,14 @@ pub async fn connect(
         tracing::warn!("{name}: flow control is left to the server (not set over RFC 2217)");
     }
     let deadline = Instant::now() + timeouts.acknowledge;
-    // Bounded by the deadline; each round reads once.
-    loop {
+    // Bounded by the deadline and in rounds (a server streaming data
+    // would otherwise keep the loop busy until the deadline); each round
+    // reads once.
+    for round in 0..=MAX_OPENING_READS {
+        if round == MAX_OPENING_READS {
+            tracing::info!("{name}: still no acknowledgment of every setting after {round} reads; going on");
+            break;
+        }
         if stream.negotiator.com_port_refused() {
             return Err(RemoteError::NoComPort { name: name.to_string() });
         }
