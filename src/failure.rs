@@ -175,5 +175,12 @@ mod tests {
         check(&JournalError::Malformed { path: path(), line: 1, message: s() }, Input, "not a journal");
         check(&BatchError::Journal(JournalError::Open { path: path(), source: io() }), Environment, "batch journal");
         check(&BatchError::JournalInUse { path: path(), records: 1 }, Input, "journal without --resume");
+        {
+            use crate::tftp::ServeError;
+            let address = std::net::SocketAddr::from(([127, 0, 0, 1], 69));
+            check(&ServeError::Root { path: path(), source: io() }, Environment, "TFTP root missing");
+            check(&ServeError::Bind { address, source: io() }, Environment, "TFTP port taken");
+            check(&ServeError::Io(io()), Environment, "TFTP socket");
+        }
     }
 }

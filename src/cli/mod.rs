@@ -25,6 +25,7 @@ mod shell_cmd;
 mod sim_cmd;
 #[cfg(feature = "sim")]
 mod sim_netos_cmd;
+mod tftp_cmd;
 
 use std::process::ExitCode;
 
@@ -136,6 +137,9 @@ enum Command {
     /// Upload firmware over FTP, verified, with retries.
     #[command(subcommand)]
     Ftp(ftp_cmd::FtpCommand),
+    /// Serve files over TFTP (what a CSP controller fetches its configuration and loads from).
+    #[command(subcommand)]
+    Tftp(tftp_cmd::TftpCommand),
     /// Explain why a device that pings refuses FTP (or another service), with advice.
     Diagnose(net_cmd::DiagnoseArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -175,6 +179,7 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => net_cmd::probe(args, &context),
         Command::Ftp(command) => ftp_cmd::run(command, &context),
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),
+        Command::Tftp(command) => tftp_cmd::run(command, &context),
         Command::Completions(args) => shell_cmd::completions(args),
         Command::Manpage(args) => shell_cmd::manpage(args, &context),
     };
