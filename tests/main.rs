@@ -15,3 +15,4 @@ mod pipeline;
 mod profile_check;
 mod serial;
 mod test_helpers;
+mod tftp;

@@ -384,8 +384,12 @@ fn negotiate(
                 }
             }
             "tsize" => match (request.kind, file_size) {
-                // netascii changes the size on the wire: not announced.
-                (RequestKind::Read, Some(size)) if !netascii => answer.push((name.clone(), size.to_string())),
+                // netascii changes the size on the wire: not announced. Nor
+                // is an empty file's: curl (7.88) refuses an OACK with tsize
+                // 0 as invalid, so the option is ignored, as RFC 2347 allows.
+                (RequestKind::Read, Some(size)) if !netascii && size > 0 => {
+                    answer.push((name.clone(), size.to_string()))
+                }
                 (RequestKind::Write, _) => {
                     if let Ok(size) = value.parse::<u64>() {
                         if size > config.max_write_size {
