@@ -3,6 +3,7 @@
 
 mod util;
 
+mod arp;
 mod cli_contract;
 mod demo;
 mod dialog;
