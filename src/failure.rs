@@ -190,6 +190,7 @@ mod tests {
             check(&ServeError::Root { path: path(), source: io() }, Environment, "TFTP root missing");
             check(&ServeError::Bind { address, source: io() }, Environment, "TFTP port taken");
             check(&ServeError::Io(io()), Environment, "TFTP socket");
+            check(&ExsError::Serve(ServeError::Bind { address, source: io() }), Environment, "step's TFTP port taken");
         }
     }
 }

@@ -344,6 +344,15 @@ async fn run_step(
             let done = run_tftp_manage(&exs_job, progress).await.map_err(Failure::of)?;
             let answers: Vec<String> =
                 done.exchanges.iter().map(|e| format!("{}: {}", e.purpose, e.response.status)).collect();
+            let served: Vec<String> = done
+                .served
+                .iter()
+                .map(|f| match &f.failure {
+                    None => format!("served {} ({} bytes) to {}", f.filename, f.bytes, f.peer),
+                    Some(why) => format!("did not serve {} to {}: {why}", f.filename, f.peer),
+                })
+                .collect();
+            let answers: Vec<String> = answers.into_iter().chain(served).collect();
             if done.succeeded() {
                 Ok(passed(answers.join("; ")))
             } else {

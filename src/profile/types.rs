@@ -592,6 +592,19 @@ pub struct TftpManage {
     /// How long to wait for each answer.
     #[serde(default = "default_exs_wait")]
     pub timeout: HumanDuration,
+    /// A folder flashline serves over TFTP while the step runs, on
+    /// `local_server`'s address: the controller fetches `local_config` and
+    /// the loads it names from the station itself (read-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve: Option<Template>,
+    /// The UDP port `serve` listens on: 69, the port a controller asks (needs
+    /// root or CAP_NET_BIND_SERVICE); another only for simulators.
+    #[serde(default = "default_serve_port")]
+    pub serve_port: u16,
+}
+
+fn default_serve_port() -> u16 {
+    69
 }
 
 fn default_exs_port() -> u16 {

@@ -29,6 +29,26 @@ pub fn validate(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>)
     check_templates(profile, base_dir, problems);
     check_network(profile, problems);
     check_steps(profile, problems);
+    check_serve_folders(profile, base_dir, problems);
+}
+
+/// A `tftp_manage` step's `serve` folder, written literally, must exist.
+fn check_serve_folders(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>) {
+    for (i, step) in profile.steps.iter().enumerate() {
+        if let Step::TftpManage(s) = step
+            && let Some(folder) = s.serve.as_ref().and_then(|t| literal(t.as_str()))
+            && !base_dir.join(folder).is_dir()
+        {
+            problems
+                .error(
+                    &format!("steps[{i}].tftp_manage.serve"),
+                    format!("folder `{folder}` does not exist ({})", base_dir.join(folder).display()),
+                )
+                .help(
+                    "the folder holds the configuration file and the loads it names, as the controller asks for them",
+                );
+        }
+    }
 }
 
 fn check_header(profile: &Profile, problems: &mut Problems<'_>) {
