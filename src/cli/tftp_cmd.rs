@@ -59,7 +59,7 @@ fn serve(args: ServeArgs, context: &Context) -> Outcome {
     config.timeout = args.timeout.0;
     config.retries = args.retries;
     config.max_blksize = usize::from(args.max_blksize);
-    let runtime = match context.runtime() {
+    let runtime = match context.runtime_one_thread() {
         Ok(runtime) => runtime,
         Err(outcome) => return outcome,
     };
