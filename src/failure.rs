@@ -182,6 +182,7 @@ mod tests {
             check(&ArpError::NoRoute { address }, Environment, "no interface on the network");
             check(&ArpError::NotOnLink { address, gateway: address, interface: s() }, Environment, "behind a gateway");
             check(&ArpError::NoInterface { name: s() }, Input, "--interface typo");
+            check(&ArpError::NotEthernet { name: s(), link_type: s() }, Input, "--interface lo");
             check(&ArpError::Io { what: s(), source: io() }, Environment, "ARP socket");
         }
         {

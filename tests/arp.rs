@@ -60,6 +60,18 @@ fn arp_check_names_the_holder_and_passes_a_free_address() {
     assert_eq!(report["in_use_by"], Value::Null);
     assert_eq!(report["probes_sent"], 2);
 
+    // An interface without ARP, or none at all: the user's mistake.
+    for (interface, says) in [("lo", "not an Ethernet interface"), ("nosuch0", "no network interface")] {
+        let output = pair
+            .in_station(flashline_bin())
+            .args(["arp-check", &pair.absent_ip.to_string(), "--interface", interface])
+            .args(FAST)
+            .output_within(FLASHLINE);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{interface}: {stderr}");
+        assert!(stderr.contains(says), "{interface}: {stderr}");
+    }
+
     // Without CAP_NET_RAW: an environment error that says what is missing.
     let output = pair
         .in_station("setpriv")

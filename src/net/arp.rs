@@ -132,6 +132,8 @@ pub enum ArpError {
     NotOnLink { address: Ipv4Addr, gateway: Ipv4Addr, interface: String },
     #[error("no network interface named `{name}`")]
     NoInterface { name: String },
+    #[error("`{name}` is not an Ethernet interface (link type {link_type}): ARP cannot probe from it")]
+    NotEthernet { name: String, link_type: String },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -145,7 +147,7 @@ impl Classify for ArpError {
     /// rest is this machine's set-up (permissions, routes, sockets).
     fn class(&self) -> FailureClass {
         match self {
-            ArpError::NoInterface { .. } => FailureClass::Input,
+            ArpError::NoInterface { .. } | ArpError::NotEthernet { .. } => FailureClass::Input,
             ArpError::PermissionDenied
             | ArpError::NoRoute { .. }
             | ArpError::NotOnLink { .. }
@@ -283,6 +285,11 @@ fn interface_identity(name: &str) -> Result<(i32, Mac), ArpError> {
             _ => ArpError::Io { what: format!("cannot read {}/{file}", dir.display()), source },
         })
     };
+    // ARPHRD_ETHER (1); loopback (772), tunnels and the like have no ARP.
+    let link_type = read("type")?.trim().to_string();
+    if link_type != "1" {
+        return Err(ArpError::NotEthernet { name: name.to_string(), link_type });
+    }
     let index = read("ifindex")?.trim().parse().map_err(|_| ArpError::NoInterface { name: name.to_string() })?;
     let mac = read("address")?.trim().parse().map_err(|_| ArpError::Io {
         what: format!("{name} has no Ethernet address"),
