@@ -151,7 +151,7 @@ pub async fn serve(
             let _ = socket.send_to(&error_bytes(ErrorCode::NotDefined, "server busy, try again"), peer).await;
             note(
                 &*progress,
-                format!("refused {} from {peer}: {} transfers running", request.filename, transfers.len()),
+                format!("refused {} from {peer}: {} transfers running", shown(&request.filename), transfers.len()),
             );
             continue;
         }
@@ -175,6 +175,12 @@ fn is_transient(error: &io::Error) -> bool {
 
 fn note(progress: &dyn Progress, text: String) {
     progress.report(ProgressEvent::Note { kind: TaskKind::TftpTransfer, text });
+}
+
+/// A name from the network as it may be printed: control characters (a
+/// terminal's escape sequences) are escaped.
+fn shown(name: &str) -> String {
+    if name.chars().any(char::is_control) { name.escape_debug().to_string() } else { name.to_string() }
 }
 
 fn error_bytes(code: ErrorCode, message: &str) -> Vec<u8> {
@@ -243,7 +249,7 @@ async fn transfer(
         Ok(socket) => socket,
         Err(error) => {
             record.failure = Some(format!("no socket for the transfer: {error}"));
-            note(progress, format!("failed {} for {peer}: no socket: {error}", request.filename));
+            note(progress, format!("failed {} for {peer}: no socket: {error}", shown(&request.filename)));
             return record;
         }
     };
@@ -268,7 +274,7 @@ async fn transfer(
                 progress,
                 format!(
                     "{verb} {} {direction} {peer}: {} B in {:.2} s ({rate:.1} MB/s, blksize {})",
-                    request.filename,
+                    shown(&request.filename),
                     record.bytes,
                     elapsed.as_secs_f64(),
                     agreed.blksize
@@ -279,7 +285,7 @@ async fn transfer(
             if let Some((code, message)) = &stop.tell {
                 let _ = link.socket.send(&error_bytes(*code, message)).await;
             }
-            note(progress, format!("refused {} {direction} {peer}: {}", request.filename, stop.why));
+            note(progress, format!("refused {} {direction} {peer}: {}", shown(&request.filename), stop.why));
             record.failure = Some(stop.why);
         }
     }
@@ -417,11 +423,11 @@ async fn send_file(link: &mut Link, request: &Request, config: &ServerConfig, mo
         } else {
             ErrorCode::NotDefined
         };
-        Stop::tell(code, format!("cannot open {}: {error}", request.filename))
+        Stop::tell(code, format!("cannot open {}: {error}", shown(&request.filename)))
     })?;
     let metadata = file.metadata().await.map_err(|e| Stop::tell(ErrorCode::NotDefined, e.to_string()))?;
     if !metadata.is_file() {
-        return Err(Stop::tell(ErrorCode::FileNotFound, format!("{} is not a file", request.filename)));
+        return Err(Stop::tell(ErrorCode::FileNotFound, format!("{} is not a file", shown(&request.filename))));
     }
     let (agreed, options) = negotiate(request, config, Some(metadata.len()))?;
     if !options.is_empty() {
@@ -433,10 +439,9 @@ async fn send_file(link: &mut Link, request: &Request, config: &ServerConfig, mo
     let mut block: u16 = 1;
     // Bounded by the file: each pass sends one block of it, the last short.
     loop {
-        let data = reader
-            .next_block(agreed.blksize)
-            .await
-            .map_err(|error| Stop::tell(ErrorCode::NotDefined, format!("cannot read {}: {error}", request.filename)))?;
+        let data = reader.next_block(agreed.blksize).await.map_err(|error| {
+            Stop::tell(ErrorCode::NotDefined, format!("cannot read {}: {error}", shown(&request.filename)))
+        })?;
         link.sent.clear();
         packet::encode_data(block, data, &mut link.sent);
         let last = data.len() < agreed.blksize;
@@ -464,9 +469,46 @@ async fn receive_file(
     }
     let path = config.root.file_to_write(&request.filename)?;
     let (agreed, options) = negotiate(request, config, None)?;
-    let mut file = tokio::fs::File::create(&path).await.map_err(|error| {
-        Stop::tell(ErrorCode::AccessViolation, format!("cannot write {}: {error}", request.filename))
+    // Written beside the target and renamed at the end: a transfer that
+    // fails half-way leaves the old file as it was.
+    let partial = path.with_file_name(format!(
+        ".{}.flashline-partial-{}",
+        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        link.socket.local_addr().map(|a| a.port()).unwrap_or(0)
+    ));
+    let file = tokio::fs::File::create(&partial).await.map_err(|error| {
+        Stop::tell(ErrorCode::AccessViolation, format!("cannot write {}: {error}", shown(&request.filename)))
     })?;
+    let received = receive_into(link, file, agreed, options, config, moved).await;
+    let renamed = match received {
+        Ok(last) => tokio::fs::rename(&partial, &path)
+            .await
+            .map(|()| last)
+            .map_err(|error| Stop::tell(ErrorCode::DiskFull, format!("cannot put the file in place: {error}"))),
+        Err(stop) => Err(stop),
+    };
+    match renamed {
+        Ok(last) => {
+            // The final ACK (already in `sent`) says the file is in place.
+            link.send_new().await?;
+            dally(link, agreed.timeout, last).await;
+            Ok(agreed)
+        }
+        Err(stop) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(stop)
+        }
+    }
+}
+
+async fn receive_into(
+    link: &mut Link,
+    mut file: tokio::fs::File,
+    agreed: Agreed,
+    options: Vec<(String, String)>,
+    config: &ServerConfig,
+    moved: &mut u64,
+) -> Result<u16, Stop> {
     link.sent = if options.is_empty() {
         packet::to_bytes(&Packet::Ack { block: 0 })
     } else {
@@ -506,12 +548,14 @@ async fn receive_file(
             .await
             .map_err(|error| Stop::tell(ErrorCode::DiskFull, format!("write failed: {error}")))?;
         link.sent = packet::to_bytes(&Packet::Ack { block: expected });
-        link.send_new().await?;
         if len < agreed.blksize {
+            // The last block is acknowledged by the caller, once the file
+            // is whole, on disk and in place.
             file.flush().await.map_err(|error| Stop::tell(ErrorCode::DiskFull, format!("write failed: {error}")))?;
-            dally(link, agreed.timeout, expected).await;
-            return Ok(agreed);
+            file.sync_all().await.map_err(|error| Stop::tell(ErrorCode::DiskFull, format!("write failed: {error}")))?;
+            return Ok(expected);
         }
+        link.send_new().await?;
         expected = expected.wrapping_add(1);
     }
 }
@@ -727,7 +771,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = ServerConfig::new(Root::new(dir.path()).unwrap());
         config.allow_write = true;
-        let (address, stop, _handle) = start(config).await;
+        config.timeout = Duration::from_millis(100);
+        config.retries = 2;
+        let (address, stop, handle) = start(config).await;
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let write =
             Packet::Request { kind: RequestKind::Write, filename: "up".into(), mode: "octet".into(), options: vec![] };
@@ -745,7 +791,21 @@ mod tests {
             assert_eq!(&buf[..n], packet::to_bytes(&Packet::Ack { block }));
         }
         assert_eq!(std::fs::read(dir.path().join("up")).unwrap(), content);
+
+        // A second upload that stops half-way leaves the first one in place.
+        client.send_to(&packet::to_bytes(&write), address).await.unwrap();
+        let (_, server) = client.recv_from(&mut buf).await.unwrap();
+        let mut data = Vec::new();
+        packet::encode_data(1, &[9u8; 512], &mut data);
+        client.send_to(&data, server).await.unwrap();
+        // Silence: the server gives up after its retries (3 x 100 ms).
+        tokio::time::sleep(Duration::from_millis(800)).await;
         stop.send(()).unwrap();
+        let records = handle.await.unwrap();
+        assert!(records.iter().any(|r| r.failure.as_deref().is_some_and(|f| f.contains("no answer"))), "{records:?}");
+        assert_eq!(std::fs::read(dir.path().join("up")).unwrap(), content);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("up")], "no partial file is left");
     }
 
     #[test]
