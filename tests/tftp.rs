@@ -105,6 +105,31 @@ fn tftp_serve_tftp_hpa_and_curl_fetch_byte_exact() {
     }
 }
 
+/// netascii (tftp-hpa's default mode): LF goes as CR LF and a lone CR as
+/// CR NUL on the wire; tftp-hpa turns them back, so the copy is the file.
+#[test]
+fn tftp_serve_netascii_round_trips_through_tftp_hpa() {
+    if !tools_present() {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    // Long enough for CR LF pairs to straddle 512-byte blocks.
+    let text: String = (0..200).map(|i| format!("line {i}\r\n{}\rx\n", "y".repeat(i % 7))).collect();
+    std::fs::write(root.path().join("t.txt"), &text).unwrap();
+    let mut server = Server::start(root.path(), &[]);
+    // Into a file: tftp-hpa's netascii output to a pipe differs (from
+    // tftpd-hpa just the same), a file is what users get.
+    let copy = root.path().join("copy.txt");
+    let output = Command::new("tftp")
+        .args(["-m", "netascii", "127.0.0.1", &server.port.to_string(), "-c", "get", "t.txt"])
+        .arg(&copy)
+        .output_within(QUICK);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let got = std::fs::read(&copy).unwrap();
+    assert!(got == text.as_bytes(), "netascii copy differs:\n{:?}", String::from_utf8_lossy(&got));
+    assert!(server.line_about("t.txt").starts_with("sent t.txt"));
+}
+
 #[test]
 fn tftp_serve_refuses_names_that_leave_the_root() {
     if !tools_present() {

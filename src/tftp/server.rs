@@ -575,19 +575,21 @@ async fn dally(link: &mut Link, timeout: Duration, last: u16) {
 }
 
 /// Reads a file in blocks through a large buffer (one blocking read per
-/// buffer, not per block), converting to netascii when asked.
+/// buffer, not per block), converting to netascii when asked. A block is
+/// handed out as a slice of the buffer: the only copy left is into the
+/// DATA packet.
 struct BlockReader {
     file: tokio::fs::File,
     netascii: bool,
+    /// `buf[start..end]` is read and not yet handed out.
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// netascii only: the file's bytes before conversion.
     raw: Vec<u8>,
     eof: bool,
     /// File bytes read so far (before conversion).
     file_bytes: u64,
-    /// The block handed out last.
-    block: Vec<u8>,
 }
 
 const READ_CHUNK: usize = 1 << 20;
@@ -600,37 +602,40 @@ impl BlockReader {
             buf: Vec::new(),
             start: 0,
             end: 0,
-            raw: vec![0u8; READ_CHUNK],
+            raw: if netascii { vec![0u8; READ_CHUNK] } else { Vec::new() },
             eof: false,
             file_bytes: 0,
-            block: Vec::new(),
         }
     }
 
     async fn next_block(&mut self, size: usize) -> io::Result<&[u8]> {
         // Each refill reads at most READ_CHUNK bytes and ends at EOF: bounded.
         while self.end - self.start < size && !self.eof {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            let n = self.file.read(&mut self.raw).await?;
+            let n = if self.netascii {
+                let n = self.file.read(&mut self.raw).await?;
+                self.buf.truncate(self.end);
+                netascii_encode(&self.raw[..n], &mut self.buf);
+                self.end = self.buf.len();
+                n
+            } else {
+                // Straight into the buffer, after what is left of it.
+                self.buf.resize(self.end + READ_CHUNK, 0);
+                let n = self.file.read(&mut self.buf[self.end..]).await?;
+                self.end += n;
+                n
+            };
             if n == 0 {
                 self.eof = true;
-                break;
             }
             self.file_bytes += n as u64;
-            if self.netascii {
-                netascii_encode(&self.raw[..n], &mut self.buf);
-            } else {
-                self.buf.extend_from_slice(&self.raw[..n]);
-            }
-            self.end = self.buf.len();
         }
         let take = size.min(self.end - self.start);
-        self.block.clear();
-        self.block.extend_from_slice(&self.buf[self.start..self.start + take]);
+        let block = &self.buf[self.start..self.start + take];
         self.start += take;
-        Ok(&self.block)
+        Ok(block)
     }
 }
 
