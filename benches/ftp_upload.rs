@@ -33,23 +33,7 @@ fn main() {
     let (_server, up) = Vsftpd::anonymous_upload(port, &[]);
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("image.bin");
-    // Written in 1 MiB pieces: this process stays small, so a child forked
-    // from it starts small.
-    {
-        use std::io::Write;
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&local).unwrap());
-        let mut piece = vec![0u8; 1 << 20];
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for _ in 0..SIZE / piece.len() {
-            for chunk in piece.chunks_mut(8) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-            }
-            out.write_all(&piece).unwrap();
-        }
-    }
+    util::write_pattern_file(&local, SIZE);
     let local = local.to_str().unwrap().to_string();
     let port_text = port.to_string();
 

@@ -187,5 +187,23 @@ mod tests {
         check(&JournalError::Malformed { path: path(), line: 1, message: s() }, Input, "not a journal");
         check(&BatchError::Journal(JournalError::Open { path: path(), source: io() }), Environment, "batch journal");
         check(&BatchError::JournalInUse { path: path(), records: 1 }, Input, "journal without --resume");
+        {
+            use crate::net::arp::ArpError;
+            let address = std::net::Ipv4Addr::new(198, 18, 0, 1);
+            check(&ArpError::PermissionDenied, Environment, "no CAP_NET_RAW for ARP");
+            check(&ArpError::NoRoute { address }, Environment, "no interface on the network");
+            check(&ArpError::NotOnLink { address, gateway: address, interface: s() }, Environment, "behind a gateway");
+            check(&ArpError::NoInterface { name: s() }, Input, "--interface typo");
+            check(&ArpError::NotEthernet { name: s(), link_type: s() }, Input, "--interface lo");
+            check(&ArpError::Io { what: s(), source: io() }, Environment, "ARP socket");
+        }
+        {
+            use crate::tftp::ServeError;
+            let address = std::net::SocketAddr::from(([127, 0, 0, 1], 69));
+            check(&ServeError::Root { path: path(), source: io() }, Environment, "TFTP root missing");
+            check(&ServeError::Bind { address, source: io() }, Environment, "TFTP port taken");
+            check(&ServeError::Io(io()), Environment, "TFTP socket");
+            check(&ExsError::Serve(ServeError::Bind { address, source: io() }), Environment, "step's TFTP port taken");
+        }
     }
 }

@@ -15,6 +15,9 @@
 //!   for the device's restart.
 //! - [`exs`]: the EXS API codec, TFTP Manage, configuration file check and
 //!   client.
+//! - [`tftp`]: the TFTP packet codec (RFC 1350, options of RFC 2347-2349)
+//!   and the server behind `flashline tftp serve` and `tftp_manage`'s
+//!   `serve:` folder.
 //! - [`pipeline`]: one device through its steps, batches, the journal and the
 //!   reports (JSON, JUnit, table).
 //! - [`failure`]: the one failure taxonomy (input, environment, device) that
@@ -40,3 +43,4 @@ pub mod progress;
 pub mod serial;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod tftp;

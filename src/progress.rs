@@ -26,6 +26,10 @@ pub enum TaskKind {
     FtpFile,
     /// One EXS API request and its answer.
     ExsExchange,
+    /// One file served (or received) by the TFTP server.
+    TftpTransfer,
+    /// An address-conflict check (ARP probes) before a static address is set.
+    AddressCheck,
 }
 
 /// One progress event. Sizes are in bytes.

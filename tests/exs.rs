@@ -349,6 +349,38 @@ fn download_with(sim: &Sim, file: &str, timestamp: Option<&str>) -> (Option<i32>
     sim.tftp_manage_json(&args)
 }
 
+/// `--serve`: flashline's own TFTP server answers the simulator's Begin
+/// Download (no tftpd-hpa), and the report lists what it served.
+#[test]
+fn exs_begin_download_served_by_flashline_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("csp_load.cfg"), GOOD_CONFIG).unwrap();
+    let tftp_port = free_udp_port();
+    let sim = Sim::start(download_config(tftp_port));
+    let served = dir.path().to_str().unwrap();
+    let port = tftp_port.to_string();
+    let serve = ["--local-server", "127.0.0.1", "--begin-download", "--serve", served, "--serve-port", &port];
+    let mut args = vec!["--local-config", "csp_load.cfg", "--timestamp", "20240131"];
+    args.extend(serve);
+    let (code, report) = sim.tftp_manage_json(&args);
+    assert_eq!((code, statuses(&report)), (Some(0), vec!["0x0010/0x00".to_string()]), "{report:#}");
+    assert_eq!(report["served"][0]["filename"], "csp_load.cfg", "{report:#}");
+    assert_eq!(report["served"][0]["bytes"], GOOD_CONFIG.len(), "{report:#}");
+    let fetched = sim.events().into_iter().any(|e| {
+        matches!(&e, CspEvent::Download { filename, result, .. }
+            if filename == "csp_load.cfg" && *result == format!("{} bytes", GOOD_CONFIG.len()))
+    });
+    assert!(fetched, "{:#?}", sim.events());
+
+    // A file the folder does not have: the controller's TFTP fails (its
+    // status says so) and the report says why.
+    let mut args = vec!["--local-config", "missing.cfg", "--timestamp", "20240131"];
+    args.extend(serve);
+    let (code, report) = sim.tftp_manage_json(&args);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert!(report["served"][0]["failure"].as_str().unwrap().contains("does not exist"), "{report:#}");
+}
+
 #[test]
 fn exs_tftp_timeout_is_more_status_0x02() {
     // Nothing listens on this UDP port: the simulator's TFTP client times out.

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod arp;
 mod cli_contract;
 mod demo;
 mod dialog;
@@ -17,3 +18,4 @@ mod profile_check;
 mod serial;
 mod serial_net;
 mod test_helpers;
+mod tftp;

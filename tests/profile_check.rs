@@ -277,6 +277,30 @@ fn malformed_cases() -> Vec<Case> {
             "7:23: error: steps[0].tftp_manage.begin_download: begin_download needs local_config and local_server",
         ),
         case(
+            "serve without local_server",
+            "",
+            "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [all]\n      serve: .\n",
+            "7:14: error: steps[0].tftp_manage.serve: serve needs local_server",
+        ),
+        case(
+            "serve folder missing",
+            "",
+            "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      local_server: 10.0.0.1\n      query: [all]\n      serve: no-such-folder\n",
+            "8:14: error: steps[0].tftp_manage.serve: folder `no-such-folder` does not exist",
+        ),
+        case(
+            "address check probes out of range",
+            "      done: Saving\n",
+            "      done: Saving\n      address_check: {probes: 0}\n",
+            "16:31: error: steps[1].configure_network.address_check.probes: 0 is out of range (1..=20)",
+        ),
+        case(
+            "address check intervals the wrong way round",
+            "      done: Saving\n",
+            "      done: Saving\n      address_check: {interval_min: 2s, interval_max: 1s}\n",
+            "16:55: error: steps[1].configure_network.address_check.interval_max: interval_max is shorter than interval_min",
+        ),
+        case(
             "node is the frame marker",
             "",
             "format: 1\nname: t\nsteps:\n  - tftp_manage:\n      host: 10.0.0.9\n      query: [all]\n      node: 0xFE\n",

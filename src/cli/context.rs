@@ -67,6 +67,17 @@ impl Context {
             .map_err(|error| self.fail(format!("cannot start the async runtime: {error}"), Outcome::Environment))
     }
 
+    /// A runtime on this one thread, for a server whose latency is one
+    /// packet in flight at a time (`tftp serve`): the socket's readiness and
+    /// the task that waits for it meet on the same thread, with no hand-over
+    /// between workers per packet.
+    pub fn runtime_one_thread(&self) -> Result<tokio::runtime::Runtime, Outcome> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| self.fail(format!("cannot start the async runtime: {error}"), Outcome::Environment))
+    }
+
     /// Pretty JSON on stdout, for `--json`.
     pub fn print_json(&self, value: &impl serde::Serialize) {
         match serde_json::to_string_pretty(value) {

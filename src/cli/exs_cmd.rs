@@ -27,7 +27,7 @@ pub enum ExsCommand {
     /// Exit code 0 when every answer is a positive acknowledgment, 1 when the
     /// controller refused or did not answer, 2 for bad arguments, 3 when a
     /// local file cannot be read.
-    TftpManage(TftpManageArgs),
+    TftpManage(Box<TftpManageArgs>),
     /// Decode EXS API frames or vendor trace lines (`[00 09] [00 3A] 00 00 FF
     /// 01 01 01 00`) field by field. A leading FE means a wire capture with
     /// marker and checksum; otherwise the text is a trace (neither).
@@ -79,6 +79,12 @@ pub struct TftpManageArgs {
     /// A local copy of the configuration file, checked before anything is sent.
     #[arg(long, value_name = "FILE")]
     config_file: Option<PathBuf>,
+    /// Serve this folder over TFTP on --local-server's address while the messages go (the controller fetches from flashline).
+    #[arg(long, value_name = "DIR", requires = "local_server")]
+    serve: Option<PathBuf>,
+    /// The UDP port --serve listens on (controllers ask port 69, which needs root or CAP_NET_BIND_SERVICE).
+    #[arg(long, default_value_t = 69, value_name = "PORT", requires = "serve")]
+    serve_port: u16,
     /// Frame checksum rule (not published by the vendor).
     #[arg(long, value_enum, default_value_t = ExsChecksum::Sum8Twos)]
     checksum: ExsChecksum,
@@ -142,7 +148,7 @@ fn parse_u8(text: &str) -> Result<u8, String> {
 
 pub fn run(command: ExsCommand, context: &Context) -> Outcome {
     match command {
-        ExsCommand::TftpManage(args) => tftp_manage(args, context),
+        ExsCommand::TftpManage(args) => tftp_manage(*args, context),
         ExsCommand::Decode(args) => decode(args, context),
         ExsCommand::CheckConfig(args) => check_config(args, context),
     }
@@ -167,6 +173,8 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
         begin_download: args.begin_download,
         config_file: args.config_file.map(|p| Template(p.to_string_lossy().into_owned())),
         timeout: args.timeout,
+        serve: args.serve.map(|p| Template(p.to_string_lossy().into_owned())),
+        serve_port: args.serve_port,
     };
     let job = match TftpManageJob::from_step(&step, None, Path::new(".")) {
         Ok(job) => job,

@@ -6,6 +6,7 @@
 //! arguments), 3 environment (a file that cannot be read, a busy port, no
 //! permission).
 
+mod arp_cmd;
 mod batch_cmd;
 mod batch_view;
 mod context;
@@ -26,6 +27,7 @@ mod shell_cmd;
 mod sim_cmd;
 #[cfg(feature = "sim")]
 mod sim_netos_cmd;
+mod tftp_cmd;
 
 use std::process::ExitCode;
 
@@ -139,6 +141,11 @@ enum Command {
     /// Upload firmware over FTP, verified, with retries.
     #[command(subcommand)]
     Ftp(ftp_cmd::FtpCommand),
+    /// Check that an address is free before giving it to a unit (RFC 5227 ARP probes): exit 0 free, 1 in use.
+    ArpCheck(arp_cmd::ArpCheckArgs),
+    /// Serve files over TFTP (what a CSP controller fetches its configuration and loads from).
+    #[command(subcommand)]
+    Tftp(tftp_cmd::TftpCommand),
     /// Explain why a device that pings refuses FTP (or another service), with advice.
     Diagnose(net_cmd::DiagnoseArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -179,6 +186,8 @@ pub fn main() -> ExitCode {
         Command::Probe(args) => net_cmd::probe(args, &context),
         Command::Ftp(command) => ftp_cmd::run(command, &context),
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),
+        Command::Tftp(command) => tftp_cmd::run(command, &context),
+        Command::ArpCheck(args) => arp_cmd::run(args, &context),
         Command::Completions(args) => shell_cmd::completions(args),
         Command::Manpage(args) => shell_cmd::manpage(args, &context),
     };

@@ -6,11 +6,15 @@
 //! Settings (filenames, server addresses, timestamp) go first, packed into as
 //! few messages as the 252-byte ICB limit allows, with Begin Download in the
 //! last of them; then each query goes alone, so that no answer can exceed the
-//! response limit (Status 0x0D). It does not print; it reports each exchange
-//! to a [`Progress`] as it goes.
+//! response limit (Status 0x0D). With a `serve` folder, flashline's own TFTP
+//! server ([`crate::tftp`]) runs on `local_server`'s address for as long as
+//! the messages take, so the controller fetches its files from the station.
+//! It does not print; it reports each exchange (and each file served) to a
+//! [`Progress`] as it goes.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -43,6 +47,8 @@ pub enum ExsError {
     Client { purpose: String, source: ClientError },
     #[error("{purpose}: the response to seq {seq} cannot be read: {source}; response: {trace}")]
     Response { purpose: String, seq: u8, source: TftpManageError, trace: String },
+    #[error("serving the controller's files: {0}")]
+    Serve(#[from] crate::tftp::ServeError),
 }
 
 fn first_error(report: &ConfigReport) -> String {
@@ -56,6 +62,7 @@ impl Classify for ExsError {
             ExsError::ReadConfig { .. } => FailureClass::Environment,
             ExsError::Client { source, .. } => source.class(),
             ExsError::Response { .. } => FailureClass::Device,
+            ExsError::Serve(source) => source.class(),
         }
     }
 }
@@ -75,6 +82,15 @@ pub struct TftpManageJob {
     pub load: Option<u8>,
     /// A local copy of the configuration file to check before sending.
     pub config_file: Option<PathBuf>,
+    /// A folder to serve over TFTP while the messages go, and where.
+    pub serve: Option<ServeFolder>,
+}
+
+/// The `serve` folder of a step and the address its server listens on.
+#[derive(Debug, Clone)]
+pub struct ServeFolder {
+    pub root: PathBuf,
+    pub address: SocketAddr,
 }
 
 /// A `tftp_manage` option that breaks one of the controller's rules.
@@ -119,6 +135,16 @@ pub fn check_rules(step: &TftpManage, known: &dyn Fn(&Template) -> Option<String
             "begin_download needs local_config and local_server".into(),
             Some("the controller fetches the configuration file from that server over TFTP"),
         );
+    }
+    if step.serve.is_some() && step.local_server.is_none() {
+        add(
+            "serve",
+            "serve needs local_server: the address the TFTP server listens on".into(),
+            Some("set local_server to the station's address on the controller's network"),
+        );
+    }
+    if step.serve.is_some() && step.serve_port == 0 {
+        add("serve_port", "port 0 is not a TFTP port a controller can be told".into(), None);
     }
     if step.query.iter().any(|q| matches!(q, TftpQuery::LoadVersion | TftpQuery::LoadFilename)) && step.load.is_none() {
         add("query", "load-version and load-filename queries need `load:` (the load number)".into(), None);
@@ -207,6 +233,13 @@ impl TftpManageJob {
             }
         }
         let config_file = step.config_file.as_ref().map(|f| base_dir.join(f.as_str()));
+        let serve = match (&step.serve, address("local_server", &step.local_server)?) {
+            (Some(root), Some(ip)) => Some(ServeFolder {
+                root: base_dir.join(root.as_str()),
+                address: SocketAddr::from((ip, step.serve_port)),
+            }),
+            _ => None,
+        };
         Ok(TftpManageJob {
             host,
             port: step.port,
@@ -218,6 +251,7 @@ impl TftpManageJob {
             queries,
             load: step.load,
             config_file,
+            serve,
         })
     }
 
@@ -295,6 +329,20 @@ pub struct TftpManageReport {
     pub exchanges: Vec<ExchangeReport>,
     /// Polls and alarms answered, frames ignored, reconnections.
     pub events: Vec<ClientEvent>,
+    /// What the step's own TFTP server sent (with `serve`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub served: Vec<ServedFile>,
+}
+
+/// One transfer of the step's TFTP server.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServedFile {
+    pub filename: String,
+    pub peer: String,
+    pub bytes: u64,
+    /// Why it did not complete (a missing file, a refused name, silence).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 impl TftpManageReport {
@@ -304,10 +352,51 @@ impl TftpManageReport {
     }
 }
 
-/// Runs the job over TCP to `job.host:job.port`.
+/// Runs the job over TCP to `job.host:job.port`, serving its folder over
+/// TFTP meanwhile when it has one.
 pub async fn run_tftp_manage(job: &TftpManageJob, progress: &dyn Progress) -> Result<TftpManageReport, ExsError> {
     let connector = TcpConnector { host: job.host.clone(), port: job.port, connect_timeout: job.timeout };
-    run_with(job, connector, progress).await
+    let Some(folder) = &job.serve else { return run_with(job, connector, progress).await };
+    let root = crate::tftp::Root::new(&folder.root)
+        .map_err(|source| crate::tftp::ServeError::Root { path: folder.root.clone(), source })?;
+    let socket = crate::tftp::bind(folder.address).await?;
+    progress.report(ProgressEvent::Note {
+        kind: TaskKind::TftpTransfer,
+        text: format!("serving {} on udp {} for the controller", folder.root.display(), folder.address),
+    });
+    // The server's transfers run in their own tasks: their progress comes
+    // back through a channel to the caller's (borrowed) progress.
+    let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let forward = move |event: ProgressEvent| {
+        let _ = events.send(event);
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = crate::tftp::serve(socket, crate::tftp::ServerConfig::new(root), Arc::new(forward), async {
+        let _ = stopped.await;
+    });
+    let messages = async {
+        let result = run_with(job, connector, progress).await;
+        let _ = stop.send(());
+        result
+    };
+    let relay = async {
+        // Ends when the server, and with it every sender, is gone.
+        while let Some(event) = received.recv().await {
+            progress.report(event);
+        }
+    };
+    let (result, served, ()) = tokio::join!(messages, server, relay);
+    let mut report = result?;
+    report.served = served?
+        .into_iter()
+        .map(|record| ServedFile {
+            filename: record.filename,
+            peer: record.peer.to_string(),
+            bytes: record.bytes,
+            failure: record.failure,
+        })
+        .collect();
+    Ok(report)
 }
 
 /// Runs the job over any transport (tests use in-memory streams).
@@ -332,6 +421,7 @@ pub async fn run_with<C: Connect>(
         config_check,
         exchanges: Vec::new(),
         events: Vec::new(),
+        served: Vec::new(),
     };
     for (purpose, request, body) in bodies {
         let started = std::time::Instant::now();
@@ -386,6 +476,8 @@ mod tests {
             begin_download: false,
             config_file: None,
             timeout: HumanDuration::from_secs(10),
+            serve: None,
+            serve_port: 69,
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! The finding codes are a contract other tools read: `ready`,
 //! `host-unreachable`, `icmp-blocked`, `no-listener`, `filtered`, `no-banner`,
-//! `service-busy`, `auth-failed`. Pure: no I/O, so every rule is unit-tested.
+//! `service-busy`, `auth-failed`, `address-in-use` (from the address-conflict
+//! check, [`address_in_use`]). Pure: no I/O, so every rule is unit-tested.
 
 use std::net::Ipv4Addr;
 
@@ -23,6 +24,8 @@ pub enum FindingCode {
     NoBanner,
     ServiceBusy,
     AuthFailed,
+    /// Another host answered ARP probes for the address a unit was to get.
+    AddressInUse,
 }
 
 impl FindingCode {
@@ -36,6 +39,7 @@ impl FindingCode {
             FindingCode::NoBanner => "no-banner",
             FindingCode::ServiceBusy => "service-busy",
             FindingCode::AuthFailed => "auth-failed",
+            FindingCode::AddressInUse => "address-in-use",
         }
     }
 }
@@ -47,6 +51,21 @@ pub struct Finding {
     pub port: Option<u16>,
     pub summary: String,
     pub advice: Vec<String>,
+}
+
+/// The finding of an address-conflict check that got an answer: `mac`
+/// holds `address`, so giving it to the unit would put two hosts on it.
+pub fn address_in_use(address: Ipv4Addr, mac: &str) -> Finding {
+    Finding {
+        code: FindingCode::AddressInUse,
+        port: None,
+        summary: format!("{address} is already in use by the host with MAC {mac}: the unit was not configured"),
+        advice: vec![
+            "give the unit another address (the inventory's `ip`), or free this one on the host that holds it".into(),
+            format!("find the holder: `ip neigh | grep -i {mac}`, the switch's MAC table, or the DHCP server's leases"),
+            "if that MAC is the unit itself (it already has the address), set the device's `mac` value so the check knows it, or `address_check: {enabled: false}`".into(),
+        ],
+    }
 }
 
 /// What was observed of one target.

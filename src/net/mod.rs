@@ -7,6 +7,8 @@
 //! - [`connect`]: the fallback without CAP_NET_RAW: a full `connect()`.
 //! - [`wait`]: polling until wanted states, with a timeline of what changed.
 //! - [`service`]: what an open FTP port says (banner, login).
+//! - [`arp`]: the RFC 5227 address-conflict check (ARP probes from
+//!   0.0.0.0) before a static address is given to a unit.
 //! - [`diagnose`]: evidence to one finding in plain words, with advice.
 //! - [`report`]: the investigation behind `probe` and `diagnose`, and its
 //!   JSON report.
@@ -14,6 +16,7 @@
 //! Every result carries its evidence and the method that produced it; nothing
 //! here prints.
 
+pub mod arp;
 pub mod connect;
 pub mod diagnose;
 pub mod icmp;

@@ -21,7 +21,8 @@ use crate::exs::job::{TftpManageJob, run_tftp_manage};
 use crate::failure::{Classify, FailureClass};
 use crate::ftp::{self, UploadSpec};
 use crate::net::Prober;
-use crate::net::diagnose::{Evidence, Finding, diagnose};
+use crate::net::arp;
+use crate::net::diagnose::{Evidence, Finding, address_in_use, diagnose};
 use crate::net::wait::{WaitSpec, wait_for};
 use crate::profile::{self, CheckOptions, Device, DeviceValues, Inventory, Problem, Profile, ResolveMode, Step};
 use crate::progress::Progress;
@@ -285,6 +286,8 @@ async fn run_step(
             })
         }
         Step::ConfigureNetwork(s) => {
+            // Before the unit is touched: nobody else may hold its address.
+            check_address(job, profile, s, progress).await?;
             let console = open_console(job, profile, console).await?;
             let outcome = serial_steps::configure_network(console, s, progress).await.map_err(Failure::of)?;
             if outcome.skipped {
@@ -342,6 +345,15 @@ async fn run_step(
             let done = run_tftp_manage(&exs_job, progress).await.map_err(Failure::of)?;
             let answers: Vec<String> =
                 done.exchanges.iter().map(|e| format!("{}: {}", e.purpose, e.response.status)).collect();
+            let served: Vec<String> = done
+                .served
+                .iter()
+                .map(|f| match &f.failure {
+                    None => format!("served {} ({} bytes) to {}", f.filename, f.bytes, f.peer),
+                    Some(why) => format!("did not serve {} to {}: {why}", f.filename, f.peer),
+                })
+                .collect();
+            let answers: Vec<String> = answers.into_iter().chain(served).collect();
             if done.succeeded() {
                 Ok(passed(answers.join("; ")))
             } else {
@@ -349,6 +361,43 @@ async fn run_step(
             }
         }
     }
+}
+
+/// The RFC 5227 check before `configure_network` gives a static address:
+/// a host that answers for it fails the step with `address-in-use`. The
+/// unit itself answering (its `mac` value) is no conflict. Loopback
+/// addresses (the simulators') have no link to probe and are not checked.
+async fn check_address(
+    job: &DeviceJob,
+    profile: &Profile,
+    step: &profile::ConfigureNetwork,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    if !step.address_check.enabled || profile.network.dhcp {
+        return Ok(());
+    }
+    let Some(ip) = profile.network.ip.as_ref() else { return Ok(()) };
+    let address: Ipv4Addr = ip.to_string().trim().parse().map_err(|_| {
+        Failure::new(FailureClass::Input, format!("`{ip}` is not an IPv4 address to check", ip = ip.as_str()))
+    })?;
+    if address.is_loopback() {
+        // A simulated unit on 127.0.0.0/8: no link, no ARP, nobody to ask.
+        return Ok(());
+    }
+    let checked = arp::check(address, &step.address_check.options(), progress).await.map_err(Failure::of)?;
+    let Some(holder) = checked.in_use_by else { return Ok(()) };
+    let unit = job.values.get("mac").and_then(|mac| mac.parse::<arp::Mac>().ok());
+    if unit == Some(holder) {
+        return Ok(());
+    }
+    let mac = holder.to_string();
+    Err(Failure {
+        finding: Some(address_in_use(address, &mac)),
+        ..Failure::new(
+            FailureClass::Device,
+            format!("{address} is already in use by {mac} (it answered an ARP probe on {})", checked.interface),
+        )
+    })
 }
 
 async fn open_console<'c>(

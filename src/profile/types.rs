@@ -282,6 +282,76 @@ pub struct ConfigureNetwork {
     /// fine: the step ends when the console is quiet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_done: Option<DialogEntry>,
+    /// Before a static `network.ip` is given, check that no other host
+    /// holds it (RFC 5227 ARP probes); on by default.
+    #[serde(default)]
+    pub address_check: Box<AddressCheck>,
+}
+
+/// The address-conflict check before `configure_network` sets a static
+/// address: ARP probes from 0.0.0.0 (RFC 5227). A host that answers fails
+/// the step with `address-in-use`, naming its MAC, before the dialog runs.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressCheck {
+    /// Run the check (needs CAP_NET_RAW). Skipped when `network.dhcp` is on.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Probes sent (RFC 5227's PROBE_NUM, 3).
+    #[serde(default = "default_arp_probes")]
+    #[schemars(range(min = 1, max = 20))]
+    pub probes: u32,
+    /// The shortest gap between probes (PROBE_MIN, 1 s).
+    #[serde(default = "default_arp_interval_min")]
+    pub interval_min: HumanDuration,
+    /// The longest gap between probes (PROBE_MAX, 2 s).
+    #[serde(default = "default_arp_interval_max")]
+    pub interval_max: HumanDuration,
+    /// How long to listen after the last probe (ANNOUNCE_WAIT, 2 s).
+    #[serde(default = "default_arp_wait")]
+    pub wait: HumanDuration,
+    /// The station's interface to probe from; default: the one that routes to the address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+impl Default for AddressCheck {
+    fn default() -> AddressCheck {
+        AddressCheck {
+            enabled: true,
+            probes: default_arp_probes(),
+            interval_min: default_arp_interval_min(),
+            interval_max: default_arp_interval_max(),
+            wait: default_arp_wait(),
+            interface: None,
+        }
+    }
+}
+
+impl AddressCheck {
+    /// The probe settings of `net::arp`.
+    pub fn options(&self) -> crate::net::arp::ProbeOptions {
+        crate::net::arp::ProbeOptions {
+            probes: self.probes,
+            interval_min: self.interval_min.0,
+            interval_max: self.interval_max.0,
+            final_wait: self.wait.0,
+            interface: self.interface.clone(),
+        }
+    }
+}
+
+fn default_arp_probes() -> u32 {
+    crate::net::arp::PROBE_NUM
+}
+fn default_arp_interval_min() -> HumanDuration {
+    HumanDuration(crate::net::arp::PROBE_MIN)
+}
+fn default_arp_interval_max() -> HumanDuration {
+    HumanDuration(crate::net::arp::PROBE_MAX)
+}
+fn default_arp_wait() -> HumanDuration {
+    HumanDuration(crate::net::arp::ANNOUNCE_WAIT)
 }
 
 fn default_prompt_wait() -> HumanDuration {
@@ -522,6 +592,19 @@ pub struct TftpManage {
     /// How long to wait for each answer.
     #[serde(default = "default_exs_wait")]
     pub timeout: HumanDuration,
+    /// A folder flashline serves over TFTP while the step runs, on
+    /// `local_server`'s address: the controller fetches `local_config` and
+    /// the loads it names from the station itself (read-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve: Option<Template>,
+    /// The UDP port `serve` listens on: 69, the port a controller asks (needs
+    /// root or CAP_NET_BIND_SERVICE); another only for simulators.
+    #[serde(default = "default_serve_port")]
+    pub serve_port: u16,
+}
+
+fn default_serve_port() -> u16 {
+    69
 }
 
 fn default_exs_port() -> u16 {

@@ -29,6 +29,26 @@ pub fn validate(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>)
     check_templates(profile, base_dir, problems);
     check_network(profile, problems);
     check_steps(profile, problems);
+    check_serve_folders(profile, base_dir, problems);
+}
+
+/// A `tftp_manage` step's `serve` folder, written literally, must exist.
+fn check_serve_folders(profile: &Profile, base_dir: &Path, problems: &mut Problems<'_>) {
+    for (i, step) in profile.steps.iter().enumerate() {
+        if let Step::TftpManage(s) = step
+            && let Some(folder) = s.serve.as_ref().and_then(|t| literal(t.as_str()))
+            && !base_dir.join(folder).is_dir()
+        {
+            problems
+                .error(
+                    &format!("steps[{i}].tftp_manage.serve"),
+                    format!("folder `{folder}` does not exist ({})", base_dir.join(folder).display()),
+                )
+                .help(
+                    "the folder holds the configuration file and the loads it names, as the controller asks for them",
+                );
+        }
+    }
 }
 
 fn check_header(profile: &Profile, problems: &mut Problems<'_>) {
@@ -348,6 +368,7 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                             "set max_kept_defaults to at least the number of questions the device asks (32 by default)",
                         );
                 }
+                check_address_check(problems, &format!("{base}.address_check"), &s.address_check);
                 check_regex(problems, &format!("{base}.done"), Some(&s.done));
                 for (j, reject) in s.reject.iter().enumerate() {
                     check_regex(problems, &format!("{base}.reject[{j}]"), Some(reject));
@@ -496,6 +517,25 @@ fn check_target(profile: &Profile, problems: &mut Problems<'_>, base: &str, has_
         } else {
             problem.help("set `network.ip: ${ip}` or this step's `host`");
         }
+    }
+}
+
+fn check_address_check(problems: &mut Problems<'_>, base: &str, check: &crate::profile::types::AddressCheck) {
+    if !(1..=20).contains(&check.probes) {
+        problems.error(&format!("{base}.probes"), format!("{} probes: send 1 to 20", check.probes));
+    }
+    if check.interval_max.0 < check.interval_min.0 {
+        problems
+            .error(&format!("{base}.interval_max"), "interval_max is shorter than interval_min")
+            .help("RFC 5227 waits 1 s to 2 s between probes: interval_min: 1s, interval_max: 2s");
+    }
+    if check.interval_max.0 > std::time::Duration::from_secs(60) || check.wait.0 > std::time::Duration::from_secs(60) {
+        problems.error(&format!("{base}.wait"), "the check would wait over a minute between probes or after them");
+    }
+    if check.interval_min.0 < crate::net::arp::PROBE_MIN && check.enabled {
+        problems
+            .warning(&format!("{base}.interval_min"), "probes closer than RFC 5227's 1 s may miss a slow host")
+            .help("shorter intervals are meant for tests on virtual links");
     }
 }
 

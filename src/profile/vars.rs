@@ -240,6 +240,8 @@ pub fn visit_templates(profile: &mut Profile, visit: &mut dyn FnMut(&str, Templa
                 opt(visit, &base, "adjacent_server", TemplateRole::Text, &mut s.adjacent_server);
                 opt(visit, &base, "timestamp", TemplateRole::Text, &mut s.timestamp);
                 opt(visit, &base, "config_file", TemplateRole::Path, &mut s.config_file);
+                // A folder, not a file: its existence is checked by validate.
+                opt(visit, &base, "serve", TemplateRole::Text, &mut s.serve);
             }
         }
     }

@@ -6,6 +6,7 @@
 //! re-acknowledges duplicate blocks, refuses packets from other ports than the
 //! server's chosen one (RFC 1350's transfer IDs), and caps the file size. It
 //! does not write files, negotiate options (RFC 2347) or serve anything.
+//! Packets are built and read by the one codec, [`crate::tftp::packet`].
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -14,11 +15,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout_at};
 
-const RRQ: u16 = 1;
-const DATA: u16 = 3;
-const ACK: u16 = 4;
-const ERROR: u16 = 5;
-const BLOCK: usize = 512;
+use crate::tftp::packet::{self, DEFAULT_BLOCK as BLOCK, ErrorCode, Packet, RequestKind};
 
 #[derive(Debug, Clone, Copy)]
 pub struct TftpOptions {
@@ -84,13 +81,9 @@ pub async fn fetch(server: SocketAddr, filename: &str, options: &TftpOptions) ->
             let _ = socket.send_to(&error_packet(5, "unknown transfer ID"), from).await;
             continue;
         }
-        let packet = &buf[..n];
-        let opcode = packet.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-        match opcode {
-            Some(DATA) if n >= 4 => {
+        match packet::decode_datagram(&buf[..n]) {
+            Ok(Packet::Data { block, data }) => {
                 peer = Some(from);
-                let block = u16::from_be_bytes([packet[2], packet[3]]);
-                let data = &packet[4..];
                 if block == expected {
                     if data.len() > BLOCK {
                         return Err(TftpError::Protocol {
@@ -121,20 +114,13 @@ pub async fn fetch(server: SocketAddr, filename: &str, options: &TftpOptions) ->
                     });
                 }
             }
-            Some(ERROR) if n >= 4 => {
-                let code = u16::from_be_bytes([packet[2], packet[3]]);
-                let text = &packet[4..];
-                let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
-                return Err(TftpError::Remote {
-                    server,
-                    code,
-                    message: String::from_utf8_lossy(&text[..end]).into_owned(),
-                });
+            Ok(Packet::Error { code, message }) => {
+                return Err(TftpError::Remote { server, code: code.number(), message });
             }
             _ => {
                 return Err(TftpError::Protocol {
                     server,
-                    what: format!("unexpected packet of {n} bytes starting {:02X?}", &packet[..n.min(4)]),
+                    what: format!("unexpected packet of {n} bytes starting {:02X?}", &buf[..n.min(4)]),
                 });
             }
         }
@@ -142,25 +128,20 @@ pub async fn fetch(server: SocketAddr, filename: &str, options: &TftpOptions) ->
 }
 
 fn request(filename: &str) -> Vec<u8> {
-    let mut packet = RRQ.to_be_bytes().to_vec();
-    packet.extend_from_slice(filename.as_bytes());
-    packet.push(0);
-    packet.extend_from_slice(b"octet\0");
-    packet
+    packet::to_bytes(&Packet::Request {
+        kind: RequestKind::Read,
+        filename: filename.to_string(),
+        mode: "octet".into(),
+        options: Vec::new(),
+    })
 }
 
 fn ack(block: u16) -> Vec<u8> {
-    let mut packet = ACK.to_be_bytes().to_vec();
-    packet.extend_from_slice(&block.to_be_bytes());
-    packet
+    packet::to_bytes(&Packet::Ack { block })
 }
 
 fn error_packet(code: u16, message: &str) -> Vec<u8> {
-    let mut packet = ERROR.to_be_bytes().to_vec();
-    packet.extend_from_slice(&code.to_be_bytes());
-    packet.extend_from_slice(message.as_bytes());
-    packet.push(0);
-    packet
+    packet::to_bytes(&Packet::Error { code: ErrorCode::from_number(code), message: message.to_string() })
 }
 
 #[cfg(test)]
@@ -188,9 +169,8 @@ mod tests {
             let blocks = content.chunks(BLOCK).chain(std::iter::once(&[][..]));
             for (i, chunk) in blocks.enumerate() {
                 let block = (i + 1) as u16;
-                let mut packet = DATA.to_be_bytes().to_vec();
-                packet.extend_from_slice(&block.to_be_bytes());
-                packet.extend_from_slice(chunk);
+                let mut packet = Vec::new();
+                packet::encode_data(block, chunk, &mut packet);
                 transfer.send_to(&packet, client).await.unwrap();
                 let mut acked = false;
                 for _ in 0..10 {
@@ -201,7 +181,7 @@ mod tests {
                         }
                         Ok(Ok((4, _))) if buf[..4] == ack(block)[..] => ignore = false,
                         // The client gave up (e.g. file too large).
-                        Ok(Ok((_, _))) if buf[..2] == ERROR.to_be_bytes() => return,
+                        Ok(Ok((_, _))) if buf[..2] == packet::ERROR.to_be_bytes() => return,
                         _ => {}
                     }
                 }

@@ -88,3 +88,21 @@ pub fn repo_root() -> &'static Path {
 pub fn text(output: &Output) -> (String, String) {
     (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
+
+/// Writes `size` bytes of a fixed pseudo-random pattern to `path`, 1 MiB at
+/// a time (the writer stays small, so a child forked from it starts small).
+pub fn write_pattern_file(path: &Path, size: usize) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut piece = vec![0u8; 1 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for first in (0..size).step_by(piece.len()) {
+        for chunk in piece.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        out.write_all(&piece[..piece.len().min(size - first)]).unwrap();
+    }
+}
