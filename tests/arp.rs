@@ -138,4 +138,13 @@ fn configure_network_stops_before_the_unit_when_the_address_is_taken() {
     assert_eq!(code, Some(3), "{stdout}\n{stderr}");
     assert!(device["finding"].is_null(), "{device}");
     assert!(device["error"].as_str().unwrap().contains("ttyFLASHLINE"), "{device}");
+
+    // An address outside the station's links (a unit set up for another
+    // subnet: the station namespace has no route there) cannot be checked by
+    // ARP: the check is skipped and the step goes on to the console. No
+    // packet leaves: the route lookup fails first.
+    let (code, device, stdout, stderr) = run(&["--set", "ip=198.19.200.10"]);
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    assert!(device["finding"].is_null(), "{device}");
+    assert!(device["error"].as_str().unwrap().contains("ttyFLASHLINE"), "{device}");
 }
