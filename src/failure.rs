@@ -42,12 +42,6 @@ impl FailureClass {
             FailureClass::Environment => 3,
         }
     }
-
-    /// The more serious of two classes (environment > input > device): a
-    /// batch whose bench is broken says so before it blames a device.
-    pub fn worst(self, other: FailureClass) -> FailureClass {
-        if other.exit_code() > self.exit_code() { other } else { self }
-    }
 }
 
 impl std::fmt::Display for FailureClass {
@@ -81,8 +75,6 @@ mod tests {
             [FailureClass::Device, FailureClass::Input, FailureClass::Environment].map(FailureClass::exit_code),
             [1, 2, 3]
         );
-        assert_eq!(FailureClass::Device.worst(FailureClass::Environment), FailureClass::Environment);
-        assert_eq!(FailureClass::Input.worst(FailureClass::Device), FailureClass::Input);
         assert_eq!(serde_json::to_string(&FailureClass::Environment).unwrap(), "\"environment\"");
     }
 

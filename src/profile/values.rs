@@ -95,14 +95,6 @@ impl DeviceValues {
     pub fn source(&self, name: &str) -> Option<&ValueSource> {
         self.entries.get(name).map(|(_, source)| source)
     }
-
-    pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
-    }
-
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
-    }
 }
 
 impl<const N: usize> From<[(&str, &str); N]> for DeviceValues {
