@@ -20,6 +20,8 @@
 //!   `serve:` folder.
 //! - [`pipeline`]: one device through its steps, batches, the journal and the
 //!   reports (JSON, JUnit, table).
+//! - [`store`]: the unit database (SQLite or PostgreSQL through one code
+//!   path): units, runs and steps, address leases, station heartbeats.
 //! - [`failure`]: the one failure taxonomy (input, environment, device) that
 //!   exit codes and reports derive from.
 //! - [`progress`]: the one progress channel the library reports through and
@@ -43,4 +45,5 @@ pub mod progress;
 pub mod serial;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod store;
 pub mod tftp;
