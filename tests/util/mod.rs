@@ -6,6 +6,7 @@
 
 pub mod child;
 pub mod netns;
+pub mod postgres;
 pub mod pty;
 pub mod ser2net;
 pub mod vsftpd;
