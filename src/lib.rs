@@ -20,6 +20,8 @@
 //!   `serve:` folder.
 //! - [`pipeline`]: one device through its steps, batches, the journal and the
 //!   reports (JSON, JUnit, table).
+//! - [`station`]: a line station: fixtures where units arrive one after
+//!   another, identified by their banner, run and recorded.
 //! - [`store`]: the unit database (SQLite or PostgreSQL through one code
 //!   path): units, runs and steps, address leases, station heartbeats.
 //! - [`failure`]: the one failure taxonomy (input, environment, device) that
@@ -45,5 +47,6 @@ pub mod progress;
 pub mod serial;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod station;
 pub mod store;
 pub mod tftp;
