@@ -28,6 +28,7 @@ mod sim_cmd;
 #[cfg(feature = "sim")]
 mod sim_netos_cmd;
 mod station_cmd;
+mod station_view;
 mod tftp_cmd;
 
 use std::process::ExitCode;
