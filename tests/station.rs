@@ -73,3 +73,52 @@ fn a_station_file_with_errors_runs_nothing() {
     assert!(stderr.contains("station.yaml:12:1") && stderr.contains("bogus"), "{stderr}");
     assert!(!dir.path().join("flashline.db").exists(), "nothing may be written");
 }
+
+#[test]
+fn a_replugged_unit_is_refused_as_done_before() {
+    use crate::util::child::{LineChild, QUICK};
+    let dir = tempfile::tempdir().unwrap();
+    let output = flashline()
+        .args(["demo", "--station", "--fixtures", "1", "--units", "1", "--keep"])
+        .arg(dir.path())
+        .output_within(FLASHLINE);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output).1);
+    let db = dir.path().join("flashline.db");
+    let mac = sqlite(&db, "SELECT unit_mac FROM runs WHERE outcome = 'passed'");
+    // The same unit plugged in again: a simulated console with its MAC.
+    let nv = dir.path().join("nv.json");
+    std::fs::write(
+        &nv,
+        format!(
+            r#"{{"dhcp": true, "ip": "0.0.0.0", "mask": "0.0.0.0", "gateway": "0.0.0.0", "baud": 9600, "serial_number": "N00000042", "mac": "{mac}", "wait_seconds": 5}}"#
+        ),
+    )
+    .unwrap();
+    let link = dir.path().join("fixture");
+    let mut unit = flashline();
+    unit.args(["sim", "netos", "--firmware", "6", "--power-on-delay", "2s", "--nv"]).arg(&nv).arg("--link").arg(&link);
+    let unit = LineChild::spawn(&mut unit);
+    let deadline = std::time::Instant::now() + QUICK;
+    while !link.exists() {
+        assert!(std::time::Instant::now() < deadline, "the simulated unit made no PTY");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let station_file = dir.path().join("again.yaml");
+    std::fs::write(
+        &station_file,
+        format!(
+            "format: 1\nstation: rework\nprofile: sim-netos-line.yaml\nip_pool:\n  addresses: 127.0.0.0/30\n  mask: 255.0.0.0\nfixtures:\n  - name: f1\n    port: {}\n",
+            link.display()
+        ),
+    )
+    .unwrap();
+    let mut station = LineChild::spawn(flashline().arg("station").arg(&station_file));
+    let refused = station.line_matching(QUICK, |l| l.contains("refused"));
+    assert!(refused.contains(&format!("refused {mac} (done-before)")), "{refused}");
+    station.signal(nix::sys::signal::Signal::SIGINT);
+    let _ = station.finish_within(QUICK);
+    unit.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = unit.finish_within(QUICK);
+    assert_eq!(sqlite(&db, "SELECT reason, unit_mac FROM refusals"), format!("done-before|{mac}"));
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM runs"), "1", "the unit was not run again");
+}

@@ -15,7 +15,7 @@ use crate::pipeline::device::DeviceJob;
 use crate::profile::Inventory;
 use crate::progress::Progress;
 use crate::sim::bench::{self, BenchSpec, Scenario};
-use crate::sim::line::{self, LineSpec, SimLine};
+use crate::sim::line::{self, LineSpec, SimLine, Unplug};
 use crate::station::pool::AddressPool;
 use crate::station::{self, StationEvent, StationObserver, StationOptions};
 use crate::store::DbUrl;
@@ -166,6 +166,8 @@ fn run_line(args: &DemoArgs, workdir: &std::path::Path, context: &Context) -> Ou
         database: None,
         key_window: Duration::from_secs(2),
         max_gap: Duration::from_millis(600),
+        stations: 1,
+        unplug: Unplug::WhenTold,
     };
     let units = usize::from(args.units);
     let outcome = runtime.block_on(async {

@@ -19,7 +19,14 @@ use crate::store::DbUrl;
 #[derive(Debug, Args)]
 pub struct StationArgs {
     /// The station file (profile, fixtures, address pool, database).
-    station: PathBuf,
+    #[arg(required_unless_present_any = ["schema", "check"])]
+    station: Option<PathBuf>,
+    /// Print the JSON Schema of the station file (for editor completion) and exit.
+    #[arg(long, conflicts_with_all = ["station", "check"])]
+    schema: bool,
+    /// Check the station file (and its profile) and exit: 0 when it is valid, 2 with every problem.
+    #[arg(long, value_name = "FILE")]
+    check: Option<PathBuf>,
     /// The unit database, overriding the file's: `sqlite:PATH` or `postgres://USER@HOST/DB`.
     #[arg(long, value_name = "URL", env = "FLASHLINE_DB", hide_env_values = true)]
     db: Option<String>,
@@ -38,10 +45,29 @@ pub struct StationArgs {
 }
 
 pub fn run(args: StationArgs, context: &Context) -> Outcome {
-    let loaded = match station::file::load(&args.station) {
+    if args.schema {
+        context.print_json(&station::file::schema());
+        return Outcome::Success;
+    }
+    let Some(path) = args.check.as_ref().or(args.station.as_ref()) else {
+        return context.fail("give a station file", Outcome::BadInput);
+    };
+    let loaded = match station::file::load(path) {
         Ok(loaded) => loaded,
         Err(error) => return context.fail_profile(&error),
     };
+    if args.check.is_some() {
+        return match crate::profile::load(&loaded.profile_path(), crate::profile::CheckOptions { strict: args.strict })
+        {
+            Ok(_) => {
+                if !context.quiet {
+                    eprintln!("{}: valid ({} fixture(s))", path.display(), loaded.file.fixtures.len());
+                }
+                Outcome::Success
+            }
+            Err(error) => context.fail_profile(&error),
+        };
+    }
     let database = match args.db.as_deref().map(|db| DbUrl::parse(db, &std::env::current_dir().unwrap_or_default())) {
         None => None,
         Some(Ok(url)) => Some(url),

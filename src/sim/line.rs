@@ -37,15 +37,34 @@ pub struct LineSpec {
     pub key_window: Duration,
     /// Longest random gap before a unit is plugged in.
     pub max_gap: Duration,
+    /// Station files to split the fixtures over (one station each).
+    pub stations: usize,
+    /// When a unit is taken out.
+    pub unplug: Unplug,
+}
+
+/// When the line takes a unit out of its fixture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unplug {
+    /// When told ([`SimLine::unit_done`]): the station runs in this process.
+    WhenTold,
+    /// Once the unit holds both images and restarted, or after this long
+    /// in any case: the stations run in other processes.
+    WhenFlashed { at_most: Duration },
 }
 
 /// A running line. Dropping it stops every unit.
 pub struct SimLine {
+    /// The first station file (the only one unless `stations` > 1).
     pub station_file: PathBuf,
+    pub station_files: Vec<PathBuf>,
     /// The MACs of the units, in the order they are plugged.
     pub units: Vec<String>,
     done: Vec<mpsc::UnboundedSender<()>>,
     fixture_names: Vec<String>,
+    feeds: Vec<tokio::task::JoinHandle<()>>,
+    /// What the line does, one line of text each (plugged, taken out).
+    pub events: mpsc::UnboundedReceiver<String>,
     stop: watch::Sender<bool>,
 }
 
@@ -56,6 +75,13 @@ impl Drop for SimLine {
 }
 
 impl SimLine {
+    /// Waits until every unit was plugged in and taken out again.
+    pub async fn all_units_done(&mut self) {
+        for feed in self.feeds.drain(..) {
+            let _ = feed.await;
+        }
+    }
+
     /// The station is done with the unit on `fixture`: unplug it.
     pub fn unit_done(&self, fixture: &str) {
         if let Some(index) = self.fixture_names.iter().position(|f| f == fixture) {
@@ -86,15 +112,18 @@ pub async fn start(workdir: &Path, spec: &LineSpec) -> std::io::Result<SimLine> 
             (mac, serial)
         })
         .collect();
-    let mut fixtures_yaml = String::new();
+    let mut fixtures_yaml = vec![String::new(); spec.stations.max(1)];
+    let per_station = spec.fixtures.div_ceil(spec.stations.max(1));
     let mut done = Vec::new();
+    let mut feeds = Vec::new();
+    let (events_tx, events) = mpsc::unbounded_channel();
     let mut fixture_names = Vec::new();
     for index in 0..spec.fixtures {
         let name = format!("f{}", index + 1);
         let (controller, far_end) = tokio_serial::SerialStream::pair().map_err(std::io::Error::other)?;
         let port =
             tokio_serial::SerialPort::name(&far_end).ok_or_else(|| std::io::Error::other("the PTY has no name"))?;
-        fixtures_yaml.push_str(&format!("  - name: {name}\n    port: {port}\n"));
+        fixtures_yaml[index / per_station].push_str(&format!("  - name: {name}\n    port: {port}\n"));
         // This fixture's units: every `fixtures`-th one.
         let queue: Vec<(usize, String, String)> = units
             .iter()
@@ -104,20 +133,46 @@ pub async fn start(workdir: &Path, spec: &LineSpec) -> std::io::Result<SimLine> 
             .collect();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         done.push(done_tx);
-        fixture_names.push(name);
+        fixture_names.push(name.clone());
         let (plug_tx, plug_rx) = mpsc::unbounded_channel::<Option<DuplexStream>>();
         tokio::spawn(bridge(controller, far_end, plug_rx, stopped.clone()));
-        tokio::spawn(feed(queue, plug_tx, done_rx, spec.clone(), workdir.to_path_buf(), stopped.clone()));
+        let events = Events { fixture: name.clone(), sender: events_tx.clone() };
+        feeds.push(tokio::spawn(feed(
+            queue,
+            plug_tx,
+            done_rx,
+            spec.clone(),
+            workdir.to_path_buf(),
+            events,
+            stopped.clone(),
+        )));
     }
     let database = spec.database.as_ref().map(|db| format!("database: \"{db}\"\n")).unwrap_or_default();
-    let station = format!(
-        "format: 1\nstation: demo-line\nprofile: sim-netos-line.yaml\noperator: demo\n{database}\
-         ip_pool:\n  addresses: {pool}\n  mask: 255.0.0.0\n  gateway: 127.0.0.1\n\
-         arrival:\n  gone_after: 1500ms\nfixtures:\n{fixtures_yaml}"
-    );
-    let station_file = workdir.join("station.yaml");
-    std::fs::write(&station_file, station)?;
-    Ok(SimLine { station_file, units: units.into_iter().map(|(mac, _)| mac).collect(), done, fixture_names, stop })
+    let mut station_files = Vec::new();
+    for (index, fixtures) in fixtures_yaml.iter().enumerate().filter(|(_, f)| !f.is_empty()) {
+        let (name, file) = if spec.stations <= 1 {
+            ("demo-line".to_string(), workdir.join("station.yaml"))
+        } else {
+            (format!("line-{}", index + 1), workdir.join(format!("station-{}.yaml", index + 1)))
+        };
+        let station = format!(
+            "format: 1\nstation: {name}\nprofile: sim-netos-line.yaml\noperator: demo\n{database}\
+             ip_pool:\n  addresses: {pool}\n  mask: 255.0.0.0\n  gateway: 127.0.0.1\n\
+             arrival:\n  gone_after: 1500ms\nheartbeat:\n  interval: 1s\n  expiry: 5s\nfixtures:\n{fixtures}"
+        );
+        std::fs::write(&file, station)?;
+        station_files.push(file);
+    }
+    Ok(SimLine {
+        station_file: station_files[0].clone(),
+        station_files,
+        units: units.into_iter().map(|(mac, _)| mac).collect(),
+        done,
+        fixture_names,
+        feeds,
+        events,
+        stop,
+    })
 }
 
 /// Carries bytes between the fixture's PTY and the unit plugged in (none:
@@ -165,6 +220,7 @@ async fn feed(
     mut done: mpsc::UnboundedReceiver<()>,
     spec: LineSpec,
     workdir: PathBuf,
+    events: Events,
     stopped: watch::Receiver<bool>,
 ) {
     for (number, mac, serial) in queue {
@@ -173,18 +229,30 @@ async fn feed(
         let (unit_end, line_end) = tokio::io::duplex(1 << 16);
         let scenario = spec.scenario.filter(|_| number % 4 == 3);
         let (unit_stop, unit_stopped) = watch::channel(false);
-        if start_unit(&mac, &serial, scenario, &spec, &workdir, unit_end, unit_stopped).is_err() {
-            continue;
-        }
+        let Ok(slot) = start_unit(&mac, &serial, scenario, &spec, &workdir, unit_end, unit_stopped) else { continue };
         if plugs.send(Some(line_end)).is_err() {
             return;
         }
-        // Bounded: a station that never finishes the unit still ends with the line.
+        events.say(format!("plugged {mac} in"));
         let mut stop = stopped.clone();
-        tokio::select! {
-            _ = done.recv() => {}
-            _ = stop.changed() => return,
+        match spec.unplug {
+            Unplug::WhenTold => tokio::select! {
+                _ = done.recv() => {}
+                _ = stop.changed() => return,
+            },
+            Unplug::WhenFlashed { at_most } => tokio::select! {
+                _ = flashed_and_restarted(&slot) => {
+                    // Let the station see the restart and end the run
+                    // before the cable goes.
+                    tokio::time::sleep(Duration::from_secs(8)).await;
+                    events.say(format!("{mac} holds both images and restarted"));
+                }
+                // Bounded: a unit nobody takes goes after a while.
+                _ = tokio::time::sleep(at_most) => events.say(format!("{mac} was not flashed within {at_most:?}")),
+                _ = stop.changed() => return,
+            },
         }
+        events.say(format!("took {mac} out"));
         let _ = plugs.send(None);
         let _ = unit_stop.send(true);
     }
@@ -198,7 +266,7 @@ fn start_unit(
     workdir: &Path,
     stream: DuplexStream,
     mut stopped: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<FtpSlot> {
     let firmware = Firmware::Netos6;
     let config = NetosConfig {
         firmware,
@@ -224,17 +292,47 @@ fn start_unit(
     };
     let ftp_dir = workdir.join(format!("ftp-{}", mac.replace(':', "")));
     std::fs::create_dir_all(&ftp_dir)?;
-    let slot = Arc::new(Mutex::new(None));
+    let slot: FtpSlot = Arc::new(Mutex::new(None));
     serve_ftp_when_configured(&device, None::<Ipv4Addr>, behaviour, ftp_dir, slot.clone(), stopped.clone());
+    let unit_slot = slot.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = device.run(stream) => {}
             _ = stopped.changed() => {}
         }
         // Unplugged: its FTP server goes with it.
-        drop(slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(unit_slot.lock().unwrap_or_else(|p| p.into_inner()).take());
     });
-    Ok(())
+    Ok(slot)
+}
+
+/// Where a fixture's feed reports what it does.
+struct Events {
+    fixture: String,
+    sender: mpsc::UnboundedSender<String>,
+}
+
+impl Events {
+    fn say(&self, text: String) {
+        let _ = self.sender.send(format!("{}: {text}", self.fixture));
+    }
+}
+
+type FtpSlot = Arc<Mutex<Option<super::netos_ftp::NetosFtp>>>;
+
+/// Returns once the unit holds rom.bin and image.bin and has restarted
+/// after taking them.
+async fn flashed_and_restarted(slot: &FtpSlot) {
+    loop {
+        let flashed =
+            slot.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|ftp| ftp.flash()).is_some_and(|flash| {
+                flash.images.contains_key("rom.bin") && flash.images.contains_key("image.bin") && flash.boots >= 2
+            });
+        if flashed {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn random_bytes(count: usize) -> Vec<u8> {

@@ -19,7 +19,7 @@ use crate::profile::{DeviceValues, ValueSource};
 use crate::serial::console::{Console, ConsoleError};
 use crate::serial::names::DevRoot;
 use crate::serial::port::{self, Port};
-use crate::store::{Begun, FixtureRow, Refusal, RunEnd, RunStart, Standing, StepRow, new_id, now_ms};
+use crate::store::{Begun, FixtureRow, LeaseRequest, Refusal, RunEnd, RunStart, Standing, StepRow, new_id, now_ms};
 
 /// How long a fixture waits before trying a failed port again.
 const PORT_RETRY: Duration = Duration::from_secs(2);
@@ -282,7 +282,16 @@ async fn take_unit(
     let mut ip: Option<Ipv4Addr> = fixture.set.get("ip").and_then(|ip| ip.parse().ok());
     if let (None, Some(pool), Some(settings)) = (ip, &shared.station.pool, &shared.station.file.ip_pool) {
         let kept = settings.lease == LeaseKind::Unit;
-        match shared.store().lease(&pool.text, &pool.addresses, mac, &station, &run_id, kept, now_ms()).await {
+        let request = LeaseRequest {
+            pool: &pool.text,
+            candidates: &pool.addresses,
+            unit: mac,
+            station: &station,
+            run_id: &run_id,
+            kept,
+            now_ms: now_ms(),
+        };
+        match shared.store().lease(&request).await {
             Ok(Some(address)) => {
                 ip = Some(address);
                 values.insert("mask", settings.mask.to_string(), source.clone());

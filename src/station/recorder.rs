@@ -108,11 +108,11 @@ impl Recorder {
                 return true;
             };
             let (seq, text): (i64, String) = (row.get(0), row.get(1));
-            if let Ok(record) = serde_json::from_str::<Record>(&text) {
-                if apply(&self.store, &record).await.is_err() {
-                    self.set_healthy(false);
-                    return false;
-                }
+            if let Ok(record) = serde_json::from_str::<Record>(&text)
+                && apply(&self.store, &record).await.is_err()
+            {
+                self.set_healthy(false);
+                return false;
             }
             // Applied (or unreadable, which no retry would mend): gone from the spool.
             if sqlx::query("DELETE FROM spool WHERE seq = $1").bind(seq).execute(&self.spool).await.is_err() {

@@ -145,6 +145,20 @@ pub struct RunEnd {
     pub images: Option<String>,
 }
 
+/// What [`Store::lease`] is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseRequest<'a> {
+    /// The pool's name (as the station file writes it).
+    pub pool: &'a str,
+    pub candidates: &'a [Ipv4Addr],
+    pub unit: &'a str,
+    pub station: &'a str,
+    pub run_id: &'a str,
+    /// The unit keeps the address between runs.
+    pub kept: bool,
+    pub now_ms: i64,
+}
+
 /// A station's row, written at start and at each heartbeat.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StationRow {
@@ -376,16 +390,8 @@ impl Store {
     /// earlier run when there is one, else the first free one. Taken by
     /// inserting its row: of two stations racing for an address, the
     /// primary key lets one win and the other tries the next.
-    pub async fn lease(
-        &self,
-        pool: &str,
-        candidates: &[Ipv4Addr],
-        unit: &str,
-        station: &str,
-        run_id: &str,
-        kept: bool,
-        now_ms: i64,
-    ) -> Result<Option<Ipv4Addr>, StoreError> {
+    pub async fn lease(&self, request: &LeaseRequest<'_>) -> Result<Option<Ipv4Addr>, StoreError> {
+        let LeaseRequest { pool, candidates, unit, station, run_id, kept, now_ms } = *request;
         let held = sqlx::query("SELECT address FROM leases WHERE pool = $1 AND unit_mac = $2")
             .bind(pool)
             .bind(unit)

@@ -129,6 +129,11 @@ impl LineChild {
         LineChild { child, what, lines, seen: Vec::new(), stdout: Some(stdout), stderr: Some(stderr) }
     }
 
+    /// Sends `signal` to the child (SIGINT: Ctrl-C; SIGKILL: a crash).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);
+    }
+
     /// The next stderr line, or None when stderr closed or `deadline` passed.
     pub fn next_line_within(&mut self, deadline: Instant) -> Option<String> {
         let line = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;
