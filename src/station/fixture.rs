@@ -7,19 +7,19 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::file::LeaseKind;
 use super::identity::IdentityPatterns;
-use super::recorder::Record;
 use super::{Shared, StationEvent};
 use crate::pipeline::device::{DeviceJob, RunContext, run_device_on};
-use crate::pipeline::report::{DeviceOutcome, DeviceReport, StepRecord};
+use crate::pipeline::recording::{LiveFixture, RunRecording};
+use crate::pipeline::report::StepRecord;
 use crate::profile::{DeviceValues, ValueSource};
 use crate::serial::console::{Console, ConsoleError};
 use crate::serial::names::DevRoot;
 use crate::serial::port::{self, Port};
-use crate::store::{Begun, FixtureRow, LeaseRequest, Refusal, RunEnd, RunStart, Standing, StepRow, new_id, now_ms};
+use crate::store::{FixtureRow, LeaseRequest, Refusal, RunEnd, RunStart, Standing, new_id, now_ms};
 
 /// How long a fixture waits before trying a failed port again.
 const PORT_RETRY: Duration = Duration::from_secs(2);
@@ -331,21 +331,37 @@ async fn take_unit(
         ip: ip.map(|ip| ip.to_string()),
         started_ms: now_ms(),
     };
-    match shared.store().begin_run(&start).await {
-        Ok(Begun::Started) => {}
-        Ok(Begun::UnitBusy) => {
+    let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
+    let live = LiveFixture {
+        row: FixtureRow {
+            station: station.clone(),
+            name: fixture.name.clone(),
+            port: fixture.port.clone(),
+            state: "running".into(),
+            unit_mac: Some(mac.into()),
+            run_id: Some(run_id.clone()),
+            step: first_step.clone(),
+            progress_pct: None,
+            last_outcome: None,
+            updated_ms: now_ms(),
+        },
+        kinds: shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect(),
+    };
+    let recording = match RunRecording::begin(&shared.recorder, &start, Some(live)).await {
+        Ok(Ok(recording)) => recording,
+        Ok(Err(_busy)) => {
             let _ = shared.store().release_lease(&run_id).await;
             let detail = "another fixture or station took it at the same moment".to_string();
             refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
             return Some(console);
         }
         Err(error) => {
+            let _ = shared.store().release_lease(&run_id).await;
             shared.recorder.set_healthy(false);
             refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
             return Some(console);
         }
-    }
-    let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
+    };
     write_fixture(shared, &fixture.name, &fixture.port, "running", Some(mac), Some(&run_id), first_step).await;
     shared.emit(StationEvent::RunStarted {
         fixture: fixture.name.clone(),
@@ -353,7 +369,6 @@ async fn take_unit(
         run_id: run_id.clone(),
         ip: ip.map(|ip| ip.to_string()),
     });
-
     let job = DeviceJob {
         name: format!("{}:{mac}", fixture.name),
         profile_path: shared.profile_path.clone(),
@@ -361,91 +376,34 @@ async fn take_unit(
         port: Some(fixture.port.clone().into()),
         strict: shared.options.strict,
     };
-    // Steps are recorded in order by one writer while the unit goes on.
-    let (steps_tx, mut steps_rx) = mpsc::unbounded_channel::<StepRecord>();
-    let writer = {
-        let recorder = shared.recorder.clone();
-        let run_id = run_id.clone();
-        let store = shared.store().clone();
-        let station = station.clone();
-        let fixture_name = fixture.name.clone();
-        let port = fixture.port.clone();
-        let mac = mac.to_string();
-        let kinds: Vec<String> = shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect();
-        tokio::spawn(async move {
-            while let Some(step) = steps_rx.recv().await {
-                let row = StepRow {
-                    run_id: run_id.clone(),
-                    idx: step.index as i64,
-                    kind: step.kind.clone(),
-                    outcome: step.outcome.as_str().into(),
-                    started_ms: step.started_ms as i64,
-                    duration_ms: step.duration_ms as i64,
-                    retries: i64::from(step.retries),
-                    detail: step.detail.clone(),
-                    inputs_sha256: String::new(),
-                };
-                if let Err(error) = recorder.record(Record::Step(row)).await {
-                    tracing::error!(%error, "a step record could not be kept");
-                }
-                let next = kinds.get(step.index + 1).cloned();
-                let live = FixtureRow {
-                    station: station.clone(),
-                    name: fixture_name.clone(),
-                    port: port.clone(),
-                    state: "running".into(),
-                    unit_mac: Some(mac.clone()),
-                    run_id: Some(run_id.clone()),
-                    step: next,
-                    progress_pct: None,
-                    last_outcome: None,
-                    updated_ms: now_ms(),
-                };
-                let _ = store.set_fixture(&live).await;
-            }
-        })
-    };
     let progress = shared.observer.progress(&fixture.name);
     // Ctrl-C lets a running unit finish: its run gets no cancel signal.
     let (_keep_running, never) = watch::channel(false);
     let on_step = |_: &str, step: &StepRecord| {
         shared.emit(shared.step_event(&fixture.name, mac, step));
-        let _ = steps_tx.send(step.clone());
+        recording.step(step);
     };
     let context =
         RunContext { journal: None, done: Vec::new(), progress: progress.as_ref(), cancel: never, on_step: &on_step };
     let (report, console) = run_device_on(&job, context, Some(console)).await;
-    drop(steps_tx);
-    let _ = writer.await;
-    finish(shared, &fixture.name, &fixture.port, mac, &run_id, &report).await;
+    let end = recording.end(&report).await;
+    finish(shared, &fixture.name, &fixture.port, mac, end).await;
     console
 }
 
-async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, run_id: &str, report: &DeviceReport) {
-    let passed = report.outcome == DeviceOutcome::Passed;
-    let outcome = if passed { "passed" } else { "failed" };
-    let images = serde_json::to_string(&report.images).ok();
-    let end = RunEnd {
-        run_id: run_id.into(),
-        ended_ms: now_ms(),
-        outcome: outcome.into(),
-        failure_class: report.failure_class.map(|c| c.as_str().to_string()),
-        finding: report.finding.as_ref().map(|f| f.code.as_str().to_string()),
-        error: report.error.clone(),
-        images,
-    };
-    if let Err(error) = shared.recorder.record(Record::End(end.clone())).await {
-        tracing::error!(%error, "a run's end could not be kept");
-    }
+async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, end: RunEnd) {
+    let passed = end.outcome == "passed";
     shared.count(|c| if passed { c.passed += 1 } else { c.failed += 1 });
+    let run_id = end.run_id.clone();
+    let outcome = end.outcome.clone();
     shared.emit(StationEvent::RunEnded {
         fixture: fixture.into(),
         mac: mac.into(),
-        run_id: run_id.into(),
-        outcome: outcome.into(),
+        run_id: end.run_id,
+        outcome: end.outcome,
         failure_class: end.failure_class,
         finding: end.finding,
         error: end.error,
     });
-    write_fixture_outcome(shared, fixture, port, "removal", Some(mac), Some(run_id), None, Some(outcome)).await;
+    write_fixture_outcome(shared, fixture, port, "removal", Some(mac), Some(&run_id), None, Some(&outcome)).await;
 }

@@ -14,9 +14,10 @@
 //! are made by the station so a record delivered twice (from the spool) is
 //! recognised. This module writes; `queries` reads.
 //!
-//! Not here: what a station does with a unit (`station`), and the spool that
-//! keeps records while the database is away (`station::spool`).
+//! [`recorder`] keeps step and run-end records in a local spool while the
+//! database is away. Not here: what a station does with a unit (`station`).
 
+pub mod recorder;
 mod url;
 
 use std::borrow::Cow;
@@ -29,6 +30,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::failure::{Classify, FailureClass};
 
+pub use recorder::{Record, Recorder};
 pub use url::{Backend, DbUrl, UrlError, redact};
 
 /// The schema's versions, oldest first. Each file is applied once, in a
