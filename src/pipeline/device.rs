@@ -162,9 +162,9 @@ pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceRepor
         let digest_step = for_digest.as_ref().and_then(|p| p.steps.get(index)).unwrap_or(step);
         let mut inputs = step_inputs(digest_step, &report.images);
         let done = context.done.get(&index);
-        let decision = match (&ran, done) {
-            (Some(why), Some(_)) => Resume::Again(why.clone()),
-            _ => resume_decision(done, &inputs, &step_images(step, &report.images)),
+        let decision = match (resume_decision(done, &inputs, &step_images(step, &report.images)), &ran) {
+            (Resume::Skip, Some(why)) => Resume::Again(why.clone()),
+            (decision, _) => decision,
         };
         let (outcome, detail, retries, failure, images) = match (&decision, done) {
             (Resume::Skip, Some(done)) => {
