@@ -526,3 +526,22 @@ async fn open_console<'c>(
     }
     Ok(console.as_mut().expect("opened above"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(file: &str, fill: char) -> ImageHash {
+        ImageHash { file: file.into(), sha256: fill.to_string().repeat(64), bytes: 10 }
+    }
+
+    #[test]
+    fn a_file_changed_while_it_was_sent_is_listed_with_the_bytes_sent() {
+        let mut images = vec![image("rom.bin", 'a'), image("image.bin", 'b')];
+        // rom.bin went out as hashed; image.bin was replaced in between.
+        let notes = record_sent(&mut images, &[image("rom.bin", 'a'), image("image.bin", 'c')]);
+        assert_eq!(images, [image("rom.bin", 'a'), image("image.bin", 'c')]);
+        assert_eq!(notes, "; image.bin changed while it was being sent: the sha256 listed is that of the bytes sent");
+        assert_eq!(record_sent(&mut images, &[image("image.bin", 'c')]), "", "nothing changed: no note");
+    }
+}

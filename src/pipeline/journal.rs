@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -134,16 +134,19 @@ impl Journal {
 
 /// Reads a journal; a missing file is an empty journal.
 pub fn read(path: &Path) -> Result<Vec<JournalRecord>, JournalError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => return Err(JournalError::Open { path: path.to_path_buf(), source }),
     };
-    let lines: Vec<String> = BufReader::new(file)
-        .split(b'\n')
-        .map(|l| l.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
-        .collect::<Result<_, _>>()
-        .map_err(|source| JournalError::Open { path: path.to_path_buf(), source })?;
+    parse(&bytes, path)
+}
+
+/// The records of a journal's bytes (`path` only names it in errors). A torn
+/// last line is dropped; any other line that is not a record is an error
+/// with its number.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Vec<JournalRecord>, JournalError> {
+    let lines: Vec<String> = bytes.split(|b| *b == b'\n').map(|l| String::from_utf8_lossy(l).into_owned()).collect();
     let last = lines.iter().rposition(|l| !l.trim().is_empty());
     let mut records = Vec::new();
     for (index, line) in lines.iter().enumerate() {
@@ -480,6 +483,33 @@ mod tests {
             panic!("a changed step must run again")
         };
         assert!(why.contains("settings changed"), "{why}");
+    }
+
+    proptest::proptest! {
+        /// Any bytes given as a journal read as records or a numbered error,
+        /// and whatever they hold, resume decides without a panic.
+        #[test]
+        fn any_journal_bytes_read_and_decide_without_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            kind in ".{0,8}",
+            then in proptest::option::of(".{0,70}"),
+            file in ".{0,9}",
+            sha256 in ".{0,70}",
+            inputs in ".{0,70}",
+        ) {
+            let _ = parse(&bytes, Path::new("j"));
+            let mut line = serde_json::json!({"device": "a", "step": 0, "kind": kind, "outcome": "passed", "at": 1});
+            if let Some(then) = then {
+                line["inputs_sha256"] = then.into();
+                line["images"] = serde_json::json!([{"file": file, "sha256": sha256, "bytes": 1}]);
+            }
+            let records = parse(format!("{line}\n").as_bytes(), Path::new("j")).unwrap();
+            let done = done_steps(&records);
+            let images = [image("", 'a'), image("image.bin", 'b')];
+            for step in done.get("a").into_iter().flat_map(|d| d.values()) {
+                let _ = resume_decision(Some(step), &inputs, &images);
+            }
+        }
     }
 
     #[test]
