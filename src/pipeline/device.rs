@@ -535,6 +535,32 @@ mod tests {
         ImageHash { file: file.into(), sha256: fill.to_string().repeat(64), bytes: 10 }
     }
 
+    /// A variable declared secret, sent in a dialog entry not marked secret:
+    /// the digest is taken over the step resolved for display, so two
+    /// passwords give the same digest and neither is hashed.
+    #[test]
+    fn secret_variables_stay_out_of_the_inputs_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(
+            &path,
+            "format: 1\nname: p\nvariables:\n  pw:\n    secret: true\nserial:\n  baud: 115200\nnetwork:\n  dhcp: true\nsteps:\n  - configure_network:\n      dialog:\n        - expect: password\n          send: ${pw}\n        - expect: IP address\n          send: ${ip}\n      done: Saved\n",
+        )
+        .unwrap();
+        let digest = |pw: &str, ip: &str| {
+            let pairs = [format!("pw={pw}"), format!("ip={ip}")];
+            let values = DeviceValues::from_set_pairs(&pairs).unwrap();
+            let job = DeviceJob { name: "a".into(), profile_path: path.clone(), values, port: None, strict: false };
+            let resolved = resolve(&job).unwrap_or_else(|f| panic!("{}: {:?}", f.message, f.problems));
+            let used = serde_json::to_string(&resolved.profile.steps[0]).unwrap();
+            assert!(used.contains(pw), "the step as run sends the password");
+            assert_eq!(resolved.profile_sha256, hex(&Sha256::digest(std::fs::read(&path).unwrap())));
+            step_inputs(&resolved.for_digest.expect("resolves for display").steps[0], &[])
+        };
+        assert_eq!(digest("first-secret", "10.0.0.5"), digest("second-secret", "10.0.0.5"));
+        assert_ne!(digest("first-secret", "10.0.0.5"), digest("first-secret", "10.0.0.6"));
+    }
+
     #[test]
     fn a_file_changed_while_it_was_sent_is_listed_with_the_bytes_sent() {
         let mut images = vec![image("rom.bin", 'a'), image("image.bin", 'b')];
