@@ -270,6 +270,7 @@ async fn a_replaced_image_is_sent_again_on_resume_and_reports_show_what_was_writ
     assert_ne!(new_upload["inputs_sha256"], old_upload["inputs_sha256"]);
     assert!(new_upload["images"].as_array().unwrap().iter().any(|i| i["sha256"] == new_sha.as_str()));
     assert_eq!(new_upload["profile_sha256"], old_upload["profile_sha256"], "the profile did not change");
+    assert_eq!(report["devices"][0]["profile_sha256"], old_upload["profile_sha256"]);
     let written = std::fs::read_to_string(&batch.journal).unwrap() + &std::fs::read_to_string(&batch.report).unwrap();
     assert!(!written.contains(bench::SIM_ROOT_PASSWORD), "a password leaked into the journal or the report");
 }

@@ -69,6 +69,7 @@ impl DeviceJob {
         DeviceReport {
             name: self.name.clone(),
             profile: self.profile_path.display().to_string(),
+            profile_sha256: None,
             port: self.port.as_ref().map(|p| p.display().to_string()),
             ip: self.values.get("ip").map(str::to_string),
             mac: None,
@@ -138,6 +139,7 @@ pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceRepor
         }
     };
     report.ip = profile.network.ip.as_ref().map(|t| t.to_string()).or(report.ip);
+    report.profile_sha256 = Some(profile_sha256.clone());
     match hash_images(&profile, &base_dir) {
         Ok(images) => report.images = images,
         Err(failure) => {

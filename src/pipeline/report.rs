@@ -9,7 +9,7 @@
 //!   "interrupted": bool,
 //!   "summary": {"devices", "passed", "failed", "not_run"},
 //!   "devices": [{
-//!     "name", "profile", "port", "ip", "mac", "serial_number",
+//!     "name", "profile", "profile_sha256", "port", "ip", "mac", "serial_number",
 //!     "images": [{"file", "sha256", "bytes"}],
 //!     "outcome": "passed" | "failed" | "not-run",
 //!     "failure_class": "device" | "input" | "environment" | null,
@@ -72,6 +72,9 @@ pub enum DeviceOutcome {
 pub struct DeviceReport {
     pub name: String,
     pub profile: String,
+    /// SHA-256 of the profile file's bytes as this run read them; `None`
+    /// when the profile could not be read or was invalid.
+    pub profile_sha256: Option<String>,
     pub port: Option<String>,
     pub ip: Option<String>,
     /// As the device printed it on its console, when it did.
@@ -316,6 +319,7 @@ mod tests {
         DeviceReport {
             name: name.into(),
             profile: "sim-netos".into(),
+            profile_sha256: None,
             port: Some("/dev/pts/3".into()),
             ip: Some("127.0.0.21".into()),
             mac: Some("00:40:9D:00:00:01".into()),
