@@ -23,7 +23,7 @@ pub struct BatchArgs {
     /// Journal file (JSON lines, fsynced per step) for --resume.
     #[arg(long, value_name = "F")]
     journal: Option<PathBuf>,
-    /// Continue the journal: skip devices and steps already done.
+    /// Continue the journal: skip the steps it holds as done with the same inputs (the step and its images' SHA-256); a changed image is sent again.
     #[arg(long, requires = "journal")]
     resume: bool,
     /// Treat profile warnings as errors.

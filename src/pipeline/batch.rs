@@ -1,7 +1,7 @@
 //! Many devices at once: a `JoinSet` under a `Semaphore` of `jobs` places.
 //! One failing device never stops the others; Ctrl-C stops new devices from
 //! starting and lets the running ones stop before their next step; the
-//! journal lets a rerun with `resume` skip what is done.
+//! journal lets a rerun with `resume` skip what is done with the same inputs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, watch};
 
 use super::device::{DeviceJob, RunContext, run_device};
-use super::journal::{Journal, JournalError, now, passed_steps};
+use super::journal::{Journal, JournalError, done_steps, now};
 use super::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, rfc3339};
 use crate::failure::{Classify, FailureClass};
 use crate::progress::Progress;
@@ -20,7 +20,8 @@ pub struct BatchOptions {
     /// Devices run at once.
     pub jobs: usize,
     pub journal: Option<PathBuf>,
-    /// Continue the journal: skip the steps it holds as done.
+    /// Continue the journal: skip the steps it holds as done with the same
+    /// inputs (see `journal::resume_decision`).
     pub resume: bool,
 }
 
@@ -64,7 +65,7 @@ pub async fn run_batch(
             if !records.is_empty() && !options.resume {
                 return Err(BatchError::JournalInUse { path: path.clone(), records: records.len() });
             }
-            (Some(Arc::new(Mutex::new(journal))), passed_steps(&records))
+            (Some(Arc::new(Mutex::new(journal))), done_steps(&records))
         }
         None => (None, BTreeMap::new()),
     };

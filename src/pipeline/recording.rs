@@ -92,7 +92,7 @@ pub fn step_row(run_id: &str, step: &StepRecord) -> StepRow {
         duration_ms: step.duration_ms as i64,
         retries: i64::from(step.retries),
         detail: step.detail.clone(),
-        inputs_sha256: String::new(),
+        inputs_sha256: step.inputs_sha256.clone(),
     }
 }
 

@@ -384,7 +384,7 @@ async fn take_unit(
         recording.step(step);
     };
     let context =
-        RunContext { journal: None, done: Vec::new(), progress: progress.as_ref(), cancel: never, on_step: &on_step };
+        RunContext { journal: None, done: std::collections::BTreeMap::new(), progress: progress.as_ref(), cancel: never, on_step: &on_step };
     let (report, console) = run_device_on(&job, context, Some(console)).await;
     let end = recording.end(&report).await;
     finish(shared, &fixture.name, &fixture.port, mac, end).await;
