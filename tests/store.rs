@@ -81,6 +81,9 @@ async fn rules_hold(store: &Store) {
         images: None,
     };
     store.end_run(&end).await.unwrap();
+    // The unit holds its address until it is gone from the fixture.
+    assert_eq!(store.lease(&lease("00:40:9D:00:00:04", "st2", "r4", 3)).await.unwrap(), None);
+    store.release_lease(&first.id).await.unwrap();
     assert!(matches!(
         store.standing("00:40:9D:00:00:01").await.unwrap(),
         flashline::store::Standing::DoneBefore { .. }

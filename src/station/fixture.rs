@@ -96,12 +96,22 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
             serial_number: serial_number.clone(),
         });
         let taken = console.take().expect("open above");
-        let back = take_unit(&shared, index, &mac, serial_number, taken).await;
+        let (back, run_id) = take_unit(&shared, index, &mac, serial_number, taken).await;
         console = back.map(fresh);
         idle_written = false;
-        // Wait for the unit to go: silence, or another unit's banner.
-        let Some(open) = console.as_mut() else { continue };
-        match wait_gone(open, &patterns, &mac, gone_after, &stop).await {
+        // Wait for the unit to go: silence, or another unit's banner. Its
+        // address is its own until then (it holds it in NV memory).
+        let gone = match console.as_mut() {
+            Some(open) => Some(wait_gone(open, &patterns, &mac, gone_after, &stop).await),
+            None => None,
+        };
+        if let Some(run_id) = run_id
+            && shared.store().release_lease(&run_id).await.is_err()
+        {
+            shared.recorder.set_healthy(false);
+        }
+        let Some(gone) = gone else { continue };
+        match gone {
             Ok(Some(other)) => {
                 shared.emit(StationEvent::Gone { fixture: fixture.name.clone(), mac: mac.clone() });
                 next_mac = Some(other);
@@ -235,37 +245,38 @@ async fn write_fixture_outcome(
     let _ = shared.store().set_fixture(&row).await;
 }
 
-/// Decides whether to take the unit and runs it. Gives the console back.
+/// Decides whether to take the unit and runs it. Gives the console back,
+/// and the run's id when it ran.
 async fn take_unit(
     shared: &Shared,
     index: usize,
     mac: &str,
     serial_number: Option<String>,
     console: Console<Port>,
-) -> Option<Console<Port>> {
+) -> (Option<Console<Port>>, Option<String>) {
     let fixture = &shared.station.file.fixtures[index];
     let station = shared.station.file.station.clone();
     if !*shared.recorder.health().borrow() {
         let detail = "the unit database cannot be reached: no new unit is taken until it is back".to_string();
         refuse(shared, &fixture.name, Some(mac), "database-unavailable", detail).await;
-        return Some(console);
+        return (Some(console), None);
     }
     match shared.store().standing(mac).await {
         Err(error) => {
             shared.recorder.set_healthy(false);
             refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return Some(console);
+            return (Some(console), None);
         }
         Ok(Standing::DoneBefore { station: at, ended_ms, .. }) if !shared.options.reflash => {
             let detail =
                 format!("it passed at station {at} (run ended at {ended_ms} ms); use --reflash to run it again");
             refuse(shared, &fixture.name, Some(mac), "done-before", detail).await;
-            return Some(console);
+            return (Some(console), None);
         }
         Ok(Standing::RunningAt { station: at, fixture: other }) => {
             let detail = format!("it is being run at station {at}, fixture {other}");
             refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return Some(console);
+            return (Some(console), None);
         }
         Ok(_) => {}
     }
@@ -302,12 +313,12 @@ async fn take_unit(
             Ok(None) => {
                 let detail = format!("every address of the pool {} is leased", pool.text);
                 refuse(shared, &fixture.name, Some(mac), "no-address", detail).await;
-                return Some(console);
+                return (Some(console), None);
             }
             Err(error) => {
                 shared.recorder.set_healthy(false);
                 refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-                return Some(console);
+                return (Some(console), None);
             }
         }
     }
@@ -353,13 +364,13 @@ async fn take_unit(
             let _ = shared.store().release_lease(&run_id).await;
             let detail = "another fixture or station took it at the same moment".to_string();
             refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return Some(console);
+            return (Some(console), None);
         }
         Err(error) => {
             let _ = shared.store().release_lease(&run_id).await;
             shared.recorder.set_healthy(false);
             refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return Some(console);
+            return (Some(console), None);
         }
     };
     write_fixture(shared, &fixture.name, &fixture.port, "running", Some(mac), Some(&run_id), first_step).await;
@@ -383,12 +394,17 @@ async fn take_unit(
         shared.emit(shared.step_event(&fixture.name, mac, step));
         recording.step(step);
     };
-    let context =
-        RunContext { journal: None, done: std::collections::BTreeMap::new(), progress: progress.as_ref(), cancel: never, on_step: &on_step };
+    let context = RunContext {
+        journal: None,
+        done: std::collections::BTreeMap::new(),
+        progress: progress.as_ref(),
+        cancel: never,
+        on_step: &on_step,
+    };
     let (report, console) = run_device_on(&job, context, Some(console)).await;
     let end = recording.end(&report).await;
     finish(shared, &fixture.name, &fixture.port, mac, end).await;
-    console
+    (console, Some(run_id))
 }
 
 async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, end: RunEnd) {

@@ -301,6 +301,8 @@ pub async fn run_station(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The units still on the fixtures are nobody's business any more.
+    let _ = store.recover_station(&name, now_ms()).await;
     let _ = store.heartbeat(&StationRow { heartbeat_ms: now_ms(), ..row("stopped") }).await;
     let counts = *shared.counts.lock().unwrap_or_else(|p| p.into_inner());
     observer.event(&StationEvent::Stopped { passed: counts.passed, failed: counts.failed, refused: counts.refused });

@@ -363,9 +363,9 @@ impl Store {
         Ok(())
     }
 
-    /// Closes a run and gives back its address unless the unit keeps it.
+    /// Closes a run. Its address stays leased until the unit is gone from
+    /// its fixture ([`Store::release_lease`]): the unit holds it until then.
     pub async fn end_run(&self, end: &RunEnd) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(self.failed("ending a run"))?;
         sqlx::query(
             "UPDATE runs SET ended_ms = $2, outcome = $3, failure_class = $4, finding = $5, error = $6, \
              images = COALESCE($7, images) WHERE id = $1",
@@ -377,15 +377,10 @@ impl Store {
         .bind(&end.finding)
         .bind(&end.error)
         .bind(&end.images)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(self.failed("ending a run"))?;
-        sqlx::query("DELETE FROM leases WHERE run_id = $1 AND kept = 0")
-            .bind(&end.run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.failed("releasing an address"))?;
-        tx.commit().await.map_err(self.failed("ending a run"))
+        Ok(())
     }
 
     /// An address of `candidates` for `unit`: the one it keeps from an
@@ -448,7 +443,8 @@ impl Store {
         Ok(None)
     }
 
-    /// Gives back a run's address (the run never started).
+    /// Gives back a run's address (unless the unit keeps it): the unit is
+    /// gone from its fixture, or its run never started.
     pub async fn release_lease(&self, run_id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM leases WHERE run_id = $1 AND kept = 0")
             .bind(run_id)
@@ -527,6 +523,8 @@ impl Store {
 
     /// At a station's start: what an earlier process of the same station
     /// left running (it was killed) is interrupted and its leases freed.
+    /// At its stop, the same frees the addresses of units still on its
+    /// fixtures (nothing runs any more).
     pub async fn recover_station(&self, station: &str, now_ms: i64) -> Result<Reaped, StoreError> {
         let failed = self.failed("recovering the station");
         let mut tx = self.pool.begin().await.map_err(&failed)?;
