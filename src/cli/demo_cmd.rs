@@ -136,7 +136,8 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
         .iter()
         .map(|d| DeviceJob::from_inventory(&inventory, d, d.profile.clone().unwrap_or_else(|| profile.clone()), false))
         .collect();
-    let options = BatchOptions { jobs: args.jobs, journal: Some(workdir.join("journal.jsonl")), resume: false };
+    let options =
+        BatchOptions { jobs: args.jobs, journal: Some(workdir.join("journal.jsonl")), resume: false, database: None };
     let outcome = run_jobs_in(&runtime, devices, &options, &args.reports, context);
     drop(bench);
     outcome

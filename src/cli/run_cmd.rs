@@ -50,6 +50,6 @@ pub fn run(args: RunArgs, context: &Context) -> Outcome {
         name = given.to_string();
     }
     let job = DeviceJob { name, profile_path: args.profile.clone(), values, port, strict: args.strict };
-    let options = BatchOptions { jobs: 1, journal: args.journal.clone(), resume: args.resume };
+    let options = BatchOptions { jobs: 1, journal: args.journal.clone(), resume: args.resume, database: None };
     run_jobs(vec![job], &options, &args.reports, context)
 }

@@ -148,6 +148,12 @@ pub async fn start(workdir: &Path, spec: &LineSpec) -> std::io::Result<SimLine> 
         )));
     }
     let database = spec.database.as_ref().map(|db| format!("database: \"{db}\"\n")).unwrap_or_default();
+    // Silence means gone only when it outlasts the unit's own quiet start-up
+    // window; a unit taken out when the station says so goes at once.
+    let gone_after = match spec.unplug {
+        Unplug::WhenTold => Duration::from_millis(1500),
+        Unplug::WhenFlashed { .. } => spec.key_window + Duration::from_secs(2),
+    };
     let mut station_files = Vec::new();
     for (index, fixtures) in fixtures_yaml.iter().enumerate().filter(|(_, f)| !f.is_empty()) {
         let (name, file) = if spec.stations <= 1 {
@@ -158,7 +164,8 @@ pub async fn start(workdir: &Path, spec: &LineSpec) -> std::io::Result<SimLine> 
         let station = format!(
             "format: 1\nstation: {name}\nprofile: sim-netos-line.yaml\noperator: demo\n{database}\
              ip_pool:\n  addresses: {pool}\n  mask: 255.0.0.0\n  gateway: 127.0.0.1\n\
-             arrival:\n  gone_after: 1500ms\nheartbeat:\n  interval: 1s\n  expiry: 5s\nfixtures:\n{fixtures}"
+             arrival:\n  gone_after: {}ms\nheartbeat:\n  interval: 1s\n  expiry: 5s\nfixtures:\n{fixtures}",
+            gone_after.as_millis()
         );
         std::fs::write(&file, station)?;
         station_files.push(file);
@@ -244,7 +251,7 @@ async fn feed(
                 _ = flashed_and_restarted(&slot) => {
                     // Let the station see the restart and end the run
                     // before the cable goes.
-                    tokio::time::sleep(Duration::from_secs(8)).await;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
                     events.say(format!("{mac} holds both images and restarted"));
                 }
                 // Bounded: a unit nobody takes goes after a while.

@@ -608,6 +608,12 @@ async fn interrupt(
     Ok(done.rows_affected())
 }
 
+/// A MAC as the units table keys it: `00-40-9d-01-02-03` and
+/// `00:40:9D:01:02:03` are the same unit.
+pub fn normalise_mac(text: &str) -> String {
+    text.trim().replace('-', ":").to_ascii_uppercase()
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
