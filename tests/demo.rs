@@ -274,3 +274,42 @@ async fn a_replaced_image_is_sent_again_on_resume_and_reports_show_what_was_writ
     let written = std::fs::read_to_string(&batch.journal).unwrap() + &std::fs::read_to_string(&batch.report).unwrap();
     assert!(!written.contains(bench::SIM_ROOT_PASSWORD), "a password leaked into the journal or the report");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_db_records_every_device_in_the_unit_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = BenchBatch::start(dir.path(), 2).await;
+    let db = dir.path().join("units.db");
+    let url = format!("sqlite:{}", db.display());
+    // Units are kept by MAC: an inventory without one is refused up front.
+    let mut command = batch.command(false);
+    command.args(["--db", &url]).stderr(Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || command.output_within(FLASHLINE)).await.unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unit-01, unit-02"));
+    // With the MACs the simulated units print, each run is recorded with its steps.
+    let inventory = std::fs::read_to_string(&batch.bench.inventory).unwrap();
+    let mut rows = inventory.lines();
+    let mut with_mac = format!("{},mac\n", rows.next().unwrap());
+    for (index, row) in rows.enumerate() {
+        with_mac.push_str(&format!("{row},00-40-9d-00-00-{index:02x}\n"));
+    }
+    std::fs::write(&batch.bench.inventory, with_mac).unwrap();
+    let _ = std::fs::remove_file(&batch.journal);
+    let mut command = batch.command(false);
+    command.args(["--db", &url, "--operator", "ana"]).stderr(Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || command.output_within(FLASHLINE)).await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let query = |sql: &str| {
+        let script = "import sqlite3,sys\nfor r in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print('|'.join(map(str, r)))";
+        let output = Command::new("python3").args(["-c", script]).arg(&db).arg(sql).output_within(FLASHLINE);
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    assert_eq!(
+        query("SELECT unit_mac, outcome, station, operator FROM runs ORDER BY unit_mac"),
+        "00:40:9D:00:00:00|passed|batch|ana\n00:40:9D:00:00:01|passed|batch|ana"
+    );
+    assert_eq!(query("SELECT COUNT(*) FROM steps WHERE outcome = 'passed' AND length(inputs_sha256) = 64"), "8");
+    let images = query("SELECT images FROM runs LIMIT 1");
+    assert!(images.contains("image.bin") && images.contains("sha256"), "{images}");
+}

@@ -169,6 +169,7 @@ fn run_line(args: &DemoArgs, workdir: &std::path::Path, context: &Context) -> Ou
         max_gap: Duration::from_millis(600),
         stations: 1,
         unplug: Unplug::WhenTold,
+        link: None,
     };
     let units = usize::from(args.units);
     let outcome = runtime.block_on(async {

@@ -68,6 +68,7 @@ pub fn run(args: LineArgs, context: &Context) -> Outcome {
         max_gap: Duration::from_millis(600),
         stations: usize::from(args.stations),
         unplug: Unplug::WhenFlashed { at_most: args.unit_timeout.0 },
+        link: None,
     };
     runtime.block_on(async {
         let mut line = match line::start(&args.dir, &spec).await {

@@ -41,6 +41,9 @@ pub struct LineSpec {
     pub stations: usize,
     /// When a unit is taken out.
     pub unplug: Unplug,
+    /// Put each unit's console behind the serial link emulator (baud
+    /// pacing, latency); None connects it straight.
+    pub link: Option<super::link::LinkConfig>,
 }
 
 /// When the line takes a unit out of its fixture.
@@ -233,7 +236,17 @@ async fn feed(
     for (number, mac, serial) in queue {
         let gap = spec.max_gap.mul_f64(f64::from(random_bytes(1)[0]) / 255.0);
         tokio::time::sleep(gap).await;
-        let (unit_end, line_end) = tokio::io::duplex(1 << 16);
+        let (unit_end, line_end) = match spec.link {
+            None => tokio::io::duplex(1 << 16),
+            Some(config) => {
+                // unit <-> emulated wire <-> the fixture's cable.
+                let (unit_end, wire_a) = tokio::io::duplex(1 << 16);
+                let (wire_b, line_end) = tokio::io::duplex(1 << 16);
+                let stats = Arc::new(Mutex::new(super::link::LinkStats::default()));
+                tokio::spawn(super::link::bridge(wire_a, wire_b, config, stats));
+                (unit_end, line_end)
+            }
+        };
         let scenario = spec.scenario.filter(|_| number % 4 == 3);
         let (unit_stop, unit_stopped) = watch::channel(false);
         let Ok(slot) = start_unit(&mac, &serial, scenario, &spec, &workdir, unit_end, unit_stopped) else { continue };

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::failure::{Classify, FailureClass};
+use crate::pipeline::journal::hex;
 use crate::pipeline::report::StepRecord;
 use crate::profile::{CheckOptions, ProfileError};
 use crate::progress::Progress;
@@ -365,10 +366,6 @@ impl Shared {
             detail: step.detail.clone(),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The station's name as part of a file name.
