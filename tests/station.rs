@@ -122,3 +122,59 @@ fn a_replugged_unit_is_refused_as_done_before() {
     assert_eq!(sqlite(&db, "SELECT reason, unit_mac FROM refusals"), format!("done-before|{mac}"));
     assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM runs"), "1", "the unit was not run again");
 }
+
+#[test]
+fn an_unreachable_database_is_exit_3_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let file = dir.path().join("station.yaml");
+    let profile = crate::util::repo_root().join("profiles/sim-netos-line.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "format: 1\nstation: s1\nprofile: {}\ndatabase: postgres://line:hunter2hunter@127.0.0.1:{port}/units\nfixtures:\n  - name: f1\n    port: /dev/null\n",
+            profile.display()
+        ),
+    )
+    .unwrap();
+    let output = flashline().arg("station").arg(&file).output_within(FLASHLINE);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains(&format!("postgres://line:***@127.0.0.1:{port}/units")), "{stderr}");
+    assert!(!stderr.contains("hunter2hunter") && !stdout.contains("hunter2hunter"), "{stderr}");
+}
+
+#[test]
+fn a_unit_whose_banner_shows_no_mac_is_refused_with_its_lines() {
+    use crate::util::child::{LineChild, QUICK};
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("fixture");
+    let mut unit = flashline();
+    unit.args(["sim", "netos", "--firmware", "6", "--power-on-delay", "2s", "--link"]).arg(&link);
+    let unit = LineChild::spawn(&mut unit);
+    let deadline = std::time::Instant::now() + QUICK;
+    while !link.exists() {
+        assert!(std::time::Instant::now() < deadline, "the simulated unit made no PTY");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A station that looks for the MAC where this console never prints one.
+    let profile = crate::util::repo_root().join("profiles/sim-netos-line.yaml");
+    let file = dir.path().join("station.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "format: 1\nstation: s1\nprofile: {}\narrival:\n  mac: 'Hardware address: ([0-9A-F:]{{17}})'\n  identity_timeout: 2s\nfixtures:\n  - name: f1\n    port: {}\n    set: {{ip: 127.0.0.5}}\n",
+            profile.display(),
+            link.display()
+        ),
+    )
+    .unwrap();
+    let mut station = LineChild::spawn(flashline().arg("station").arg(&file));
+    let refused = station.line_matching(QUICK, |l| l.contains("refused"));
+    assert!(refused.contains("(no-identity)") && refused.contains("its banner shows no MAC"), "{refused}");
+    assert!(refused.contains("`Press any key in 5 seconds to change these settings.`"), "the banner is quoted: {refused}");
+    station.signal(nix::sys::signal::Signal::SIGINT);
+    let _ = station.finish_within(QUICK);
+    unit.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = unit.finish_within(QUICK);
+}
