@@ -15,6 +15,7 @@
 //! dialog as a state machine fed console text. Nothing here prints:
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
+pub mod boot_log;
 pub mod console;
 pub mod dialog;
 pub mod expect;

@@ -697,7 +697,7 @@ fn valid_field(index: usize, address: Ipv4Addr, nv: &NvMemory) -> bool {
 /// The boot banner of a NET+OS 7.4 connectme9210 as a real unit prints it
 /// (the vendor's forum), with the static-address block of the NET+OS
 /// manuals when DHCP is off.
-fn banner(nv: &NvMemory, firmware: Firmware) -> String {
+pub fn banner(nv: &NvMemory, firmware: Firmware) -> String {
     let network = if nv.dhcp {
         "The board will obtain IP configuration parameters from the network.\r\n".to_string()
     } else {
