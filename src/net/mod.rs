@@ -10,6 +10,8 @@
 //! - [`arp`]: the RFC 5227 address-conflict check (ARP probes from
 //!   0.0.0.0) before a static address is given to a unit.
 //! - [`diagnose`]: evidence to one finding in plain words, with advice.
+//! - [`console_evidence`]: the same with the unit's console log, which
+//!   names the cause (an application without FTP, the backup image, ...).
 //! - [`report`]: the investigation behind `probe` and `diagnose`, and its
 //!   JSON report.
 //!
@@ -18,6 +20,7 @@
 
 pub mod arp;
 pub mod connect;
+pub mod console_evidence;
 pub mod diagnose;
 pub mod icmp;
 pub mod report;

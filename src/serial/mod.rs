@@ -16,6 +16,7 @@
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
 pub mod boot_log;
+pub mod boot_watch;
 pub mod console;
 pub mod dialog;
 pub mod expect;
