@@ -6,6 +6,7 @@ mod util;
 mod arp;
 mod cli_contract;
 mod demo;
+mod diagnose_console;
 mod dialog;
 mod exs;
 mod exs_golden;

@@ -499,25 +499,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// The NET+OS 7.4 boot posted on the vendor's forum (docs/netos.md).
-    pub const REAL_74: &str = "NET+OS Version 7.4\r\n\
-Copyright (c) 1997-2008, Digi International, Inc.\r\n\
-PLATFORM: connectme9210 2M/8M [Sep 19 2008 12:23:35]\r\n\
-APPLICATION: Ram-based FTP Server Application [Sep 19 2008 14:38:08]\r\n\
-NETWORK INTERFACE PARAMETERS:\r\n\
-The board will obtain IP configuration parameters from the network.\r\n\
-HARDWARE PARAMETERS:\r\n\
-Serial channels will use a baud rate of 9600\r\n\
-This board's serial number is N99999999\r\n\
-This board's Ethernet MAC Address is 00:40:9D:57:2E:44\r\n\
-After board is reset, start-up code will wait 5 seconds\r\n\
-Default duplex setting for Ethernet connection: default\r\n\
-Press any key in 5 seconds to change these settings.\r\n\
-IAM:Got AUTO-CONFIGURED IPv6 address FE80::240:9DFF:FE57:2E44 on interface eth0:3\r\n\
-IAM:Got DHCP IPv4 address 192.168.1.152 on interface eth0\r\n\
-Network IP configured.\r\n\
-IAM:Got AUTOIP IPv4 address 169.254.230.125 on interface eth0:0\r\n\
-CLI Started.\r\n\
-FTP download server is ready.\r\n";
+    const REAL_74: &str = include_str!("../../docs/examples/netos-7.4-boot.log");
 
     /// The NET+OS 7.4.2 boot with corrupted NV memory (docs/netos.md).
     const REAL_742: &str = "NET+OS Version 7.4.2 Copyright (c) 1997-2008, Digi International, Inc.\n\

@@ -24,11 +24,17 @@ pub struct WatchOptions {
     pub timeout: Duration,
     /// Quiet after the network came up (with no FTP line) that ends the watch.
     pub settle: Duration,
+    /// Quiet after an FTP or reset line that ends the watch.
+    pub linger: Duration,
 }
 
 impl Default for WatchOptions {
     fn default() -> Self {
-        WatchOptions { timeout: Duration::from_secs(60), settle: Duration::from_secs(5) }
+        WatchOptions {
+            timeout: Duration::from_secs(60),
+            settle: Duration::from_secs(5),
+            linger: Duration::from_secs(1),
+        }
     }
 }
 
@@ -52,15 +58,21 @@ pub async fn watch_boot<R: AsyncRead + Unpin>(console: &mut R, options: WatchOpt
     let end = loop {
         let log = reader.log();
         let boot = log.last_boot().filter(|b| b.version.is_some());
-        if let Some(boot) = boot {
-            if boot.ftp_ready.is_some() || boot.ftp_not_started.is_some() || boot.resetting.is_some() {
-                break WatchEnd::Settled;
-            }
-        }
+        let said_last =
+            boot.is_some_and(|b| b.ftp_ready.is_some() || b.ftp_not_started.is_some() || b.resetting.is_some());
         let network_up = boot.is_some_and(|b| b.network_configured.is_some() || !b.addresses.is_empty());
-        let wake = if network_up { deadline.min(last_byte + options.settle) } else { deadline };
+        // A line that ends the story still waits a moment for what follows
+        // it in the same burst (the reset line after `FTP download server is ready.`).
+        let quiet = if said_last {
+            Some(options.linger)
+        } else if network_up {
+            Some(options.settle)
+        } else {
+            None
+        };
+        let wake = quiet.map_or(deadline, |q| deadline.min(last_byte + q));
         if Instant::now() >= wake {
-            break if network_up && wake < deadline { WatchEnd::Settled } else { WatchEnd::TimedOut };
+            break if quiet.is_some() && wake < deadline { WatchEnd::Settled } else { WatchEnd::TimedOut };
         }
         match tokio::time::timeout_at(wake, console.read(&mut buf)).await {
             Err(_) => continue, // re-checked at the top
@@ -93,10 +105,12 @@ Press any key in 5 seconds to change these settings.\r\n";
             device.write_all(b"Network IP configured.\r\nFTP download server is ready.\r\n").await.unwrap();
             device
         });
+        let started = Instant::now();
         let (log, end) = watch_boot(&mut console, WatchOptions::default()).await;
         assert_eq!(end, WatchEnd::Settled);
         let boot = log.last_boot().unwrap();
         assert_eq!(log.line(boot.ftp_ready.unwrap()).at, Some(Duration::from_secs(7)));
+        assert_eq!(Instant::now() - started, Duration::from_secs(8), "a second's linger after the last line");
         drop(writer.await.unwrap());
     }
 
@@ -105,7 +119,7 @@ Press any key in 5 seconds to change these settings.\r\n";
         let (mut device, mut console) = tokio::io::duplex(4096);
         device.write_all(BOOT).await.unwrap();
         device.write_all(b"Network IP configured.\r\n").await.unwrap();
-        let options = WatchOptions { timeout: Duration::from_secs(60), settle: Duration::from_secs(3) };
+        let options = WatchOptions { settle: Duration::from_secs(3), ..WatchOptions::default() };
         let before = Instant::now();
         let (log, end) = watch_boot(&mut console, options).await;
         assert_eq!(end, WatchEnd::Settled);
