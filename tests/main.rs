@@ -18,5 +18,6 @@ mod ports;
 mod profile_check;
 mod serial;
 mod serial_net;
+mod serial_tap;
 mod test_helpers;
 mod tftp;

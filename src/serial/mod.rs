@@ -26,6 +26,7 @@ pub mod port;
 pub mod remote;
 pub mod rfc2217;
 pub mod steps;
+pub mod tap;
 pub mod transcript;
 pub mod transfer;
 pub mod xmodem;

@@ -129,6 +129,12 @@ impl LineChild {
         LineChild { child, what, lines, seen: Vec::new(), stdout: Some(stdout), stderr: Some(stderr) }
     }
 
+    /// Sends SIGINT (Ctrl-C), e.g. to stop a relay that runs until interrupted.
+    pub fn interrupt(&self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("a pid fits i32"));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    }
+
     /// The next stderr line, or None when stderr closed or `deadline` passed.
     pub fn next_line_within(&mut self, deadline: Instant) -> Option<String> {
         let line = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;
