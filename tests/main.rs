@@ -13,6 +13,7 @@ mod exs_golden;
 mod ftp;
 mod net;
 mod netos_ftp;
+mod pcap;
 mod pipeline;
 mod ports;
 mod profile_check;

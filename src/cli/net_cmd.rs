@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::failure::Classify;
+use crate::net::capture::Capture;
 use crate::net::diagnose::FindingCode;
 use crate::net::report::{Investigation, NetReport, investigate};
 use crate::net::service::Credential;
@@ -55,6 +56,9 @@ pub struct ProbeArgs {
     /// Print the report as JSON (a stable contract).
     #[arg(long)]
     json: bool,
+    /// Write the packets to and from the host meanwhile as a pcap file (Wireshark, tshark); needs CAP_NET_RAW.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +85,9 @@ pub struct DiagnoseArgs {
     json: bool,
     #[command(flatten)]
     console: ConsoleArgs,
+    /// Write the packets to and from the host meanwhile as a pcap file (Wireshark, tshark); needs CAP_NET_RAW.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
 }
 
 /// The console's evidence for `diagnose` (kept apart from the network flags).
@@ -165,7 +172,10 @@ pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
     let report = runtime.block_on(async {
         let target = resolve_ipv4(&args.host).await?;
         let prober = Prober::new(args.method)?;
-        investigate(&spec(target), &prober, &live).await
+        let capture = args.pcap.as_ref().map(|_| Capture::start(target)).transpose()?;
+        let report = investigate(&spec(target), &prober, &live).await?;
+        save_capture(capture, args.pcap.as_deref(), args.json || context.quiet).await?;
+        Ok::<_, crate::net::NetError>(report)
     });
     let report = match report {
         Ok(report) => report,
@@ -219,7 +229,10 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
             timeout: args.timeout.0,
             probe: ProbeOptions::default(),
         };
-        investigate(&spec, &prober, &Silent).await
+        let capture = args.pcap.as_ref().map(|_| Capture::start(target)).transpose()?;
+        let report = investigate(&spec, &prober, &Silent).await?;
+        save_capture(capture, args.pcap.as_deref(), args.json || context.quiet).await?;
+        Ok::<_, crate::net::NetError>(report)
     });
     let report = match report {
         Ok(report) => report,
@@ -231,6 +244,22 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
     };
     print_report(&report, args.json, context, true);
     if report.finding.code == FindingCode::Ready { Outcome::Success } else { Outcome::DeviceFailure }
+}
+
+/// Writes a `--pcap` capture and says so on stderr (unless quiet).
+async fn save_capture(
+    capture: Option<Capture>,
+    path: Option<&std::path::Path>,
+    quiet: bool,
+) -> Result<(), crate::net::NetError> {
+    let (Some(capture), Some(path)) = (capture, path) else { return Ok(()) };
+    let captured = capture.save(path).await?;
+    if !quiet {
+        let dropped =
+            if captured.dropped > 0 { format!(" ({} more not kept)", captured.dropped) } else { String::new() };
+        eprintln!("capture: {} packets written to {}{dropped}", captured.packets.len(), path.display());
+    }
+    Ok(())
 }
 
 /// The boot log of `--boot-log` or `--console`, with where it came from.

@@ -12,6 +12,7 @@
 //! - [`diagnose`]: evidence to one finding in plain words, with advice.
 //! - [`console_evidence`]: the same with the unit's console log, which
 //!   names the cause (an application without FTP, the backup image, ...).
+//! - [`capture`]: the packets of an investigation as a pcap file.
 //! - [`report`]: the investigation behind `probe` and `diagnose`, and its
 //!   JSON report.
 //!
@@ -19,6 +20,7 @@
 //! here prints.
 
 pub mod arp;
+pub mod capture;
 pub mod connect;
 pub mod console_evidence;
 pub mod diagnose;
