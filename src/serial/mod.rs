@@ -12,7 +12,10 @@
 //! them over any `AsyncRead + AsyncWrite + Unpin` stream (a serial port, a PTY,
 //! the link emulator, a `tokio::io::duplex` in tests). [`steps`] runs the
 //! profile's `load_image` and `configure_network` steps; [`dialog`] is that
-//! dialog as a state machine fed console text. Nothing here prints:
+//! dialog as a state machine fed console text. [`boot_log`] reads console
+//! output into the facts of each boot (pure); [`boot_watch`] watches a
+//! console through one boot; [`tap`] relays between two ports or records
+//! one, unchanged. Nothing here prints:
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
 pub mod boot_log;
