@@ -165,8 +165,7 @@ fn receive(socket: &Socket, buffer: &mut [u8]) -> std::io::Result<(usize, bool)>
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let loopback_out =
-        address.sll_pkttype == libc::PACKET_OUTGOING as u8 && address.sll_hatype == libc::ARPHRD_LOOPBACK;
+    let loopback_out = address.sll_pkttype == libc::PACKET_OUTGOING && address.sll_hatype == libc::ARPHRD_LOOPBACK;
     let ipv4 = u16::from_be(address.sll_protocol) == ETH_P_IP;
     Ok((n as usize, ipv4 && !loopback_out))
 }

@@ -105,7 +105,7 @@ pub fn diagnose_with_console(target: Ipv4Addr, evidence: &Evidence, log: &BootLo
     if boot.network_configured.is_none() && boot.addresses.is_empty() && boot.ftp_ready.is_none() {
         let last = log.lines.iter().rposition(|l| !l.text.trim().is_empty()).unwrap_or(boot.first_line);
         let lines: Vec<usize> = [boot.version, boot.key_window, Some(last)].into_iter().flatten().collect();
-        let window = boot.key_window.map(|i| quote(i)).unwrap_or_else(|| "no `Press any key` line yet".into());
+        let window = boot.key_window.map(&quote).unwrap_or_else(|| "no `Press any key` line yet".into());
         return verdict(
             FindingCode::StillBooting,
             &lines,

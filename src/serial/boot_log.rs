@@ -377,7 +377,7 @@ fn transcript_line(line: &str) -> Option<(Duration, char, &str)> {
     let rest = line.strip_prefix('[')?;
     let (time, rest) = rest.split_once(']')?;
     let seconds: f64 = time.trim().parse().ok()?;
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 1e9 {
+    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
         return None;
     }
     let mut chars = rest.chars();
