@@ -197,5 +197,12 @@ mod tests {
             check(&ServeError::Io(io()), Environment, "TFTP socket");
             check(&ExsError::Serve(ServeError::Bind { address, source: io() }), Environment, "step's TFTP port taken");
         }
+        {
+            use crate::serial::tap::TapError;
+            check(&TapError::Read { side: "A", source: io() }, Environment, "tap port read fails");
+            check(&TapError::Write { side: "B", source: io() }, Environment, "tap port write fails");
+            check(&TapError::Closed { side: "A" }, Environment, "tap port unplugged");
+            check(&TapError::Record(io()), Environment, "tap record unwritable");
+        }
     }
 }

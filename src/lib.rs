@@ -8,9 +8,11 @@
 //!   the device values they expand to (with where each came from).
 //! - [`serial`]: port opening (local and exclusive, RFC 2217 or raw TCP over
 //!   the network, stable USB names), XMODEM/XMODEM-1K/YMODEM, the console
-//!   expect engine and the `load_image` / `configure_network` steps.
+//!   expect engine and the `load_image` / `configure_network` steps, the
+//!   boot-log reader, and the serial tap and monitor.
 //! - [`net`]: ICMP echo, TCP SYN and connect() probes, waiting for services
-//!   with a timeline, and the "pings but refuses FTP" diagnosis.
+//!   with a timeline, packet captures, and the "pings but refuses FTP"
+//!   diagnosis (with the console's evidence when there is some).
 //! - [`ftp`]: verified firmware uploads over FTP, with retries and the wait
 //!   for the device's restart.
 //! - [`exs`]: the EXS API codec, TFTP Manage, configuration file check and

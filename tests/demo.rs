@@ -59,7 +59,9 @@ fn demo_with_eight_devices_all_pass_with_a_full_report() {
 
 #[test]
 fn a_broken_device_fails_with_its_finding_while_the_others_pass() {
-    for (scenario, code) in [("no-ftp-server", "no-listener"), ("wrong-password", "auth-failed")] {
+    // The console steps' boot log names the cause of the refused port: the
+    // application came up (its banner and network lines) with no FTP line.
+    for (scenario, code) in [("no-ftp-server", "app-without-ftp"), ("wrong-password", "auth-failed")] {
         let (exit, report, output) = demo(&["--devices", "3", "--jobs", "3", "--scenario", scenario]);
         assert_eq!(exit, Some(1), "{scenario}: {output}");
         assert_eq!(report["summary"]["passed"], 3, "{scenario}: {report:#}");
@@ -82,6 +84,10 @@ fn a_broken_device_fails_with_its_finding_while_the_others_pass() {
             broken["finding"]["advice"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
         let expected = if scenario == "no-ftp-server" { "built without the FTP server" } else { "factory password" };
         assert!(advice.iter().any(|a| a.contains(expected)), "{scenario}: {advice:#?}");
+        if scenario == "no-ftp-server" {
+            let summary = broken["finding"]["summary"].as_str().unwrap();
+            assert!(summary.contains("`Network IP configured.`") && summary.contains("refused"), "{summary}");
+        }
     }
 }
 

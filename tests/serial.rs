@@ -538,9 +538,17 @@ pub(crate) struct Simulator {
 }
 
 pub(crate) fn start_simulator(extra: &[&str]) -> Simulator {
+    start_simulator_with(None, extra)
+}
+
+/// [`start_simulator`] with NV memory at power-up (e.g. a static address).
+pub(crate) fn start_simulator_with(memory: Option<&flashline::sim::netos::NvMemory>, extra: &[&str]) -> Simulator {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("ttyNETOS");
     let nv = dir.path().join("nv.json");
+    if let Some(memory) = memory {
+        std::fs::write(&nv, serde_json::to_vec(memory).unwrap()).unwrap();
+    }
     let mut command = crate::util::flashline();
     let child = die_with_test(&mut command)
         .args(["sim", "netos", "--link", link.to_str().unwrap(), "--nv", nv.to_str().unwrap(), "--exit-after", "60s"])

@@ -1,7 +1,8 @@
-//! What the fuzz target runs: every decoder of `flashline::exs` that reads
+//! What the fuzz targets run: every decoder of `flashline::exs` that reads
 //! outside input (frames, trace text, ICB lists, TFTP Manage bodies,
-//! configuration files), plus the frame round trip; and the batch journal's
-//! reader with the resume decision over what it reads. A panic is the finding.
+//! configuration files), plus the frame round trip; the batch journal's
+//! reader with the resume decision over what it reads; and the console
+//! boot-log reader. A panic is the finding.
 
 use flashline::exs::config_file::{self, ConfigRules};
 use flashline::exs::frame::Framing;
@@ -62,5 +63,20 @@ pub fn exercise_journal(data: &[u8]) {
                 assert_eq!(journal::resume_decision(Some(step), then, &images), Resume::Skip);
             }
         }
+    }
+}
+
+/// The boot-log reader on console bytes (a capture, a transcript, noise):
+/// whole and split at every tenth offset, the same lines either way.
+pub fn read_boot_log(data: &[u8]) {
+    use flashline::serial::boot_log::{BootLog, BootLogReader};
+    use std::time::Duration;
+    let whole = BootLog::parse(data);
+    let _ = (whole.network(), whole.application(), whole.addresses());
+    for split in (0..=data.len()).step_by(10) {
+        let mut reader = BootLogReader::default();
+        reader.feed(Some(Duration::ZERO), &data[..split]);
+        reader.feed(Some(Duration::from_secs(1)), &data[split..]);
+        assert_eq!(reader.finish().boots, whole.boots);
     }
 }

@@ -135,7 +135,7 @@ enum Command {
     Exs(exs_cmd::ExsCommand),
     /// List the USB serial ports with vendor, product, serial number and the stable name for --port.
     Ports(ports_cmd::PortsArgs),
-    /// Serial: send an image (XMODEM / XMODEM-1K / YMODEM), run the console dialog.
+    /// Serial: send an image (XMODEM / XMODEM-1K / YMODEM), run the console dialog, tap or monitor a line.
     #[command(subcommand)]
     Serial(serial_cmd::SerialCommand),
     /// Run a simulated device: a NET+OS console on a PTY, or a CSP matrix controller's EXS API server.
@@ -152,7 +152,7 @@ enum Command {
     /// Serve files over TFTP (what a CSP controller fetches its configuration and loads from).
     #[command(subcommand)]
     Tftp(tftp_cmd::TftpCommand),
-    /// Explain why a device that pings refuses FTP (or another service), with advice.
+    /// Explain why a device that pings refuses FTP (or another service), with advice; with its console, name the cause.
     Diagnose(net_cmd::DiagnoseArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell_cmd::CompletionsArgs),

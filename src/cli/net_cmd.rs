@@ -12,12 +12,18 @@ use clap::{Args, ValueEnum};
 
 use super::progress_view::TaskView;
 use super::{Context, Outcome};
+use crate::failure::Classify;
+use crate::net::capture::Capture;
 use crate::net::diagnose::FindingCode;
 use crate::net::report::{Investigation, NetReport, investigate};
 use crate::net::service::Credential;
 use crate::net::{PortState, ProbeMethod, ProbeOptions, Prober, resolve_ipv4};
-use crate::profile::{self, CheckOptions, DeviceValues, HumanDuration, ResolveMode, Step};
+use crate::profile::{self, CheckOptions, DeviceValues, HumanDuration, ResolveMode, SerialSettings, Step};
 use crate::progress::Silent;
+use crate::serial::boot_log::BootLog;
+use crate::serial::boot_watch::{WatchEnd, WatchOptions, watch_boot};
+use crate::serial::names::DevRoot;
+use crate::serial::port;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WantedState {
@@ -50,6 +56,9 @@ pub struct ProbeArgs {
     /// Print the report as JSON (a stable contract).
     #[arg(long)]
     json: bool,
+    /// Write the packets to and from the host meanwhile as a pcap file (Wireshark, tshark); needs CAP_NET_RAW.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +83,28 @@ pub struct DiagnoseArgs {
     /// Print the report as JSON (a stable contract).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    console: ConsoleArgs,
+    /// Write the packets to and from the host meanwhile as a pcap file (Wireshark, tshark); needs CAP_NET_RAW.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+}
+
+/// The console's evidence for `diagnose` (kept apart from the network flags).
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// A saved console log or flashline transcript of the unit's boot: the finding uses what the console said.
+    #[arg(long, value_name = "FILE", conflicts_with = "console")]
+    boot_log: Option<PathBuf>,
+    /// Watch the unit's console on this serial port while it is power-cycled, and use its boot as evidence.
+    #[arg(long, value_name = "PORT")]
+    console: Option<String>,
+    /// How long to wait for the unit's boot on --console.
+    #[arg(long, default_value = "60s", value_name = "DURATION", requires = "console")]
+    console_timeout: HumanDuration,
+    /// Line speed of --console (8 data bits, no parity, 1 stop bit).
+    #[arg(long, default_value_t = 9600, value_name = "B", requires = "console")]
+    console_baud: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -141,7 +172,10 @@ pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
     let report = runtime.block_on(async {
         let target = resolve_ipv4(&args.host).await?;
         let prober = Prober::new(args.method)?;
-        investigate(&spec(target), &prober, &live).await
+        let capture = args.pcap.as_ref().map(|_| Capture::start(target)).transpose()?;
+        let report = investigate(&spec(target), &prober, &live).await?;
+        save_capture(capture, args.pcap.as_deref(), args.json || context.quiet).await?;
+        Ok::<_, crate::net::NetError>(report)
     });
     let report = match report {
         Ok(report) => report,
@@ -177,27 +211,85 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
         Ok(runtime) => runtime,
         Err(outcome) => return outcome,
     };
+    let console = match runtime.block_on(console_evidence(&args.console, context)) {
+        Ok(console) => console,
+        Err(outcome) => return outcome,
+    };
+    let ftp_ports: Vec<u16> = services.iter().copied().filter(|&p| p == 21 || args.profile.is_some()).collect();
     let report = runtime.block_on(async {
         let target = resolve_ipv4(&args.host).await?;
         let prober = Prober::new(args.method)?;
         let spec = Investigation {
             target,
             ports: services.clone(),
-            ftp_ports: services.iter().copied().filter(|&p| p == 21 || args.profile.is_some()).collect(),
+            ftp_ports: ftp_ports.clone(),
             credentials,
             icmp: true,
             wait_until: None,
             timeout: args.timeout.0,
             probe: ProbeOptions::default(),
         };
-        investigate(&spec, &prober, &Silent).await
+        let capture = args.pcap.as_ref().map(|_| Capture::start(target)).transpose()?;
+        let report = investigate(&spec, &prober, &Silent).await?;
+        save_capture(capture, args.pcap.as_deref(), args.json || context.quiet).await?;
+        Ok::<_, crate::net::NetError>(report)
     });
     let report = match report {
         Ok(report) => report,
         Err(error) => return context.fail_with(&error),
     };
+    let report = match &console {
+        Some((source, log)) => report.with_console(source, log, &ftp_ports),
+        None => report,
+    };
     print_report(&report, args.json, context, true);
     if report.finding.code == FindingCode::Ready { Outcome::Success } else { Outcome::DeviceFailure }
+}
+
+/// Writes a `--pcap` capture and says so on stderr (unless quiet).
+async fn save_capture(
+    capture: Option<Capture>,
+    path: Option<&std::path::Path>,
+    quiet: bool,
+) -> Result<(), crate::net::NetError> {
+    let (Some(capture), Some(path)) = (capture, path) else { return Ok(()) };
+    let captured = capture.save(path).await?;
+    if !quiet {
+        let dropped =
+            if captured.dropped > 0 { format!(" ({} more not kept)", captured.dropped) } else { String::new() };
+        eprintln!("capture: {} packets written to {}{dropped}", captured.packets.len(), path.display());
+    }
+    Ok(())
+}
+
+/// The boot log of `--boot-log` or `--console`, with where it came from.
+async fn console_evidence(args: &ConsoleArgs, context: &Context) -> Result<Option<(String, BootLog)>, Outcome> {
+    if let Some(path) = &args.boot_log {
+        return match std::fs::read(path) {
+            Ok(bytes) => Ok(Some((path.display().to_string(), BootLog::parse(&bytes)))),
+            Err(error) => {
+                Err(context.fail(format!("cannot read the boot log {}: {error}", path.display()), Outcome::Environment))
+            }
+        };
+    }
+    let Some(name) = &args.console else { return Ok(None) };
+    let settings = SerialSettings { baud: args.console_baud, ..SerialSettings::default() };
+    let mut port = match port::open_named(name, &settings, &DevRoot::from_env()).await {
+        Ok(port) => port,
+        Err(error) => {
+            return Err(context.fail(format!("{error}\n  help: {}", error.help()), Outcome::from(error.class())));
+        }
+    };
+    if !context.quiet {
+        eprintln!("watching the console on {name}: power-cycle the unit now (waiting up to {})", args.console_timeout);
+    }
+    let options = WatchOptions { timeout: args.console_timeout.0, ..WatchOptions::default() };
+    let (log, end) = watch_boot(&mut port, options).await;
+    if end != WatchEnd::Settled && !context.quiet {
+        let why = if end == WatchEnd::Closed { "the port closed" } else { "time is up" };
+        eprintln!("console: {why} after {} lines; diagnosing with what it printed", log.lines.len());
+    }
+    Ok(Some((name.clone(), log)))
 }
 
 /// FTP ports and credential candidates from a profile's steps.
@@ -276,6 +368,13 @@ fn print_report(report: &NetReport, json: bool, context: &Context, with_timeline
         println!("  timeline:");
         for event in &report.timeline {
             println!("  {:>7} ms  {}", event.t_ms, event.event);
+        }
+    }
+    if let Some(console) = &report.console {
+        let application = console.application.as_ref().map_or("no APPLICATION: line", |a| a.name.as_str());
+        println!("  console   {} ({} lines): {application}", console.source, console.lines);
+        for line in &console.quoted {
+            println!("  {}", out.dim(&line.quote()));
         }
     }
     let code = report.finding.code.as_str();

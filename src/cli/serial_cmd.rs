@@ -1,6 +1,7 @@
 //! `flashline serial send | dialog`: the `load_image` and `configure_network`
 //! steps run alone, with a progress bar (bytes, rate, ETA) on a terminal and
-//! plain lines otherwise.
+//! plain lines otherwise. `serial tap | monitor`: a transparent relay between
+//! two ports and a read-only recorder of one, with a timestamped record.
 
 use std::path::PathBuf;
 
@@ -11,13 +12,14 @@ use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::failure::Classify;
 use crate::profile::{
-    self, CheckOptions, HumanDuration, LoadImage, ResolveMode, SerialSettings, Step, Template, TransferProtocol,
-    ValueSource,
+    self, CheckOptions, HumanDuration, LoadImage, Parity, ResolveMode, SerialSettings, Step, Template,
+    TransferProtocol, ValueSource,
 };
 use crate::serial::console::Console;
 use crate::serial::names::DevRoot;
 use crate::serial::port::{self, PortError};
 use crate::serial::steps;
+use crate::serial::tap::{self, LogOptions, TapError};
 
 #[derive(Debug, Subcommand)]
 pub enum SerialCommand {
@@ -25,6 +27,60 @@ pub enum SerialCommand {
     Send(SendArgs),
     /// Run a profile's console dialog (the `configure_network` step).
     Dialog(DialogArgs),
+    /// Relay between two serial ports unchanged (a controller's side and a module's side), recording both directions.
+    Tap(TapArgs),
+    /// Record what one serial port receives, read-only.
+    Monitor(MonitorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TapArgs {
+    /// One side (e.g. the production controller's cable).
+    #[arg(value_name = "PORT_A")]
+    port_a: String,
+    /// The other side (e.g. the module's console).
+    #[arg(value_name = "PORT_B")]
+    port_b: String,
+    #[command(flatten)]
+    record: RecordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The port to listen to (nothing is ever written to it).
+    #[arg(value_name = "PORT")]
+    port: String,
+    #[command(flatten)]
+    record: RecordArgs,
+}
+
+/// Line settings and the record, shared by `tap` and `monitor`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Line speed in bits per second, on every port.
+    #[arg(long, default_value_t = 9600, value_name = "B")]
+    baud: u32,
+    /// Data bits: 5, 6, 7 or 8.
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u8).range(5..=8))]
+    data_bits: u8,
+    /// Parity: none, odd or even.
+    #[arg(long, default_value = "none", value_name = "none|odd|even", value_parser = parse_parity)]
+    parity: Parity,
+    /// Stop bits: 1 or 2.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=2))]
+    stop_bits: u8,
+    /// Write the record here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Add each chunk's bytes in hex under its text.
+    #[arg(long)]
+    hex: bool,
+    /// A pause at least this long gets its own `idle` line in the record.
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    idle: HumanDuration,
+    /// Stop after this long (default: until Ctrl-C or a port closes).
+    #[arg(long = "for", value_name = "DURATION")]
+    duration: Option<HumanDuration>,
 }
 
 #[derive(Debug, Args)]
@@ -84,7 +140,135 @@ pub fn run(command: SerialCommand, context: &Context) -> Outcome {
     match command {
         SerialCommand::Send(args) => runtime.block_on(send(args, context)),
         SerialCommand::Dialog(args) => runtime.block_on(dialog(args, context)),
+        SerialCommand::Tap(args) => runtime.block_on(tap(args, context)),
+        SerialCommand::Monitor(args) => runtime.block_on(monitor(args, context)),
     }
+}
+
+fn parse_parity(text: &str) -> Result<Parity, String> {
+    match text {
+        "none" => Ok(Parity::None),
+        "odd" => Ok(Parity::Odd),
+        "even" => Ok(Parity::Even),
+        other => Err(format!("`{other}` is not none, odd or even")),
+    }
+}
+
+/// Where the record goes: a file (created) or standard output.
+async fn record_sink(
+    args: &RecordArgs,
+    context: &Context,
+) -> Result<Box<dyn tokio::io::AsyncWrite + Unpin + Send>, Outcome> {
+    match &args.log {
+        Some(path) => match tokio::fs::File::create(path).await {
+            Ok(file) => Ok(Box::new(tokio::io::BufWriter::new(file))),
+            Err(error) => {
+                Err(context.fail(format!("cannot create the record {}: {error}", path.display()), Outcome::Environment))
+            }
+        },
+        // A duplicate of standard output's descriptor: tokio's own stdout
+        // needs a feature this crate does not otherwise use.
+        None => match std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned() {
+            Ok(fd) => Ok(Box::new(tokio::fs::File::from_std(std::fs::File::from(fd)))),
+            Err(error) => Err(context.fail(format!("cannot write to standard output: {error}"), Outcome::Environment)),
+        },
+    }
+}
+
+fn record_settings(args: &RecordArgs) -> (SerialSettings, LogOptions) {
+    let settings = SerialSettings {
+        baud: args.baud,
+        data_bits: args.data_bits,
+        parity: args.parity,
+        stop_bits: args.stop_bits,
+        ..SerialSettings::default()
+    };
+    (settings, LogOptions { hex: args.hex, idle: args.idle.0 })
+}
+
+/// Ends at Ctrl-C, SIGTERM or after `--for`.
+async fn stop_signal(duration: Option<HumanDuration>) {
+    let limit = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d.0).await,
+            None => std::future::pending().await,
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+        _ = limit => {}
+    }
+}
+
+/// The outcome of a tap or monitor: stopped on purpose is success.
+fn tap_outcome(
+    result: Result<(), TapError>,
+    written: Result<(), TapError>,
+    summary: String,
+    context: &Context,
+) -> Outcome {
+    if !context.quiet {
+        eprintln!("{summary}");
+    }
+    match (result, written) {
+        (Err(error), _) | (Ok(()), Err(error)) => context.fail_with(&error),
+        (Ok(()), Ok(())) => Outcome::Success,
+    }
+}
+
+async fn tap(args: TapArgs, context: &Context) -> Outcome {
+    let (settings, options) = record_settings(&args.record);
+    let sink = match record_sink(&args.record, context).await {
+        Ok(sink) => sink,
+        Err(outcome) => return outcome,
+    };
+    let dev_root = DevRoot::from_env();
+    let a = match port::open_named(&args.port_a, &settings, &dev_root).await {
+        Ok(port) => port,
+        Err(error) => return port_failure(context, error),
+    };
+    let b = match port::open_named(&args.port_b, &settings, &dev_root).await {
+        Ok(port) => port,
+        Err(error) => return port_failure(context, error),
+    };
+    if !context.quiet {
+        eprintln!("relaying {} (A) <-> {} (B) at {} baud; Ctrl-C stops", args.port_a, args.port_b, args.record.baud);
+    }
+    let (record, chunks) = tokio::sync::mpsc::channel(1024);
+    let writer = tokio::spawn(tap::write_record(chunks, sink, options));
+    let (stats, result) = tap::relay(a, b, record, stop_signal(args.record.duration)).await;
+    let written = writer.await.unwrap_or_else(|e| Err(TapError::Record(std::io::Error::other(e))));
+    let summary = format!("relayed {} bytes A>B and {} bytes B>A", stats.a_to_b, stats.b_to_a);
+    tap_outcome(result, written, summary, context)
+}
+
+async fn monitor(args: MonitorArgs, context: &Context) -> Outcome {
+    let (settings, options) = record_settings(&args.record);
+    let sink = match record_sink(&args.record, context).await {
+        Ok(sink) => sink,
+        Err(outcome) => return outcome,
+    };
+    let port = match port::open_named(&args.port, &settings, &DevRoot::from_env()).await {
+        Ok(port) => port,
+        Err(error) => return port_failure(context, error),
+    };
+    if !context.quiet {
+        eprintln!("recording {} at {} baud; Ctrl-C stops", args.port, args.record.baud);
+    }
+    let (record, chunks) = tokio::sync::mpsc::channel(1024);
+    let writer = tokio::spawn(tap::write_record(chunks, sink, options));
+    let (count, result) = tap::monitor(port, record, stop_signal(args.record.duration)).await;
+    let written = writer.await.unwrap_or_else(|e| Err(TapError::Record(std::io::Error::other(e))));
+    tap_outcome(result, written, format!("recorded {count} bytes"), context)
 }
 
 fn port_failure(context: &Context, error: PortError) -> Outcome {

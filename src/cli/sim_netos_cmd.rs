@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::{Context, Outcome};
 use crate::profile::HumanDuration;
-use crate::sim::netos::{AfterSave, Firmware, LineEnd, NetosConfig, NetosDevice, NvMemory, Refusal};
+use crate::sim::netos::{AfterSave, BootScenario, Firmware, LineEnd, NetosConfig, NetosDevice, NvMemory, Refusal};
 
 #[derive(Debug, Args)]
 pub struct NetosArgs {
@@ -57,6 +57,10 @@ pub struct NetosArgs {
     /// Stop after this long (for scripts and tests).
     #[arg(long)]
     exit_after: Option<HumanDuration>,
+    /// A field failure the console shows: normal, app-without-ftp,
+    /// ftp-not-started, backup-image or reset-after-download.
+    #[arg(long, default_value = "normal", value_name = "NAME")]
+    boot_scenario: BootScenario,
 }
 
 pub fn run(args: NetosArgs, context: &Context) -> Outcome {
@@ -90,6 +94,7 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         nv_file: args.nv.clone(),
         cycle: args.cycle.map(|c| c.0),
         power_on_delay: args.power_on_delay.0,
+        boot_scenario: args.boot_scenario,
         ..NetosConfig::default()
     };
     let runtime = match context.runtime() {

@@ -4,7 +4,10 @@
 //! The finding codes are a contract other tools read: `ready`,
 //! `host-unreachable`, `icmp-blocked`, `no-listener`, `filtered`, `no-banner`,
 //! `service-busy`, `auth-failed`, `address-in-use` (from the address-conflict
-//! check, [`address_in_use`]). Pure: no I/O, so every rule is unit-tested.
+//! check, [`address_in_use`]); with the console's evidence,
+//! [`super::console_evidence`] adds `app-without-ftp`, `ftp-not-started`,
+//! `backup-image`, `address-mismatch`, `in-reset-window` and
+//! `still-booting`. Pure: no I/O, so every rule is unit-tested.
 
 use std::net::Ipv4Addr;
 
@@ -26,6 +29,19 @@ pub enum FindingCode {
     AuthFailed,
     /// Another host answered ARP probes for the address a unit was to get.
     AddressInUse,
+    // With the console's evidence (`console_evidence`):
+    /// The application booted, printed no FTP ready line, and port 21 answers RST.
+    AppWithoutFtp,
+    /// The console says the FTP server did not start.
+    FtpNotStarted,
+    /// The boot loader ran the backup image or found the main image's CRC wrong.
+    BackupImage,
+    /// The console shows another address (or DHCP) than the one probed.
+    AddressMismatch,
+    /// A flash download completed and the unit is resetting.
+    InResetWindow,
+    /// The banner is there, the network not yet configured.
+    StillBooting,
 }
 
 impl FindingCode {
@@ -40,6 +56,12 @@ impl FindingCode {
             FindingCode::ServiceBusy => "service-busy",
             FindingCode::AuthFailed => "auth-failed",
             FindingCode::AddressInUse => "address-in-use",
+            FindingCode::AppWithoutFtp => "app-without-ftp",
+            FindingCode::FtpNotStarted => "ftp-not-started",
+            FindingCode::BackupImage => "backup-image",
+            FindingCode::AddressMismatch => "address-mismatch",
+            FindingCode::InResetWindow => "in-reset-window",
+            FindingCode::StillBooting => "still-booting",
         }
     }
 }

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::console_evidence::diagnose_with_console;
 use super::diagnose::{Evidence, Finding, diagnose};
 use super::icmp::Pinger;
 use super::service::{Credential, ServiceCheck, check_ftp};
 use super::wait::{TimelineEvent, WaitSpec, wait_for};
 use super::{IcmpResult, NetError, PortResult, PortState, ProbeOptions, Prober, UsedMethod};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
+use crate::serial::boot_log::{BootLog, Labelled, LineKind, LogLine, NetworkBlock};
 
 /// Everything learnt about one target.
 #[derive(Debug, Clone, Serialize)]
@@ -28,6 +30,59 @@ pub struct NetReport {
     /// For `--wait-until`: whether every port reached the wanted state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reached: Option<bool>,
+    /// The console's evidence, when a boot log or console was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleReport>,
+}
+
+/// What the console showed, as `diagnose --boot-log/--console` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleReport {
+    /// Where the log came from: a file's path or a port's name.
+    pub source: String,
+    pub lines: usize,
+    pub boots: usize,
+    pub version: Option<String>,
+    pub application: Option<Labelled>,
+    pub network: Option<NetworkBlock>,
+    /// Addresses the application printed after the window.
+    pub addresses: Vec<Ipv4Addr>,
+    /// The lines the finding quotes.
+    pub quoted: Vec<LogLine>,
+}
+
+impl NetReport {
+    /// Decides the finding again with the console's evidence (`log`, read
+    /// from `source`); `ftp_ports` as the investigation had them.
+    pub fn with_console(mut self, source: &str, log: &BootLog, ftp_ports: &[u16]) -> NetReport {
+        let target: Ipv4Addr = match self.target.parse() {
+            Ok(target) => target,
+            Err(_) => return self,
+        };
+        let evidence = Evidence {
+            icmp: self.icmp.clone(),
+            ports: self.ports.clone(),
+            service: self.service.clone(),
+            ftp_ports: ftp_ports.to_vec(),
+        };
+        let verdict = diagnose_with_console(target, &evidence, log);
+        let version = log.last_boot().and_then(|b| b.version).and_then(|i| match &log.line(i).kind {
+            LineKind::Version(v) => Some(v.clone()),
+            _ => None,
+        });
+        self.console = Some(ConsoleReport {
+            source: source.to_string(),
+            lines: log.lines.len(),
+            boots: log.boots.len(),
+            version,
+            application: log.application().cloned(),
+            network: log.network(),
+            addresses: log.addresses().into_iter().map(|(_, a)| a).collect(),
+            quoted: verdict.quoted,
+        });
+        self.finding = verdict.finding;
+        self
+    }
 }
 
 /// What to investigate.
@@ -125,5 +180,6 @@ pub async fn investigate(
         finding,
         timeline,
         reached: spec.wait_until.and(reached),
+        console: None,
     })
 }

@@ -29,10 +29,12 @@ use crate::failure::{Classify, FailureClass};
 use crate::ftp::{self, UploadSpec};
 use crate::net::Prober;
 use crate::net::arp;
+use crate::net::console_evidence::diagnose_with_console;
 use crate::net::diagnose::{Evidence, Finding, address_in_use, diagnose};
 use crate::net::wait::{WaitSpec, wait_for};
 use crate::profile::{self, CheckOptions, Device, DeviceValues, Inventory, Problem, Profile, ResolveMode, Step};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
+use crate::serial::boot_log::BootLog;
 use crate::serial::console::Console;
 use crate::serial::names::DevRoot;
 use crate::serial::port::{self, Port};
@@ -416,7 +418,16 @@ async fn run_step(
             let ftp_ports = profile.ftp_ports();
             let evidence =
                 Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None, ftp_ports };
-            let finding = diagnose(host, &evidence);
+            let finding = match console.as_mut() {
+                // The console steps' boot log (and what the unit printed
+                // since) names the cause where the network alone cannot.
+                Some(console) => {
+                    drain_console(console).await;
+                    let log = BootLog::parse(console.transcript().render().as_bytes());
+                    diagnose_with_console(host, &evidence, &log).finding
+                }
+                None => diagnose(host, &evidence),
+            };
             let message = format!("{host} did not reach the wanted states in {} ms", spec.timeout.as_millis());
             Err(Failure { finding: Some(finding), ..Failure::new(FailureClass::Device, message) })
         }
@@ -526,6 +537,17 @@ async fn check_address(
             format!("{address} is already in use by {mac} (it answered an ARP probe on {})", checked.interface),
         )
     })
+}
+
+/// Reads what the unit printed since the last console step into the
+/// transcript: until 100 ms pass quietly, at most 64 reads.
+async fn drain_console(console: &mut Console<Port>) {
+    for _ in 0..64 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
+        if !matches!(console.read_chunk(deadline, "the unit's boot lines").await, Ok(Some(_))) {
+            return;
+        }
+    }
 }
 
 async fn open_console<'c>(

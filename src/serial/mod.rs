@@ -12,9 +12,14 @@
 //! them over any `AsyncRead + AsyncWrite + Unpin` stream (a serial port, a PTY,
 //! the link emulator, a `tokio::io::duplex` in tests). [`steps`] runs the
 //! profile's `load_image` and `configure_network` steps; [`dialog`] is that
-//! dialog as a state machine fed console text. Nothing here prints:
+//! dialog as a state machine fed console text. [`boot_log`] reads console
+//! output into the facts of each boot (pure); [`boot_watch`] watches a
+//! console through one boot; [`tap`] relays between two ports or records
+//! one, unchanged. Nothing here prints:
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
+pub mod boot_log;
+pub mod boot_watch;
 pub mod console;
 pub mod dialog;
 pub mod expect;
@@ -24,6 +29,7 @@ pub mod port;
 pub mod remote;
 pub mod rfc2217;
 pub mod steps;
+pub mod tap;
 pub mod transcript;
 pub mod transfer;
 pub mod xmodem;

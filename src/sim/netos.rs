@@ -134,6 +134,85 @@ pub struct NetosConfig {
     pub line_end: LineEnd,
     /// How the dialog words a refused answer (unconfirmed for NET+OS).
     pub refusal: Refusal,
+    /// What the boot shows besides the banner: the field failures a
+    /// console reveals (`diagnose --console`).
+    pub boot_scenario: BootScenario,
+}
+
+/// The field failures the console shows (docs/diagnosis.md). Texts marked
+/// inferred are not published by the vendor; the boot-log reader matches
+/// them by tolerant substrings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BootScenario {
+    /// The factory FTP server application; its FTP lines come from the FTP
+    /// side (`netos_ftp`) through [`NetosDevice::console_line`].
+    #[default]
+    Normal,
+    /// A custom application built without the FTP server: its own
+    /// APPLICATION line, `CLI Started.`, and no FTP line.
+    AppWithoutFtp,
+    /// The application prints `FTP Server not started` (confirmed text: it
+    /// cannot read the flash sector sizes).
+    FtpNotStarted,
+    /// The boot loader finds image.bin's CRC wrong and runs backup.bin
+    /// (inferred text: `image.bin failed its CRC check: running backup.bin`).
+    BackupImage,
+    /// A flash download just completed: `FTP: Flash download complete.` and
+    /// `Resetting system in 10 seconds.` (inferred), then the console is
+    /// quiet: the unit is inside its reset window.
+    ResetAfterDownload,
+}
+
+impl BootScenario {
+    pub const NAMES: [&'static str; 5] =
+        ["normal", "app-without-ftp", "ftp-not-started", "backup-image", "reset-after-download"];
+    pub const ALL: [BootScenario; 5] = [
+        BootScenario::Normal,
+        BootScenario::AppWithoutFtp,
+        BootScenario::FtpNotStarted,
+        BootScenario::BackupImage,
+        BootScenario::ResetAfterDownload,
+    ];
+
+    /// The APPLICATION line's name and build date.
+    fn application(self) -> &'static str {
+        match self {
+            BootScenario::AppWithoutFtp => "Serial Bridge Application [Mar 02 2024 10:11:12]",
+            BootScenario::BackupImage => "Backup Recovery Application [Sep 19 2008 14:38:08]",
+            _ => "Ram-based FTP Server Application [Sep 19 2008 14:38:08]",
+        }
+    }
+
+    /// What the boot loader prints before the banner.
+    fn before_banner(self) -> &'static str {
+        match self {
+            BootScenario::BackupImage => "image.bin failed its CRC check: running backup.bin\r\n",
+            _ => "",
+        }
+    }
+
+    /// What the application prints once its network is up.
+    fn after_network(self) -> &'static str {
+        match self {
+            BootScenario::Normal | BootScenario::BackupImage => "",
+            BootScenario::AppWithoutFtp => "CLI Started.\r\n",
+            BootScenario::FtpNotStarted => "CLI Started.\r\nFTP Server not started\r\n",
+            BootScenario::ResetAfterDownload => {
+                "FTP download server is ready.\r\nFTP: Flash download complete.\r\nResetting system in 10 seconds.\r\n"
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for BootScenario {
+    type Err = String;
+    fn from_str(text: &str) -> Result<BootScenario, String> {
+        BootScenario::NAMES
+            .iter()
+            .position(|n| *n == text)
+            .map(|i| BootScenario::ALL[i])
+            .ok_or_else(|| format!("unknown boot scenario `{text}`; one of: {}", BootScenario::NAMES.join(", ")))
+    }
 }
 
 /// What the console does once the settings are saved.
@@ -237,6 +316,7 @@ impl Default for NetosConfig {
             after_save: AfterSave::default(),
             line_end: LineEnd::default(),
             refusal: Refusal::default(),
+            boot_scenario: BootScenario::default(),
         }
     }
 }
@@ -373,7 +453,8 @@ impl NetosDevice {
 
     async fn boot<S: AsyncRead + AsyncWrite + Unpin>(&mut self, line: &mut Line<S>) -> Result<(), NetosError> {
         let nv = self.state.lock().expect("state lock").nv.clone();
-        line.write(banner(&nv, self.config.firmware).as_bytes()).await?;
+        line.write(self.config.boot_scenario.before_banner().as_bytes()).await?;
+        line.write(self.banner(&nv).as_bytes()).await?;
         line.write(format!("Press any key in {} seconds to change these settings.\r\n", nv.wait_seconds).as_bytes())
             .await?;
         line.pending.clear();
@@ -393,6 +474,10 @@ impl NetosDevice {
         self.run_application(line).await
     }
 
+    fn banner(&self, nv: &NvMemory) -> String {
+        banner_of(nv, self.config.firmware, self.config.boot_scenario.application())
+    }
+
     async fn run_application<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         line: &mut Line<S>,
@@ -400,6 +485,7 @@ impl NetosDevice {
         let nv = self.state.lock().expect("state lock").nv.clone();
         let address = if nv.dhcp { "169.254.0.10".to_string() } else { nv.ip.to_string() };
         line.write(format!("\r\nIP address is {address}\r\nNetwork IP configured.\r\n").as_bytes()).await?;
+        line.write(self.config.boot_scenario.after_network().as_bytes()).await?;
         self.network.send_replace(Some(nv));
         let deadline = self.config.cycle.map(|c| Instant::now() + c);
         loop {
@@ -433,7 +519,7 @@ impl NetosDevice {
             match self.config.after_save {
                 AfterSave::Reset => return Ok(true),
                 AfterSave::Continue => return Ok(false),
-                AfterSave::Ask => line.write(banner(&nv, self.config.firmware).as_bytes()).await?,
+                AfterSave::Ask => line.write(self.banner(&nv).as_bytes()).await?,
             }
         }
     }
@@ -697,7 +783,12 @@ fn valid_field(index: usize, address: Ipv4Addr, nv: &NvMemory) -> bool {
 /// The boot banner of a NET+OS 7.4 connectme9210 as a real unit prints it
 /// (the vendor's forum), with the static-address block of the NET+OS
 /// manuals when DHCP is off.
-fn banner(nv: &NvMemory, firmware: Firmware) -> String {
+pub fn banner(nv: &NvMemory, firmware: Firmware) -> String {
+    banner_of(nv, firmware, BootScenario::Normal.application())
+}
+
+/// [`banner`] with another APPLICATION line (`NAME [build date]`).
+fn banner_of(nv: &NvMemory, firmware: Firmware, application: &str) -> String {
     let network = if nv.dhcp {
         "The board will obtain IP configuration parameters from the network.\r\n".to_string()
     } else {
@@ -711,7 +802,7 @@ fn banner(nv: &NvMemory, firmware: Firmware) -> String {
     format!(
         "\r\nNET+OS Version {}\r\nCopyright (c) 1997-2008, Digi International, Inc.\r\n\
          PLATFORM: connectme9210 2M/8M [Sep 19 2008 12:23:35]\r\n\
-         APPLICATION: Ram-based FTP Server Application [Sep 19 2008 14:38:08]\r\n\
+         APPLICATION: {application}\r\n\
          NETWORK INTERFACE PARAMETERS:\r\n{network}HARDWARE PARAMETERS:\r\n\
          Serial channels will use a baud rate of {}\r\nThis board's serial number is {}\r\n\
          This board's Ethernet MAC Address is {}\r\nAfter board is reset, start-up code will wait {} seconds\r\n\

@@ -134,6 +134,11 @@ impl LineChild {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);
     }
 
+    /// Sends SIGINT (Ctrl-C), e.g. to stop a relay that runs until interrupted.
+    pub fn interrupt(&self) {
+        self.signal(nix::sys::signal::Signal::SIGINT);
+    }
+
     /// The next stderr line, or None when stderr closed or `deadline` passed.
     pub fn next_line_within(&mut self, deadline: Instant) -> Option<String> {
         let line = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;
