@@ -55,7 +55,8 @@ fn a_failing_unit_is_recorded_with_its_finding() {
     let db = dir.path().join("flashline.db");
     assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM runs WHERE outcome = 'passed'"), "3");
     let failed = sqlite(&db, "SELECT failure_class, finding FROM runs WHERE outcome = 'failed'");
-    assert_eq!(failed, "device|no-listener", "{stderr}");
+    // The console said the application has no FTP server: the finding names it.
+    assert_eq!(failed, "device|app-without-ftp", "{stderr}");
 }
 
 #[test]
