@@ -32,6 +32,7 @@
 //! `ARCHITECTURE.md` at the repository root shows one device's path through
 //! these modules and where to add a step kind, a protocol or a scenario.
 
+pub mod addp;
 pub mod cli;
 pub mod exs;
 pub mod failure;
