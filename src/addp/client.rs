@@ -313,7 +313,9 @@ pub async fn discover(options: &DiscoverOptions) -> Result<Vec<Discovered>, Addp
             None => {
                 let other_subnet = device.ip.is_some_and(|ip| match interface {
                     Some(interface) => !interface.holds(ip),
-                    None => !interfaces.iter().any(|i| i.holds(ip)),
+                    // Asked by unicast: reachable where it answered from,
+                    // unless it reports another address off our subnets.
+                    None => from.ip() != std::net::IpAddr::V4(ip) && !interfaces.iter().any(|i| i.holds(ip)),
                 });
                 found.insert(
                     key,

@@ -8,6 +8,8 @@ use clap::Args;
 
 use super::{Context, Outcome};
 use crate::profile::HumanDuration;
+use crate::sim;
+use crate::sim::addp::{AddpConfig, DeviceLink};
 use crate::sim::netos::{AfterSave, Firmware, LineEnd, NetosConfig, NetosDevice, NvMemory, Refusal};
 
 #[derive(Debug, Args)]
@@ -57,6 +59,19 @@ pub struct NetosArgs {
     /// Stop after this long (for scripts and tests).
     #[arg(long)]
     exit_after: Option<HumanDuration>,
+    /// Answer ADDP on this address while the application runs, as NET+OS
+    /// 6.2 and later do (cookie DVKT, the NetSilicon GUID; the password is
+    /// the root password). Multicast too, unless it is a loopback address.
+    #[arg(long, value_name = "ADDRESS")]
+    addp: Option<std::net::Ipv4Addr>,
+    /// UDP port of the ADDP server (2362; tests on loopback pick another).
+    #[arg(long, default_value_t = crate::addp::PORT, requires = "addp")]
+    addp_port: u16,
+    /// The device owns its address on this interface (inside a network
+    /// namespace): each boot moves it to the NV static address, so ping
+    /// answers there after an ADDP set-ip and reboot.
+    #[arg(long, value_name = "IF", requires = "addp")]
+    addp_interface: Option<String>,
 }
 
 pub fn run(args: NetosArgs, context: &Context) -> Outcome {
@@ -76,6 +91,16 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
             }
         }
     }
+    let addp = args.addp.map(|address| AddpConfig {
+        address,
+        port: args.addp_port,
+        multicast: !address.is_loopback(),
+        own_interface: args.addp_interface.clone(),
+        password: (!args.no_root_password)
+            .then(|| args.root_password.clone().unwrap_or_else(|| args.firmware.factory_password().to_string())),
+        nv_file: args.nv.clone(),
+        ..AddpConfig::default()
+    });
     let config = NetosConfig {
         nv,
         key_window: args.key_window.0,
@@ -113,7 +138,24 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         println!("link {} -> {device_path}", args.link.display());
         let simulator = NetosDevice::new(config);
         let state = simulator.state();
-        let run = simulator.run(controller);
+        let responder = addp.map(|config| {
+            let link = DeviceLink { state: simulator.state(), network: simulator.network(), restart: simulator.restart() };
+            sim::addp::serve(config, link)
+        });
+        let run = async {
+            let console = simulator.run(controller);
+            match responder {
+                // The responder returns only on an error (or with the device).
+                Some(responder) => tokio::select! {
+                    result = console => result.map_err(|e| e.to_string()),
+                    result = responder => match result {
+                        Ok(()) => Ok(()),
+                        Err(error) => Err(error.to_string()),
+                    },
+                },
+                None => console.await.map_err(|e| e.to_string()),
+            }
+        };
         let result = match args.exit_after {
             Some(limit) => tokio::time::timeout(limit.0, run).await.unwrap_or(Ok(())),
             None => run.await,
@@ -128,7 +170,7 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         }
         match result {
             Ok(()) => Outcome::Success,
-            Err(error) => fail(error.to_string(), Outcome::DeviceFailure),
+            Err(error) => fail(error, Outcome::DeviceFailure),
         }
     })
 }
