@@ -200,7 +200,13 @@ mod tests {
             check(&AddpError::Encode(FrameError::PayloadTooLong { len: 70_000 }), Input, "password too long");
             check(&AddpError::BroadcastMac { what: s() }, Input, "set for every device");
             check(&AddpError::NoAnswer { what: s(), mac, attempts: 3, waited }, Environment, "nothing answered");
-            let refused = AddpError::Refused { what: s(), mac, code: ErrorCode::AuthenticationFailure, flag: None, message: None };
+            let refused = AddpError::Refused {
+                what: s(),
+                mac,
+                code: ErrorCode::AuthenticationFailure,
+                flag: None,
+                message: None,
+            };
             check(&refused, Device, "device refused");
         }
         {

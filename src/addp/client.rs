@@ -122,10 +122,7 @@ pub fn interfaces(name: Option<&str>) -> Result<Vec<Interface>, AddpError> {
         let (address, mask) = unsafe {
             let address = &*(entry.ifa_addr as *const libc::sockaddr_in);
             let mask = &*(entry.ifa_netmask as *const libc::sockaddr_in);
-            (
-                Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr)),
-                Ipv4Addr::from(u32::from_be(mask.sin_addr.s_addr)),
-            )
+            (Ipv4Addr::from(u32::from_be(address.sin_addr.s_addr)), Ipv4Addr::from(u32::from_be(mask.sin_addr.s_addr)))
         };
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
         let if_name = unsafe { std::ffi::CStr::from_ptr(entry.ifa_name) }.to_string_lossy().to_string();
@@ -139,8 +136,7 @@ pub fn interfaces(name: Option<&str>) -> Result<Vec<Interface>, AddpError> {
     unsafe { libc::freeifaddrs(head) };
     match name {
         Some(name) => {
-            let chosen: Vec<Interface> =
-                all.iter().filter(|(i, ..)| i.name == name).map(|(i, ..)| i.clone()).collect();
+            let chosen: Vec<Interface> = all.iter().filter(|(i, ..)| i.name == name).map(|(i, ..)| i.clone()).collect();
             if chosen.is_empty() {
                 let mut have: Vec<String> = all.iter().map(|(i, ..)| i.name.clone()).collect();
                 have.dedup();
@@ -229,11 +225,7 @@ fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S:
 /// ADDPv2 form Digi's tool sends NET+OS units (GUID and VERSION options),
 /// for the others the plain form of the `DIGI` capture.
 pub fn discovery_request(cookie: Cookie, mac: Mac) -> Request {
-    if cookie == Cookie::DVKT {
-        Request::discovery(mac)
-    } else {
-        Request::Discovery { mac, options: vec![] }
-    }
+    if cookie == Cookie::DVKT { Request::discovery(mac) } else { Request::Discovery { mac, options: vec![] } }
 }
 
 /// Finds devices: see the module's notes. An empty list is not an error.
@@ -408,9 +400,7 @@ pub async fn operate(request: &Request, options: &OperateOptions) -> Result<Oper
     }
     let mut sockets: Vec<(UdpSocket, SocketAddr)> = Vec::new();
     match options.address {
-        Some(address) => {
-            sockets.push((socket_on(Ipv4Addr::UNSPECIFIED)?, SocketAddr::from((address, options.port))))
-        }
+        Some(address) => sockets.push((socket_on(Ipv4Addr::UNSPECIFIED)?, SocketAddr::from((address, options.port)))),
         None => {
             let chosen = interfaces(options.interface.as_deref())?;
             if chosen.is_empty() {
@@ -513,7 +503,11 @@ mod tests {
     #[test]
     fn dvkt_asks_with_the_v2_options_others_plain() {
         let mac = BROADCAST_MAC;
-        assert!(matches!(discovery_request(Cookie::DVKT, mac), Request::Discovery { options, .. } if options.len() == 2));
-        assert!(matches!(discovery_request(Cookie::DIGI, mac), Request::Discovery { options, .. } if options.is_empty()));
+        assert!(
+            matches!(discovery_request(Cookie::DVKT, mac), Request::Discovery { options, .. } if options.len() == 2)
+        );
+        assert!(
+            matches!(discovery_request(Cookie::DIGI, mac), Request::Discovery { options, .. } if options.is_empty())
+        );
     }
 }

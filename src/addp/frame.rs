@@ -28,9 +28,8 @@ pub const HEADER_LEN: usize = 8;
 /// Every device: the discovery target that asks all of them.
 pub const BROADCAST_MAC: Mac = Mac([0xff; 6]);
 /// The NetSilicon OEM GUID, NET+OS's default (`bf6db409-c83d-44a3-a36d-21797d2f73f9`).
-pub const NETSILICON_GUID: [u8; 16] = [
-    0xbf, 0x6d, 0xb4, 0x09, 0xc8, 0x3d, 0x44, 0xa3, 0xa3, 0x6d, 0x21, 0x79, 0x7d, 0x2f, 0x73, 0xf9,
-];
+pub const NETSILICON_GUID: [u8; 16] =
+    [0xbf, 0x6d, 0xb4, 0x09, 0xc8, 0x3d, 0x44, 0xa3, 0xa3, 0x6d, 0x21, 0x79, 0x7d, 0x2f, 0x73, 0xf9];
 /// ADDPv2, the VERSION option's value.
 pub const VERSION_2: u16 = 0x0200;
 
@@ -119,7 +118,9 @@ pub enum FrameError {
     PayloadTooLong { len: usize },
     #[error("{what}: field {kind:#04x} at payload offset {offset} says {length} bytes but only {left} remain")]
     FieldOverrun { what: String, kind: u8, offset: usize, length: usize, left: usize },
-    #[error("{what}: a lone byte {kind:#04x} at payload offset {offset} where a field (type, length, value) should start")]
+    #[error(
+        "{what}: a lone byte {kind:#04x} at payload offset {offset} where a field (type, length, value) should start"
+    )]
     LoneByte { what: String, kind: u8, offset: usize },
     #[error("{what}: the payload has {got} bytes, the layout needs {need}")]
     BadLength { what: String, got: usize, need: String },
@@ -176,10 +177,26 @@ impl fmt::Debug for Password {
 pub enum Request {
     /// Who is there: `mac` is [`BROADCAST_MAC`] for every device. `options`
     /// are the ADDPv2 TLVs after the MAC, in the order given.
-    Discovery { mac: Mac, options: Vec<Field> },
-    SetStatic { ip: Ipv4Addr, mask: Ipv4Addr, gateway: Ipv4Addr, mac: Mac, password: Password },
-    Reboot { mac: Mac, password: Password },
-    Dhcp { enable: bool, mac: Mac, password: Password },
+    Discovery {
+        mac: Mac,
+        options: Vec<Field>,
+    },
+    SetStatic {
+        ip: Ipv4Addr,
+        mask: Ipv4Addr,
+        gateway: Ipv4Addr,
+        mac: Mac,
+        password: Password,
+    },
+    Reboot {
+        mac: Mac,
+        password: Password,
+    },
+    Dhcp {
+        enable: bool,
+        mac: Mac,
+        password: Password,
+    },
 }
 
 impl Request {
@@ -418,7 +435,10 @@ pub enum Field {
     Dns(Ipv4Addr),
     /// `wide`: sent in 4 bytes (one product does) instead of 1; any non-zero
     /// value is on.
-    Dhcp { enabled: bool, wide: bool },
+    Dhcp {
+        enabled: bool,
+        wide: bool,
+    },
     ErrorCode(ErrorCode),
     SerialPorts(u8),
     SecureRealPort(u32),
@@ -428,7 +448,10 @@ pub enum Field {
     Challenge([u8; 14]),
     /// A type this module does not know, or a known type with a width it
     /// does not expect: kept as received.
-    Other { kind: u8, value: Vec<u8> },
+    Other {
+        kind: u8,
+        value: Vec<u8>,
+    },
 }
 
 fn text(value: &[u8]) -> String {
@@ -845,7 +868,10 @@ mod tests {
     fn invalid_replies_and_requests_say_what_is_wrong() {
         let frame = |command, payload: &[u8]| Frame { cookie: Cookie::DVKT, command, payload: payload.to_vec() };
         let overrun = Reply::from_frame(&frame(2, &[0x01, 6, 0, 0x40])).unwrap_err();
-        assert_eq!(overrun.to_string(), "discovery reply: field 0x01 at payload offset 0 says 6 bytes but only 2 remain");
+        assert_eq!(
+            overrun.to_string(),
+            "discovery reply: field 0x01 at payload offset 0 says 6 bytes but only 2 remain"
+        );
         let lone = Reply::from_frame(&frame(4, &[0x0a, 1, 0, 0x09])).unwrap_err();
         assert!(lone.to_string().contains("lone byte 0x09 at payload offset 3"), "{lone}");
         assert!(Reply::from_frame(&frame(1, &[])).is_err(), "a request is not a reply");

@@ -150,7 +150,8 @@ pub fn discover(args: DiscoverArgs, context: &Context) -> Outcome {
     }
     let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
     let address = |value: Option<Ipv4Addr>| value.map_or_else(|| "-".into(), |a| a.to_string());
-    let mut rows = vec![["MAC", "IP", "MASK", "GATEWAY", "DHCP", "NAME", "HARDWARE", "FIRMWARE", "COOKIE"].map(String::from)];
+    let mut rows =
+        vec![["MAC", "IP", "MASK", "GATEWAY", "DHCP", "NAME", "HARDWARE", "FIRMWARE", "COOKIE"].map(String::from)];
     for device in &found {
         let info = &device.device;
         rows.push([
@@ -192,7 +193,11 @@ pub fn run(command: AddpCommand, context: &Context) -> Outcome {
     let (mac, common, build): (Mac, CommonArgs, Box<dyn FnOnce(Mac, Password) -> Request>) = match command {
         AddpCommand::SetIp(args) => {
             let (ip, mask, gateway) = (args.ip, args.mask, args.gateway);
-            (args.mac, args.common, Box::new(move |mac, password| Request::SetStatic { ip, mask, gateway, mac, password }))
+            (
+                args.mac,
+                args.common,
+                Box::new(move |mac, password| Request::SetStatic { ip, mask, gateway, mac, password }),
+            )
         }
         AddpCommand::Dhcp(args) => {
             let enable = matches!(args.switch, Switch::On);

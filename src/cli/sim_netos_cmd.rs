@@ -139,7 +139,8 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         let simulator = NetosDevice::new(config);
         let state = simulator.state();
         let responder = addp.map(|config| {
-            let link = DeviceLink { state: simulator.state(), network: simulator.network(), restart: simulator.restart() };
+            let link =
+                DeviceLink { state: simulator.state(), network: simulator.network(), restart: simulator.restart() };
             sim::addp::serve(config, link)
         });
         let run = async {

@@ -30,8 +30,8 @@ use tokio::sync::{Notify, watch};
 
 use super::netos::{NetosState, NvMemory, store_nv, valid_field};
 use crate::addp::frame::{
-    BROADCAST_MAC, Cookie, ErrorCode, Field, Frame, NETSILICON_GUID, Password, Reply, Request, ResultFlag,
-    VERSION_2, command,
+    BROADCAST_MAC, Cookie, ErrorCode, Field, Frame, NETSILICON_GUID, Password, Reply, Request, ResultFlag, VERSION_2,
+    command,
 };
 use crate::addp::{GROUP, PORT};
 use crate::net::arp::Mac;
@@ -116,10 +116,8 @@ fn prefix(mask: Ipv4Addr) -> u32 {
 }
 
 fn ip_command(args: &[String]) -> Result<(), AddpSimError> {
-    let output = std::process::Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(io(format!("run `ip {}`", args.join(" "))))?;
+    let output =
+        std::process::Command::new("ip").args(args).output().map_err(io(format!("run `ip {}`", args.join(" "))))?;
     if output.status.success() {
         Ok(())
     } else {
@@ -145,6 +143,18 @@ pub async fn serve(config: AddpConfig, mut link: DeviceLink) -> Result<(), AddpS
         {
             let wanted = (running.ip, prefix(running.mask));
             if held != Some(wanted) {
+                // The old address goes first: deleting a primary address
+                // also deletes the secondaries of its subnet.
+                if let Some((old, bits)) = held.filter(|(old, _)| *old != wanted.0) {
+                    ip_command(&[
+                        "addr".into(),
+                        "del".into(),
+                        format!("{old}/{bits}"),
+                        "dev".into(),
+                        interface.clone(),
+                    ])?;
+                }
+                // Already there at the first boot (the address it was started on).
                 let _ = ip_command(&[
                     "addr".into(),
                     "add".into(),
@@ -152,9 +162,6 @@ pub async fn serve(config: AddpConfig, mut link: DeviceLink) -> Result<(), AddpS
                     "dev".into(),
                     interface.clone(),
                 ]);
-                if let Some((old, bits)) = held.filter(|(old, _)| *old != wanted.0) {
-                    ip_command(&["addr".into(), "del".into(), format!("{old}/{bits}"), "dev".into(), interface.clone()])?;
-                }
                 held = Some(wanted);
             }
             address = running.ip;
@@ -229,11 +236,8 @@ pub fn answer(
             if (mac != BROADCAST_MAC && mac != own_mac) || other_guid {
                 return None;
             }
-            let (ip, mask) = if running.dhcp {
-                (config.address, Ipv4Addr::new(255, 255, 0, 0))
-            } else {
-                (running.ip, running.mask)
-            };
+            let (ip, mask) =
+                if running.dhcp { (config.address, Ipv4Addr::new(255, 255, 0, 0)) } else { (running.ip, running.mask) };
             let asker_elsewhere = match from {
                 SocketAddr::V4(v4) => !crate::addp::client::same_subnet(*v4.ip(), ip, mask),
                 SocketAddr::V6(_) => true,
@@ -257,14 +261,14 @@ pub fn answer(
         Request::SetStatic { mac, password, ip, mask, gateway } => {
             let verdict = operate(config, link, own_mac, mac, &password, |nv| {
                 let new = NvMemory { ip, mask, ..nv.clone() };
-                (valid_field(0, ip, nv) && valid_field(1, mask, nv) && valid_field(2, gateway, &new)).then(|| {
-                    NvMemory { dhcp: false, gateway, ..new }
-                })
+                (valid_field(0, ip, nv) && valid_field(1, mask, nv) && valid_field(2, gateway, &new))
+                    .then(|| NvMemory { dhcp: false, gateway, ..new })
             })?;
             Some((reply(command::SET_STATIC_REPLY, result_fields(verdict, own_mac)), false))
         }
         Request::Dhcp { mac, password, enable } => {
-            let verdict = operate(config, link, own_mac, mac, &password, |nv| Some(NvMemory { dhcp: enable, ..nv.clone() }))?;
+            let verdict =
+                operate(config, link, own_mac, mac, &password, |nv| Some(NvMemory { dhcp: enable, ..nv.clone() }))?;
             Some((reply(command::DHCP_REPLY, result_fields(verdict, own_mac)), false))
         }
         Request::Reboot { mac, password } => {
@@ -352,7 +356,10 @@ mod tests {
         let (reply, restart) = ask(&config, &link, &Request::discovery(BROADCAST_MAC), Cookie::DVKT).unwrap();
         assert!(!restart);
         let info = reply.device();
-        assert_eq!((info.mac, info.ip, info.dhcp, info.advisory), (Some(MAC), Some(static_nv().ip), Some(false), Some(0)));
+        assert_eq!(
+            (info.mac, info.ip, info.dhcp, info.advisory),
+            (Some(MAC), Some(static_nv().ip), Some(false), Some(0))
+        );
         assert_eq!(info.guid.as_deref(), Some("bf6db409-c83d-44a3-a36d-21797d2f73f9"));
         assert!(ask(&config, &link, &Request::discovery(BROADCAST_MAC), Cookie::DIGI).is_none(), "other cookie");
         let other_guid = Request::Discovery { mac: BROADCAST_MAC, options: vec![Field::Guid([7; 16])] };
@@ -377,15 +384,22 @@ mod tests {
             password: Password(password.as_bytes().to_vec()),
         };
         let (reply, _) = ask(&config, &link, &set("dbps", [10, 0, 0, 9]), Cookie::DVKT).unwrap();
-        assert_eq!((reply.result_flag(), reply.error_code()), (Some(ResultFlag::Failure), Some(ErrorCode::AuthenticationFailure)));
+        assert_eq!(
+            (reply.result_flag(), reply.error_code()),
+            (Some(ResultFlag::Failure), Some(ErrorCode::AuthenticationFailure))
+        );
         assert_eq!(reply.result_message().as_deref(), Some("Authentication Failure"));
         let (reply, _) = ask(&config, &link, &set("password", [0, 0, 0, 0]), Cookie::DVKT).unwrap();
         assert_eq!(reply.error_code(), Some(ErrorCode::InvalidValue));
         assert_eq!(link.state.lock().unwrap().nv.ip, static_nv().ip, "nothing written");
         let (reply, _) = ask(&config, &link, &set("password", [10, 0, 0, 9]), Cookie::DVKT).unwrap();
-        assert_eq!((reply.command, reply.result_flag(), reply.mac()), (command::SET_STATIC_REPLY, Some(ResultFlag::Success), Some(MAC)));
+        assert_eq!(
+            (reply.command, reply.result_flag(), reply.mac()),
+            (command::SET_STATIC_REPLY, Some(ResultFlag::Success), Some(MAC))
+        );
         assert_eq!(link.state.lock().unwrap().nv.ip, Ipv4Addr::new(10, 0, 0, 9));
-        let saved: NvMemory = serde_json::from_str(&std::fs::read_to_string(dir.path().join("nv.json")).unwrap()).unwrap();
+        let saved: NvMemory =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("nv.json")).unwrap()).unwrap();
         assert_eq!(saved.ip, Ipv4Addr::new(10, 0, 0, 9));
         // Running settings are unchanged until the next boot.
         let (reply, _) = ask(&config, &link, &Request::discovery(BROADCAST_MAC), Cookie::DVKT).unwrap();
@@ -403,7 +417,10 @@ mod tests {
         let (reply, restart) = ask(&config, &link, &reboot("wrong"), Cookie::DVKT).unwrap();
         assert_eq!((reply.error_code(), restart), (Some(ErrorCode::AuthenticationFailure), false));
         let (reply, restart) = ask(&config, &link, &reboot("password"), Cookie::DVKT).unwrap();
-        assert_eq!((reply.command, reply.result_flag(), restart), (command::REBOOT_REPLY, Some(ResultFlag::Success), true));
+        assert_eq!(
+            (reply.command, reply.result_flag(), restart),
+            (command::REBOOT_REPLY, Some(ResultFlag::Success), true)
+        );
         let dhcp = Request::Dhcp { enable: true, mac: MAC, password: Password(b"password".to_vec()) };
         let (reply, _) = ask(&config, &link, &dhcp, Cookie::DVKT).unwrap();
         assert_eq!(reply.result_flag(), Some(ResultFlag::Success));
