@@ -1,6 +1,7 @@
 //! `flashline sim netos --link PATH`: a simulated NET+OS device's console on
 //! a PTY, its device end symlinked at PATH, for `flashline serial ...` and
-//! for people trying flashline without hardware.
+//! for people trying flashline without hardware. With `--addp ADDRESS` it
+//! also answers ADDP on the network (`sim::addp`).
 
 use std::path::PathBuf;
 
