@@ -244,3 +244,48 @@ fn unicast_on_loopback_reads_the_device_and_its_refusals() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("00409D31415A.json")).unwrap()).unwrap();
     assert_eq!(nv["dhcp"], true, "written to NV memory");
 }
+
+/// `diagnose --mac` on a unit that does not answer at the address asked:
+/// ADDP finds it elsewhere on the station's subnet (`wrong-address`) or on
+/// another subnet (`wrong-subnet`), with its reply as evidence.
+#[test]
+fn diagnose_with_the_mac_finds_a_unit_with_a_wrong_address() {
+    let Some(pair) = NetnsPair::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = Ipv4Addr::new(198, 19, 200, 7);
+    add_address(&pair, &format!("{elsewhere}/24"));
+    let near = "00:40:9D:00:00:1A";
+    let far = "00:40:9D:00:00:1B";
+    let _near = start_device(pair.in_dut(flashline_bin()), dir.path(), near, pair.dut_ip, MASK29, pair.dut_ip, &[]);
+    let _far = start_device(pair.in_dut(flashline_bin()), dir.path(), far, elsewhere, "255.255.255.0", elsewhere, &[]);
+    let diagnose = |mac: &str, json: bool| {
+        let output = pair
+            .in_station(flashline_bin())
+            .args(["diagnose", &pair.absent_ip.to_string(), "--mac", mac, "--timeout", "1s", "--method", "connect"])
+            .args(if json { &["--json"][..] } else { &[][..] })
+            .output_within(FLASHLINE);
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let (code, stdout, stderr) = diagnose(near, true);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["finding"]["code"], "wrong-address", "{report}");
+    assert_eq!(report["addp"]["ip"], pair.dut_ip.to_string(), "{report}");
+    assert!(report["finding"]["advice"][0].as_str().unwrap().contains("flashline addp set-ip 00:40:9d:00:00:1a"));
+
+    let (code, stdout, stderr) = diagnose(far, false);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("finding: wrong-subnet"), "{stdout}");
+    assert!(stdout.contains("address 198.19.200.7 / mask 255.255.255.0"), "{stdout}");
+    assert!(stdout.contains("addp      00:40:9d:00:00:1b answered from 198.19.200.7"), "{stdout}");
+
+    // A MAC nobody has: the finding stays host-unreachable.
+    let (code, stdout, _) = diagnose("00:40:9d:00:00:99", true);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((code, report["finding"]["code"].as_str()), (Some(1), Some("host-unreachable")), "{report}");
+    assert!(report.get("addp").is_none(), "{report}");
+}

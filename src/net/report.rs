@@ -28,6 +28,9 @@ pub struct NetReport {
     /// For `--wait-until`: whether every port reached the wanted state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reached: Option<bool>,
+    /// The unit's ADDP discovery reply, when `diagnose --mac` asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addp: Option<crate::addp::Discovered>,
 }
 
 /// What to investigate.
@@ -125,5 +128,6 @@ pub async fn investigate(
         finding,
         timeline,
         reached: spec.wait_until.and(reached),
+        addp: None,
     })
 }
