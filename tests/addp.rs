@@ -289,3 +289,58 @@ fn diagnose_with_the_mac_finds_a_unit_with_a_wrong_address() {
     assert_eq!((code, report["finding"]["code"].as_str()), (Some(1), Some("host-unreachable")), "{report}");
     assert!(report.get("addp").is_none(), "{report}");
 }
+
+/// The `addp_configure` step in place of the console dialog: the unit (no
+/// serial cable) gets the inventory's address by its MAC, restarts, and
+/// `wait_for_network` finds it there.
+#[test]
+fn the_addp_configure_step_moves_a_unit_without_a_serial_cable() {
+    let Some(pair) = NetnsPair::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mac = "00:40:9D:31:41:60";
+    let mut device = start_device(
+        pair.in_dut(flashline_bin()),
+        dir.path(),
+        mac,
+        pair.dut_ip,
+        MASK29,
+        pair.dut_ip,
+        &["--addp-interface", &pair.dut_veth],
+    );
+    let profile = crate::util::repo_root().join("profiles/netos-addp.yaml");
+    let run = |password: &str| {
+        let output = pair
+            .in_station(flashline_bin())
+            .env("ADDP_PASSWORD", password)
+            .arg("run")
+            .arg(&profile)
+            .args(["--json", "--set", &format!("mac={mac}"), "--set", &format!("ip={}", pair.absent_ip)])
+            .args(["--set", &format!("mask={MASK29}"), "--set", &format!("gateway={}", pair.station_ip)])
+            .output_within(FLASHLINE);
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let report: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+        (
+            output.status.code(),
+            report["devices"][0].clone(),
+            stdout,
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let (code, unit, stdout, stderr) = run("not-the-root-pw");
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(unit["error"].as_str().unwrap().contains("authentication failure"), "{unit}");
+    assert!(!stdout.contains("not-the-root-pw") && !stderr.contains("not-the-root-pw"), "a password shown: {stdout}");
+
+    let (code, unit, stdout, stderr) = run("password");
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(unit["steps"][0]["outcome"], "passed", "{unit}");
+    let detail = unit["steps"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("took {} / {MASK29}", pair.absent_ip)) && detail.contains("restarting"),
+        "{detail}"
+    );
+    assert_eq!(unit["steps"][1]["outcome"], "passed", "{unit}");
+    device.line_matching(Duration::from_secs(10), |line| {
+        line.contains(&format!("ADDP: answering on {}", pair.absent_ip))
+    });
+}

@@ -339,6 +339,7 @@ async fn run_step(
             let detail = format!("as {}: {detail}{given_up}", uploaded.user);
             Ok(StepDone { outcome: StepOutcome::Passed, detail, retries })
         }
+        Step::AddpConfigure(s) => addp_configure(profile, s).await,
         Step::TftpManage(s) => {
             let default_host = profile.network.ip.as_ref().map(|t| t.to_string());
             let exs_job = TftpManageJob::from_step(s, default_host.as_deref(), base_dir).map_err(Failure::of)?;
@@ -361,6 +362,53 @@ async fn run_step(
             }
         }
     }
+}
+
+/// `addp_configure`: the network block's settings to the unit with the
+/// step's MAC over ADDP, then a reboot (each judged by the unit's answer).
+async fn addp_configure(profile: &Profile, s: &profile::AddpConfigure) -> Result<StepDone, Failure> {
+    use crate::addp::client::{OperateOptions, operate};
+    use crate::addp::{Password, Request};
+    let mac: arp::Mac = s.mac.as_str().parse().map_err(|e: String| Failure::new(FailureClass::Input, e))?;
+    let address = |field: &str, value: &Option<profile::Template>, default: Option<Ipv4Addr>| match value
+        .as_ref()
+        .map(|t| t.as_str().trim().parse::<Ipv4Addr>())
+    {
+        Some(Ok(address)) => Ok(address),
+        None if default.is_some() => Ok(default.expect("checked")),
+        _ => Err(Failure::new(FailureClass::Input, format!("`network.{field}` is not an IPv4 address for ADDP"))),
+    };
+    let password = || Password(s.password.expose().as_bytes().to_vec());
+    let request = if profile.network.dhcp {
+        Request::Dhcp { enable: true, mac, password: password() }
+    } else {
+        Request::SetStatic {
+            ip: address("ip", &profile.network.ip, None)?,
+            mask: address("mask", &profile.network.mask, None)?,
+            gateway: address("gateway", &profile.network.gateway, Some(Ipv4Addr::UNSPECIFIED))?,
+            mac,
+            password: password(),
+        }
+    };
+    let options = OperateOptions {
+        interface: s.interface.clone(),
+        wait: s.wait.0,
+        retries: s.retries,
+        ..OperateOptions::default()
+    };
+    let set = operate(&request, &options).await.map_err(Failure::of)?;
+    let mut retries = set.attempts - 1;
+    let what = match &request {
+        Request::SetStatic { ip, mask, .. } => format!("{ip} / {mask}"),
+        _ => "DHCP on".into(),
+    };
+    let mut detail = format!("{mac} took {what} (answered from {})", set.from.ip());
+    if s.reboot {
+        let rebooted = operate(&Request::Reboot { mac, password: password() }, &options).await.map_err(Failure::of)?;
+        retries += rebooted.attempts - 1;
+        detail.push_str("; restarting");
+    }
+    Ok(StepDone { outcome: StepOutcome::Passed, detail, retries })
 }
 
 /// The RFC 5227 check before `configure_network` gives a static address:
