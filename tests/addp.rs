@@ -283,6 +283,25 @@ fn diagnose_with_the_mac_finds_a_unit_with_a_wrong_address() {
     assert!(stdout.contains("address 198.19.200.7 / mask 255.255.255.0"), "{stdout}");
     assert!(stdout.contains("addp      00:40:9d:00:00:1b answered from 198.19.200.7"), "{stdout}");
 
+    // The pipeline does the same with the inventory's `mac` when
+    // wait_for_network times out.
+    let profile = dir.path().join("wait.yaml");
+    std::fs::write(
+        &profile,
+        "format: 1\nname: wait\nvariables:\n  mac: {description: the unit's MAC}\nnetwork:\n  ip: ${ip}\nsteps:\n  - wait_for_network:\n      timeout: 1s\n      method: connect\n      ports: [{port: 21}]\n",
+    )
+    .unwrap();
+    let output = pair
+        .in_station(flashline_bin())
+        .arg("run")
+        .arg(&profile)
+        .args(["--json", "--set", &format!("ip={}", pair.absent_ip), "--set", &format!("mac={near}")])
+        .output_within(FLASHLINE);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(report["devices"][0]["finding"]["code"], "wrong-address", "{stdout}");
+
     // A MAC nobody has: the finding stays host-unreachable.
     let (code, stdout, _) = diagnose("00:40:9d:00:00:99", true);
     let report: Value = serde_json::from_str(&stdout).unwrap();

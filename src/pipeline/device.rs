@@ -22,7 +22,7 @@ use crate::failure::{Classify, FailureClass};
 use crate::ftp::{self, UploadSpec};
 use crate::net::Prober;
 use crate::net::arp;
-use crate::net::diagnose::{Evidence, Finding, address_in_use, diagnose};
+use crate::net::diagnose::{Evidence, Finding, FindingCode, address_in_use, diagnose};
 use crate::net::wait::{WaitSpec, wait_for};
 use crate::profile::{self, CheckOptions, Device, DeviceValues, Inventory, Problem, Profile, ResolveMode, Step};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
@@ -310,7 +310,13 @@ async fn run_step(
             let ftp_ports = profile.ftp_ports();
             let evidence =
                 Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None, ftp_ports };
-            let finding = diagnose(host, &evidence);
+            let mut finding = diagnose(host, &evidence);
+            if finding.code == FindingCode::HostUnreachable
+                && let Some(mac) = job.values.get("mac").and_then(|mac| mac.parse::<arp::Mac>().ok())
+                && let Some(on_the_wire) = locate_by_addp(host, mac).await
+            {
+                finding = on_the_wire;
+            }
             let message = format!("{host} did not reach the wanted states in {} ms", spec.timeout.as_millis());
             Err(Failure { finding: Some(finding), ..Failure::new(FailureClass::Device, message) })
         }
@@ -362,6 +368,17 @@ async fn run_step(
             }
         }
     }
+}
+
+/// A unit that does not answer at `host` but whose MAC is known (the
+/// inventory's `mac`): asked by ADDP, its reply may show it on the wire at
+/// another address (`wrong-address`) or on another subnet (`wrong-subnet`).
+async fn locate_by_addp(host: Ipv4Addr, mac: arp::Mac) -> Option<Finding> {
+    let options = crate::addp::DiscoverOptions { unicast: vec![host], mac, ..Default::default() };
+    let found = crate::addp::client::discover(&options).await.ok()?;
+    let unit = found.into_iter().find(|unit| unit.device.mac == Some(mac))?;
+    let (ip, mask) = (unit.device.ip?, unit.device.mask?);
+    crate::net::diagnose::unit_on_the_wire(host, &mac.to_string(), ip, mask, unit.other_subnet)
 }
 
 /// `addp_configure`: the network block's settings to the unit with the
