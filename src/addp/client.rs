@@ -217,8 +217,9 @@ pub struct Discovered {
     pub reply_after: Duration,
 }
 
+/// Milliseconds with microseconds (replies on a local link come in well under one).
 fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(duration.as_millis() as u64)
+    serializer.serialize_f64(duration.as_micros() as f64 / 1000.0)
 }
 
 /// The discovery request flashline sends with `cookie`: for `DVKT` the

@@ -34,6 +34,8 @@ pub struct NetnsPair {
     pub absent_ip: Ipv4Addr,
     /// The dut's end of the veth pair.
     pub dut_veth: String,
+    /// The station's end of the veth pair.
+    pub station_veth: String,
 }
 
 /// Why a pair could not be made here.
@@ -80,6 +82,7 @@ impl NetnsPair {
             dut_ip,
             absent_ip,
             dut_veth: veth_d.clone(),
+            station_veth: veth_s.clone(),
         };
         // From here on, Drop cleans up whatever was made if a step fails.
         for ns in [&pair.station, &pair.dut] {
