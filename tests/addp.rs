@@ -50,6 +50,19 @@ fn start_device(
     device
 }
 
+/// A device at the pair's dut address that owns it on the dut's veth, so an
+/// ADDP set-ip and reboot move it (and ping follows).
+fn start_mobile_device(pair: &NetnsPair, dir: &Path, mac: &str) -> LineChild {
+    let own = ["--addp-interface", pair.dut_veth.as_str()];
+    start_device(pair.in_dut(flashline_bin()), dir, mac, pair.dut_ip, MASK29, pair.dut_ip, &own)
+}
+
+/// Exit code, stdout and stderr of a command that ended.
+fn ended(output: &std::process::Output) -> (Option<i32>, String, String) {
+    let (stdout, stderr) = crate::util::text(output);
+    (output.status.code(), stdout, stderr)
+}
+
 fn add_address(pair: &NetnsPair, cidr: &str) {
     let output =
         Command::new("ip").args(["-n", &pair.dut, "addr", "add", cidr, "dev", &pair.dut_veth]).output_within(QUICK);
@@ -59,11 +72,7 @@ fn add_address(pair: &NetnsPair, cidr: &str) {
 fn discover(pair: &NetnsPair, extra: &[&str]) -> (Option<i32>, String, String) {
     let output =
         pair.in_station(flashline_bin()).args(["discover", "--timeout", "1s"]).args(extra).output_within(FLASHLINE);
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
+    ended(&output)
 }
 
 const MASK29: &str = "255.255.255.248";
@@ -138,11 +147,7 @@ fn addp(pair: &NetnsPair, password: &str, args: &[&str]) -> (Option<i32>, String
         .args(args)
         .args(["--password-env", "UNIT_PASSWORD", "--wait", "1s", "--retries", "1"])
         .output_within(FLASHLINE);
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
+    ended(&output)
 }
 
 fn pings(pair: &NetnsPair, address: Ipv4Addr) -> bool {
@@ -157,15 +162,7 @@ fn set_ip_and_reboot_move_the_unit_and_a_wrong_password_is_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mac = "00:40:9D:31:41:59";
-    let mut device = start_device(
-        pair.in_dut(flashline_bin()),
-        dir.path(),
-        mac,
-        pair.dut_ip,
-        MASK29,
-        pair.dut_ip,
-        &["--addp-interface", &pair.dut_veth],
-    );
+    let mut device = start_mobile_device(&pair, dir.path(), mac);
     let new_ip = pair.absent_ip.to_string();
     let set_ip = ["set-ip", mac, "--ip", &new_ip, "--mask", MASK29];
 
@@ -218,11 +215,7 @@ fn unicast_on_loopback_reads_the_device_and_its_refusals() {
             .args(args)
             .args(["--port", &port])
             .output_within(FLASHLINE);
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).to_string(),
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        ended(&output)
     };
     let (code, stdout, stderr) =
         flashline(&["discover", "--address", "127.0.0.1", "--unicast-only", "--timeout", "500ms", "--json"]);
@@ -264,11 +257,7 @@ fn diagnose_with_the_mac_finds_a_unit_with_a_wrong_address() {
             .args(["diagnose", &pair.absent_ip.to_string(), "--mac", mac, "--timeout", "1s", "--method", "connect"])
             .args(if json { &["--json"][..] } else { &[][..] })
             .output_within(FLASHLINE);
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).to_string(),
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        ended(&output)
     };
     let (code, stdout, stderr) = diagnose(near, true);
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
@@ -317,15 +306,7 @@ fn the_addp_configure_step_moves_a_unit_without_a_serial_cable() {
     let Some(pair) = NetnsPair::create() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mac = "00:40:9D:31:41:60";
-    let mut device = start_device(
-        pair.in_dut(flashline_bin()),
-        dir.path(),
-        mac,
-        pair.dut_ip,
-        MASK29,
-        pair.dut_ip,
-        &["--addp-interface", &pair.dut_veth],
-    );
+    let mut device = start_mobile_device(&pair, dir.path(), mac);
     let profile = crate::util::repo_root().join("profiles/netos-addp.yaml");
     let run = |password: &str| {
         let output = pair
@@ -336,14 +317,7 @@ fn the_addp_configure_step_moves_a_unit_without_a_serial_cable() {
             .args(["--json", "--set", &format!("mac={mac}"), "--set", &format!("ip={}", pair.absent_ip)])
             .args(["--set", &format!("mask={MASK29}"), "--set", &format!("gateway={}", pair.station_ip)])
             .output_within(FLASHLINE);
-        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        let report: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-        (
-            output.status.code(),
-            report["devices"][0].clone(),
-            stdout,
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        crate::util::first_device(&output)
     };
     let (code, unit, stdout, stderr) = run("not-the-root-pw");
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");

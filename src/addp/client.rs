@@ -327,6 +327,14 @@ pub async fn discover(options: &DiscoverOptions) -> Result<Vec<Discovered>, Addp
     Ok(found.into_values().collect())
 }
 
+/// Where the unit with `mac` is: asked by multicast on every interface and
+/// by unicast at `host` (where it was expected), for the default window.
+/// `None`: it did not answer.
+pub async fn locate(host: Ipv4Addr, mac: Mac) -> Result<Option<Discovered>, AddpError> {
+    let options = DiscoverOptions { unicast: vec![host], mac, ..DiscoverOptions::default() };
+    Ok(discover(&options).await?.into_iter().find(|unit| unit.device.mac == Some(mac)))
+}
+
 fn from_key(from: SocketAddr) -> [u8; 6] {
     match from {
         SocketAddr::V4(v4) => {

@@ -189,8 +189,11 @@ pub fn discover(args: DiscoverArgs, context: &Context) -> Outcome {
     Outcome::Success
 }
 
+/// Makes the request once the password is read.
+type BuildRequest = Box<dyn FnOnce(Mac, Password) -> Request>;
+
 pub fn run(command: AddpCommand, context: &Context) -> Outcome {
-    let (mac, common, build): (Mac, CommonArgs, Box<dyn FnOnce(Mac, Password) -> Request>) = match command {
+    let (mac, common, build): (Mac, CommonArgs, BuildRequest) = match command {
         AddpCommand::SetIp(args) => {
             let (ip, mask, gateway) = (args.ip, args.mask, args.gateway);
             (

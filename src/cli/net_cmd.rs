@@ -219,12 +219,11 @@ fn locate_by_addp(
     runtime: &tokio::runtime::Runtime,
     context: &Context,
 ) {
-    let options = crate::addp::DiscoverOptions { unicast: vec![target], mac, ..Default::default() };
-    let found = match runtime.block_on(crate::addp::client::discover(&options)) {
-        Ok(found) => found,
+    let unit = match runtime.block_on(crate::addp::client::locate(target, mac)) {
+        Ok(Some(unit)) => unit,
+        Ok(None) => return,
         Err(error) => return context.warn(format!("cannot ask ADDP for {mac}: {error}")),
     };
-    let Some(unit) = found.into_iter().find(|unit| unit.device.mac == Some(mac)) else { return };
     if let (Some(ip), Some(mask)) = (unit.device.ip, unit.device.mask)
         && let Some(finding) =
             crate::net::diagnose::unit_on_the_wire(target, &mac.to_string(), ip, mask, unit.other_subnet)

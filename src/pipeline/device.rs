@@ -374,9 +374,7 @@ async fn run_step(
 /// inventory's `mac`): asked by ADDP, its reply may show it on the wire at
 /// another address (`wrong-address`) or on another subnet (`wrong-subnet`).
 async fn locate_by_addp(host: Ipv4Addr, mac: arp::Mac) -> Option<Finding> {
-    let options = crate::addp::DiscoverOptions { unicast: vec![host], mac, ..Default::default() };
-    let found = crate::addp::client::discover(&options).await.ok()?;
-    let unit = found.into_iter().find(|unit| unit.device.mac == Some(mac))?;
+    let unit = crate::addp::client::locate(host, mac).await.ok()??;
     let (ip, mask) = (unit.device.ip?, unit.device.mask?);
     crate::net::diagnose::unit_on_the_wire(host, &mac.to_string(), ip, mask, unit.other_subnet)
 }

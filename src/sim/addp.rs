@@ -262,7 +262,7 @@ pub fn answer(
             let verdict = operate(config, link, own_mac, mac, &password, |nv| {
                 let new = NvMemory { ip, mask, ..nv.clone() };
                 (valid_field(0, ip, nv) && valid_field(1, mask, nv) && valid_field(2, gateway, &new))
-                    .then(|| NvMemory { dhcp: false, gateway, ..new })
+                    .then_some(NvMemory { dhcp: false, gateway, ..new })
             })?;
             Some((reply(command::SET_STATIC_REPLY, result_fields(verdict, own_mac)), false))
         }
