@@ -207,7 +207,8 @@ fn unicast_on_loopback_reads_the_device_and_its_refusals() {
         Ipv4Addr::new(127, 0, 0, 1),
         "255.0.0.0",
         Ipv4Addr::LOCALHOST,
-        &["--addp-port", &port],
+        // A server that insists on the ADDPv2 options: flashline's DVKT request carries them.
+        &["--addp-port", &port, "--addp-require-options"],
     );
     let flashline = |args: &[&str]| {
         let output = Command::new(flashline_bin())

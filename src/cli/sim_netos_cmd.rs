@@ -73,6 +73,10 @@ pub struct NetosArgs {
     /// answers there after an ADDP set-ip and reboot.
     #[arg(long, value_name = "IF", requires = "addp")]
     addp_interface: Option<String>,
+    /// Ignore ADDP discoveries without the ADDPv2 options (VERSION, GUID):
+    /// whether NET+OS insists on them is not confirmed.
+    #[arg(long, requires = "addp")]
+    addp_require_options: bool,
 }
 
 pub fn run(args: NetosArgs, context: &Context) -> Outcome {
@@ -100,6 +104,7 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         password: (!args.no_root_password)
             .then(|| args.root_password.clone().unwrap_or_else(|| args.firmware.factory_password().to_string())),
         nv_file: args.nv.clone(),
+        require_v2_options: args.addp_require_options,
         ..AddpConfig::default()
     });
     let config = NetosConfig {

@@ -56,6 +56,10 @@ pub struct AddpConfig {
     pub hardware_name: String,
     pub firmware: String,
     pub hardware_revision: u8,
+    /// Ignore a discovery without the ADDPv2 options (VERSION and the GUID),
+    /// as a server that insists on them would. Unconfirmed for NET+OS
+    /// (docs/addp.md): off answers the plain form too.
+    pub require_v2_options: bool,
 }
 
 impl Default for AddpConfig {
@@ -71,6 +75,7 @@ impl Default for AddpConfig {
             hardware_name: "Unknown".into(),
             firmware: "Unknown".into(),
             hardware_revision: 1,
+            require_v2_options: false,
         }
     }
 }
@@ -233,7 +238,9 @@ pub fn answer(
     match request {
         Request::Discovery { mac, options } => {
             let other_guid = options.iter().any(|o| matches!(o, Field::Guid(g) if *g != NETSILICON_GUID));
-            if (mac != BROADCAST_MAC && mac != own_mac) || other_guid {
+            let v2 = options.iter().any(|o| matches!(o, Field::Version(_)))
+                && options.iter().any(|o| matches!(o, Field::Guid(_)));
+            if (mac != BROADCAST_MAC && mac != own_mac) || other_guid || (config.require_v2_options && !v2) {
                 return None;
             }
             let (ip, mask) =
@@ -364,6 +371,12 @@ mod tests {
         assert!(ask(&config, &link, &Request::discovery(BROADCAST_MAC), Cookie::DIGI).is_none(), "other cookie");
         let other_guid = Request::Discovery { mac: BROADCAST_MAC, options: vec![Field::Guid([7; 16])] };
         assert!(ask(&config, &link, &other_guid, Cookie::DVKT).is_none(), "other GUID");
+        // The plain form (no options) is answered unless the switch asks for v2.
+        let plain = Request::Discovery { mac: BROADCAST_MAC, options: vec![] };
+        assert!(ask(&config, &link, &plain, Cookie::DVKT).is_some());
+        let strict = AddpConfig { require_v2_options: true, ..AddpConfig::default() };
+        assert!(ask(&strict, &link, &plain, Cookie::DVKT).is_none(), "plain form to a v2-only server");
+        assert!(ask(&strict, &link, &Request::discovery(BROADCAST_MAC), Cookie::DVKT).is_some());
         let other_mac = Request::Discovery { mac: Mac([2; 6]), options: vec![] };
         assert!(ask(&config, &link, &other_mac, Cookie::DVKT).is_none(), "another device's MAC");
         // A structural fault: silence.
