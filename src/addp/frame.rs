@@ -8,8 +8,9 @@
 //! the codec usable on any buffer and testable at every offset.
 //!
 //! Replies are read leniently, as real devices differ: a field of a type
-//! this module does not know, or a known type with an unexpected width, is
-//! kept as [`Field::Other`] instead of refusing the reply; a DHCP field of
+//! this module does not know, or a known type with an unexpected width (or
+//! text that is not UTF-8), is kept as [`Field::Other`] instead of refusing
+//! the reply; a DHCP field of
 //! 1 or 4 bytes and repeated DNS fields are both read. Only a reply whose
 //! fields do not add up to the header's length is invalid.
 //!
@@ -454,9 +455,11 @@ pub enum Field {
     },
 }
 
-fn text(value: &[u8]) -> String {
+/// A text field's value; `None` when it is not UTF-8 (kept raw instead, so
+/// it is written back as received: a lossy copy could outgrow its length byte).
+fn text(value: &[u8]) -> Option<String> {
     // Devices pad some strings with NULs; they are not part of the text.
-    String::from_utf8_lossy(value).trim_end_matches('\0').to_string()
+    std::str::from_utf8(value).ok().map(|t| t.trim_end_matches('\0').to_string())
 }
 
 impl Field {
@@ -498,16 +501,16 @@ impl Field {
             (0x01, 6) => Field::Mac(Mac([value[0], value[1], value[2], value[3], value[4], value[5]])),
             (0x02, 4) => Field::Ip(ip()),
             (0x03, 4) => Field::Mask(ip()),
-            (0x04, _) => Field::NetworkName(text(value)),
-            (0x05, _) => Field::Domain(text(value)),
+            (0x04, _) if text(value).is_some() => Field::NetworkName(text(value).expect("checked")),
+            (0x05, _) if text(value).is_some() => Field::Domain(text(value).expect("checked")),
             (0x06, 1) => Field::HardwareType(value[0]),
             (0x07, 1) => Field::HardwareRevision(value[0]),
-            (0x08, _) => Field::Firmware(text(value)),
-            (0x09, _) => Field::ResultMessage(text(value)),
+            (0x08, _) if text(value).is_some() => Field::Firmware(text(value).expect("checked")),
+            (0x09, _) if text(value).is_some() => Field::ResultMessage(text(value).expect("checked")),
             (0x0A, 1) => Field::ResultFlag(ResultFlag::from_byte(value[0])),
             (0x0B, 4) => Field::Gateway(ip()),
             (0x0C, 2) => Field::Advisory(u16::from_be_bytes([value[0], value[1]])),
-            (0x0D, _) => Field::HardwareName(text(value)),
+            (0x0D, _) if text(value).is_some() => Field::HardwareName(text(value).expect("checked")),
             (0x0E, 4) => Field::RealPort(u32_be()),
             (0x0F, 4) => Field::Dns(ip()),
             (0x10, 1) if value[0] <= 1 => Field::Dhcp { enabled: value[0] == 1, wide: false },
@@ -861,6 +864,16 @@ mod tests {
         assert_eq!(device.ip, None);
         assert_eq!(reply.fields[3], Field::Other { kind: 0x42, value: vec![1, 2, 3] });
         assert_eq!(reply.fields[5], Field::Other { kind: 0x10, value: vec![7] });
+        // Found by the fuzz target: text that is not UTF-8 is kept raw, so it
+        // is written back as received (a lossy copy grew past 255 bytes).
+        let latin1 = Reply::from_frame(&Frame {
+            cookie: Cookie::DVKT,
+            command: command::DISCOVERY_REPLY,
+            payload: [&[0x04u8, 200][..], &[0xc1; 200][..]].concat(),
+        })
+        .unwrap();
+        assert_eq!(latin1.fields, [Field::Other { kind: 0x04, value: vec![0xc1; 200] }]);
+        assert_eq!(latin1.to_frame().unwrap().payload.len(), 202);
         assert_eq!(reply.to_frame().unwrap().payload, payload);
     }
 
@@ -934,11 +947,13 @@ mod tests {
                 prop_assert_eq!(&out[..], &bytes[..used]);
                 if let Ok(reply) = Reply::from_frame(&frame) {
                     let _ = reply.device();
-                    // What was read is written back byte for byte, except
-                    // text that was not UTF-8 or ended in NULs.
-                    let _ = reply.to_frame();
+                    // What was read can be written back (text padded with
+                    // NULs comes back shorter).
+                    prop_assert!(reply.to_frame().is_ok());
                 }
-                let _ = Request::decode(&frame);
+                if let Ok(Some(request)) = Request::decode(&frame) {
+                    prop_assert!(request.to_frame(frame.cookie).is_ok());
+                }
             }
         }
     }
