@@ -190,6 +190,26 @@ mod tests {
             check(&ArpError::Io { what: s(), source: io() }, Environment, "ARP socket");
         }
         {
+            use crate::addp::{AddpError, ErrorCode, FrameError};
+            use crate::net::arp::Mac;
+            let mac = Mac([0, 0x40, 0x9d, 1, 2, 3]);
+            let waited = Duration::from_secs(2);
+            check(&AddpError::NoInterface { name: s(), have: s() }, Input, "ADDP --interface typo");
+            check(&AddpError::NoMulticastInterface, Environment, "no interface for multicast");
+            check(&AddpError::Io { what: s(), source: io() }, Environment, "ADDP socket");
+            check(&AddpError::Encode(FrameError::PayloadTooLong { len: 70_000 }), Input, "password too long");
+            check(&AddpError::BroadcastMac { what: s() }, Input, "set for every device");
+            check(&AddpError::NoAnswer { what: s(), mac, attempts: 3, waited }, Environment, "nothing answered");
+            let refused = AddpError::Refused {
+                what: s(),
+                mac,
+                code: ErrorCode::AuthenticationFailure,
+                flag: None,
+                message: None,
+            };
+            check(&refused, Device, "device refused");
+        }
+        {
             use crate::tftp::ServeError;
             let address = std::net::SocketAddr::from(([127, 0, 0, 1], 69));
             check(&ServeError::Root { path: path(), source: io() }, Environment, "TFTP root missing");

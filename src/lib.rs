@@ -17,6 +17,8 @@
 //!   for the device's restart.
 //! - [`exs`]: the EXS API codec, TFTP Manage, configuration file check and
 //!   client.
+//! - [`addp`]: Digi's ADDP: the pure codec and the client behind `flashline
+//!   discover` and `flashline addp set-ip | dhcp | reboot`.
 //! - [`tftp`]: the TFTP packet codec (RFC 1350, options of RFC 2347-2349)
 //!   and the server behind `flashline tftp serve` and `tftp_manage`'s
 //!   `serve:` folder.
@@ -38,6 +40,7 @@
 //! `ARCHITECTURE.md` at the repository root shows one device's path through
 //! these modules and where to add a step kind, a protocol or a scenario.
 
+pub mod addp;
 pub mod cli;
 pub mod exs;
 pub mod failure;

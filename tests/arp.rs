@@ -117,14 +117,7 @@ fn configure_network_stops_before_the_unit_when_the_address_is_taken() {
             .args(["--port", "/nonexistent/ttyFLASHLINE", "--json", "--set", &format!("ip={}", pair.dut_ip)])
             .args(extra)
             .output_within(FLASHLINE);
-        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        let report: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-        (
-            output.status.code(),
-            report["devices"][0].clone(),
-            stdout,
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
+        crate::util::first_device(&output)
     };
     let (code, device, stdout, stderr) = run(&[]);
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod addp;
 mod arp;
 mod cli_contract;
 mod demo;

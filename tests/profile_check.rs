@@ -4,8 +4,12 @@
 use crate::util::child::{Bounded, FLASHLINE};
 use crate::util::{repo_root, run_flashline, text};
 
-const EXAMPLES: [&str; 3] =
-    ["profiles/digi-connectme-9210.yaml", "profiles/csp-matrix-controller.yaml", "profiles/sim-netos.yaml"];
+const EXAMPLES: [&str; 4] = [
+    "profiles/digi-connectme-9210.yaml",
+    "profiles/csp-matrix-controller.yaml",
+    "profiles/sim-netos.yaml",
+    "profiles/netos-addp.yaml",
+];
 
 #[test]
 fn example_profiles_pass_check() {
@@ -58,6 +62,18 @@ const fn case(name: &'static str, from: &'static str, to: &'static str, expect: 
 
 fn malformed_cases() -> Vec<Case> {
     vec![
+        case(
+            "addp_configure with a MAC that is not one",
+            "  - configure_network:\n      dialog:\n        - expect: 'IP address  \\['\n          send: ${ip}\n      done: Saving\n",
+            "  - addp_configure:\n      mac: 00:40:9d:zz:00:01\n      password: ${env:PW}\n",
+            "12:12: error: steps[1].addp_configure.mac: `00:40:9d:zz:00:01` is not a MAC address",
+        ),
+        case(
+            "addp_configure without its MAC",
+            "  - configure_network:\n      dialog:\n        - expect: 'IP address  \\['\n          send: ${ip}\n      done: Saving\n",
+            "  - addp_configure:\n      password: ${env:PW}\n",
+            "11:5: error: steps[1].addp_configure: missing key `mac`",
+        ),
         case(
             "wrong type",
             "name: t\n",

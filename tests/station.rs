@@ -173,7 +173,10 @@ fn a_unit_whose_banner_shows_no_mac_is_refused_with_its_lines() {
     let mut station = LineChild::spawn(flashline().arg("station").arg(&file));
     let refused = station.line_matching(QUICK, |l| l.contains("refused"));
     assert!(refused.contains("(no-identity)") && refused.contains("its banner shows no MAC"), "{refused}");
-    assert!(refused.contains("`Press any key in 5 seconds to change these settings.`"), "the banner is quoted: {refused}");
+    assert!(
+        refused.contains("`Press any key in 5 seconds to change these settings.`"),
+        "the banner is quoted: {refused}"
+    );
     station.signal(nix::sys::signal::Signal::SIGINT);
     let _ = station.finish_within(QUICK);
     unit.signal(nix::sys::signal::Signal::SIGKILL);

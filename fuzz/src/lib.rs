@@ -80,3 +80,25 @@ pub fn read_boot_log(data: &[u8]) {
         assert_eq!(reader.finish().boots, whole.boots);
     }
 }
+
+/// Every ADDP decoder on arbitrary bytes (`cargo +nightly fuzz run
+/// addp_decoders`): the frame, a reply's fields and a request as a device
+/// reads it. A frame read is written back byte for byte.
+pub fn exercise_addp(data: &[u8]) {
+    use flashline::addp::{Frame, Reply, Request};
+    if let Ok(Some((frame, used))) = Frame::decode(data) {
+        assert!(used >= 8 && used <= data.len());
+        let mut wire = Vec::new();
+        frame.encode(&mut wire).expect("a decoded frame encodes");
+        assert_eq!(&wire[..], &data[..used], "frame round trip");
+        if let Ok(reply) = Reply::from_frame(&frame) {
+            let _ = reply.device();
+            let _ = reply.to_frame();
+        }
+        if let Ok(Some(request)) = Request::decode(&frame) {
+            let mut again = Vec::new();
+            request.encode(frame.cookie, &mut again).expect("a decoded request encodes");
+        }
+    }
+    let _ = Reply::decode(data);
+}

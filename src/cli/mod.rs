@@ -6,6 +6,7 @@
 //! arguments), 3 environment (a file that cannot be read, a busy port, no
 //! permission).
 
+mod addp_cmd;
 mod arp_cmd;
 mod batch_cmd;
 mod batch_view;
@@ -152,6 +153,11 @@ enum Command {
     /// Serve files over TFTP (what a CSP controller fetches its configuration and loads from).
     #[command(subcommand)]
     Tftp(tftp_cmd::TftpCommand),
+    /// Find NET+OS and Digi devices on the network with ADDP: MAC, address, mask, gateway, DHCP, firmware.
+    Discover(addp_cmd::DiscoverArgs),
+    /// ADDP: give a device a static address, switch DHCP, restart it, by its MAC (no serial cable needed).
+    #[command(subcommand)]
+    Addp(addp_cmd::AddpCommand),
     /// Explain why a device that pings refuses FTP (or another service), with advice; with its console, name the cause.
     Diagnose(net_cmd::DiagnoseArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
@@ -192,6 +198,8 @@ pub fn main() -> ExitCode {
         Command::Ports(args) => ports_cmd::run(args, &context),
         Command::Probe(args) => net_cmd::probe(args, &context),
         Command::Ftp(command) => ftp_cmd::run(command, &context),
+        Command::Discover(args) => addp_cmd::discover(args, &context),
+        Command::Addp(command) => addp_cmd::run(command, &context),
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),
         Command::Tftp(command) => tftp_cmd::run(command, &context),
         Command::ArpCheck(args) => arp_cmd::run(args, &context),

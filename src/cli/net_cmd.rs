@@ -80,6 +80,9 @@ pub struct DiagnoseArgs {
     /// `syn` (half-open, needs CAP_NET_RAW, takes no FTP session), `connect`, or `auto` (syn when allowed).
     #[arg(long, value_enum, default_value_t = ProbeMethod::Auto)]
     method: ProbeMethod,
+    /// The unit's MAC: when nothing answers at HOST, ask ADDP where the unit is (`wrong-subnet`, `wrong-address`).
+    #[arg(long, value_name = "MAC")]
+    mac: Option<crate::net::arp::Mac>,
     /// Print the report as JSON (a stable contract).
     #[arg(long)]
     json: bool,
@@ -238,10 +241,16 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
         Ok(report) => report,
         Err(error) => return context.fail_with(&error),
     };
-    let report = match &console {
+    let mut report = match &console {
         Some((source, log)) => report.with_console(source, log, &ftp_ports),
         None => report,
     };
+    if let Some(mac) = args.mac
+        && report.finding.code == FindingCode::HostUnreachable
+        && let Ok(target) = report.target.parse()
+    {
+        locate_by_addp(&mut report, target, mac, &runtime, context);
+    }
     print_report(&report, args.json, context, true);
     if report.finding.code == FindingCode::Ready { Outcome::Success } else { Outcome::DeviceFailure }
 }
@@ -290,6 +299,30 @@ async fn console_evidence(args: &ConsoleArgs, context: &Context) -> Result<Optio
         eprintln!("console: {why} after {} lines; diagnosing with what it printed", log.lines.len());
     }
     Ok(Some((name.clone(), log)))
+}
+
+/// Asks ADDP for the unit with `mac` (multicast on every interface, and
+/// unicast to `target`); its reply becomes the report's evidence and, when
+/// it explains the silence, its finding.
+fn locate_by_addp(
+    report: &mut crate::net::report::NetReport,
+    target: std::net::Ipv4Addr,
+    mac: crate::net::arp::Mac,
+    runtime: &tokio::runtime::Runtime,
+    context: &Context,
+) {
+    let unit = match runtime.block_on(crate::addp::client::locate(target, mac)) {
+        Ok(Some(unit)) => unit,
+        Ok(None) => return,
+        Err(error) => return context.warn(format!("cannot ask ADDP for {mac}: {error}")),
+    };
+    if let (Some(ip), Some(mask)) = (unit.device.ip, unit.device.mask)
+        && let Some(finding) =
+            crate::net::diagnose::unit_on_the_wire(target, &mac.to_string(), ip, mask, unit.other_subnet)
+    {
+        report.finding = finding;
+    }
+    report.addp = Some(unit);
 }
 
 /// FTP ports and credential candidates from a profile's steps.
@@ -363,6 +396,17 @@ fn print_report(report: &NetReport, json: bool, context: &Context, with_timeline
         if let Some(login) = &service.login {
             println!("  login     {:?}: {} (users tried: {})", login.result, login.reply, login.tried.join(", "));
         }
+    }
+    if let Some(unit) = &report.addp {
+        let show = |a: Option<std::net::Ipv4Addr>| a.map_or_else(|| "-".into(), |a| a.to_string());
+        println!(
+            "  addp      {} answered from {}: address {} mask {} gateway {}",
+            unit.device.mac.map_or_else(|| "-".into(), |m| m.to_string()),
+            unit.from.ip(),
+            show(unit.device.ip),
+            show(unit.device.mask),
+            show(unit.device.gateway)
+        );
     }
     if with_timeline && report.timeline.len() > 2 {
         println!("  timeline:");

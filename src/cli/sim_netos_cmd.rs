@@ -1,6 +1,7 @@
 //! `flashline sim netos --link PATH`: a simulated NET+OS device's console on
 //! a PTY, its device end symlinked at PATH, for `flashline serial ...` and
-//! for people trying flashline without hardware.
+//! for people trying flashline without hardware. With `--addp ADDRESS` it
+//! also answers ADDP on the network (`sim::addp`).
 
 use std::path::PathBuf;
 
@@ -8,6 +9,8 @@ use clap::Args;
 
 use super::{Context, Outcome};
 use crate::profile::HumanDuration;
+use crate::sim;
+use crate::sim::addp::{AddpConfig, DeviceLink};
 use crate::sim::netos::{AfterSave, BootScenario, Firmware, LineEnd, NetosConfig, NetosDevice, NvMemory, Refusal};
 
 #[derive(Debug, Args)]
@@ -61,6 +64,23 @@ pub struct NetosArgs {
     /// ftp-not-started, backup-image or reset-after-download.
     #[arg(long, default_value = "normal", value_name = "NAME")]
     boot_scenario: BootScenario,
+    /// Answer ADDP on this address while the application runs, as NET+OS
+    /// 6.2 and later do (cookie DVKT, the NetSilicon GUID; the password is
+    /// the root password). Multicast too, unless it is a loopback address.
+    #[arg(long, value_name = "ADDRESS")]
+    addp: Option<std::net::Ipv4Addr>,
+    /// UDP port of the ADDP server (2362; tests on loopback pick another).
+    #[arg(long, default_value_t = crate::addp::PORT, requires = "addp")]
+    addp_port: u16,
+    /// The device owns its address on this interface (inside a network
+    /// namespace): each boot moves it to the NV static address, so ping
+    /// answers there after an ADDP set-ip and reboot.
+    #[arg(long, value_name = "IF", requires = "addp")]
+    addp_interface: Option<String>,
+    /// Ignore ADDP discoveries without the ADDPv2 options (VERSION, GUID):
+    /// whether NET+OS insists on them is not confirmed.
+    #[arg(long, requires = "addp")]
+    addp_require_options: bool,
 }
 
 pub fn run(args: NetosArgs, context: &Context) -> Outcome {
@@ -80,6 +100,17 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
             }
         }
     }
+    let addp = args.addp.map(|address| AddpConfig {
+        address,
+        port: args.addp_port,
+        multicast: !address.is_loopback(),
+        own_interface: args.addp_interface.clone(),
+        password: (!args.no_root_password)
+            .then(|| args.root_password.clone().unwrap_or_else(|| args.firmware.factory_password().to_string())),
+        nv_file: args.nv.clone(),
+        require_v2_options: args.addp_require_options,
+        ..AddpConfig::default()
+    });
     let config = NetosConfig {
         nv,
         key_window: args.key_window.0,
@@ -118,7 +149,25 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         println!("link {} -> {device_path}", args.link.display());
         let simulator = NetosDevice::new(config);
         let state = simulator.state();
-        let run = simulator.run(controller);
+        let responder = addp.map(|config| {
+            let link =
+                DeviceLink { state: simulator.state(), network: simulator.network(), restart: simulator.restart() };
+            sim::addp::serve(config, link)
+        });
+        let run = async {
+            let console = simulator.run(controller);
+            match responder {
+                // The responder returns only on an error (or with the device).
+                Some(responder) => tokio::select! {
+                    result = console => result.map_err(|e| e.to_string()),
+                    result = responder => match result {
+                        Ok(()) => Ok(()),
+                        Err(error) => Err(error.to_string()),
+                    },
+                },
+                None => console.await.map_err(|e| e.to_string()),
+            }
+        };
         let result = match args.exit_after {
             Some(limit) => tokio::time::timeout(limit.0, run).await.unwrap_or(Ok(())),
             None => run.await,
@@ -133,7 +182,7 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         }
         match result {
             Ok(()) => Outcome::Success,
-            Err(error) => fail(error.to_string(), Outcome::DeviceFailure),
+            Err(error) => fail(error, Outcome::DeviceFailure),
         }
     })
 }

@@ -4,10 +4,12 @@
 //! The finding codes are a contract other tools read: `ready`,
 //! `host-unreachable`, `icmp-blocked`, `no-listener`, `filtered`, `no-banner`,
 //! `service-busy`, `auth-failed`, `address-in-use` (from the address-conflict
-//! check, [`address_in_use`]); with the console's evidence,
-//! [`super::console_evidence`] adds `app-without-ftp`, `ftp-not-started`,
-//! `backup-image`, `address-mismatch`, `in-reset-window` and
-//! `still-booting`. Pure: no I/O, so every rule is unit-tested.
+//! check, [`address_in_use`]), `wrong-subnet` and `wrong-address` (a unit
+//! that does not answer at its address but answers ADDP, [`unit_on_the_wire`]);
+//! with the console's evidence, [`super::console_evidence`] adds
+//! `app-without-ftp`, `ftp-not-started`, `backup-image`, `address-mismatch`,
+//! `in-reset-window` and `still-booting`. Pure: no I/O, so every rule is
+//! unit-tested.
 
 use std::net::Ipv4Addr;
 
@@ -42,6 +44,12 @@ pub enum FindingCode {
     InResetWindow,
     /// The banner is there, the network not yet configured.
     StillBooting,
+    /// The unit answers ADDP on the wire with an address outside the
+    /// station's subnet: IP cannot reach it.
+    WrongSubnet,
+    /// The unit answers ADDP on the station's subnet, at another address
+    /// than the one asked for.
+    WrongAddress,
 }
 
 impl FindingCode {
@@ -62,6 +70,8 @@ impl FindingCode {
             FindingCode::AddressMismatch => "address-mismatch",
             FindingCode::InResetWindow => "in-reset-window",
             FindingCode::StillBooting => "still-booting",
+            FindingCode::WrongSubnet => "wrong-subnet",
+            FindingCode::WrongAddress => "wrong-address",
         }
     }
 }
@@ -88,6 +98,49 @@ pub fn address_in_use(address: Ipv4Addr, mac: &str) -> Finding {
             "if that MAC is the unit itself (it already has the address), set the device's `mac` value so the check knows it, or `address_check: {enabled: false}`".into(),
         ],
     }
+}
+
+/// The finding for a unit that did not answer at `target` but whose ADDP
+/// discovery reply (MAC `mac`) says it is on the wire with `ip` / `mask`;
+/// `other_subnet`: that address is outside the subnet of the station's
+/// interface it answered on. `None` when the reply explains nothing (the
+/// unit has `target` on the station's subnet).
+pub fn unit_on_the_wire(
+    target: Ipv4Addr,
+    mac: &str,
+    ip: Ipv4Addr,
+    mask: Ipv4Addr,
+    other_subnet: bool,
+) -> Option<Finding> {
+    let set_ip = format!(
+        "give it the address it should have: `flashline addp set-ip {mac} --ip {target} --mask MASK`, then `flashline addp reboot {mac}` (the password is its root password)"
+    );
+    if other_subnet {
+        return Some(Finding {
+            code: FindingCode::WrongSubnet,
+            port: None,
+            summary: format!(
+                "{target} does not answer, but the unit {mac} is on the wire with address {ip} / mask {mask} (its ADDP reply): that is outside this station's subnet, so IP cannot reach it."
+            ),
+            advice: vec![
+                set_ip,
+                "or check the profile or inventory row: the unit may have been set up for another bench's subnet"
+                    .into(),
+            ],
+        });
+    }
+    (ip != target).then(|| Finding {
+        code: FindingCode::WrongAddress,
+        port: None,
+        summary: format!(
+            "{target} does not answer, but the unit {mac} is on the wire at {ip} / mask {mask} (its ADDP reply): it has another address than the one expected."
+        ),
+        advice: vec![
+            set_ip,
+            format!("or, if {ip} is right, fix the inventory's `ip` for this unit"),
+            "a unit set by DHCP gets its address from the server: look up its lease by MAC".into(),
+        ],
+    })
 }
 
 /// What was observed of one target.
@@ -483,5 +536,20 @@ mod tests {
             finding.advice[0],
             "The server wants TLS before a login (`530 Anonymous sessions must use encryption.`): use --tls (and --tls-ca for its certificate), or `tls: true` in the profile's ftp_upload step."
         );
+    }
+
+    #[test]
+    fn addp_replies_explain_a_silent_unit() {
+        let target = Ipv4Addr::new(198, 18, 0, 5);
+        let mask = Ipv4Addr::new(255, 255, 255, 248);
+        let mac = "00:40:9d:31:41:59";
+        let elsewhere = unit_on_the_wire(target, mac, Ipv4Addr::new(10, 0, 0, 231), mask, true).unwrap();
+        assert_eq!(elsewhere.code.as_str(), "wrong-subnet");
+        assert!(elsewhere.summary.contains("address 10.0.0.231 / mask 255.255.255.248"), "{}", elsewhere.summary);
+        assert!(elsewhere.advice[0].contains("flashline addp set-ip 00:40:9d:31:41:59 --ip 198.18.0.5"));
+        let moved = unit_on_the_wire(target, mac, Ipv4Addr::new(198, 18, 0, 2), mask, false).unwrap();
+        assert_eq!(moved.code, FindingCode::WrongAddress);
+        assert!(moved.summary.contains("at 198.18.0.2"), "{}", moved.summary);
+        assert_eq!(unit_on_the_wire(target, mac, target, mask, false), None);
     }
 }

@@ -33,6 +33,9 @@ pub struct NetReport {
     /// The console's evidence, when a boot log or console was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console: Option<ConsoleReport>,
+    /// The unit's ADDP discovery reply, when `diagnose --mac` asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addp: Option<crate::addp::Discovered>,
 }
 
 /// What the console showed, as `diagnose --boot-log/--console` reports it.
@@ -181,5 +184,6 @@ pub async fn investigate(
         timeline,
         reached: spec.wait_until.and(reached),
         console: None,
+        addp: None,
     })
 }

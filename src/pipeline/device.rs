@@ -30,7 +30,7 @@ use crate::ftp::{self, UploadSpec};
 use crate::net::Prober;
 use crate::net::arp;
 use crate::net::console_evidence::diagnose_with_console;
-use crate::net::diagnose::{Evidence, Finding, address_in_use, diagnose};
+use crate::net::diagnose::{Evidence, Finding, FindingCode, address_in_use, diagnose};
 use crate::net::wait::{WaitSpec, wait_for};
 use crate::profile::{self, CheckOptions, Device, DeviceValues, Inventory, Problem, Profile, ResolveMode, Step};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
@@ -418,7 +418,7 @@ async fn run_step(
             let ftp_ports = profile.ftp_ports();
             let evidence =
                 Evidence { icmp: outcome.icmp.clone(), ports: outcome.ports.clone(), service: None, ftp_ports };
-            let finding = match console.as_mut() {
+            let mut finding = match console.as_mut() {
                 // The console steps' boot log (and what the unit printed
                 // since) names the cause where the network alone cannot.
                 Some(console) => {
@@ -428,6 +428,12 @@ async fn run_step(
                 }
                 None => diagnose(host, &evidence),
             };
+            if finding.code == FindingCode::HostUnreachable
+                && let Some(mac) = job.values.get("mac").and_then(|mac| mac.parse::<arp::Mac>().ok())
+                && let Some(on_the_wire) = locate_by_addp(host, mac).await
+            {
+                finding = on_the_wire;
+            }
             let message = format!("{host} did not reach the wanted states in {} ms", spec.timeout.as_millis());
             Err(Failure { finding: Some(finding), ..Failure::new(FailureClass::Device, message) })
         }
@@ -467,6 +473,7 @@ async fn run_step(
                 .collect();
             Ok(StepDone { outcome: StepOutcome::Passed, detail, retries, sent })
         }
+        Step::AddpConfigure(s) => addp_configure(profile, s).await,
         Step::TftpManage(s) => {
             let default_host = profile.network.ip.as_ref().map(|t| t.to_string());
             let exs_job = TftpManageJob::from_step(s, default_host.as_deref(), base_dir).map_err(Failure::of)?;
@@ -489,6 +496,62 @@ async fn run_step(
             }
         }
     }
+}
+
+/// A unit that does not answer at `host` but whose MAC is known (the
+/// inventory's `mac`): asked by ADDP, its reply may show it on the wire at
+/// another address (`wrong-address`) or on another subnet (`wrong-subnet`).
+async fn locate_by_addp(host: Ipv4Addr, mac: arp::Mac) -> Option<Finding> {
+    let unit = crate::addp::client::locate(host, mac).await.ok()??;
+    let (ip, mask) = (unit.device.ip?, unit.device.mask?);
+    crate::net::diagnose::unit_on_the_wire(host, &mac.to_string(), ip, mask, unit.other_subnet)
+}
+
+/// `addp_configure`: the network block's settings to the unit with the
+/// step's MAC over ADDP, then a reboot (each judged by the unit's answer).
+async fn addp_configure(profile: &Profile, s: &profile::AddpConfigure) -> Result<StepDone, Failure> {
+    use crate::addp::client::{OperateOptions, operate};
+    use crate::addp::{Password, Request};
+    let mac: arp::Mac = s.mac.as_str().parse().map_err(|e: String| Failure::new(FailureClass::Input, e))?;
+    let address = |field: &str, value: &Option<profile::Template>, default: Option<Ipv4Addr>| match value
+        .as_ref()
+        .map(|t| t.as_str().trim().parse::<Ipv4Addr>())
+    {
+        Some(Ok(address)) => Ok(address),
+        None if default.is_some() => Ok(default.expect("checked")),
+        _ => Err(Failure::new(FailureClass::Input, format!("`network.{field}` is not an IPv4 address for ADDP"))),
+    };
+    let password = || Password(s.password.expose().as_bytes().to_vec());
+    let request = if profile.network.dhcp {
+        Request::Dhcp { enable: true, mac, password: password() }
+    } else {
+        Request::SetStatic {
+            ip: address("ip", &profile.network.ip, None)?,
+            mask: address("mask", &profile.network.mask, None)?,
+            gateway: address("gateway", &profile.network.gateway, Some(Ipv4Addr::UNSPECIFIED))?,
+            mac,
+            password: password(),
+        }
+    };
+    let options = OperateOptions {
+        interface: s.interface.clone(),
+        wait: s.wait.0,
+        retries: s.retries,
+        ..OperateOptions::default()
+    };
+    let set = operate(&request, &options).await.map_err(Failure::of)?;
+    let mut retries = set.attempts - 1;
+    let what = match &request {
+        Request::SetStatic { ip, mask, .. } => format!("{ip} / {mask}"),
+        _ => "DHCP on".into(),
+    };
+    let mut detail = format!("{mac} took {what} (answered from {})", set.from.ip());
+    if s.reboot {
+        let rebooted = operate(&Request::Reboot { mac, password: password() }, &options).await.map_err(Failure::of)?;
+        retries += rebooted.attempts - 1;
+        detail.push_str("; restarting");
+    }
+    Ok(StepDone { outcome: StepOutcome::Passed, detail, retries, sent: Vec::new() })
 }
 
 /// The RFC 5227 check before `configure_network` gives a static address:

@@ -203,7 +203,9 @@ pub fn step_files(step: &Step) -> Vec<String> {
     match step {
         Step::LoadImage(s) => vec![s.file.to_string()],
         Step::FtpUpload(s) => s.files.iter().map(|f| f.local.to_string()).collect(),
-        Step::ConfigureNetwork(_) | Step::WaitForNetwork(_) | Step::TftpManage(_) => Vec::new(),
+        Step::ConfigureNetwork(_) | Step::WaitForNetwork(_) | Step::TftpManage(_) | Step::AddpConfigure(_) => {
+            Vec::new()
+        }
     }
 }
 

@@ -177,6 +177,9 @@ pub enum Step {
     FtpUpload(FtpUpload),
     /// Send EXS API TFTP Manage (0x003A) messages to a CSP matrix controller.
     TftpManage(TftpManage),
+    /// Give the unit the network block's settings over ADDP, by its MAC, then
+    /// restart it: in place of `configure_network` when a unit has no serial cable.
+    AddpConfigure(AddpConfigure),
 }
 
 impl Step {
@@ -188,6 +191,7 @@ impl Step {
             Step::WaitForNetwork(_) => "wait_for_network",
             Step::FtpUpload(_) => "ftp_upload",
             Step::TftpManage(_) => "tftp_manage",
+            Step::AddpConfigure(_) => "addp_configure",
         }
     }
 }
@@ -412,6 +416,37 @@ impl LineEnding {
             LineEnding::Lf => "\n",
         }
     }
+}
+
+/// `addp_configure`: the network block's static address (or DHCP on) sent
+/// by ADDP to the unit with `mac`, then a reboot so it takes effect. A
+/// `wait_for_network` after it waits for the unit at its new address.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddpConfigure {
+    /// The unit's MAC address, usually `${mac}` from the inventory.
+    pub mac: Template,
+    /// The unit's ADDP password (NET+OS: its root password), e.g. `${env:ADDP_PASSWORD}`.
+    pub password: Secret,
+    /// Multicast on this interface only; default: every interface that is up and can multicast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// How long to wait for the unit's answer, per attempt.
+    #[serde(default = "default_addp_wait")]
+    pub wait: HumanDuration,
+    /// Attempts after the first when nothing answers.
+    #[serde(default = "default_addp_retries")]
+    pub retries: u32,
+    /// Restart the unit afterwards (its new settings take effect at boot).
+    #[serde(default = "default_true")]
+    pub reboot: bool,
+}
+
+fn default_addp_wait() -> HumanDuration {
+    HumanDuration::from_secs(2)
+}
+fn default_addp_retries() -> u32 {
+    2
 }
 
 /// `wait_for_network`: poll until the device answers as wanted.

@@ -172,7 +172,7 @@ fn literal(text: &str) -> Option<&str> {
 
 fn check_network(profile: &Profile, problems: &mut Problems<'_>) {
     let net = &profile.network;
-    let configures = profile.steps.iter().any(|s| matches!(s, Step::ConfigureNetwork(_)));
+    let configures = profile.steps.iter().any(|s| matches!(s, Step::ConfigureNetwork(_) | Step::AddpConfigure(_)));
     if configures && !net.dhcp {
         for (key, value) in [("ip", &net.ip), ("mask", &net.mask)] {
             if value.is_none() {
@@ -300,7 +300,7 @@ pub fn check_addresses(ip: Option<&str>, mask: Option<&str>, gateway: Option<&st
 fn phase(step: &Step) -> Option<u8> {
     match step {
         Step::LoadImage(_) => Some(0),
-        Step::ConfigureNetwork(_) => Some(1),
+        Step::ConfigureNetwork(_) | Step::AddpConfigure(_) => Some(1),
         Step::WaitForNetwork(_) | Step::FtpUpload(_) => Some(2),
         Step::TftpManage(_) => None,
     }
@@ -478,6 +478,27 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                     }
                 }
             }
+            Step::AddpConfigure(s) => {
+                // A MAC written literally must be one; a variable is checked per device.
+                if let Some(mac) = literal(s.mac.as_str())
+                    && let Err(message) = mac.parse::<crate::net::arp::Mac>()
+                {
+                    problems
+                        .error(&format!("{base}.mac"), message)
+                        .help("usually `mac: ${mac}`, with each unit's MAC in the inventory");
+                }
+                if s.mac.as_str().trim().is_empty() {
+                    problems
+                        .error(&format!("{base}.mac"), "the unit's MAC is required: ADDP addresses a unit by it")
+                        .help("usually `mac: ${mac}`, with each unit's MAC in the inventory");
+                }
+                if s.wait.is_zero() {
+                    problems.error(&format!("{base}.wait"), "wait must be above zero");
+                }
+                if s.retries > 100 {
+                    problems.error(&format!("{base}.retries"), format!("{} retries is more than 100", s.retries));
+                }
+            }
             Step::TftpManage(s) => {
                 check_target(profile, problems, &base, s.host.is_some());
                 // The controller's rules live with the TFTP Manage job; here
@@ -502,6 +523,7 @@ fn order_help(step: &Step) -> &'static str {
         Step::ConfigureNetwork(_) => {
             "the console sets the address the network steps use: put configure_network before them"
         }
+        Step::AddpConfigure(_) => "addp_configure sets the address the network steps use: put it before them",
         _ => "order steps as load_image, configure_network, then wait_for_network / ftp_upload",
     }
 }

@@ -243,6 +243,10 @@ pub fn visit_templates(profile: &mut Profile, visit: &mut dyn FnMut(&str, Templa
                 // A folder, not a file: its existence is checked by validate.
                 opt(visit, &base, "serve", TemplateRole::Text, &mut s.serve);
             }
+            Step::AddpConfigure(s) => {
+                visit(&format!("{base}.mac"), TemplateRole::Text, &mut s.mac);
+                visit(&format!("{base}.password"), TemplateRole::Secret, &mut s.password.0);
+            }
         }
     }
 }

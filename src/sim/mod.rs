@@ -2,6 +2,8 @@
 //! protocols over real sockets, so the production code runs against them
 //! unchanged. They are not emulators of the hardware's internals.
 //!
+//! - [`addp`]: the NET+OS device's ADDP server (discovery, set address,
+//!   DHCP, reboot) over real UDP sockets.
 //! - [`bench`]: a whole simulated bench (NET+OS devices on PTYs with their
 //!   FTP servers, a CSP controller, an inventory) for `flashline demo`.
 //! - [`csp`]: a CSP matrix controller's EXS API server (TFTP Manage, Poll,
@@ -18,6 +20,7 @@
 //! - [`tftp_client`]: the RFC 1350 client the simulated controller uses to
 //!   fetch configuration files.
 
+pub mod addp;
 pub mod bench;
 pub mod csp;
 pub mod firmware;

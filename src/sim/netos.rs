@@ -742,19 +742,23 @@ impl NetosDevice {
 
     fn save(&mut self, nv: &NvMemory) -> Result<(), NetosError> {
         self.state.lock().expect("state lock").nv = nv.clone();
-        if let Some(path) = &self.config.nv_file {
-            let failed =
-                |e: std::io::Error| NetosError::NvFile { path: path.display().to_string(), message: e.to_string() };
-            // Write, sync, rename: a reader never sees half a file.
-            let text = serde_json::to_string_pretty(nv).expect("NV memory is JSON");
-            let temporary = path.with_extension("tmp");
-            let mut file = std::fs::File::create(&temporary).map_err(failed)?;
-            std::io::Write::write_all(&mut file, text.as_bytes()).map_err(failed)?;
-            file.sync_all().map_err(failed)?;
-            std::fs::rename(&temporary, path).map_err(failed)?;
+        match &self.config.nv_file {
+            Some(path) => store_nv(path, nv),
+            None => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// Writes NV memory to its file (JSON): write, sync, rename, so a reader
+/// never sees half a file. Also used by the ADDP responder's set commands.
+pub fn store_nv(path: &std::path::Path, nv: &NvMemory) -> Result<(), NetosError> {
+    let failed = |e: std::io::Error| NetosError::NvFile { path: path.display().to_string(), message: e.to_string() };
+    let text = serde_json::to_string_pretty(nv).expect("NV memory is JSON");
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary).map_err(failed)?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(failed)?;
+    file.sync_all().map_err(failed)?;
+    std::fs::rename(&temporary, path).map_err(failed)
 }
 
 /// The serial rates the dialog accepts.
@@ -768,7 +772,7 @@ fn parse_mac(text: &str) -> Option<String> {
 
 /// Address checks as the device applies them: a usable host address, a
 /// contiguous mask, a gateway inside the device's subnet.
-fn valid_field(index: usize, address: Ipv4Addr, nv: &NvMemory) -> bool {
+pub(crate) fn valid_field(index: usize, address: Ipv4Addr, nv: &NvMemory) -> bool {
     let bits = u32::from(address);
     match index {
         0 => !(address.is_unspecified() || address.is_broadcast() || address.is_multicast()),

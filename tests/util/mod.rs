@@ -90,6 +90,14 @@ pub fn text(output: &Output) -> (String, String) {
     (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
+/// A `flashline run --json` that ended: its exit code, the first device's
+/// report (Null when stdout was not a report), stdout and stderr.
+pub fn first_device(output: &Output) -> (Option<i32>, serde_json::Value, String, String) {
+    let (stdout, stderr) = text(output);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (output.status.code(), report["devices"][0].clone(), stdout, stderr)
+}
+
 /// Writes `size` bytes of a fixed pseudo-random pattern to `path`, 1 MiB at
 /// a time (the writer stays small, so a child forked from it starts small).
 pub fn write_pattern_file(path: &Path, size: usize) {

@@ -32,6 +32,10 @@ pub struct NetnsPair {
     pub dut_ip: Ipv4Addr,
     /// An address in the same subnet that nobody has (a host that is down).
     pub absent_ip: Ipv4Addr,
+    /// The dut's end of the veth pair.
+    pub dut_veth: String,
+    /// The station's end of the veth pair.
+    pub station_veth: String,
 }
 
 /// Why a pair could not be made here.
@@ -69,10 +73,18 @@ impl NetnsPair {
         let dut_ip = Ipv4Addr::from(net + 2);
         let absent_ip = Ipv4Addr::from(net + 5);
         let tag = format!("{pid}x{n}");
-        let pair = NetnsPair { station: format!("fl{tag}s"), dut: format!("fl{tag}d"), station_ip, dut_ip, absent_ip };
-        // From here on, Drop cleans up whatever was made if a step fails.
         let veth_s = format!("fl{tag}a");
         let veth_d = format!("fl{tag}b");
+        let pair = NetnsPair {
+            station: format!("fl{tag}s"),
+            dut: format!("fl{tag}d"),
+            station_ip,
+            dut_ip,
+            absent_ip,
+            dut_veth: veth_d.clone(),
+            station_veth: veth_s.clone(),
+        };
+        // From here on, Drop cleans up whatever was made if a step fails.
         for ns in [&pair.station, &pair.dut] {
             ip(&["netns", "add", ns]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
