@@ -225,20 +225,7 @@ fn start_device(
     };
     let device = NetosDevice::new(config);
     let ftp: Arc<Mutex<Option<NetosFtp>>> = Arc::new(Mutex::new(None));
-    let behaviour = FtpBehaviour {
-        scenario: match scenario {
-            Some(Scenario::NoFtpServer) => FtpScenario::NoFtpServer,
-            Some(Scenario::LateFtp) => FtpScenario::LateFtp(Duration::from_secs(3)),
-            Some(Scenario::WrongPassword) => FtpScenario::WrongPassword,
-            Some(Scenario::BackupImage) => FtpScenario::BackupImage,
-            _ => FtpScenario::Normal,
-        },
-        reset_delay: Duration::from_millis(500),
-        boot_time: Duration::from_millis(700),
-        no_pasv: index == NO_PASV_DEVICE,
-        firmware,
-        ..FtpBehaviour::default()
-    };
+    let behaviour = FtpBehaviour { no_pasv: index == NO_PASV_DEVICE, ..demo_behaviour(scenario, firmware) };
     // The FTP side starts when the application brings the network up on the
     // address the console set, and prints on the same console.
     let ftp_dir = workdir.join(format!("ftp-{name}"));
@@ -307,4 +294,21 @@ pub(super) fn serve_ftp_when_configured(
             }
         }
     });
+}
+
+/// The FTP side of a demo unit: quick resets, and `scenario`'s field failure.
+pub(super) fn demo_behaviour(scenario: Option<Scenario>, firmware: Firmware) -> FtpBehaviour {
+    FtpBehaviour {
+        scenario: match scenario {
+            Some(Scenario::NoFtpServer) => FtpScenario::NoFtpServer,
+            Some(Scenario::LateFtp) => FtpScenario::LateFtp(Duration::from_secs(3)),
+            Some(Scenario::WrongPassword) => FtpScenario::WrongPassword,
+            Some(Scenario::BackupImage) => FtpScenario::BackupImage,
+            _ => FtpScenario::Normal,
+        },
+        reset_delay: Duration::from_millis(500),
+        boot_time: Duration::from_millis(700),
+        firmware,
+        ..FtpBehaviour::default()
+    }
 }

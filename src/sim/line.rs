@@ -15,10 +15,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::{mpsc, watch};
 
-use super::bench::{Scenario, serve_ftp_when_configured, write_images};
+use super::bench::{Scenario, demo_behaviour, serve_ftp_when_configured, write_images};
 use super::firmware::Firmware;
 use super::netos::{NetosConfig, NetosDevice, NvMemory};
-use super::netos_ftp::{FtpBehaviour, FtpScenario};
 
 /// The station profile the demo line runs.
 pub const LINE_PROFILE: &str = include_str!("../../profiles/sim-netos-line.yaml");
@@ -297,19 +296,7 @@ fn start_unit(
         ..NetosConfig::default()
     };
     let device = NetosDevice::new(config);
-    let behaviour = FtpBehaviour {
-        scenario: match scenario {
-            Some(Scenario::NoFtpServer) => FtpScenario::NoFtpServer,
-            Some(Scenario::LateFtp) => FtpScenario::LateFtp(Duration::from_secs(3)),
-            Some(Scenario::WrongPassword) => FtpScenario::WrongPassword,
-            Some(Scenario::BackupImage) => FtpScenario::BackupImage,
-            _ => FtpScenario::Normal,
-        },
-        reset_delay: Duration::from_millis(500),
-        boot_time: Duration::from_millis(700),
-        firmware,
-        ..FtpBehaviour::default()
-    };
+    let behaviour = demo_behaviour(scenario, firmware);
     let ftp_dir = workdir.join(format!("ftp-{}", mac.replace(':', "")));
     std::fs::create_dir_all(&ftp_dir)?;
     let slot: FtpSlot = Arc::new(Mutex::new(None));

@@ -48,7 +48,7 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
             continue;
         };
         if !idle_written {
-            write_fixture(&shared, &fixture.name, &fixture.port, "idle", None, None, None).await;
+            write_fixture(&shared, fixture_row(&shared, &fixture.name, &fixture.port, "idle")).await;
             shared.emit(StationEvent::Idle { fixture: fixture.name.clone() });
             idle_written = true;
         }
@@ -123,7 +123,7 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
             Err(error) => port_failed(&shared, &fixture.name, &error, &mut console, &stop).await,
         }
     }
-    write_fixture(&shared, &fixture.name, &fixture.port, "stopped", None, None, None).await;
+    write_fixture(&shared, fixture_row(&shared, &fixture.name, &fixture.port, "stopped")).await;
 }
 
 /// A console with the same stream and unread text, and a new transcript.
@@ -205,43 +205,25 @@ async fn refuse(shared: &Shared, fixture: &str, mac: Option<&str>, reason: &str,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn write_fixture(
-    shared: &Shared,
-    fixture: &str,
-    port: &str,
-    state: &str,
-    unit: Option<&str>,
-    run_id: Option<&str>,
-    step: Option<String>,
-) {
-    write_fixture_outcome(shared, fixture, port, state, unit, run_id, step, None).await;
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn write_fixture_outcome(
-    shared: &Shared,
-    fixture: &str,
-    port: &str,
-    state: &str,
-    unit: Option<&str>,
-    run_id: Option<&str>,
-    step: Option<String>,
-    last_outcome: Option<&str>,
-) {
-    let row = FixtureRow {
+/// A fixture's live row in `state`, nothing else set.
+fn fixture_row(shared: &Shared, fixture: &str, port: &str, state: &str) -> FixtureRow {
+    FixtureRow {
         station: shared.station.file.station.clone(),
         name: fixture.into(),
         port: port.into(),
         state: state.into(),
-        unit_mac: unit.map(str::to_string),
-        run_id: run_id.map(str::to_string),
-        step,
+        unit_mac: None,
+        run_id: None,
+        step: None,
         progress_pct: None,
-        last_outcome: last_outcome.map(str::to_string),
+        last_outcome: None,
         updated_ms: now_ms(),
-    };
-    // A live view only: losing one update is harmless, the next replaces it.
+    }
+}
+
+/// Writes a fixture's live row. A live view only: losing one update is
+/// harmless, the next replaces it.
+async fn write_fixture(shared: &Shared, row: FixtureRow) {
     let _ = shared.store().set_fixture(&row).await;
 }
 
@@ -343,19 +325,14 @@ async fn take_unit(
         started_ms: now_ms(),
     };
     let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
+    let running = FixtureRow {
+        unit_mac: Some(mac.into()),
+        run_id: Some(run_id.clone()),
+        step: first_step,
+        ..fixture_row(shared, &fixture.name, &fixture.port, "running")
+    };
     let live = LiveFixture {
-        row: FixtureRow {
-            station: station.clone(),
-            name: fixture.name.clone(),
-            port: fixture.port.clone(),
-            state: "running".into(),
-            unit_mac: Some(mac.into()),
-            run_id: Some(run_id.clone()),
-            step: first_step.clone(),
-            progress_pct: None,
-            last_outcome: None,
-            updated_ms: now_ms(),
-        },
+        row: running.clone(),
         kinds: shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect(),
     };
     let recording = match RunRecording::begin(&shared.recorder, &start, Some(live)).await {
@@ -373,7 +350,7 @@ async fn take_unit(
             return (Some(console), None);
         }
     };
-    write_fixture(shared, &fixture.name, &fixture.port, "running", Some(mac), Some(&run_id), first_step).await;
+    write_fixture(shared, running).await;
     shared.emit(StationEvent::RunStarted {
         fixture: fixture.name.clone(),
         mac: mac.into(),
@@ -421,5 +398,11 @@ async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, end: RunE
         finding: end.finding,
         error: end.error,
     });
-    write_fixture_outcome(shared, fixture, port, "removal", Some(mac), Some(&run_id), None, Some(&outcome)).await;
+    let removal = FixtureRow {
+        unit_mac: Some(mac.into()),
+        run_id: Some(run_id),
+        last_outcome: Some(outcome),
+        ..fixture_row(shared, fixture, port, "removal")
+    };
+    write_fixture(shared, removal).await;
 }
