@@ -19,3 +19,4 @@ mod serial;
 mod serial_net;
 mod test_helpers;
 mod tftp;
+mod units;

@@ -28,6 +28,7 @@ mod sim_cmd;
 #[cfg(feature = "sim")]
 mod sim_netos_cmd;
 mod tftp_cmd;
+mod units_cmd;
 
 use std::process::ExitCode;
 
@@ -148,6 +149,9 @@ enum Command {
     Tftp(tftp_cmd::TftpCommand),
     /// Explain why a device that pings refuses FTP (or another service), with advice.
     Diagnose(net_cmd::DiagnoseArgs),
+    /// Traceability from the unit database: list runs, show a unit's history, export CSV or JSON.
+    #[command(subcommand)]
+    Units(units_cmd::UnitsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell_cmd::CompletionsArgs),
     /// Write man pages (flashline.1 and one per subcommand) into a folder.
@@ -188,6 +192,7 @@ pub fn main() -> ExitCode {
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),
         Command::Tftp(command) => tftp_cmd::run(command, &context),
         Command::ArpCheck(args) => arp_cmd::run(args, &context),
+        Command::Units(command) => units_cmd::run(command, &context),
         Command::Completions(args) => shell_cmd::completions(args),
         Command::Manpage(args) => shell_cmd::manpage(args, &context),
     };

@@ -17,6 +17,7 @@
 //! Not here: what a station does with a unit (`station`), and the spool that
 //! keeps records while the database is away (`station::spool`).
 
+pub mod queries;
 mod url;
 
 use std::borrow::Cow;

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test module uses a different part
 
 pub mod child;
+pub mod line;
 pub mod netns;
 pub mod pty;
 pub mod ser2net;
