@@ -22,6 +22,8 @@
 //!   reports (JSON, JUnit, table).
 //! - [`store`]: the unit database (SQLite or PostgreSQL through one code
 //!   path): units, runs and steps, address leases, station heartbeats.
+//! - [`dashboard`]: the line dashboard, a read-only web server over the unit
+//!   database: pages, live updates, a JSON API and Prometheus metrics.
 //! - [`failure`]: the one failure taxonomy (input, environment, device) that
 //!   exit codes and reports derive from.
 //! - [`progress`]: the one progress channel the library reports through and
@@ -35,6 +37,7 @@
 //! these modules and where to add a step kind, a protocol or a scenario.
 
 pub mod cli;
+pub mod dashboard;
 pub mod exs;
 pub mod failure;
 pub mod ftp;

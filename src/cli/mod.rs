@@ -10,6 +10,7 @@ mod arp_cmd;
 mod batch_cmd;
 mod batch_view;
 mod context;
+mod dashboard_cmd;
 #[cfg(feature = "sim")]
 mod demo_cmd;
 mod device_values;
@@ -149,6 +150,8 @@ enum Command {
     Tftp(tftp_cmd::TftpCommand),
     /// Explain why a device that pings refuses FTP (or another service), with advice.
     Diagnose(net_cmd::DiagnoseArgs),
+    /// The line dashboard: stations, fixtures, the shift and every unit on one live web page, with a JSON API and /metrics.
+    Dashboard(dashboard_cmd::DashboardArgs),
     /// Traceability from the unit database: list runs, show a unit's history, export CSV or JSON.
     #[command(subcommand)]
     Units(units_cmd::UnitsCommand),
@@ -192,6 +195,7 @@ pub fn main() -> ExitCode {
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),
         Command::Tftp(command) => tftp_cmd::run(command, &context),
         Command::ArpCheck(args) => arp_cmd::run(args, &context),
+        Command::Dashboard(args) => dashboard_cmd::run(args, &context),
         Command::Units(command) => units_cmd::run(command, &context),
         Command::Completions(args) => shell_cmd::completions(args),
         Command::Manpage(args) => shell_cmd::manpage(args, &context),

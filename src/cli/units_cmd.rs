@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::{Context, Outcome};
+use crate::store::queries::export::{CSV_HEADER, csv_record};
 use crate::store::queries::when::{format_duration, format_time, parse_time};
 use crate::store::queries::{MAX_PAGE, RunFilter, RunSummary, UnitHistory, canonical_mac};
 
@@ -293,51 +294,6 @@ async fn export(args: ExportArgs, context: &Context) -> Result<Outcome, Outcome>
     write_out(args.output.as_deref(), &text, context)
 }
 
-/// The CSV columns of `units export` (and the dashboard's download).
-pub const CSV_HEADER: [&str; 14] = [
-    "run_id",
-    "mac",
-    "serial_number",
-    "station",
-    "fixture",
-    "operator",
-    "profile",
-    "ip",
-    "started",
-    "ended",
-    "outcome",
-    "failure_class",
-    "finding",
-    "error",
-];
-
-fn csv_record(run: &RunSummary) -> [String; 14] {
-    let text = |value: &Option<String>| csv_cell(value.as_deref().unwrap_or(""));
-    [
-        run.run_id.clone(),
-        run.mac.clone(),
-        text(&run.serial_number),
-        csv_cell(&run.station),
-        csv_cell(&run.fixture),
-        text(&run.operator),
-        csv_cell(&run.profile_name),
-        text(&run.ip),
-        format_time(run.started_ms),
-        run.ended_ms.map(format_time).unwrap_or_default(),
-        run.outcome.clone(),
-        text(&run.failure_class),
-        text(&run.finding),
-        text(&run.error),
-    ]
-}
-
-/// A cell a spreadsheet will not run as a formula: text from a device that
-/// starts with `=`, `+`, `-`, `@` or a tab gets a leading `'` (OWASP's
-/// advice for CSV injection).
-fn csv_cell(text: &str) -> String {
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_string() }
-}
-
 fn write_out(path: Option<&std::path::Path>, text: &[u8], context: &Context) -> Result<Outcome, Outcome> {
     let Some(path) = path else {
         let mut stdout = std::io::stdout().lock();
@@ -389,12 +345,5 @@ mod tests {
     fn device_text_cannot_drive_the_terminal() {
         assert_eq!(shown("ok\u{1b}[2J"), "ok\\u{1b}[2J");
         assert_eq!(shown("line\nnext"), "line\\u{a}next");
-    }
-
-    #[test]
-    fn csv_cells_never_start_a_formula() {
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(csv_cell("-1+2"), "'-1+2");
-        assert_eq!(csv_cell("SN-001"), "SN-001");
     }
 }

@@ -12,6 +12,7 @@
 //! Not here: writing (`store`), how it is drawn (`cli::units_cmd`,
 //! `dashboard`).
 
+pub mod export;
 pub mod when;
 
 use serde::Serialize;
