@@ -20,6 +20,8 @@
 //!   `serve:` folder.
 //! - [`pipeline`]: one device through its steps, batches, the journal and the
 //!   reports (JSON, JUnit, table).
+//! - [`station`]: a line station: fixtures where units arrive one after
+//!   another, identified by their banner, run and recorded.
 //! - [`store`]: the unit database (SQLite or PostgreSQL through one code
 //!   path): units, runs and steps, address leases, station heartbeats.
 //! - [`dashboard`]: the line dashboard, a read-only web server over the unit
@@ -48,5 +50,6 @@ pub mod progress;
 pub mod serial;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod station;
 pub mod store;
 pub mod tftp;

@@ -17,6 +17,7 @@ mod ports;
 mod profile_check;
 mod serial;
 mod serial_net;
+mod store;
 mod test_helpers;
 mod tftp;
 mod units;

@@ -28,6 +28,7 @@ mod shell_cmd;
 mod sim_cmd;
 #[cfg(feature = "sim")]
 mod sim_netos_cmd;
+mod station_cmd;
 mod tftp_cmd;
 mod units_cmd;
 
@@ -123,6 +124,8 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Run every device of an inventory, several at once, journaled and resumable.
     Batch(batch_cmd::BatchArgs),
+    /// A line station: units arrive on fixtures one after another, each run and recorded in the unit database.
+    Station(station_cmd::StationArgs),
     /// Run the whole pipeline against a simulated bench (no hardware needed).
     #[cfg(feature = "sim")]
     Demo(demo_cmd::DemoArgs),
@@ -183,6 +186,7 @@ pub fn main() -> ExitCode {
         Command::Profile(command) => profile_cmd::run(command, &context),
         Command::Run(args) => run_cmd::run(args, &context),
         Command::Batch(args) => batch_cmd::run(args, &context),
+        Command::Station(args) => station_cmd::run(args, &context),
         #[cfg(feature = "sim")]
         Command::Demo(args) => demo_cmd::run(args, &context),
         Command::Exs(command) => exs_cmd::run(command, &context),

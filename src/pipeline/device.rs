@@ -112,6 +112,23 @@ impl Failure {
 
 /// Runs `job` to the end (or its first failure) and reports.
 pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceReport {
+    run_device_on(job, context, None).await.0
+}
+
+/// [`run_device`] on a console that is already open (a station's fixture
+/// watched it for the unit's banner; what it read and did not use stays for
+/// the first step). Gives the console back for the next unit.
+pub async fn run_device_on(
+    job: &DeviceJob,
+    context: RunContext<'_>,
+    console: Option<Console<Port>>,
+) -> (DeviceReport, Option<Console<Port>>) {
+    let mut console = console;
+    let report = run_steps(job, context, &mut console).await;
+    (report, console)
+}
+
+async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Option<Console<Port>>) -> DeviceReport {
     let started = Instant::now();
     let mut report = job.report(DeviceOutcome::Passed);
     let fail = |report: &mut DeviceReport, failure: Failure| {
@@ -137,7 +154,6 @@ pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceRepor
             return report;
         }
     }
-    let mut console: Option<Console<Port>> = None;
     for (index, step) in profile.steps.iter().enumerate() {
         if *context.cancel.borrow() {
             report.outcome = if report.steps.is_empty() { DeviceOutcome::NotRun } else { DeviceOutcome::Failed };
@@ -149,7 +165,7 @@ pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceRepor
         let (outcome, detail, retries, failure) = if context.done.contains(&index) {
             (StepOutcome::Skipped, "done in an earlier run (journal)".to_string(), 0, None)
         } else {
-            match run_step(job, &profile, &base_dir, step, &mut console, context.progress).await {
+            match run_step(job, &profile, &base_dir, step, console, context.progress).await {
                 Ok(done) => (done.outcome, done.detail, done.retries, None),
                 Err(failure) => (StepOutcome::Failed, failure.message.clone(), 0, Some(failure)),
             }
@@ -187,7 +203,7 @@ pub async fn run_device(job: &DeviceJob, context: RunContext<'_>) -> DeviceRepor
             break;
         }
     }
-    if let Some(console) = &console {
+    if let Some(console) = console.as_ref() {
         let text = console.transcript().render();
         report.mac = find(&text, r"(?i)MAC address[^0-9A-F]*((?:[0-9A-F]{2}:){5}[0-9A-F]{2})");
         report.serial_number = find(&text, r"(?i)serial number[ .:=]*([A-Za-z0-9-]{4,})");

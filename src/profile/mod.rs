@@ -130,6 +130,29 @@ pub fn load(path: &Path, options: CheckOptions) -> Result<LoadedProfile, Profile
 
 /// The four passes. Returns the profile when it deserialized, and every problem.
 fn load_unchecked(path: &Path) -> Result<(Option<LoadedProfile>, Vec<Problem>), ProfileError> {
+    let empty_help = "start from one of the examples in profiles/, or `flashline profile schema`";
+    let (checked, tree, problems) =
+        load_yaml_checked::<Profile>(path, &schema(), "the profile is empty", empty_help, |profile, problems| {
+            validate::validate(profile, base_dir_of(path), problems)
+        })?;
+    Ok((
+        checked.map(|profile| LoadedProfile { path: path.to_path_buf(), tree, profile, warnings: Vec::new() }),
+        problems,
+    ))
+}
+
+/// The passes every YAML file of flashline goes through (profiles, station
+/// files): syntax and duplicate keys, keys and shapes against `schema`,
+/// typed deserialization, then `validate`. Returns the value when it
+/// deserialized, the source tree (to place later problems) and every
+/// problem in file order. `Err` only when the file cannot be read.
+pub(crate) fn load_yaml_checked<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    schema: &serde_json::Value,
+    empty: &str,
+    empty_help: &str,
+    validate: impl FnOnce(&T, &mut Problems<'_>),
+) -> Result<(Option<T>, SourceTree, Vec<Problem>), ProfileError> {
     let text = read_text(path)?;
     let (tree, syntax) = SourceTree::parse(&text);
     let mut problems = Problems::new(path, &tree);
@@ -138,26 +161,27 @@ fn load_unchecked(path: &Path) -> Result<(Option<LoadedProfile>, Vec<Problem>), 
     }
     let Some(root) = tree.root.as_ref().filter(|_| !problems.has_errors()) else {
         if !problems.has_errors() {
-            problems
-                .error("", "the profile is empty")
-                .help("start from one of the examples in profiles/, or `flashline profile schema`");
+            problems.error("", empty).help(empty_help);
         }
-        return Ok((None, sorted(problems.list)));
+        let list = sorted(problems.list);
+        return Ok((None, tree, list));
     };
-    structure::check(&schema(), root, &mut problems);
+    structure::check(schema, root, &mut problems);
     if problems.has_errors() {
-        return Ok((None, sorted(problems.list)));
+        let list = sorted(problems.list);
+        return Ok((None, tree, list));
     }
-    let profile: Profile = match serde_saphyr::from_str(&text) {
-        Ok(profile) => profile,
+    let value: T = match serde_saphyr::from_str(&text) {
+        Ok(value) => value,
         Err(error) => {
             push_serde_error(&tree, &mut problems, &error);
-            return Ok((None, sorted(problems.list)));
+            let list = sorted(problems.list);
+            return Ok((None, tree, list));
         }
     };
-    validate::validate(&profile, base_dir_of(path), &mut problems);
+    validate(&value, &mut problems);
     let list = sorted(problems.list);
-    Ok((Some(LoadedProfile { path: path.to_path_buf(), tree, profile, warnings: Vec::new() }), list))
+    Ok((Some(value), tree, list))
 }
 
 /// Places a serde-saphyr error by its position and names the field there.

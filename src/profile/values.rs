@@ -18,6 +18,8 @@ pub enum ValueSource {
     CommandLine,
     /// A row of an inventory file.
     Inventory { file: PathBuf, line: usize },
+    /// A station file: a fixture's `set:`, or an address from its pool.
+    Station { file: PathBuf },
 }
 
 impl ValueSource {
@@ -26,7 +28,9 @@ impl ValueSource {
     pub fn base_dir(&self) -> Option<&Path> {
         match self {
             ValueSource::CommandLine => None,
-            ValueSource::Inventory { file, .. } => Some(file.parent().unwrap_or(Path::new("."))),
+            ValueSource::Inventory { file, .. } | ValueSource::Station { file } => {
+                Some(file.parent().unwrap_or(Path::new(".")))
+            }
         }
     }
 }
@@ -36,6 +40,7 @@ impl std::fmt::Display for ValueSource {
         match self {
             ValueSource::CommandLine => f.write_str("the command line (--set)"),
             ValueSource::Inventory { file, line } => write!(f, "{}:{line}", file.display()),
+            ValueSource::Station { file } => write!(f, "the station file {}", file.display()),
         }
     }
 }

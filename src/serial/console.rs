@@ -137,6 +137,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
         }
     }
 
+    /// Waits until `pattern` matches, or until the line has been silent for
+    /// `quiet` (`None`): how a station tells a unit that reboots (its banner
+    /// again) from one that was unplugged.
+    pub async fn expect_or_quiet(&mut self, pattern: &Regex, quiet: Duration) -> Result<Option<Found>, ConsoleError> {
+        loop {
+            if let Some(found) = self.matcher.find(&[pattern]) {
+                return Ok(Some(found));
+            }
+            match self.read_chunk(Instant::now() + quiet, "the unit's banner or silence").await? {
+                Some(bytes) => self.matcher.push(&bytes),
+                None => return Ok(None),
+            }
+        }
+    }
+
     /// The bytes received and not yet consumed by an expectation, for a
     /// state machine that reads the console itself (the dialog).
     pub fn take_pending(&mut self) -> Vec<u8> {

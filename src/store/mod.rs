@@ -441,6 +441,16 @@ impl Store {
         Ok(None)
     }
 
+    /// Gives back a run's address (the run never started).
+    pub async fn release_lease(&self, run_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE run_id = $1 AND kept = 0")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(self.failed("releasing an address"))?;
+        Ok(())
+    }
+
     /// Writes the station's row (start, heartbeat, stop).
     pub async fn heartbeat(&self, station: &StationRow) -> Result<(), StoreError> {
         sqlx::query(

@@ -1,0 +1,442 @@
+//! One fixture's loop: wait for a unit, identify it, decide whether to take
+//! it, run it through the profile, record, wait for it to go. The console
+//! stays open across units (reopened only when the port fails); each unit
+//! gets a fresh transcript.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::file::LeaseKind;
+use super::identity::IdentityPatterns;
+use super::recorder::Record;
+use super::{Shared, StationEvent};
+use crate::pipeline::device::{DeviceJob, RunContext, run_device_on};
+use crate::pipeline::report::{DeviceOutcome, DeviceReport, StepRecord};
+use crate::profile::{DeviceValues, ValueSource};
+use crate::serial::console::{Console, ConsoleError};
+use crate::serial::names::DevRoot;
+use crate::serial::port::{self, Port};
+use crate::store::{Begun, FixtureRow, Refusal, RunEnd, RunStart, Standing, StepRow, new_id, now_ms};
+
+/// How long a fixture waits before trying a failed port again.
+const PORT_RETRY: Duration = Duration::from_secs(2);
+/// The slice in which a waiting fixture looks at the stop flag.
+const LOOK: Duration = Duration::from_millis(500);
+
+pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver<bool>) {
+    let fixture = shared.station.file.fixtures[index].clone();
+    let patterns =
+        IdentityPatterns::new(&shared.station.file.arrival).expect("the station file's patterns were checked");
+    let identity_timeout = shared.station.file.arrival.identity_timeout.0;
+    let gone_after = shared.station.file.arrival.gone_after.0;
+    let mut console: Option<Console<Port>> = None;
+    // A unit whose banner came while the last one was being waited out.
+    let mut next_mac: Option<String> = None;
+    let mut idle_written = false;
+    while !*stop.borrow() {
+        let Some(open) = console.as_mut() else {
+            match port::open_named(&fixture.port, &shared.profile.profile.serial, &DevRoot::from_env()).await {
+                Ok(opened) => console = Some(Console::new(opened)),
+                Err(error) => {
+                    shared.emit(StationEvent::PortTrouble { fixture: fixture.name.clone(), error: error.to_string() });
+                    pause(PORT_RETRY, &stop).await;
+                }
+            }
+            continue;
+        };
+        if !idle_written {
+            write_fixture(&shared, &fixture.name, &fixture.port, "idle", None, None, None).await;
+            shared.emit(StationEvent::Idle { fixture: fixture.name.clone() });
+            idle_written = true;
+        }
+        let mac = match next_mac.take() {
+            Some(mac) => mac,
+            None => {
+                match open.expect(&[&patterns.banner], LOOK, "a unit's banner").await {
+                    Ok(_) => {}
+                    Err(ConsoleError::Timeout { .. }) => continue,
+                    Err(error) => {
+                        port_failed(&shared, &fixture.name, &error, &mut console, &stop).await;
+                        continue;
+                    }
+                }
+                match open.expect(&[&patterns.mac_bytes], identity_timeout, "the unit's MAC in its banner").await {
+                    Ok(found) => {
+                        let line = String::from_utf8_lossy(&found.line).into_owned();
+                        let matched = String::from_utf8_lossy(&found.matched).into_owned();
+                        match patterns.mac_in(&line).or_else(|| patterns.mac_in(&matched)) {
+                            Some(mac) => mac,
+                            None => continue,
+                        }
+                    }
+                    Err(ConsoleError::Timeout { last_lines, .. }) => {
+                        let detail = format!(
+                            "its banner shows no MAC (pattern `{}`): {}",
+                            patterns.mac.as_str(),
+                            last_lines.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(" | ")
+                        );
+                        refuse(&shared, &fixture.name, None, "no-identity", detail).await;
+                        idle_written = false;
+                        continue;
+                    }
+                    Err(error) => {
+                        port_failed(&shared, &fixture.name, &error, &mut console, &stop).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let serial_number = patterns.serial_in(&open.transcript().render());
+        shared.emit(StationEvent::Arrived {
+            fixture: fixture.name.clone(),
+            mac: mac.clone(),
+            serial_number: serial_number.clone(),
+        });
+        let taken = console.take().expect("open above");
+        let back = take_unit(&shared, index, &mac, serial_number, taken).await;
+        console = back.map(fresh);
+        idle_written = false;
+        // Wait for the unit to go: silence, or another unit's banner.
+        let Some(open) = console.as_mut() else { continue };
+        match wait_gone(open, &patterns, &mac, gone_after, &stop).await {
+            Ok(Some(other)) => {
+                shared.emit(StationEvent::Gone { fixture: fixture.name.clone(), mac: mac.clone() });
+                next_mac = Some(other);
+            }
+            Ok(None) => {
+                shared.emit(StationEvent::Gone { fixture: fixture.name.clone(), mac: mac.clone() });
+                console = console.map(fresh);
+            }
+            Err(error) => port_failed(&shared, &fixture.name, &error, &mut console, &stop).await,
+        }
+    }
+    write_fixture(&shared, &fixture.name, &fixture.port, "stopped", None, None, None).await;
+}
+
+/// A console with the same stream and unread text, and a new transcript.
+fn fresh(console: Console<Port>) -> Console<Port> {
+    let (stream, rest, _) = console.into_inner();
+    let mut console = Console::new(stream);
+    console.give_back(&rest);
+    console
+}
+
+async fn port_failed(
+    shared: &Shared,
+    fixture: &str,
+    error: &ConsoleError,
+    console: &mut Option<Console<Port>>,
+    stop: &watch::Receiver<bool>,
+) {
+    shared.emit(StationEvent::PortTrouble { fixture: fixture.into(), error: error.to_string() });
+    *console = None;
+    pause(PORT_RETRY, stop).await;
+}
+
+async fn pause(duration: Duration, stop: &watch::Receiver<bool>) {
+    let mut stop = stop.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// Waits until the unit `mac` is gone: `Ok(None)` when the console was
+/// silent for `quiet`, `Ok(Some(other))` when another unit's banner came.
+/// Its own banner again (it restarted after the upload) keeps waiting.
+async fn wait_gone(
+    console: &mut Console<Port>,
+    patterns: &IdentityPatterns,
+    mac: &str,
+    quiet: Duration,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<String>, ConsoleError> {
+    while !*stop.borrow() {
+        let mut stopped = stop.clone();
+        let seen = tokio::select! {
+            seen = console.expect_or_quiet(&patterns.mac_bytes, quiet) => seen?,
+            _ = stopped.changed() => return Ok(None),
+        };
+        let Some(found) = seen else { return Ok(None) };
+        let line = String::from_utf8_lossy(&found.line).into_owned();
+        match patterns.mac_in(&line) {
+            Some(other) if other != mac => return Ok(Some(other)),
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+async fn refuse(shared: &Shared, fixture: &str, mac: Option<&str>, reason: &str, detail: String) {
+    shared.count(|c| c.refused += 1);
+    shared.emit(StationEvent::Refused {
+        fixture: fixture.into(),
+        mac: mac.map(str::to_string),
+        reason: reason.into(),
+        detail: detail.clone(),
+    });
+    if reason == "database-unavailable" {
+        return;
+    }
+    let refusal = Refusal {
+        id: new_id(),
+        station: shared.station.file.station.clone(),
+        fixture: fixture.into(),
+        unit_mac: mac.map(str::to_string),
+        reason: reason.into(),
+        detail,
+        at_ms: now_ms(),
+    };
+    if shared.store().refuse(&refusal).await.is_err() {
+        shared.recorder.set_healthy(false);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_fixture(
+    shared: &Shared,
+    fixture: &str,
+    port: &str,
+    state: &str,
+    unit: Option<&str>,
+    run_id: Option<&str>,
+    step: Option<String>,
+) {
+    write_fixture_outcome(shared, fixture, port, state, unit, run_id, step, None).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_fixture_outcome(
+    shared: &Shared,
+    fixture: &str,
+    port: &str,
+    state: &str,
+    unit: Option<&str>,
+    run_id: Option<&str>,
+    step: Option<String>,
+    last_outcome: Option<&str>,
+) {
+    let row = FixtureRow {
+        station: shared.station.file.station.clone(),
+        name: fixture.into(),
+        port: port.into(),
+        state: state.into(),
+        unit_mac: unit.map(str::to_string),
+        run_id: run_id.map(str::to_string),
+        step,
+        progress_pct: None,
+        last_outcome: last_outcome.map(str::to_string),
+        updated_ms: now_ms(),
+    };
+    // A live view only: losing one update is harmless, the next replaces it.
+    let _ = shared.store().set_fixture(&row).await;
+}
+
+/// Decides whether to take the unit and runs it. Gives the console back.
+async fn take_unit(
+    shared: &Shared,
+    index: usize,
+    mac: &str,
+    serial_number: Option<String>,
+    console: Console<Port>,
+) -> Option<Console<Port>> {
+    let fixture = &shared.station.file.fixtures[index];
+    let station = shared.station.file.station.clone();
+    if !*shared.recorder.health().borrow() {
+        let detail = "the unit database cannot be reached: no new unit is taken until it is back".to_string();
+        refuse(shared, &fixture.name, Some(mac), "database-unavailable", detail).await;
+        return Some(console);
+    }
+    match shared.store().standing(mac).await {
+        Err(error) => {
+            shared.recorder.set_healthy(false);
+            refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
+            return Some(console);
+        }
+        Ok(Standing::DoneBefore { station: at, ended_ms, .. }) if !shared.options.reflash => {
+            let detail =
+                format!("it passed at station {at} (run ended at {ended_ms} ms); use --reflash to run it again");
+            refuse(shared, &fixture.name, Some(mac), "done-before", detail).await;
+            return Some(console);
+        }
+        Ok(Standing::RunningAt { station: at, fixture: other }) => {
+            let detail = format!("it is being run at station {at}, fixture {other}");
+            refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
+            return Some(console);
+        }
+        Ok(_) => {}
+    }
+    let run_id = new_id();
+    let mut values = DeviceValues::new();
+    let source = ValueSource::Station { file: shared.station.path.clone() };
+    values.insert("name", format!("{}:{mac}", fixture.name), source.clone());
+    values.insert("mac", mac, source.clone());
+    if let Some(serial) = &serial_number {
+        values.insert("serial_number", serial.clone(), source.clone());
+    }
+    values.insert("fixture", fixture.name.clone(), source.clone());
+    values.insert("port", fixture.port.clone(), source.clone());
+    let mut ip: Option<Ipv4Addr> = fixture.set.get("ip").and_then(|ip| ip.parse().ok());
+    if let (None, Some(pool), Some(settings)) = (ip, &shared.station.pool, &shared.station.file.ip_pool) {
+        let kept = settings.lease == LeaseKind::Unit;
+        match shared.store().lease(&pool.text, &pool.addresses, mac, &station, &run_id, kept, now_ms()).await {
+            Ok(Some(address)) => {
+                ip = Some(address);
+                values.insert("mask", settings.mask.to_string(), source.clone());
+                if let Some(gateway) = settings.gateway {
+                    values.insert("gateway", gateway.to_string(), source.clone());
+                }
+            }
+            Ok(None) => {
+                let detail = format!("every address of the pool {} is leased", pool.text);
+                refuse(shared, &fixture.name, Some(mac), "no-address", detail).await;
+                return Some(console);
+            }
+            Err(error) => {
+                shared.recorder.set_healthy(false);
+                refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
+                return Some(console);
+            }
+        }
+    }
+    if let Some(ip) = ip {
+        values.insert("ip", ip.to_string(), source.clone());
+    }
+    // The fixture's own values win over the pool's.
+    for (name, value) in &fixture.set {
+        values.insert(name.clone(), value.clone(), source.clone());
+    }
+    let start = RunStart {
+        id: run_id.clone(),
+        unit_mac: mac.into(),
+        serial_number,
+        station: station.clone(),
+        fixture: fixture.name.clone(),
+        operator: shared.operator.clone(),
+        profile_name: shared.profile.profile.name.clone(),
+        profile_sha256: shared.profile_sha256.clone(),
+        images: "[]".into(),
+        ip: ip.map(|ip| ip.to_string()),
+        started_ms: now_ms(),
+    };
+    match shared.store().begin_run(&start).await {
+        Ok(Begun::Started) => {}
+        Ok(Begun::UnitBusy) => {
+            let _ = shared.store().release_lease(&run_id).await;
+            let detail = "another fixture or station took it at the same moment".to_string();
+            refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
+            return Some(console);
+        }
+        Err(error) => {
+            shared.recorder.set_healthy(false);
+            refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
+            return Some(console);
+        }
+    }
+    let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
+    write_fixture(shared, &fixture.name, &fixture.port, "running", Some(mac), Some(&run_id), first_step).await;
+    shared.emit(StationEvent::RunStarted {
+        fixture: fixture.name.clone(),
+        mac: mac.into(),
+        run_id: run_id.clone(),
+        ip: ip.map(|ip| ip.to_string()),
+    });
+
+    let job = DeviceJob {
+        name: format!("{}:{mac}", fixture.name),
+        profile_path: shared.profile_path.clone(),
+        values,
+        port: Some(fixture.port.clone().into()),
+        strict: shared.options.strict,
+    };
+    // Steps are recorded in order by one writer while the unit goes on.
+    let (steps_tx, mut steps_rx) = mpsc::unbounded_channel::<StepRecord>();
+    let writer = {
+        let recorder = shared.recorder.clone();
+        let run_id = run_id.clone();
+        let store = shared.store().clone();
+        let station = station.clone();
+        let fixture_name = fixture.name.clone();
+        let port = fixture.port.clone();
+        let mac = mac.to_string();
+        let kinds: Vec<String> = shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect();
+        tokio::spawn(async move {
+            while let Some(step) = steps_rx.recv().await {
+                let row = StepRow {
+                    run_id: run_id.clone(),
+                    idx: step.index as i64,
+                    kind: step.kind.clone(),
+                    outcome: step.outcome.as_str().into(),
+                    started_ms: step.started_ms as i64,
+                    duration_ms: step.duration_ms as i64,
+                    retries: i64::from(step.retries),
+                    detail: step.detail.clone(),
+                    inputs_sha256: String::new(),
+                };
+                if let Err(error) = recorder.record(Record::Step(row)).await {
+                    tracing::error!(%error, "a step record could not be kept");
+                }
+                let next = kinds.get(step.index + 1).cloned();
+                let live = FixtureRow {
+                    station: station.clone(),
+                    name: fixture_name.clone(),
+                    port: port.clone(),
+                    state: "running".into(),
+                    unit_mac: Some(mac.clone()),
+                    run_id: Some(run_id.clone()),
+                    step: next,
+                    progress_pct: None,
+                    last_outcome: None,
+                    updated_ms: now_ms(),
+                };
+                let _ = store.set_fixture(&live).await;
+            }
+        })
+    };
+    let progress = shared.observer.progress(&fixture.name);
+    // Ctrl-C lets a running unit finish: its run gets no cancel signal.
+    let (_keep_running, never) = watch::channel(false);
+    let on_step = |_: &str, step: &StepRecord| {
+        shared.emit(shared.step_event(&fixture.name, mac, step));
+        let _ = steps_tx.send(step.clone());
+    };
+    let context =
+        RunContext { journal: None, done: Vec::new(), progress: progress.as_ref(), cancel: never, on_step: &on_step };
+    let (report, console) = run_device_on(&job, context, Some(console)).await;
+    drop(steps_tx);
+    let _ = writer.await;
+    finish(shared, &fixture.name, &fixture.port, mac, &run_id, &report).await;
+    console
+}
+
+async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, run_id: &str, report: &DeviceReport) {
+    let passed = report.outcome == DeviceOutcome::Passed;
+    let outcome = if passed { "passed" } else { "failed" };
+    let images = serde_json::to_string(&report.images).ok();
+    let end = RunEnd {
+        run_id: run_id.into(),
+        ended_ms: now_ms(),
+        outcome: outcome.into(),
+        failure_class: report.failure_class.map(|c| c.as_str().to_string()),
+        finding: report.finding.as_ref().map(|f| f.code.as_str().to_string()),
+        error: report.error.clone(),
+        images,
+    };
+    if let Err(error) = shared.recorder.record(Record::End(end.clone())).await {
+        tracing::error!(%error, "a run's end could not be kept");
+    }
+    shared.count(|c| if passed { c.passed += 1 } else { c.failed += 1 });
+    shared.emit(StationEvent::RunEnded {
+        fixture: fixture.into(),
+        mac: mac.into(),
+        run_id: run_id.into(),
+        outcome: outcome.into(),
+        failure_class: end.failure_class,
+        finding: end.finding,
+        error: end.error,
+    });
+    write_fixture_outcome(shared, fixture, port, "removal", Some(mac), Some(run_id), None, Some(outcome)).await;
+}

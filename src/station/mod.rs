@@ -1,0 +1,380 @@
+//! A line station: fixtures where units arrive one after another, each taken
+//! through the profile by the same pipeline as `run` and `batch`, and every
+//! run recorded in the unit database.
+//!
+//! Per fixture, a loop ([`fixture`]): wait for a unit's banner, read its
+//! identity (MAC, serial number), ask the database whether it may be taken
+//! (not passed before, not running elsewhere), lease an address when the
+//! fixture gives none, write the run (before the unit is touched), run the
+//! steps, record each, then wait for the unit to go before taking the next.
+//! Beside the fixtures, the heartbeat task writes the station's heartbeat and
+//! releases what dead stations hold, and the recorder ([`recorder`]) keeps
+//! records in a local spool while the database is away.
+//!
+//! Not here: the database's rules (`store`), the steps (`pipeline`), and
+//! drawing (`cli::station_cmd`).
+
+pub mod file;
+mod fixture;
+pub mod identity;
+pub mod pool;
+pub mod recorder;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::failure::{Classify, FailureClass};
+use crate::pipeline::report::StepRecord;
+use crate::profile::{CheckOptions, ProfileError};
+use crate::progress::Progress;
+use crate::store::{DbUrl, StationRow, Store, StoreError, UrlError, now_ms};
+
+pub use file::{LoadedStation, StationFile};
+
+/// What the command line adds to the station file.
+#[derive(Debug, Clone, Default)]
+pub struct StationOptions {
+    /// Overrides the file's operator.
+    pub operator: Option<String>,
+    /// Overrides the file's database.
+    pub database: Option<DbUrl>,
+    /// Take units that passed before (a rework).
+    pub reflash: bool,
+    /// Warnings in the profile count as errors.
+    pub strict: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read the profile {}: {source}", path.display())]
+    ProfileRead { path: PathBuf, source: std::io::Error },
+}
+
+impl Classify for StationError {
+    fn class(&self) -> FailureClass {
+        match self {
+            StationError::Profile(error) => error.class(),
+            StationError::Url(error) => error.class(),
+            StationError::Store(error) => error.class(),
+            StationError::ProfileRead { .. } => FailureClass::Environment,
+        }
+    }
+}
+
+/// What happens on the station, for the technician's screen, `--json` and tests.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum StationEvent {
+    Started {
+        station: String,
+        fixtures: Vec<String>,
+        database: String,
+        profile: String,
+    },
+    /// Recovered at start: what an earlier process of this station left running.
+    Recovered {
+        runs: u64,
+        leases: u64,
+    },
+    /// The fixture waits for a unit.
+    Idle {
+        fixture: String,
+    },
+    /// A unit's banner, with its identity.
+    Arrived {
+        fixture: String,
+        mac: String,
+        serial_number: Option<String>,
+    },
+    /// A unit not taken, and why (`done-before`, `running-elsewhere`,
+    /// `no-identity`, `no-address`, `database-unavailable`).
+    Refused {
+        fixture: String,
+        mac: Option<String>,
+        reason: String,
+        detail: String,
+    },
+    RunStarted {
+        fixture: String,
+        mac: String,
+        run_id: String,
+        ip: Option<String>,
+    },
+    StepEnded {
+        fixture: String,
+        mac: String,
+        index: usize,
+        kind: String,
+        outcome: String,
+        duration_ms: u64,
+        detail: String,
+    },
+    RunEnded {
+        fixture: String,
+        mac: String,
+        run_id: String,
+        outcome: String,
+        failure_class: Option<String>,
+        finding: Option<String>,
+        error: Option<String>,
+    },
+    /// The unit was unplugged (its console fell silent, or another unit's banner came).
+    Gone {
+        fixture: String,
+        mac: String,
+    },
+    /// The fixture's port cannot be used; retried.
+    PortTrouble {
+        fixture: String,
+        error: String,
+    },
+    DatabaseLost {
+        error: String,
+    },
+    DatabaseBack {
+        delivered: bool,
+    },
+    /// Another station's heartbeat expired: what it held was released.
+    Reaped {
+        stations: u64,
+        runs: u64,
+        leases: u64,
+    },
+    Stopping,
+    Stopped {
+        passed: u64,
+        failed: u64,
+        refused: u64,
+    },
+}
+
+/// Receives the station's events.
+pub trait StationObserver: Send + Sync {
+    fn event(&self, event: &StationEvent);
+    /// Progress of the unit on `fixture`.
+    fn progress(&self, fixture: &str) -> Arc<dyn Progress>;
+}
+
+/// The day's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: u64,
+    pub failed: u64,
+    pub refused: u64,
+}
+
+/// Everything a fixture loop shares with the others.
+struct Shared {
+    station: LoadedStation,
+    profile_path: PathBuf,
+    profile: crate::profile::LoadedProfile,
+    profile_sha256: String,
+    options: StationOptions,
+    operator: Option<String>,
+    recorder: recorder::Recorder,
+    observer: Arc<dyn StationObserver>,
+    counts: std::sync::Mutex<Counts>,
+}
+
+impl Shared {
+    fn emit(&self, event: StationEvent) {
+        self.observer.event(&event);
+    }
+
+    fn store(&self) -> &Store {
+        self.recorder.store()
+    }
+
+    fn count(&self, change: impl FnOnce(&mut Counts)) {
+        change(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Runs the station until `stop` turns true, then lets the running units
+/// finish, delivers the spool (bounded) and returns the day's counts.
+pub async fn run_station(
+    station: LoadedStation,
+    options: StationOptions,
+    observer: Arc<dyn StationObserver>,
+    stop: watch::Receiver<bool>,
+) -> Result<Counts, StationError> {
+    // Everything is checked before a port is opened or a row written.
+    let profile_path = station.profile_path();
+    let profile = crate::profile::load(&profile_path, CheckOptions { strict: options.strict })?;
+    let profile_bytes = std::fs::read(&profile_path)
+        .map_err(|source| StationError::ProfileRead { path: profile_path.clone(), source })?;
+    let profile_sha256 = hex(&Sha256::digest(&profile_bytes));
+    let database = match &options.database {
+        Some(url) => url.clone(),
+        None => DbUrl::parse(station.file.database.as_deref().unwrap_or("sqlite:flashline.db"), station.base_dir())?,
+    };
+    let store = Store::open(&database).await?;
+    let spool_path = station.base_dir().join(format!("{}.spool.db", file_safe(&station.file.station)));
+    let recorder = recorder::Recorder::open(store.clone(), &DbUrl::sqlite(&spool_path)).await?;
+    let name = station.file.station.clone();
+    let operator = options.operator.clone().or_else(|| station.file.operator.clone());
+    let heartbeat = station.file.heartbeat.clone();
+    let profile_name = profile.profile.name.clone();
+    let operator_row = operator.clone();
+    let row = |state: &str| StationRow {
+        name: name.clone(),
+        host: hostname(),
+        pid: i64::from(std::process::id()),
+        profile_name: profile_name.clone(),
+        operator: operator_row.clone(),
+        started_ms: now_ms(),
+        heartbeat_ms: now_ms(),
+        heartbeat_expiry_ms: heartbeat.expiry.0.as_millis() as i64,
+        state: state.into(),
+    };
+    let started = row("running");
+    let recovered = store.recover_station(&name, now_ms()).await?;
+    store.heartbeat(&started).await?;
+    observer.event(&StationEvent::Started {
+        station: name.clone(),
+        fixtures: station.file.fixtures.iter().map(|f| f.name.clone()).collect(),
+        database: database.redacted(),
+        profile: profile_name.clone(),
+    });
+    if recovered.runs + recovered.leases > 0 {
+        observer.event(&StationEvent::Recovered { runs: recovered.runs, leases: recovered.leases });
+    }
+    let shared = Arc::new(Shared {
+        profile_path,
+        profile,
+        profile_sha256,
+        options,
+        operator,
+        recorder: recorder.clone(),
+        observer: observer.clone(),
+        counts: std::sync::Mutex::new(Counts::default()),
+        station,
+    });
+
+    // The heartbeat, reaping and spool delivery run until the fixtures end.
+    let (background_stop, background_stopped) = watch::channel(false);
+    let beat = tokio::spawn(heartbeat_loop(shared.clone(), started.clone(), background_stopped.clone()));
+    let deliver = {
+        let recorder = recorder.clone();
+        let stopped = background_stopped.clone();
+        tokio::spawn(async move { recorder.keep_delivering(Duration::from_millis(500), stopped).await })
+    };
+    let mut fixtures = tokio::task::JoinSet::new();
+    for index in 0..shared.station.file.fixtures.len() {
+        fixtures.spawn(fixture::run(shared.clone(), index, stop.clone()));
+    }
+    let mut stopping = stop.clone();
+    let announce = {
+        let observer = observer.clone();
+        tokio::spawn(async move {
+            while !*stopping.borrow() {
+                if stopping.changed().await.is_err() {
+                    return;
+                }
+            }
+            observer.event(&StationEvent::Stopping);
+        })
+    };
+    while let Some(joined) = fixtures.join_next().await {
+        if let Err(error) = joined {
+            tracing::error!(%error, "a fixture task ended abnormally");
+        }
+    }
+    announce.abort();
+    let _ = background_stop.send(true);
+    let _ = beat.await;
+    let _ = deliver.await;
+    // Last chance for spooled records: a bounded wait, then they stay in
+    // the spool for the next start.
+    for _ in 0..20 {
+        if recorder.deliver().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let _ = store.heartbeat(&StationRow { heartbeat_ms: now_ms(), ..row("stopped") }).await;
+    let counts = *shared.counts.lock().unwrap_or_else(|p| p.into_inner());
+    observer.event(&StationEvent::Stopped { passed: counts.passed, failed: counts.failed, refused: counts.refused });
+    store.close().await;
+    Ok(counts)
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>, row: StationRow, mut stop: watch::Receiver<bool>) {
+    let every = shared.station.file.heartbeat.interval.0;
+    let mut health = shared.recorder.health();
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+            _ = health.changed() => {
+                let healthy = *health.borrow_and_update();
+                if healthy {
+                    shared.emit(StationEvent::DatabaseBack { delivered: true });
+                } else {
+                    shared.emit(StationEvent::DatabaseLost { error: "a record could not be written: kept in the spool".into() });
+                }
+                continue;
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let now = now_ms();
+        let beat = StationRow { heartbeat_ms: now, ..row.clone() };
+        match shared.store().heartbeat(&beat).await {
+            Ok(()) => {
+                if !*shared.recorder.health().borrow() {
+                    // Back: deliver what waited, which also marks it healthy.
+                    shared.recorder.deliver().await;
+                }
+                if let Ok(reaped) = shared.store().reap(&row.name, now).await
+                    && reaped.runs + reaped.leases + reaped.stations > 0
+                {
+                    shared.emit(StationEvent::Reaped {
+                        stations: reaped.stations,
+                        runs: reaped.runs,
+                        leases: reaped.leases,
+                    });
+                }
+            }
+            Err(_) => shared.recorder.set_healthy(false),
+        }
+    }
+}
+
+impl Shared {
+    fn step_event(&self, fixture: &str, mac: &str, step: &StepRecord) -> StationEvent {
+        StationEvent::StepEnded {
+            fixture: fixture.into(),
+            mac: mac.into(),
+            index: step.index,
+            kind: step.kind.clone(),
+            outcome: step.outcome.as_str().into(),
+            duration_ms: step.duration_ms,
+            detail: step.detail.clone(),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The station's name as part of a file name.
+fn file_safe(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
