@@ -5,6 +5,7 @@ mod util;
 
 mod arp;
 mod cli_contract;
+mod dashboard;
 mod demo;
 mod dialog;
 mod exs;

@@ -3,50 +3,10 @@
 //! history, export CSV and JSON that match the database, and the errors for a
 //! database that is not there (exit 3, no password shown) or a bad filter.
 
-use std::path::Path;
-
-use flashline::store::{DbUrl, Store};
 use serde_json::Value;
 
-use crate::util::line::{self, UnitRun};
+use crate::util::line;
 use crate::util::{run_flashline, text};
-
-const HOUR: i64 = 3_600_000;
-
-/// A database with two stations: 6 units passed, 2 failed (one of them
-/// twice, then passed), one running. Returns the database's `--db` URL.
-fn small_line(dir: &Path) -> String {
-    let path = dir.join("line.db");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let store = Store::open(&DbUrl::sqlite(&path)).await.unwrap();
-        let now = flashline::store::now_ms();
-        line::station(&store, "st-a", now, "running").await;
-        line::station(&store, "st-b", now, "running").await;
-        for n in 0..6u32 {
-            let station = if n % 2 == 0 { "st-a" } else { "st-b" };
-            line::play(&store, &UnitRun::passed(&line::mac(n), station, "f1", now - (10 - i64::from(n)) * HOUR)).await;
-        }
-        let flaky = line::mac(100);
-        let failed = UnitRun::passed(&flaky, "st-a", "f2", now - 3 * HOUR)
-            .failed("ftp-refused-after-ping", "530 Login incorrect");
-        line::play(&store, &UnitRun { steps: 4, ..failed.clone() }).await;
-        line::play(&store, &UnitRun::passed(&flaky, "st-b", "f2", now - 2 * HOUR)).await;
-        line::play(
-            &store,
-            &UnitRun { steps: 1, ..UnitRun::passed(&line::mac(101), "st-b", "f1", now - HOUR) }
-                .failed("no-boot-prompt", "no `Press any key` within 30 s"),
-        )
-        .await;
-        line::play(
-            &store,
-            &UnitRun { outcome: "running", steps: 2, ..UnitRun::passed(&line::mac(102), "st-a", "f1", now - 60_000) },
-        )
-        .await;
-        store.close().await;
-    });
-    format!("sqlite:{}", path.display())
-}
 
 fn json(args: &[&str]) -> Value {
     let output = run_flashline(args);
@@ -62,7 +22,7 @@ fn macs(page: &Value) -> Vec<String> {
 #[test]
 fn units_list_filters_by_station_outcome_time_and_mac() {
     let dir = tempfile::tempdir().unwrap();
-    let db = small_line(dir.path());
+    let db = line::small_line(dir.path());
     let all = json(&["units", "list", "--db", &db, "--json"]);
     assert_eq!(all["runs"].as_array().unwrap().len(), 10, "{all:#}");
     assert_eq!(all["more"], false);
@@ -100,7 +60,7 @@ fn units_list_filters_by_station_outcome_time_and_mac() {
 #[test]
 fn units_show_gives_every_run_with_steps_images_and_finding() {
     let dir = tempfile::tempdir().unwrap();
-    let db = small_line(dir.path());
+    let db = line::small_line(dir.path());
     let unit = json(&["units", "show", "00-40-9d-00-00-64", "--db", &db, "--json"]);
     assert_eq!(unit["mac"], line::mac(100));
     let runs = unit["runs"].as_array().unwrap();
@@ -130,7 +90,7 @@ fn units_show_gives_every_run_with_steps_images_and_finding() {
 #[test]
 fn units_export_csv_and_json_hold_every_matching_run() {
     let dir = tempfile::tempdir().unwrap();
-    let db = small_line(dir.path());
+    let db = line::small_line(dir.path());
     let out = dir.path().join("export.csv");
     let output = run_flashline(&["units", "export", "--csv", "--db", &db, "--output", out.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
@@ -173,7 +133,7 @@ fn units_without_a_database_exit_3_and_never_show_the_password() {
 #[test]
 fn units_with_a_bad_filter_exit_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = small_line(dir.path());
+    let db = line::small_line(dir.path());
     for (args, expected) in [
         (vec!["--outcome", "maybe"], "`maybe` is not a run outcome"),
         (vec!["--since", "yesterday"], "`yesterday` is not a time"),

@@ -101,10 +101,8 @@ pub fn line(view: &LineView) -> Markup {
                 span { "yield " strong { (yield_text) } }
             }
             (yield_chart(view.shift))
-            h2 { "Latest runs" }
-            (runs_table(view.latest))
-            h2 { "Latest failures" }
-            (runs_table(view.failures))
+            section id="latest-runs" { h2 { "Latest runs" } (runs_table(view.latest)) }
+            section id="latest-failures" { h2 { "Latest failures" } (runs_table(view.failures)) }
         },
     )
 }

@@ -129,6 +129,11 @@ impl LineChild {
         LineChild { child, what, lines, seen: Vec::new(), stdout: Some(stdout), stderr: Some(stderr) }
     }
 
+    /// The child's process id (to send it a signal).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The next stderr line, or None when stderr closed or `deadline` passed.
     pub fn next_line_within(&mut self, deadline: Instant) -> Option<String> {
         let line = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()?;

@@ -3,7 +3,9 @@
 //! units, steps recorded, runs ended passed or failed. Used by the `units`
 //! and dashboard tests and by the dashboard benchmark.
 
-use flashline::store::{Begun, FixtureRow, RunEnd, RunStart, StationRow, StepRow, Store};
+use std::path::Path;
+
+use flashline::store::{Begun, DbUrl, FixtureRow, RunEnd, RunStart, StationRow, StepRow, Store};
 
 /// The steps a NET+OS unit goes through, with plausible durations (ms).
 pub const STEPS: [(&str, i64); 4] =
@@ -149,4 +151,44 @@ pub async fn play(store: &Store, unit: &UnitRun) -> String {
             .expect("end a run");
     }
     run_id
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// A database with two stations: 6 units passed, 2 failed (one of them
+/// twice, then passed), one running. Returns the database's `--db` URL.
+pub fn small_line(dir: &Path) -> String {
+    let path = dir.join("line.db");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&DbUrl::sqlite(&path)).await.unwrap();
+        fill_small_line(&store).await;
+        store.close().await;
+    });
+    format!("sqlite:{}", path.display())
+}
+
+/// Plays [`small_line`]'s units into `store` (any backend).
+pub async fn fill_small_line(store: &Store) {
+    let store = store;
+    let now = flashline::store::now_ms();
+    station(store, "st-a", now, "running").await;
+    station(store, "st-b", now, "running").await;
+    for n in 0..6u32 {
+        let station = if n % 2 == 0 { "st-a" } else { "st-b" };
+        play(store, &UnitRun::passed(&mac(n), station, "f1", now - (10 - i64::from(n)) * HOUR)).await;
+    }
+    let flaky = mac(100);
+    let failed =
+        UnitRun::passed(&flaky, "st-a", "f2", now - 3 * HOUR).failed("ftp-refused-after-ping", "530 Login incorrect");
+    play(store, &failed).await;
+    play(store, &UnitRun::passed(&flaky, "st-b", "f2", now - 2 * HOUR)).await;
+    let no_boot = UnitRun { steps: 1, ..UnitRun::passed(&mac(101), "st-b", "f1", now - HOUR) }
+        .failed("no-boot-prompt", "no `Press any key` within 30 s");
+    play(store, &no_boot).await;
+    let running = UnitRun { outcome: "running", steps: 2, ..UnitRun::passed(&mac(102), "st-a", "f1", now - 60_000) };
+    play(store, &running).await;
+    fixture(store, "st-a", "f1", Some((&mac(102), "wait_for_network", 40)), now).await;
+    fixture(store, "st-a", "f2", None, now).await;
+    fixture(store, "st-b", "f1", None, now).await;
 }

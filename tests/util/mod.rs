@@ -11,6 +11,7 @@ pub mod postgres;
 pub mod pty;
 pub mod ser2net;
 pub mod vsftpd;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
