@@ -181,6 +181,34 @@ fn dashboard_metrics_parse_as_prometheus_text_and_match_the_database() {
     let age = value("flashline_station_heartbeat_age_seconds", &[("station", "st-a")]);
     assert!((0.0..60.0).contains(&age), "heartbeat age {age}");
     assert_eq!(value("flashline_station_up", &[("station", "st-a")]), 1.0);
+
+    // A unit more: the next scrapes count it (the totals are kept only
+    // while the database does not change).
+    let before = value("flashline_runs_total", &[("station", "st-a"), ("fixture", "f1"), ("outcome", "passed")]);
+    let path = db.strip_prefix("sqlite:").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&DbUrl::sqlite(std::path::Path::new(path))).await.unwrap();
+        line::play(&store, &UnitRun::passed(&line::mac(9), "st-a", "f1", flashline::store::now_ms())).await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let samples = parse_metrics(&get(&format!("{}/metrics", dashboard.base), &[], None).body);
+        let now = samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == "flashline_runs_total"
+                    && l["station"] == "st-a"
+                    && l["fixture"] == "f1"
+                    && l["outcome"] == "passed"
+            })
+            .map(|(_, _, v)| *v);
+        if now == Some(before + 1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new unit never counted: {now:?} after {before}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Plays units into `db` one after another from a thread of its own, telling
@@ -364,6 +392,15 @@ fn dashboard_on_postgresql_never_shows_the_database_password() {
     assert!(home.body.contains(&line::mac(101)));
     let failed = get(&format!("{base}/api/v1/runs?outcome=failed"), &[], None);
     assert_eq!(json(&failed)["runs"].as_array().unwrap().len(), 2, "the same rows as on SQLite");
+    let metrics = get(&format!("{base}/metrics"), &[], None);
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    assert!(
+        metrics.body.contains("flashline_step_duration_seconds_sum{kind=\"load_image\"} 950\n"),
+        "{}",
+        metrics.body
+    );
+    let unit = get(&format!("{base}/units/{}", line::mac(100)), &[], None);
+    assert!(unit.status == 200 && unit.body.contains("530 Login incorrect"));
 
     // The database goes away: pages and API say so, without naming it.
     postgres.stop();

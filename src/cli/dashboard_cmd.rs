@@ -53,7 +53,9 @@ pub fn run(args: DashboardArgs, context: &Context) -> Outcome {
             let _ = tokio::signal::ctrl_c().await;
         };
         let served = dashboard::serve(listener, store.clone(), config, shutdown).await;
-        store.close().await;
+        // Closing waits for the pool's connections; a database that went
+        // away must not keep the process after Ctrl-C.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await;
         match served {
             Ok(()) => Outcome::Success,
             Err(error) => context.fail_with(&error),

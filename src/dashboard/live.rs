@@ -28,7 +28,13 @@ pub async fn follow(store: Store, changes: watch::Sender<u64>, mut stop: watch::
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        match store.version(crate::store::now_ms()).await {
+        // A poll may wait seconds for a database that went away: the stop
+        // must not wait for it.
+        let version = tokio::select! {
+            version = store.version(crate::store::now_ms()) => version,
+            _ = stop.changed() => return,
+        };
+        match version {
             Ok(version) => {
                 if last.as_ref().is_some_and(|last| *last != version) {
                     changes.send_modify(|count| *count += 1);

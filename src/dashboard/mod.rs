@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use crate::store::queries::export::{CSV_HEADER, csv_record};
 use crate::store::queries::when::parse_time;
-use crate::store::queries::{MAX_PAGE, RunFilter, canonical_mac};
+use crate::store::queries::{MAX_PAGE, MetricsData, RunFilter, canonical_mac};
 use crate::store::{Store, StoreError};
 
 pub use token::{Token, TokenError};
@@ -87,12 +87,26 @@ pub async fn bind(address: SocketAddr, config: &Config) -> Result<tokio::net::Tc
     tokio::net::TcpListener::bind(address).await.map_err(|source| DashboardError::Bind { address, source })
 }
 
+/// How long a computed set of `/metrics` totals serves while the database
+/// keeps changing: counting every run and step of a long history takes
+/// a second on SQLite, and a scrape every few seconds must not repeat it.
+pub const METRICS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The state every handler shares.
 #[derive(Clone)]
 struct App {
     store: Store,
     config: Arc<Config>,
     changes: watch::Receiver<u64>,
+    totals: Arc<tokio::sync::Mutex<Option<Totals>>>,
+}
+
+/// The expensive part of `/metrics` (run counts and step histograms), with
+/// the change count it was read at.
+struct Totals {
+    changes: u64,
+    at: std::time::Instant,
+    data: MetricsData,
 }
 
 impl App {
@@ -111,7 +125,7 @@ pub async fn serve(
     let (changes_tx, changes) = watch::channel(0u64);
     let (stop_tx, stop) = watch::channel(false);
     let follower = tokio::spawn(live::follow(store.clone(), changes_tx, stop));
-    let app = App { store, config: Arc::new(config), changes };
+    let app = App { store, config: Arc::new(config), changes, totals: Arc::default() };
     let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -317,8 +331,25 @@ async fn events(State(app): State<App>) -> Response {
     live::events(app.changes.clone()).into_response()
 }
 
+/// The totals are read again when the database changed since they were
+/// read, at most every [`METRICS_MAX_AGE`]; one read at a time (scrapes
+/// arriving together wait for it). Stations and heartbeat ages are read
+/// fresh for every scrape: a dead station changes nothing in the database,
+/// and its growing heartbeat age is the alert.
 async fn metrics_text(State(app): State<App>) -> Result<Response, Fault> {
-    let data = app.store.metrics(crate::store::now_ms()).await?;
+    let now = crate::store::now_ms();
+    let changes = *app.changes.borrow();
+    let mut totals = app.totals.lock().await;
+    let mut data = match totals.as_ref() {
+        Some(kept) if kept.changes == changes || kept.at.elapsed() < METRICS_MAX_AGE => kept.data.clone(),
+        _ => {
+            let data = app.store.metrics(now).await?;
+            *totals = Some(Totals { changes, at: std::time::Instant::now(), data: data.clone() });
+            data
+        }
+    };
+    drop(totals);
+    data.stations = app.store.stations(now).await?;
     Ok(([(CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))], metrics::render(&data)).into_response())
 }
 

@@ -370,14 +370,19 @@ impl Store {
         }
         match filter.mac.as_deref().map(mac_pattern) {
             Some(Ok(MacPattern::Exact(mac))) => bind("r.unit_mac = ?", Arg::Text(mac)),
-            Some(Ok(MacPattern::Like(like))) => bind("r.unit_mac LIKE ?", Arg::Text(like)),
+            // Through the units table: a part of a MAC matches few units,
+            // found in the small table rather than along every run.
+            Some(Ok(MacPattern::Like(like))) => {
+                bind("r.unit_mac IN (SELECT mac FROM units WHERE mac LIKE ?)", Arg::Text(like))
+            }
             // An unreadable MAC matches no unit (`check` names it first).
             Some(Err(_)) => bind("1 = ?", Arg::Int(0)),
             None => {}
         }
         if let Some(serial) = &filter.serial {
             let escaped = serial.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            bind("u.serial_number LIKE ? ESCAPE '\\'", Arg::Text(format!("%{escaped}%")));
+            let condition = "r.unit_mac IN (SELECT mac FROM units WHERE serial_number LIKE ? ESCAPE '\\')";
+            bind(condition, Arg::Text(format!("%{escaped}%")));
         }
         let condition =
             if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
@@ -421,7 +426,8 @@ impl Store {
         .map_err(&failed)?;
         let steps = sqlx::query(
             "SELECT s.run_id, s.idx, s.kind, s.outcome, s.started_ms, s.duration_ms, s.retries, s.detail, \
-             s.inputs_sha256 FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.unit_mac = $1 ORDER BY s.run_id, s.idx",
+             s.inputs_sha256 FROM steps s WHERE s.run_id IN (SELECT id FROM runs WHERE unit_mac = $1) \
+             ORDER BY s.run_id, s.idx",
         )
         .bind(mac)
         .fetch_all(self.pool())
@@ -573,25 +579,39 @@ impl Store {
         .iter()
         .map(|row| RunCount { station: row.get(0), fixture: row.get(1), outcome: row.get(2), count: row.get(3) })
         .collect();
-        let bucket_columns: Vec<String> = STEP_BUCKETS_S
-            .iter()
-            .map(|bound| format!("SUM(CASE WHEN duration_ms <= {} THEN 1 ELSE 0 END)", (bound * 1000.0) as i64))
-            .collect();
-        let steps = sqlx::query(&format!(
-            "SELECT kind, COUNT(*), SUM(duration_ms), {} FROM steps GROUP BY kind ORDER BY kind",
-            bucket_columns.join(", ")
+        // One bucket number per step (the first bound it fits under, or
+        // the count of bounds for +Inf), summed up cumulatively here: one
+        // CASE per row instead of one per row and bound.
+        let mut bucket = String::from("CASE");
+        for (index, bound) in STEP_BUCKETS_S.iter().enumerate() {
+            bucket.push_str(&format!(" WHEN duration_ms <= {} THEN {index}", (bound * 1000.0) as i64));
+        }
+        bucket.push_str(&format!(" ELSE {} END", STEP_BUCKETS_S.len()));
+        let rows = sqlx::query(&format!(
+            "SELECT kind, {bucket} AS bucket, COUNT(*), CAST(SUM(duration_ms) AS BIGINT) FROM steps \
+             GROUP BY kind, {bucket} ORDER BY kind"
         ))
         .fetch_all(self.pool())
         .await
-        .map_err(&failed)?
-        .iter()
-        .map(|row| StepHistogram {
-            kind: row.get(0),
-            count: row.get(1),
-            sum_seconds: row.get::<i64, _>(2) as f64 / 1000.0,
-            buckets: STEP_BUCKETS_S.iter().enumerate().map(|(i, bound)| (*bound, row.get::<i64, _>(3 + i))).collect(),
-        })
-        .collect();
+        .map_err(&failed)?;
+        let mut steps: Vec<StepHistogram> = Vec::new();
+        for row in &rows {
+            let kind: String = row.get(0);
+            let bucket: i64 = row.get(1);
+            let (count, sum_ms): (i64, i64) = (row.get(2), row.get(3));
+            if steps.last().is_none_or(|last| last.kind != kind) {
+                let buckets = STEP_BUCKETS_S.iter().map(|bound| (*bound, 0)).collect();
+                steps.push(StepHistogram { kind, buckets, count: 0, sum_seconds: 0.0 });
+            }
+            if let Some(histogram) = steps.last_mut() {
+                histogram.count += count;
+                histogram.sum_seconds += sum_ms as f64 / 1000.0;
+                // Cumulative: a step under bound i is under every later bound.
+                for (_, under) in histogram.buckets.iter_mut().skip(bucket.max(0) as usize) {
+                    *under += count;
+                }
+            }
+        }
         Ok(MetricsData { runs, steps, stations: self.stations(now_ms).await? })
     }
 
