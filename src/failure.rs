@@ -197,5 +197,20 @@ mod tests {
             check(&ServeError::Io(io()), Environment, "TFTP socket");
             check(&ExsError::Serve(ServeError::Bind { address, source: io() }), Environment, "step's TFTP port taken");
         }
+        {
+            use crate::dashboard::{DashboardError, TokenError};
+            use crate::store::queries::FilterError;
+            use crate::store::queries::when::TimeError;
+            let address = std::net::SocketAddr::from(([198, 18, 0, 1], 8080));
+            check(&TimeError { text: s() }, Input, "unreadable time");
+            check(&FilterError::Outcome(s()), Input, "unknown run outcome");
+            check(&FilterError::Mac(s()), Input, "unreadable MAC");
+            check(&TokenError::Read { path: path(), source: io() }, Environment, "token file unreadable");
+            check(&TokenError::TooShort { path: path(), len: 3 }, Input, "token too short");
+            check(&TokenError::BadCharacters { path: path() }, Input, "token unsendable");
+            check(&DashboardError::TokenRequired { address }, Input, "off loopback without a token");
+            check(&DashboardError::Bind { address, source: io() }, Environment, "dashboard port taken");
+            check(&DashboardError::Serve { source: io() }, Environment, "dashboard server failed");
+        }
     }
 }

@@ -663,6 +663,23 @@ mod tests {
         assert_eq!(RunFilter::default().check(), Ok(()));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_mac_spelling_finds_the_same_unit(bytes: [u8; 6], upper: bool, separator in "[:\\-]?") {
+            let hex: Vec<String> = bytes.iter().map(|b| if upper { format!("{b:02X}") } else { format!("{b:02x}") }).collect();
+            let canonical: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
+            proptest::prop_assert_eq!(canonical_mac(&hex.join(&separator)), Some(canonical.join(":")));
+        }
+
+        #[test]
+        fn any_text_is_a_mac_a_part_or_an_error(text in ".{0,30}") {
+            if let Some(mac) = canonical_mac(&text) {
+                proptest::prop_assert_eq!(canonical_mac(&mac), Some(mac.clone()));
+            }
+            let _ = RunFilter { mac: Some(text.clone()), outcome: Some(text), ..RunFilter::default() }.check();
+        }
+    }
+
     #[test]
     fn yield_is_passed_over_finished() {
         assert_eq!(Counts::default().yield_ratio(), None);
