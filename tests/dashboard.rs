@@ -367,8 +367,7 @@ fn dashboard_off_loopback_needs_its_token_for_pages_and_api_alike() {
 
 /// Stops the dashboard as Ctrl-C would and returns what it printed.
 fn stop(dashboard: Dashboard) -> std::process::Output {
-    let pid = nix::unistd::Pid::from_raw(dashboard.child.pid() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    dashboard.child.signal(nix::sys::signal::Signal::SIGINT);
     dashboard.child.finish_within(Duration::from_secs(10))
 }
 

@@ -2,12 +2,15 @@
 //! scenario among passing devices, and a batch killed with SIGKILL part-way
 //! and resumed without flashing any unit twice or losing a record.
 
-use std::path::Path;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flashline::sim::bench::{self, BenchSpec};
+use flashline::pipeline::journal::hex;
+use flashline::serial::image;
+use flashline::sim::bench::{self, BenchSpec, SimBench};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::util::child::{Bounded, FLASHLINE, die_with_test};
 use crate::util::{flashline, repo_root, text};
@@ -86,57 +89,89 @@ fn journal_lines(path: &Path) -> usize {
     std::fs::read_to_string(path).unwrap_or_default().lines().filter(|l| !l.trim().is_empty()).count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let profile = dir.path().join("sim-netos.yaml");
-    std::fs::copy(repo_root().join("profiles/sim-netos.yaml"), &profile).unwrap();
-    let spec = BenchSpec {
-        devices: 6,
-        scenario: None,
-        profile,
-        with_csp: false,
-        key_window: Duration::from_secs(1),
-        link: None,
-    };
-    let bench = bench::start(dir.path(), &spec).await.unwrap();
-    let journal = dir.path().join("journal.jsonl");
-    let report = dir.path().join("report.json");
-    let command = |resume: bool| {
+/// A simulated bench of `devices` NET+OS units, and its batch.
+struct BenchBatch {
+    bench: SimBench,
+    journal: PathBuf,
+    report: PathBuf,
+}
+
+impl BenchBatch {
+    async fn start(dir: &Path, devices: usize) -> BenchBatch {
+        let profile = dir.join("sim-netos.yaml");
+        std::fs::copy(repo_root().join("profiles/sim-netos.yaml"), &profile).unwrap();
+        let spec = BenchSpec {
+            devices,
+            scenario: None,
+            profile,
+            with_csp: false,
+            key_window: Duration::from_secs(1),
+            link: None,
+        };
+        let bench = bench::start(dir, &spec).await.unwrap();
+        BenchBatch { bench, journal: dir.join("journal.jsonl"), report: dir.join("report.json") }
+    }
+
+    /// `flashline batch` over the bench, one device at a time.
+    fn command(&self, resume: bool) -> Command {
         let mut command = flashline();
         command
             .env("FLASHLINE_SIM_ROOT_PASSWORD", bench::SIM_ROOT_PASSWORD)
             .env("FLASHLINE_SIM_FTP_PASSWORD", bench::SIM_ROOT_PASSWORD)
-            .args(["batch", bench.inventory.to_str().unwrap(), "--jobs", "1", "--journal", journal.to_str().unwrap()])
-            .args(["--report", report.to_str().unwrap()])
+            .args(["batch", self.bench.inventory.to_str().unwrap(), "--jobs", "1"])
+            .args(["--journal", self.journal.to_str().unwrap(), "--report", self.report.to_str().unwrap()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if resume {
             command.arg("--resume");
         }
         command
-    };
+    }
+
+    /// Runs the batch and SIGKILLs it once the journal holds `lines` lines;
+    /// returns how many it held then.
+    async fn run_killed_at(&self, lines: usize) -> usize {
+        let mut child = die_with_test(&mut self.command(false)).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while journal_lines(&self.journal) < lines && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        let before = journal_lines(&self.journal);
+        assert!(before >= lines, "the batch got far enough before the kill");
+        before
+    }
+
+    /// Resumes the batch to its end; the report it wrote.
+    async fn resume(&self) -> Value {
+        let mut resumed = self.command(true);
+        let status = tokio::task::spawn_blocking(move || resumed.status_within(FLASHLINE)).await.unwrap();
+        assert!(status.success(), "the resumed batch passes");
+        serde_json::from_str(&std::fs::read_to_string(&self.report).unwrap()).unwrap()
+    }
+
+    fn records(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.journal).unwrap();
+        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = BenchBatch::start(dir.path(), 6).await;
+    let bench = &batch.bench;
     // Kill it once two devices are done and the third has been loaded and set
     // up over its console: it is then waiting for its network, a step that
     // can start again. (A console dialog cut in the middle leaves a real
     // device at its prompt until someone power-cycles it.)
-    let mut child = die_with_test(&mut command(false)).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while journal_lines(&journal) < 10 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    child.kill().unwrap(); // SIGKILL
-    let _ = child.wait();
-    let before = journal_lines(&journal);
-    assert!(before >= 10, "the batch got far enough before the kill");
+    let before = batch.run_killed_at(10).await;
     let done_before: Vec<u32> =
         bench.devices.iter().map(|d| d.flash().images.get("image.bin").map_or(0, |i| i.writes)).collect();
     assert!(done_before.contains(&0), "some devices were not finished when killed: {done_before:?}");
 
-    let mut resumed = command(true);
-    let status = tokio::task::spawn_blocking(move || resumed.status_within(FLASHLINE)).await.unwrap();
-    assert!(status.success(), "the resumed batch passes");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let report = batch.resume().await;
     assert_eq!(report["summary"]["passed"], 6, "{report:#}");
     for device in &bench.devices {
         let flash = device.flash();
@@ -146,9 +181,7 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
     }
     // No record lost: every line parses, the old ones are still there, and
     // each step of each device has a passed or skipped record.
-    let text = std::fs::read_to_string(&journal).unwrap();
-    let records: Vec<Value> =
-        text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records = batch.records();
     assert!(records.len() > before);
     for device in &bench.devices {
         for step in 0..4 {
@@ -161,4 +194,83 @@ async fn a_batch_killed_part_way_resumes_without_flashing_twice() {
             );
         }
     }
+}
+
+/// The flash file a report's image went to: the bench's images are named
+/// as the device stores them.
+fn flash_name(file: &Value) -> String {
+    Path::new(file.as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_image_is_sent_again_on_resume_and_reports_show_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = BenchBatch::start(dir.path(), 2).await;
+    let bench = &batch.bench;
+    let image_path = dir.path().join("image.bin");
+    let old_sha = hex(&Sha256::digest(std::fs::read(&image_path).unwrap()));
+    // unit-01 is done, FTP step included (4 lines); unit-02 has been loaded
+    // and set up (2 lines) and waits for its network when the kill comes.
+    batch.run_killed_at(6).await;
+    let unit = &bench.devices[0];
+    let flashed = unit.flash().images["image.bin"].clone();
+    assert_eq!((flashed.writes, flashed.sha256.as_str()), (1, old_sha.as_str()), "unit-01 holds the old image");
+    let records = batch.records();
+    let old_upload = records
+        .iter()
+        .find(|r| r["device"] == "unit-01" && r["step"] == 3 && r["outcome"] == "passed")
+        .expect("the journal holds unit-01's FTP step as done")
+        .clone();
+    assert_eq!(old_upload["profile_sha256"].as_str().unwrap().len(), 64);
+    assert!(old_upload["images"].as_array().unwrap().iter().any(|i| i["sha256"] == old_sha.as_str()));
+
+    // A new release of image.bin replaces the old one before the resume.
+    let payload: Vec<u8> = (0..150 * 1024u32).map(|i| (i.wrapping_mul(40_503) >> 7) as u8).collect();
+    let new_image = image::build(&payload, 0x0107_0002);
+    std::fs::write(&image_path, &new_image).unwrap();
+    let new_sha = hex(&Sha256::digest(&new_image));
+
+    let report = batch.resume().await;
+    assert_eq!(report["summary"]["passed"], 2, "{report:#}");
+    let steps = report["devices"][0]["steps"].as_array().unwrap();
+    let outcomes: Vec<&str> = steps.iter().map(|s| s["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["skipped", "skipped", "skipped", "passed"], "{steps:#?}");
+    let detail = steps[3]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("{} changed since the journal's run", image_path.display()))
+            && detail.contains("sent again"),
+        "{detail}"
+    );
+    // The unit got the new image: the step ran and the flash holds its bytes.
+    let flashed = unit.flash().images["image.bin"].clone();
+    assert_eq!((flashed.writes, flashed.sha256.as_str()), (2, new_sha.as_str()));
+    assert_eq!(unit.flash().images["rom.bin"].writes, 2, "rom.bin goes with image.bin in the same FTP step");
+
+    // No report shows a hash that was not written: every image a device or a
+    // step lists is what that device's flash holds now.
+    for (device, sim) in report["devices"].as_array().unwrap().iter().zip(&bench.devices) {
+        let flash = sim.flash();
+        let step_images = device["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["images"].as_array().cloned().unwrap_or_default());
+        let listed: Vec<Value> = device["images"].as_array().unwrap().iter().cloned().chain(step_images).collect();
+        assert!(listed.len() >= 2 + 3, "{}: the images and the steps that sent them: {device:#}", sim.name);
+        for image in listed {
+            let held = &flash.images[&flash_name(&image["file"])];
+            assert_eq!(image["sha256"], held.sha256.as_str(), "{}: {image}", sim.name);
+        }
+        assert!(device["steps"].as_array().unwrap().iter().all(|s| s["inputs_sha256"].as_str().unwrap().len() == 64));
+    }
+    // The journal's new record of the step carries the new image and other inputs.
+    let records = batch.records();
+    let new_upload = records.iter().rev().find(|r| r["device"] == "unit-01" && r["step"] == 3).unwrap();
+    assert_eq!(new_upload["outcome"], "passed");
+    assert_ne!(new_upload["inputs_sha256"], old_upload["inputs_sha256"]);
+    assert!(new_upload["images"].as_array().unwrap().iter().any(|i| i["sha256"] == new_sha.as_str()));
+    assert_eq!(new_upload["profile_sha256"], old_upload["profile_sha256"], "the profile did not change");
+    assert_eq!(report["devices"][0]["profile_sha256"], old_upload["profile_sha256"]);
+    let written = std::fs::read_to_string(&batch.journal).unwrap() + &std::fs::read_to_string(&batch.report).unwrap();
+    assert!(!written.contains(bench::SIM_ROOT_PASSWORD), "a password leaked into the journal or the report");
 }

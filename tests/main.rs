@@ -18,6 +18,8 @@ mod ports;
 mod profile_check;
 mod serial;
 mod serial_net;
+mod station;
+mod station_postgres;
 mod store;
 mod test_helpers;
 mod tftp;

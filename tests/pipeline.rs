@@ -146,3 +146,75 @@ async fn run_one_device_with_set_values() {
     assert_eq!(report["devices"][0]["failure_class"], "input");
     assert!(report["devices"][0]["steps"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_lines_without_digests_run_again_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = write_profile(dir.path());
+    let ip = Ipv4Addr::new(127, 0, 0, 37);
+    let device = NetosFtp::start(SocketAddr::from((ip, PORT)), behaviour(FtpScenario::Normal), dir.path());
+    let inventory = dir.path().join("line.csv");
+    std::fs::write(&inventory, format!("name,profile,ip\nunit-0,{},{ip}\n", profile.display())).unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let report_path = dir.path().join("report.json");
+    let batch = |resume: bool| {
+        let mut args = strings(&["batch", inventory.to_str().unwrap(), "--journal", journal.to_str().unwrap()]);
+        args.extend(strings(&["--report", report_path.to_str().unwrap()]));
+        if resume {
+            args.push("--resume".into());
+        }
+        run(args)
+    };
+    let steps = || -> Vec<Value> {
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        report["devices"][0]["steps"].as_array().unwrap().clone()
+    };
+    let (code, stdout, stderr) = batch(false).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(device.flash().images["image.bin"].writes, 1);
+
+    // The journal as the flashline before input digests wrote it.
+    let old: String = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap();
+            let fields = record.as_object_mut().unwrap();
+            for new in ["profile_sha256", "inputs_sha256", "images"] {
+                assert!(fields.remove(new).is_some() || new == "images", "{new} in {line}");
+            }
+            format!("{record}\n")
+        })
+        .collect();
+    std::fs::write(&journal, old).unwrap();
+
+    // Inputs unknown: never skipped, each step says why it ran again.
+    let (code, stdout, stderr) = batch(true).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    for step in steps() {
+        assert_eq!(step["outcome"], "passed", "{step:#}");
+        assert!(step["detail"].as_str().unwrap().contains("inputs unknown, run again"), "{step:#}");
+    }
+    assert_eq!(device.flash().images["image.bin"].writes, 2);
+
+    // Now the journal knows the inputs: the same inputs are not sent again.
+    let (code, stdout, stderr) = batch(true).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(steps().iter().all(|s| s["outcome"] == "skipped"), "{:#?}", steps());
+    assert_eq!(device.flash().images["image.bin"].writes, 2);
+
+    // A changed step runs again, and so does every step after it, even one
+    // whose own inputs are the same.
+    let text = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(&profile, text.replace("timeout: 3s", "timeout: 4s")).unwrap();
+    let (code, stdout, stderr) = batch(true).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let steps = steps();
+    assert!(steps[0]["detail"].as_str().unwrap().starts_with("the step's settings changed"), "{steps:#?}");
+    assert!(
+        steps[1]["detail"].as_str().unwrap().starts_with("step 0 (wait_for_network) ran before it in this run"),
+        "{steps:#?}"
+    );
+    assert!(steps.iter().all(|s| s["outcome"] == "passed"), "{steps:#?}");
+    assert_eq!(device.flash().images["image.bin"].writes, 3);
+}

@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use flashline::store::{Begun, DbUrl, RunEnd, RunStart, StationRow, Store, new_id};
+use flashline::store::{Begun, DbUrl, LeaseRequest, RunEnd, RunStart, StationRow, Store, new_id};
 
 use crate::util::postgres::{self, PASSWORD, Postgres};
 use crate::util::require;
@@ -53,13 +53,22 @@ async fn rules_hold(store: &Store) {
 
     // Addresses: one unit each; the pool runs out rather than sharing.
     let pool: Vec<Ipv4Addr> = (10..13).map(|i| Ipv4Addr::new(198, 18, 0, i)).collect();
-    let a = store.lease("p", &pool, "00:40:9D:00:00:01", "st1", &first.id, false, 1).await.unwrap();
-    let b = store.lease("p", &pool, "00:40:9D:00:00:02", "st2", "r2", false, 1).await.unwrap();
-    let c = store.lease("p", &pool, "00:40:9D:00:00:03", "st2", "r3", false, 1).await.unwrap();
-    let d = store.lease("p", &pool, "00:40:9D:00:00:04", "st2", "r4", false, 1).await.unwrap();
+    let lease = |unit: &'static str, station: &'static str, run_id: &'static str, now_ms: i64| LeaseRequest {
+        pool: "p",
+        candidates: &pool,
+        unit,
+        station,
+        run_id,
+        kept: false,
+        now_ms,
+    };
+    let a = store.lease(&LeaseRequest { run_id: &first.id, ..lease("00:40:9D:00:00:01", "st1", "", 1) }).await.unwrap();
+    let b = store.lease(&lease("00:40:9D:00:00:02", "st2", "r2", 1)).await.unwrap();
+    let c = store.lease(&lease("00:40:9D:00:00:03", "st2", "r3", 1)).await.unwrap();
+    let d = store.lease(&lease("00:40:9D:00:00:04", "st2", "r4", 1)).await.unwrap();
     assert_eq!((a, b, c, d), (Some(pool[0]), Some(pool[1]), Some(pool[2]), None));
     // The same unit asking again keeps its address.
-    assert_eq!(store.lease("p", &pool, "00:40:9D:00:00:02", "st2", "r2", false, 2).await.unwrap(), Some(pool[1]));
+    assert_eq!(store.lease(&lease("00:40:9D:00:00:02", "st2", "r2", 2)).await.unwrap(), Some(pool[1]));
 
     // Ending the run frees its address and makes the unit "done before".
     let end = RunEnd {
@@ -72,11 +81,14 @@ async fn rules_hold(store: &Store) {
         images: None,
     };
     store.end_run(&end).await.unwrap();
+    // The unit holds its address until it is gone from the fixture.
+    assert_eq!(store.lease(&lease("00:40:9D:00:00:04", "st2", "r4", 3)).await.unwrap(), None);
+    store.release_lease(&first.id).await.unwrap();
     assert!(matches!(
         store.standing("00:40:9D:00:00:01").await.unwrap(),
         flashline::store::Standing::DoneBefore { .. }
     ));
-    assert_eq!(store.lease("p", &pool, "00:40:9D:00:00:04", "st2", "r4", false, 3).await.unwrap(), Some(pool[0]));
+    assert_eq!(store.lease(&lease("00:40:9D:00:00:04", "st2", "r4", 3)).await.unwrap(), Some(pool[0]));
 
     // A station whose heartbeat expired loses its running runs and leases to
     // the others; a station never reaps itself.

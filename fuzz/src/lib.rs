@@ -1,11 +1,14 @@
 //! What the fuzz target runs: every decoder of `flashline::exs` that reads
 //! outside input (frames, trace text, ICB lists, TFTP Manage bodies,
-//! configuration files), plus the frame round trip. A panic is the finding.
+//! configuration files), plus the frame round trip; and the batch journal's
+//! reader with the resume decision over what it reads. A panic is the finding.
 
 use flashline::exs::config_file::{self, ConfigRules};
 use flashline::exs::frame::Framing;
 use flashline::exs::tftp_manage::{TftpManageRequest, TftpManageResponse};
 use flashline::exs::{icb, trace};
+use flashline::pipeline::journal::{self, Resume};
+use flashline::pipeline::report::ImageHash;
 use flashline::profile::{ExsChecksum, ExsMarkerRule};
 
 const RULES: [ExsChecksum; 4] = [ExsChecksum::Sum8Twos, ExsChecksum::Sum8, ExsChecksum::Xor8, ExsChecksum::None];
@@ -61,4 +64,20 @@ pub fn exercise_unit_queries(data: &[u8]) {
     }
     let filter = RunFilter { mac: Some(text.to_string()), outcome: Some(text.to_string()), ..RunFilter::default() };
     let _ = filter.check();
+}
+
+/// A journal file's bytes: read as records or refused with a line number;
+/// what is read, resume decides on without a panic, and a record with the
+/// same digest as now is skipped.
+pub fn exercise_journal(data: &[u8]) {
+    let Ok(records) = journal::parse(data, std::path::Path::new("fuzz.jsonl")) else { return };
+    let images = [ImageHash { file: "image.bin".into(), sha256: "0".repeat(64), bytes: 1 }];
+    for steps in journal::done_steps(&records).values() {
+        for step in steps.values() {
+            let _ = journal::resume_decision(Some(step), "", &images);
+            if let Some(then) = &step.inputs_sha256 {
+                assert_eq!(journal::resume_decision(Some(step), then, &images), Resume::Skip);
+            }
+        }
+    }
 }

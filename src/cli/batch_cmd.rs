@@ -8,9 +8,10 @@ use clap::Args;
 
 use super::batch_view::{ReportArgs, run_jobs};
 use super::{Context, Outcome};
-use crate::pipeline::batch::BatchOptions;
+use crate::pipeline::batch::{BatchDatabase, BatchOptions};
 use crate::pipeline::device::DeviceJob;
 use crate::profile::Inventory;
+use crate::store::DbUrl;
 
 #[derive(Debug, Args)]
 pub struct BatchArgs {
@@ -23,12 +24,22 @@ pub struct BatchArgs {
     /// Journal file (JSON lines, fsynced per step) for --resume.
     #[arg(long, value_name = "F")]
     journal: Option<PathBuf>,
-    /// Continue the journal: skip devices and steps already done.
+    /// Continue the journal: skip the steps it holds as done with the same inputs (the step and its images' SHA-256); a changed image is sent again.
     #[arg(long, requires = "journal")]
     resume: bool,
     /// Treat profile warnings as errors.
     #[arg(long)]
     strict: bool,
+    /// Record every device's run in this unit database (`sqlite:PATH` or
+    /// `postgres://...`, as stations do); each device needs a `mac` value.
+    #[arg(long, value_name = "URL", env = "FLASHLINE_DB", hide_env_values = true)]
+    db: Option<String>,
+    /// With --db: the name the runs are recorded under.
+    #[arg(long, value_name = "NAME", default_value = "batch", requires = "db")]
+    station: String,
+    /// With --db: who runs the batch (recorded with each run).
+    #[arg(long, value_name = "NAME", requires = "db")]
+    operator: Option<String>,
     #[command(flatten)]
     reports: ReportArgs,
 }
@@ -47,6 +58,18 @@ pub fn run(args: BatchArgs, context: &Context) -> Outcome {
         };
         devices.push(DeviceJob::from_inventory(&inventory, device, profile.clone(), args.strict));
     }
-    let options = BatchOptions { jobs: args.jobs, journal: args.journal.clone(), resume: args.resume };
+    let database = match &args.db {
+        None => None,
+        Some(db) => match DbUrl::parse(db, &std::env::current_dir().unwrap_or_default()) {
+            Err(error) => return context.fail(error.to_string(), Outcome::BadInput),
+            Ok(url) => {
+                // The spool sits beside the journal (or here without one).
+                let beside = args.journal.as_ref().and_then(|j| j.parent()).filter(|d| !d.as_os_str().is_empty());
+                let spool = beside.unwrap_or(std::path::Path::new(".")).join("flashline-batch.spool.db");
+                Some(BatchDatabase { url, spool, station: args.station.clone(), operator: args.operator.clone() })
+            }
+        },
+    };
+    let options = BatchOptions { jobs: args.jobs, journal: args.journal.clone(), resume: args.resume, database };
     run_jobs(devices, &options, &args.reports, context)
 }

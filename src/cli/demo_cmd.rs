@@ -13,7 +13,16 @@ use super::{Context, Outcome};
 use crate::pipeline::batch::BatchOptions;
 use crate::pipeline::device::DeviceJob;
 use crate::profile::Inventory;
+use crate::progress::Progress;
 use crate::sim::bench::{self, BenchSpec, Scenario};
+use crate::sim::line::{self, LineSpec, SimLine, Unplug};
+use crate::station::pool::AddressPool;
+use crate::station::{self, StationEvent, StationObserver, StationOptions};
+use crate::store::DbUrl;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+use super::station_view::EventLines;
 
 /// The example profile for the simulator, built in so the demo runs from
 /// anywhere.
@@ -33,6 +42,23 @@ pub struct DemoArgs {
     /// Keep the bench's files (images, profile, inventory, journal) in this folder.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
+    /// A simulated line instead of a bench: units plugged into fixtures one
+    /// after another, taken by a station and recorded in the unit database.
+    #[arg(long)]
+    station: bool,
+    /// With --station: the fixtures.
+    #[arg(long, default_value_t = 2, requires = "station", value_parser = clap::value_parser!(u16).range(1..=64))]
+    fixtures: u16,
+    /// With --station: the units to plug in (the demo ends when all are done).
+    #[arg(long, default_value_t = 6, requires = "station", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    units: u16,
+    /// With --station: the unit database (default: flashline.db in the work folder).
+    #[arg(long, value_name = "URL", requires = "station", env = "FLASHLINE_DB", hide_env_values = true)]
+    db: Option<String>,
+    /// With --station: the address pool (FIRST-LAST or CIDR; default: a loopback range of its own).
+    #[arg(long, value_name = "RANGE", requires = "station")]
+    ip_pool: Option<String>,
+
     #[command(flatten)]
     reports: ReportArgs,
 }
@@ -67,6 +93,9 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
             }
         },
     };
+    if args.station {
+        return run_line(&args, &workdir, context);
+    }
     let profile = workdir.join("sim-netos.yaml");
     if let Err(error) = std::fs::write(&profile, SIM_PROFILE) {
         return context.fail(format!("cannot write {}: {error}", profile.display()), Outcome::Environment);
@@ -107,8 +136,108 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
         .iter()
         .map(|d| DeviceJob::from_inventory(&inventory, d, d.profile.clone().unwrap_or_else(|| profile.clone()), false))
         .collect();
-    let options = BatchOptions { jobs: args.jobs, journal: Some(workdir.join("journal.jsonl")), resume: false };
+    let options =
+        BatchOptions { jobs: args.jobs, journal: Some(workdir.join("journal.jsonl")), resume: false, database: None };
     let outcome = run_jobs_in(&runtime, devices, &options, &args.reports, context);
     drop(bench);
     outcome
+}
+
+/// `demo --station`: a simulated line and a station taking its units.
+fn run_line(args: &DemoArgs, workdir: &std::path::Path, context: &Context) -> Outcome {
+    let runtime = match context.runtime() {
+        Ok(runtime) => runtime,
+        Err(outcome) => return outcome,
+    };
+    let database = match args.db.as_deref().map(|db| DbUrl::parse(db, &std::env::current_dir().unwrap_or_default())) {
+        None => None,
+        Some(Ok(url)) => Some(url),
+        Some(Err(error)) => return context.fail(error.to_string(), Outcome::BadInput),
+    };
+    if let Some(pool) = &args.ip_pool
+        && let Err(error) = AddressPool::parse(pool)
+    {
+        return context.fail(format!("--ip-pool: {error}"), Outcome::BadInput);
+    }
+    let spec = LineSpec {
+        fixtures: usize::from(args.fixtures),
+        units: usize::from(args.units),
+        scenario: args.scenario,
+        ip_pool: args.ip_pool.clone(),
+        database: None,
+        key_window: Duration::from_secs(2),
+        max_gap: Duration::from_millis(600),
+        stations: 1,
+        unplug: Unplug::WhenTold,
+    };
+    let units = usize::from(args.units);
+    let outcome = runtime.block_on(async {
+        let line = match line::start(workdir, &spec).await {
+            Ok(line) => Arc::new(line),
+            Err(error) => {
+                return Err(context.fail(format!("cannot start the simulated line: {error}"), Outcome::Environment));
+            }
+        };
+        let loaded = match station::file::load(&line.station_file) {
+            Ok(loaded) => loaded,
+            Err(error) => return Err(context.fail_profile(&error)),
+        };
+        if !context.quiet && !args.reports.json {
+            eprintln!(
+                "simulated line: {} fixture(s), {} unit(s) to plug in; station file {}",
+                args.fixtures,
+                units,
+                line.station_file.display()
+            );
+        }
+        let (stop, stopped) = watch::channel(false);
+        let observer = Arc::new(LineDemo {
+            lines: EventLines::new(args.reports.json, context.quiet),
+            line: line.clone(),
+            finished: std::sync::Mutex::new(0),
+            units,
+            stop,
+        });
+        let options = StationOptions { database, operator: Some("demo".into()), ..StationOptions::default() };
+        let result = station::run_station(loaded, options, observer, stopped).await;
+        drop(line);
+        Ok(result)
+    });
+    match outcome {
+        Err(outcome) => outcome,
+        Ok(Ok(counts)) if counts.failed == 0 && counts.passed as usize == units => Outcome::Success,
+        Ok(Ok(_)) => Outcome::DeviceFailure,
+        Ok(Err(station::StationError::Profile(error))) => context.fail_profile(&error),
+        Ok(Err(error)) => context.fail(error.to_string(), Outcome::from(crate::failure::Classify::class(&error))),
+    }
+}
+
+/// Shows the station's events, unplugs each unit the station is done with,
+/// and stops the station once every unit was run or refused.
+struct LineDemo {
+    lines: EventLines,
+    line: Arc<SimLine>,
+    finished: std::sync::Mutex<usize>,
+    units: usize,
+    stop: watch::Sender<bool>,
+}
+
+impl StationObserver for LineDemo {
+    fn event(&self, event: &StationEvent) {
+        self.lines.event(event);
+        let fixture = match event {
+            StationEvent::RunEnded { fixture, .. } | StationEvent::Refused { fixture, .. } => fixture,
+            _ => return,
+        };
+        self.line.unit_done(fixture);
+        let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        *finished += 1;
+        if *finished >= self.units {
+            let _ = self.stop.send(true);
+        }
+    }
+
+    fn progress(&self, fixture: &str) -> Arc<dyn Progress> {
+        self.lines.progress(fixture)
+    }
 }

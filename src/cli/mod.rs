@@ -27,8 +27,11 @@ mod shell_cmd;
 #[cfg(feature = "sim")]
 mod sim_cmd;
 #[cfg(feature = "sim")]
+mod sim_line_cmd;
+#[cfg(feature = "sim")]
 mod sim_netos_cmd;
 mod station_cmd;
+mod station_view;
 mod tftp_cmd;
 mod units_cmd;
 

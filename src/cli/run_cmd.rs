@@ -25,7 +25,7 @@ pub struct RunArgs {
     /// Journal file, so a rerun with --resume skips the steps done.
     #[arg(long, value_name = "F")]
     journal: Option<PathBuf>,
-    /// Continue the journal: skip the steps it holds as done (a finished unit is never flashed twice).
+    /// Continue the journal: skip the steps it holds as done with the same inputs (a finished unit is never flashed twice; a changed image is sent again).
     #[arg(long, requires = "journal")]
     resume: bool,
     /// Treat profile warnings (such as a clear-text password) as errors.
@@ -50,6 +50,6 @@ pub fn run(args: RunArgs, context: &Context) -> Outcome {
         name = given.to_string();
     }
     let job = DeviceJob { name, profile_path: args.profile.clone(), values, port, strict: args.strict };
-    let options = BatchOptions { jobs: 1, journal: args.journal.clone(), resume: args.resume };
+    let options = BatchOptions { jobs: 1, journal: args.journal.clone(), resume: args.resume, database: None };
     run_jobs(vec![job], &options, &args.reports, context)
 }

@@ -23,6 +23,9 @@ pub enum SimCommand {
     /// A simulated NET+OS device's serial console on a PTY: boot banner,
     /// configuration dialog, NV memory, serial recovery by XMODEM-CRC.
     Netos(super::sim_netos_cmd::NetosArgs),
+    /// A simulated manufacturing line for `flashline station` processes:
+    /// station files, fixtures on PTYs, units plugged in one after another.
+    Line(super::sim_line_cmd::LineArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +68,7 @@ pub fn run(command: SimCommand, context: &Context) -> Outcome {
     match command {
         SimCommand::Csp(args) => run_csp(args, context),
         SimCommand::Netos(args) => super::sim_netos_cmd::run(args, context),
+        SimCommand::Line(args) => super::sim_line_cmd::run(args, context),
     }
 }
 

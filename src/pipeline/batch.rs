@@ -1,7 +1,7 @@
 //! Many devices at once: a `JoinSet` under a `Semaphore` of `jobs` places.
 //! One failing device never stops the others; Ctrl-C stops new devices from
 //! starting and lets the running ones stop before their next step; the
-//! journal lets a rerun with `resume` skip what is done.
+//! journal lets a rerun with `resume` skip what is done with the same inputs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,19 +9,38 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Semaphore, watch};
 
+use sha2::{Digest, Sha256};
+
 use super::device::{DeviceJob, RunContext, run_device};
-use super::journal::{Journal, JournalError, now, passed_steps};
+use super::journal::{Journal, JournalError, done_steps, now};
+use super::recording::RunRecording;
 use super::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, rfc3339};
 use crate::failure::{Classify, FailureClass};
 use crate::progress::Progress;
+use crate::store::{DbUrl, Recorder, RunStart, Store, StoreError, new_id, normalise_mac, now_ms};
 
 #[derive(Debug, Clone)]
 pub struct BatchOptions {
     /// Devices run at once.
     pub jobs: usize,
     pub journal: Option<PathBuf>,
-    /// Continue the journal: skip the steps it holds as done.
+    /// Continue the journal: skip the steps it holds as done with the same
+    /// inputs (see `journal::resume_decision`).
     pub resume: bool,
+    /// Record every device's run in this unit database (each device needs
+    /// its `mac` value: units are kept by MAC).
+    pub database: Option<BatchDatabase>,
+}
+
+/// Where `batch --db` records.
+#[derive(Debug, Clone)]
+pub struct BatchDatabase {
+    pub url: DbUrl,
+    /// The local spool for records while the database is away.
+    pub spool: PathBuf,
+    /// Recorded as the runs' station (`batch` unless given).
+    pub station: String,
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +49,18 @@ pub enum BatchError {
     Journal(#[from] JournalError),
     #[error("journal {} already holds {records} record(s): add --resume to continue that batch, or name another journal", path.display())]
     JournalInUse { path: PathBuf, records: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("--db keeps units by MAC: give these devices a `mac` value (an inventory column): {}", devices.join(", "))]
+    NoMac { devices: Vec<String> },
 }
 
 impl Classify for BatchError {
     fn class(&self) -> FailureClass {
         match self {
             BatchError::Journal(error) => error.class(),
-            BatchError::JournalInUse { .. } => FailureClass::Input,
+            BatchError::JournalInUse { .. } | BatchError::NoMac { .. } => FailureClass::Input,
+            BatchError::Store(error) => error.class(),
         }
     }
 }
@@ -64,9 +88,21 @@ pub async fn run_batch(
             if !records.is_empty() && !options.resume {
                 return Err(BatchError::JournalInUse { path: path.clone(), records: records.len() });
             }
-            (Some(Arc::new(Mutex::new(journal))), passed_steps(&records))
+            (Some(Arc::new(Mutex::new(journal))), done_steps(&records))
         }
         None => (None, BTreeMap::new()),
+    };
+    let recorder = match &options.database {
+        Some(database) => {
+            let missing: Vec<String> =
+                devices.iter().filter(|d| d.values.get("mac").is_none()).map(|d| d.name.clone()).collect();
+            if !missing.is_empty() {
+                return Err(BatchError::NoMac { devices: missing });
+            }
+            let store = Store::open(&database.url).await?;
+            Some(Arc::new((Recorder::open(store, &DbUrl::sqlite(&database.spool)).await?, database.clone())))
+        }
+        None => None,
     };
     let places = Arc::new(Semaphore::new(options.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -83,11 +119,27 @@ pub async fn run_batch(
         let done = done.get(&job.name).cloned().unwrap_or_default();
         let observer = observer.clone();
         let cancel = cancel.clone();
+        let recorder = recorder.clone();
         tasks.spawn(async move {
             let _permit = permit;
             observer.device_started(&job.name);
+            let recording = match &recorder {
+                Some(recorder) => match begin_recording(&recorder.0, &recorder.1, &job).await {
+                    Ok(recording) => Some(recording),
+                    Err(report) => {
+                        observer.device_ended(&report);
+                        return (index, *report);
+                    }
+                },
+                None => None,
+            };
             let progress = observer.progress(&job.name);
-            let on_step = |device: &str, step: &StepRecord| observer.step_ended(device, step);
+            let on_step = |device: &str, step: &StepRecord| {
+                observer.step_ended(device, step);
+                if let Some(recording) = &recording {
+                    recording.step(step);
+                }
+            };
             let context = RunContext {
                 journal: journal.as_deref(),
                 done,
@@ -96,6 +148,9 @@ pub async fn run_batch(
                 on_step: &on_step,
             };
             let report = run_device(&job, context).await;
+            if let Some(recording) = recording {
+                recording.end(&report).await;
+            }
             observer.device_ended(&report);
             (index, report)
         });
@@ -114,6 +169,45 @@ pub async fn run_batch(
         .map(|(report, job)| report.unwrap_or_else(|| not_run(&job, interrupted)))
         .collect();
     Ok(BatchReport::new(rfc3339(started_at), rfc3339(now()), interrupted, devices))
+}
+
+/// Writes the device's run before it is touched; a device whose unit runs
+/// elsewhere, or a database that cannot take the row, fails the device.
+async fn begin_recording(
+    recorder: &Recorder,
+    database: &BatchDatabase,
+    job: &DeviceJob,
+) -> Result<RunRecording, Box<DeviceReport>> {
+    let failed = |class: FailureClass, error: String| {
+        let mut report = job.report(DeviceOutcome::Failed);
+        report.failure_class = Some(class);
+        report.error = Some(error);
+        Box::new(report)
+    };
+    let profile_sha256 = std::fs::read(&job.profile_path)
+        .map(|bytes| Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .unwrap_or_default();
+    let start = RunStart {
+        id: new_id(),
+        unit_mac: normalise_mac(job.values.get("mac").unwrap_or_default()),
+        serial_number: job.values.get("serial_number").map(str::to_string),
+        station: database.station.clone(),
+        fixture: job.name.clone(),
+        operator: database.operator.clone(),
+        profile_name: job.profile_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        profile_sha256,
+        images: "[]".into(),
+        ip: job.values.get("ip").map(str::to_string),
+        started_ms: now_ms(),
+    };
+    match RunRecording::begin(recorder, &start, None).await {
+        Ok(Ok(recording)) => Ok(recording),
+        Ok(Err(_busy)) => Err(failed(
+            FailureClass::Device,
+            format!("unit {} is being run elsewhere (the unit database holds a running run)", start.unit_mac),
+        )),
+        Err(error) => Err(failed(error.class(), error.to_string())),
+    }
 }
 
 async fn wait_for_cancel(mut cancel: watch::Receiver<bool>) {

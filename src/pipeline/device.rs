@@ -4,9 +4,13 @@
 //! Manage), journaling each result before the next starts. A failure stops
 //! the device and carries its class and, for network refusals, the finding.
 //!
-//! Steps the journal already holds as done are skipped, so a finished unit is
-//! never flashed twice.
+//! A step the journal already holds as done with the same inputs (the
+//! resolved step and the SHA-256 of each image it sends) is skipped, so a
+//! finished unit is never flashed twice; with other inputs (a replaced
+//! image) it runs again, and so does every step after it. Each step's record
+//! lists the hashes of the bytes it really sent.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,7 +19,10 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use super::journal::{Journal, JournalRecord, StepOutcome, now};
+use super::journal::{
+    DoneStep, Journal, JournalRecord, Resume, StepOutcome, hex, now, resume_decision, step_files, step_images,
+    step_inputs,
+};
 use super::report::{DeviceOutcome, DeviceReport, ImageHash, StepRecord};
 use crate::exs::job::{TftpManageJob, run_tftp_manage};
 use crate::failure::{Classify, FailureClass};
@@ -62,6 +69,7 @@ impl DeviceJob {
         DeviceReport {
             name: self.name.clone(),
             profile: self.profile_path.display().to_string(),
+            profile_sha256: None,
             port: self.port.as_ref().map(|p| p.display().to_string()),
             ip: self.values.get("ip").map(str::to_string),
             mac: None,
@@ -81,8 +89,9 @@ impl DeviceJob {
 pub struct RunContext<'a> {
     /// Where each step's result goes before the next starts.
     pub journal: Option<&'a Mutex<Journal>>,
-    /// Steps an earlier run finished (from the journal).
-    pub done: Vec<usize>,
+    /// Steps an earlier run finished, by index, with their inputs (from the
+    /// journal; empty unless resuming).
+    pub done: BTreeMap<usize, DoneStep>,
     pub progress: &'a dyn Progress,
     /// Becomes true on Ctrl-C: no new step starts.
     pub cancel: watch::Receiver<bool>,
@@ -139,7 +148,7 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
         report.problems = failure.problems;
     };
     // Bad input stops the device before anything is sent.
-    let (profile, base_dir) = match resolve(job) {
+    let Resolved { profile, for_digest, base_dir, profile_sha256 } = match resolve(job) {
         Ok(found) => found,
         Err(failure) => {
             fail(&mut report, failure);
@@ -147,6 +156,7 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
         }
     };
     report.ip = profile.network.ip.as_ref().map(|t| t.to_string()).or(report.ip);
+    report.profile_sha256 = Some(profile_sha256.clone());
     match hash_images(&profile, &base_dir) {
         Ok(images) => report.images = images,
         Err(failure) => {
@@ -154,6 +164,9 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
             return report;
         }
     }
+    // Once a step runs in this run, the steps after it run too: they may
+    // depend on what it did (a serial load restarts the unit).
+    let mut ran: Option<String> = None;
     for (index, step) in profile.steps.iter().enumerate() {
         if *context.cancel.borrow() {
             report.outcome = if report.steps.is_empty() { DeviceOutcome::NotRun } else { DeviceOutcome::Failed };
@@ -162,12 +175,40 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
             break;
         }
         let step_started = Instant::now();
-        let (outcome, detail, retries, failure) = if context.done.contains(&index) {
-            (StepOutcome::Skipped, "done in an earlier run (journal)".to_string(), 0, None)
-        } else {
-            match run_step(job, &profile, &base_dir, step, console, context.progress).await {
-                Ok(done) => (done.outcome, done.detail, done.retries, None),
-                Err(failure) => (StepOutcome::Failed, failure.message.clone(), 0, Some(failure)),
+        // Secrets stay out of the digest: it is taken over the step as
+        // resolved for display.
+        let digest_step = for_digest.as_ref().and_then(|p| p.steps.get(index)).unwrap_or(step);
+        let mut inputs = step_inputs(digest_step, &report.images);
+        let done = context.done.get(&index);
+        let decision = match (resume_decision(done, &inputs, &step_images(step, &report.images)), &ran) {
+            (Resume::Skip, Some(why)) => Resume::Again(why.clone()),
+            (decision, _) => decision,
+        };
+        let (outcome, detail, retries, failure, images) = match (&decision, done) {
+            (Resume::Skip, Some(done)) => {
+                let detail = "done in an earlier run with the same inputs (journal)".to_string();
+                (StepOutcome::Skipped, detail, 0, None, done.images.clone())
+            }
+            _ => {
+                ran.get_or_insert_with(|| {
+                    format!("step {index} ({}) ran before it in this run: run again", step.kind())
+                });
+                let why = match &decision {
+                    Resume::Again(why) => format!("{why}; "),
+                    Resume::Run | Resume::Skip => String::new(),
+                };
+                match run_step(job, &profile, &base_dir, step, console, context.progress).await {
+                    Ok(done) => {
+                        let notes = record_sent(&mut report.images, &done.sent);
+                        inputs = step_inputs(digest_step, &report.images);
+                        let detail = format!("{why}{}{notes}", done.detail);
+                        (done.outcome, detail, done.retries, None, step_images(step, &report.images))
+                    }
+                    Err(failure) => {
+                        let detail = format!("{why}{}", failure.message);
+                        (StepOutcome::Failed, detail, 0, Some(failure), Vec::new())
+                    }
+                }
             }
         };
         let record = StepRecord {
@@ -178,6 +219,8 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
             duration_ms: step_started.elapsed().as_millis() as u64,
             retries,
             detail: detail.clone(),
+            inputs_sha256: inputs.clone(),
+            images: images.clone(),
         };
         if let Some(journal) = context.journal {
             let line = JournalRecord {
@@ -187,6 +230,9 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
                 outcome,
                 at: now(),
                 detail,
+                profile_sha256: Some(profile_sha256.clone()),
+                inputs_sha256: Some(inputs),
+                images,
             };
             let written = journal.lock().unwrap_or_else(|p| p.into_inner()).append(&line);
             if let Err(error) = written {
@@ -211,11 +257,43 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
     report
 }
 
+/// Puts the hashes of the bytes a step really sent in place of those taken
+/// before it ran, so the report never lists a hash that was not written;
+/// returns a note for each file that changed in between.
+fn record_sent(images: &mut [ImageHash], sent: &[ImageHash]) -> String {
+    let mut notes = String::new();
+    for sent in sent {
+        if let Some(image) = images.iter_mut().find(|i| i.file == sent.file)
+            && image.sha256 != sent.sha256
+        {
+            notes.push_str(&format!(
+                "; {} changed while it was being sent: the sha256 listed is that of the bytes sent",
+                sent.file
+            ));
+            *image = sent.clone();
+        }
+    }
+    notes
+}
+
 fn find(text: &str, pattern: &str) -> Option<String> {
     regex::Regex::new(pattern).ok()?.captures(text).map(|c| c[1].to_string())
 }
 
-fn resolve(job: &DeviceJob) -> Result<(Profile, PathBuf), Failure> {
+/// A device's profile, ready to run.
+struct Resolved {
+    /// With the device's values filled in.
+    profile: Profile,
+    /// The same, resolved for display (secrets as `***`), for the inputs
+    /// digests; `None` when that resolution fails (then the digests use the
+    /// steps above, with their secret answers masked by `step_inputs`).
+    for_digest: Option<Profile>,
+    base_dir: PathBuf,
+    /// SHA-256 of the profile file's bytes.
+    profile_sha256: String,
+}
+
+fn resolve(job: &DeviceJob) -> Result<Resolved, Failure> {
     let loaded = profile::load(&job.profile_path, CheckOptions { strict: job.strict }).map_err(|error| {
         let problems = match &error {
             profile::ProfileError::Invalid { problems, .. } => {
@@ -230,28 +308,30 @@ fn resolve(job: &DeviceJob) -> Result<(Profile, PathBuf), Failure> {
         problems,
         ..Failure::new(FailureClass::Input, "")
     })?;
-    Ok((resolved, loaded.base_dir().to_path_buf()))
+    let for_digest = profile::resolve(&loaded, &job.values, ResolveMode::Display).ok();
+    let bytes = std::fs::read(&job.profile_path).map_err(|error| {
+        let shown = job.profile_path.display();
+        Failure::new(FailureClass::Environment, format!("cannot read profile {shown} to hash it: {error}"))
+    })?;
+    Ok(Resolved {
+        profile: resolved,
+        for_digest,
+        base_dir: loaded.base_dir().to_path_buf(),
+        profile_sha256: hex(&Sha256::digest(&bytes)),
+    })
 }
 
 /// SHA-256 of every image the steps will send, read and checked before
 /// anything runs: a missing or unreadable image, or one that fails its own
 /// `bootHdr` length or CRC check, stops the device before it is touched.
 fn hash_images(profile: &Profile, base_dir: &Path) -> Result<Vec<ImageHash>, Failure> {
-    let mut files = Vec::new();
-    for step in &profile.steps {
-        match step {
-            Step::LoadImage(s) => files.push(s.file.to_string()),
-            Step::FtpUpload(s) => files.extend(s.files.iter().map(|f| f.local.to_string())),
-            _ => {}
-        }
-    }
     let mut images = Vec::new();
-    for file in files {
+    for file in profile.steps.iter().flat_map(step_files) {
         if images.iter().any(|i: &ImageHash| i.file == file) {
             continue;
         }
         let bytes = serial_steps::read_image(&base_dir.join(&file)).map_err(Failure::of)?.data;
-        let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = hex(&Sha256::digest(&bytes));
         images.push(ImageHash { file, sha256, bytes: bytes.len() as u64 });
     }
     Ok(images)
@@ -261,10 +341,12 @@ struct StepDone {
     outcome: StepOutcome,
     detail: String,
     retries: u32,
+    /// The files sent, each with the SHA-256 of the bytes that went out.
+    sent: Vec<ImageHash>,
 }
 
 fn passed(detail: impl Into<String>) -> StepDone {
-    StepDone { outcome: StepOutcome::Passed, detail: detail.into(), retries: 0 }
+    StepDone { outcome: StepOutcome::Passed, detail: detail.into(), retries: 0, sent: Vec::new() }
 }
 
 /// The address a network step talks to.
@@ -287,6 +369,12 @@ async fn run_step(
         Step::LoadImage(s) => {
             let console = open_console(job, profile, console).await?;
             let image = serial_steps::read_image(&base_dir.join(s.file.as_str())).map_err(Failure::of)?;
+            // The bytes read now are the bytes sent: their hash is the one written.
+            let hashed = ImageHash {
+                file: s.file.to_string(),
+                sha256: hex(&Sha256::digest(&image.data)),
+                bytes: image.data.len() as u64,
+            };
             let sent = serial_steps::load_image(console, s, image, profile.serial.baud, progress)
                 .await
                 .map_err(Failure::of)?;
@@ -299,6 +387,7 @@ async fn run_step(
                     sent.stats.warning().map(|w| format!("; warning: {w}")).unwrap_or_default()
                 ),
                 retries: sent.stats.retransmissions as u32,
+                sent: vec![hashed],
             })
         }
         Step::ConfigureNetwork(s) => {
@@ -311,6 +400,7 @@ async fn run_step(
                     outcome: StepOutcome::Skipped,
                     detail: "settings already in place".into(),
                     retries: 0,
+                    sent: Vec::new(),
                 });
             }
             Ok(passed(outcome.detail()))
@@ -332,7 +422,8 @@ async fn run_step(
         }
         Step::FtpUpload(s) => {
             let host = target(s.host.as_ref(), profile)?;
-            let spec = UploadSpec::from_step(s, host, base_dir);
+            // Hashing while streaming tells which bytes really went out.
+            let spec = UploadSpec { hash: true, ..UploadSpec::from_step(s, host, base_dir) };
             let uploaded = ftp::upload(&spec, progress)
                 .await
                 .map_err(|error| Failure { finding: error.finding(), ..Failure::of(error) })?;
@@ -353,7 +444,17 @@ async fn run_step(
                 .map(|f| format!("; given up: {}", f.join("; ")))
                 .unwrap_or_default();
             let detail = format!("as {}: {detail}{given_up}", uploaded.user);
-            Ok(StepDone { outcome: StepOutcome::Passed, detail, retries })
+            // The spec's files are the step's, in order.
+            let sent = s
+                .files
+                .iter()
+                .zip(&uploaded.files)
+                .filter_map(|(file, report)| {
+                    let sha256 = report.sha256.clone()?;
+                    Some(ImageHash { file: file.local.to_string(), sha256, bytes: report.bytes })
+                })
+                .collect();
+            Ok(StepDone { outcome: StepOutcome::Passed, detail, retries, sent })
         }
         Step::TftpManage(s) => {
             let default_host = profile.network.ip.as_ref().map(|t| t.to_string());
@@ -442,4 +543,49 @@ async fn open_console<'c>(
         *console = Some(Console::new(opened));
     }
     Ok(console.as_mut().expect("opened above"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(file: &str, fill: char) -> ImageHash {
+        ImageHash { file: file.into(), sha256: fill.to_string().repeat(64), bytes: 10 }
+    }
+
+    /// A variable declared secret, sent in a dialog entry not marked secret:
+    /// the digest is taken over the step resolved for display, so two
+    /// passwords give the same digest and neither is hashed.
+    #[test]
+    fn secret_variables_stay_out_of_the_inputs_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.yaml");
+        std::fs::write(
+            &path,
+            "format: 1\nname: p\nvariables:\n  pw:\n    secret: true\nserial:\n  baud: 115200\nnetwork:\n  dhcp: true\nsteps:\n  - configure_network:\n      dialog:\n        - expect: password\n          send: ${pw}\n        - expect: IP address\n          send: ${ip}\n      done: Saved\n",
+        )
+        .unwrap();
+        let digest = |pw: &str, ip: &str| {
+            let pairs = [format!("pw={pw}"), format!("ip={ip}")];
+            let values = DeviceValues::from_set_pairs(&pairs).unwrap();
+            let job = DeviceJob { name: "a".into(), profile_path: path.clone(), values, port: None, strict: false };
+            let resolved = resolve(&job).unwrap_or_else(|f| panic!("{}: {:?}", f.message, f.problems));
+            let used = serde_json::to_string(&resolved.profile.steps[0]).unwrap();
+            assert!(used.contains(pw), "the step as run sends the password");
+            assert_eq!(resolved.profile_sha256, hex(&Sha256::digest(std::fs::read(&path).unwrap())));
+            step_inputs(&resolved.for_digest.expect("resolves for display").steps[0], &[])
+        };
+        assert_eq!(digest("first-secret", "10.0.0.5"), digest("second-secret", "10.0.0.5"));
+        assert_ne!(digest("first-secret", "10.0.0.5"), digest("first-secret", "10.0.0.6"));
+    }
+
+    #[test]
+    fn a_file_changed_while_it_was_sent_is_listed_with_the_bytes_sent() {
+        let mut images = vec![image("rom.bin", 'a'), image("image.bin", 'b')];
+        // rom.bin went out as hashed; image.bin was replaced in between.
+        let notes = record_sent(&mut images, &[image("rom.bin", 'a'), image("image.bin", 'c')]);
+        assert_eq!(images, [image("rom.bin", 'a'), image("image.bin", 'c')]);
+        assert_eq!(notes, "; image.bin changed while it was being sent: the sha256 listed is that of the bytes sent");
+        assert_eq!(record_sent(&mut images, &[image("image.bin", 'c')]), "", "nothing changed: no note");
+    }
 }

@@ -4,10 +4,13 @@
 //! - [`batch`]: many devices under a limit of places, Ctrl-C aware.
 //! - [`device`]: one device through its profile's steps, journaled.
 //! - [`journal`]: JSON lines, appended and fsynced per step; resume reads it.
+//! - [`recording`]: a device's run recorded in the unit database as it goes
+//!   (stations, `batch --db`).
 //! - [`report`]: JSON (documented schema), JUnit XML and a human table,
 //!   written atomically.
 
 pub mod batch;
 pub mod device;
 pub mod journal;
+pub mod recording;
 pub mod report;

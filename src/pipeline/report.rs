@@ -9,7 +9,7 @@
 //!   "interrupted": bool,
 //!   "summary": {"devices", "passed", "failed", "not_run"},
 //!   "devices": [{
-//!     "name", "profile", "port", "ip", "mac", "serial_number",
+//!     "name", "profile", "profile_sha256", "port", "ip", "mac", "serial_number",
 //!     "images": [{"file", "sha256", "bytes"}],
 //!     "outcome": "passed" | "failed" | "not-run",
 //!     "failure_class": "device" | "input" | "environment" | null,
@@ -18,14 +18,23 @@
 //!                   "help"}]  (only when the profile or its values are invalid),
 //!     "finding": {"code", "port", "summary", "advice"} | null,
 //!     "steps": [{"index", "kind", "outcome": "passed" | "failed" | "skipped",
-//!                "started_ms", "duration_ms", "retries", "detail"}]
+//!                "started_ms", "duration_ms", "retries", "detail",
+//!                "inputs_sha256",
+//!                "images": [{"file", "sha256", "bytes"}]  (only for steps
+//!                           that send files)}]
 //!   }] }
 //! ```
+//!
+//! A device's `images` are the files hashed in this run before anything was
+//! sent, corrected to the bytes that really went out if a file changed while
+//! it was being sent. A step's `images` are what that step wrote: the bytes
+//! it sent, or, for a step skipped on resume, what the journal's run sent
+//! (a step is only skipped when those equal the files now).
 
 use std::io::Write;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::journal::StepOutcome;
 use crate::failure::FailureClass;
@@ -63,6 +72,9 @@ pub enum DeviceOutcome {
 pub struct DeviceReport {
     pub name: String,
     pub profile: String,
+    /// SHA-256 of the profile file's bytes as this run read them; `None`
+    /// when the profile could not be read or was invalid.
+    pub profile_sha256: Option<String>,
     pub port: Option<String>,
     pub ip: Option<String>,
     /// As the device printed it on its console, when it did.
@@ -80,7 +92,8 @@ pub struct DeviceReport {
     pub steps: Vec<StepRecord>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A file and the SHA-256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageHash {
     pub file: String,
     pub sha256: String,
@@ -97,6 +110,12 @@ pub struct StepRecord {
     pub duration_ms: u64,
     pub retries: u32,
     pub detail: String,
+    /// The step's inputs digest (`journal::step_inputs`): the resolved step
+    /// and the SHA-256 of each file it sent.
+    pub inputs_sha256: String,
+    /// The files this step wrote (see the module's note on images).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageHash>,
 }
 
 impl BatchReport {
@@ -300,6 +319,7 @@ mod tests {
         DeviceReport {
             name: name.into(),
             profile: "sim-netos".into(),
+            profile_sha256: None,
             port: Some("/dev/pts/3".into()),
             ip: Some("127.0.0.21".into()),
             mac: Some("00:40:9D:00:00:01".into()),
@@ -319,6 +339,8 @@ mod tests {
                 duration_ms: 1200,
                 retries: 0,
                 detail: "ok".into(),
+                inputs_sha256: "0".repeat(64),
+                images: Vec::new(),
             }],
         }
     }

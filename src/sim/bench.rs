@@ -182,7 +182,7 @@ fn csp_profile(port: u16, missing_file: bool) -> String {
 }
 
 /// rom.bin and image.bin with the bootHdr header and CRC the boot loader checks.
-fn write_images(workdir: &Path) -> std::io::Result<()> {
+pub(super) fn write_images(workdir: &Path) -> std::io::Result<()> {
     let payload = |len: usize, seed: u32| -> Vec<u8> {
         (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8).collect()
     };
@@ -224,8 +224,6 @@ fn start_device(
         ..NetosConfig::default()
     };
     let device = NetosDevice::new(config);
-    let mut network = device.network();
-    let console = device.console_line();
     let ftp: Arc<Mutex<Option<NetosFtp>>> = Arc::new(Mutex::new(None));
     let behaviour = FtpBehaviour {
         scenario: match scenario {
@@ -243,34 +241,9 @@ fn start_device(
     };
     // The FTP side starts when the application brings the network up on the
     // address the console set, and prints on the same console.
-    let ftp_slot = ftp.clone();
     let ftp_dir = workdir.join(format!("ftp-{name}"));
     std::fs::create_dir_all(&ftp_dir)?;
-    let mut stop_ftp = stopped.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                changed = network.changed() => if changed.is_err() { return },
-                _ = stop_ftp.changed() => return,
-            }
-            let settings = network.borrow_and_update().clone();
-            let Some(nv) = settings.filter(|nv| !nv.dhcp && nv.ip == ip) else { continue };
-            let mut slot = ftp_slot.lock().unwrap_or_else(|p| p.into_inner());
-            if slot.is_none() {
-                let server = NetosFtp::start(SocketAddr::from((nv.ip, SIM_FTP_PORT)), behaviour.clone(), &ftp_dir);
-                let mut lines = server.console();
-                let console = console.clone();
-                tokio::spawn(async move {
-                    while let Ok(line) = lines.recv().await {
-                        if console.send(line).is_err() {
-                            return;
-                        }
-                    }
-                });
-                *slot = Some(server);
-            }
-        }
-    });
+    serve_ftp_when_configured(&device, Some(ip), behaviour, ftp_dir, ftp.clone(), stopped.clone());
     match spec.link {
         None => {
             tokio::spawn(async move {
@@ -294,4 +267,44 @@ fn start_device(
         }
     }
     Ok(SimDevice { name: name.to_string(), ip, port, ftp, _pty: far_end })
+}
+
+/// Starts the device's FTP flash server once its application brings the
+/// network up with a static address (`only`, when given, is the one
+/// address it may be), on that address; the server prints on the device's
+/// console. The server goes into `slot`.
+pub(super) fn serve_ftp_when_configured(
+    device: &NetosDevice,
+    only: Option<Ipv4Addr>,
+    behaviour: FtpBehaviour,
+    ftp_dir: PathBuf,
+    slot: Arc<Mutex<Option<NetosFtp>>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut network = device.network();
+    let console = device.console_line();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = network.changed() => if changed.is_err() { return },
+                _ = stopped.changed() => return,
+            }
+            let settings = network.borrow_and_update().clone();
+            let Some(nv) = settings.filter(|nv| !nv.dhcp && only.is_none_or(|ip| nv.ip == ip)) else { continue };
+            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                let server = NetosFtp::start(SocketAddr::from((nv.ip, SIM_FTP_PORT)), behaviour.clone(), &ftp_dir);
+                let mut lines = server.console();
+                let console = console.clone();
+                tokio::spawn(async move {
+                    while let Ok(line) = lines.recv().await {
+                        if console.send(line).is_err() {
+                            return;
+                        }
+                    }
+                });
+                *slot = Some(server);
+            }
+        }
+    });
 }

@@ -21,6 +21,7 @@
 pub mod bench;
 pub mod csp;
 pub mod firmware;
+pub mod line;
 pub mod link;
 pub mod netos;
 pub mod netos_ftp;

@@ -91,7 +91,9 @@ pub struct Arrival {
     #[serde(default = "default_identity_timeout")]
     pub identity_timeout: HumanDuration,
     /// After a run, the unit counts as removed once its console is silent
-    /// this long (or a banner shows another MAC).
+    /// this long (or a banner shows another MAC). Make it longer than the
+    /// unit's start-up delay (NET+OS: the `Press any key in N seconds`
+    /// window), or a unit restarting after its upload looks gone.
     #[serde(default = "default_gone_after")]
     pub gone_after: HumanDuration,
 }
@@ -109,7 +111,7 @@ fn default_identity_timeout() -> HumanDuration {
     HumanDuration::from_secs(10)
 }
 fn default_gone_after() -> HumanDuration {
-    HumanDuration::from_secs(3)
+    HumanDuration::from_secs(8)
 }
 
 impl Default for Arrival {

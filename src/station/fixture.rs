@@ -7,19 +7,19 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::file::LeaseKind;
 use super::identity::IdentityPatterns;
-use super::recorder::Record;
 use super::{Shared, StationEvent};
 use crate::pipeline::device::{DeviceJob, RunContext, run_device_on};
-use crate::pipeline::report::{DeviceOutcome, DeviceReport, StepRecord};
+use crate::pipeline::recording::{LiveFixture, RunRecording};
+use crate::pipeline::report::StepRecord;
 use crate::profile::{DeviceValues, ValueSource};
 use crate::serial::console::{Console, ConsoleError};
 use crate::serial::names::DevRoot;
 use crate::serial::port::{self, Port};
-use crate::store::{Begun, FixtureRow, Refusal, RunEnd, RunStart, Standing, StepRow, new_id, now_ms};
+use crate::store::{FixtureRow, LeaseRequest, Refusal, RunEnd, RunStart, Standing, new_id, now_ms};
 
 /// How long a fixture waits before trying a failed port again.
 const PORT_RETRY: Duration = Duration::from_secs(2);
@@ -96,12 +96,22 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
             serial_number: serial_number.clone(),
         });
         let taken = console.take().expect("open above");
-        let back = take_unit(&shared, index, &mac, serial_number, taken).await;
+        let (back, run_id) = take_unit(&shared, index, &mac, serial_number, taken).await;
         console = back.map(fresh);
         idle_written = false;
-        // Wait for the unit to go: silence, or another unit's banner.
-        let Some(open) = console.as_mut() else { continue };
-        match wait_gone(open, &patterns, &mac, gone_after, &stop).await {
+        // Wait for the unit to go: silence, or another unit's banner. Its
+        // address is its own until then (it holds it in NV memory).
+        let gone = match console.as_mut() {
+            Some(open) => Some(wait_gone(open, &patterns, &mac, gone_after, &stop).await),
+            None => None,
+        };
+        if let Some(run_id) = run_id
+            && shared.store().release_lease(&run_id).await.is_err()
+        {
+            shared.recorder.set_healthy(false);
+        }
+        let Some(gone) = gone else { continue };
+        match gone {
             Ok(Some(other)) => {
                 shared.emit(StationEvent::Gone { fixture: fixture.name.clone(), mac: mac.clone() });
                 next_mac = Some(other);
@@ -235,37 +245,38 @@ async fn write_fixture_outcome(
     let _ = shared.store().set_fixture(&row).await;
 }
 
-/// Decides whether to take the unit and runs it. Gives the console back.
+/// Decides whether to take the unit and runs it. Gives the console back,
+/// and the run's id when it ran.
 async fn take_unit(
     shared: &Shared,
     index: usize,
     mac: &str,
     serial_number: Option<String>,
     console: Console<Port>,
-) -> Option<Console<Port>> {
+) -> (Option<Console<Port>>, Option<String>) {
     let fixture = &shared.station.file.fixtures[index];
     let station = shared.station.file.station.clone();
     if !*shared.recorder.health().borrow() {
         let detail = "the unit database cannot be reached: no new unit is taken until it is back".to_string();
         refuse(shared, &fixture.name, Some(mac), "database-unavailable", detail).await;
-        return Some(console);
+        return (Some(console), None);
     }
     match shared.store().standing(mac).await {
         Err(error) => {
             shared.recorder.set_healthy(false);
             refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return Some(console);
+            return (Some(console), None);
         }
         Ok(Standing::DoneBefore { station: at, ended_ms, .. }) if !shared.options.reflash => {
             let detail =
                 format!("it passed at station {at} (run ended at {ended_ms} ms); use --reflash to run it again");
             refuse(shared, &fixture.name, Some(mac), "done-before", detail).await;
-            return Some(console);
+            return (Some(console), None);
         }
         Ok(Standing::RunningAt { station: at, fixture: other }) => {
             let detail = format!("it is being run at station {at}, fixture {other}");
             refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return Some(console);
+            return (Some(console), None);
         }
         Ok(_) => {}
     }
@@ -282,7 +293,16 @@ async fn take_unit(
     let mut ip: Option<Ipv4Addr> = fixture.set.get("ip").and_then(|ip| ip.parse().ok());
     if let (None, Some(pool), Some(settings)) = (ip, &shared.station.pool, &shared.station.file.ip_pool) {
         let kept = settings.lease == LeaseKind::Unit;
-        match shared.store().lease(&pool.text, &pool.addresses, mac, &station, &run_id, kept, now_ms()).await {
+        let request = LeaseRequest {
+            pool: &pool.text,
+            candidates: &pool.addresses,
+            unit: mac,
+            station: &station,
+            run_id: &run_id,
+            kept,
+            now_ms: now_ms(),
+        };
+        match shared.store().lease(&request).await {
             Ok(Some(address)) => {
                 ip = Some(address);
                 values.insert("mask", settings.mask.to_string(), source.clone());
@@ -293,12 +313,12 @@ async fn take_unit(
             Ok(None) => {
                 let detail = format!("every address of the pool {} is leased", pool.text);
                 refuse(shared, &fixture.name, Some(mac), "no-address", detail).await;
-                return Some(console);
+                return (Some(console), None);
             }
             Err(error) => {
                 shared.recorder.set_healthy(false);
                 refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-                return Some(console);
+                return (Some(console), None);
             }
         }
     }
@@ -322,21 +342,37 @@ async fn take_unit(
         ip: ip.map(|ip| ip.to_string()),
         started_ms: now_ms(),
     };
-    match shared.store().begin_run(&start).await {
-        Ok(Begun::Started) => {}
-        Ok(Begun::UnitBusy) => {
+    let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
+    let live = LiveFixture {
+        row: FixtureRow {
+            station: station.clone(),
+            name: fixture.name.clone(),
+            port: fixture.port.clone(),
+            state: "running".into(),
+            unit_mac: Some(mac.into()),
+            run_id: Some(run_id.clone()),
+            step: first_step.clone(),
+            progress_pct: None,
+            last_outcome: None,
+            updated_ms: now_ms(),
+        },
+        kinds: shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect(),
+    };
+    let recording = match RunRecording::begin(&shared.recorder, &start, Some(live)).await {
+        Ok(Ok(recording)) => recording,
+        Ok(Err(_busy)) => {
             let _ = shared.store().release_lease(&run_id).await;
             let detail = "another fixture or station took it at the same moment".to_string();
             refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return Some(console);
+            return (Some(console), None);
         }
         Err(error) => {
+            let _ = shared.store().release_lease(&run_id).await;
             shared.recorder.set_healthy(false);
             refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return Some(console);
+            return (Some(console), None);
         }
-    }
-    let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
+    };
     write_fixture(shared, &fixture.name, &fixture.port, "running", Some(mac), Some(&run_id), first_step).await;
     shared.emit(StationEvent::RunStarted {
         fixture: fixture.name.clone(),
@@ -344,7 +380,6 @@ async fn take_unit(
         run_id: run_id.clone(),
         ip: ip.map(|ip| ip.to_string()),
     });
-
     let job = DeviceJob {
         name: format!("{}:{mac}", fixture.name),
         profile_path: shared.profile_path.clone(),
@@ -352,91 +387,39 @@ async fn take_unit(
         port: Some(fixture.port.clone().into()),
         strict: shared.options.strict,
     };
-    // Steps are recorded in order by one writer while the unit goes on.
-    let (steps_tx, mut steps_rx) = mpsc::unbounded_channel::<StepRecord>();
-    let writer = {
-        let recorder = shared.recorder.clone();
-        let run_id = run_id.clone();
-        let store = shared.store().clone();
-        let station = station.clone();
-        let fixture_name = fixture.name.clone();
-        let port = fixture.port.clone();
-        let mac = mac.to_string();
-        let kinds: Vec<String> = shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect();
-        tokio::spawn(async move {
-            while let Some(step) = steps_rx.recv().await {
-                let row = StepRow {
-                    run_id: run_id.clone(),
-                    idx: step.index as i64,
-                    kind: step.kind.clone(),
-                    outcome: step.outcome.as_str().into(),
-                    started_ms: step.started_ms as i64,
-                    duration_ms: step.duration_ms as i64,
-                    retries: i64::from(step.retries),
-                    detail: step.detail.clone(),
-                    inputs_sha256: String::new(),
-                };
-                if let Err(error) = recorder.record(Record::Step(row)).await {
-                    tracing::error!(%error, "a step record could not be kept");
-                }
-                let next = kinds.get(step.index + 1).cloned();
-                let live = FixtureRow {
-                    station: station.clone(),
-                    name: fixture_name.clone(),
-                    port: port.clone(),
-                    state: "running".into(),
-                    unit_mac: Some(mac.clone()),
-                    run_id: Some(run_id.clone()),
-                    step: next,
-                    progress_pct: None,
-                    last_outcome: None,
-                    updated_ms: now_ms(),
-                };
-                let _ = store.set_fixture(&live).await;
-            }
-        })
-    };
     let progress = shared.observer.progress(&fixture.name);
     // Ctrl-C lets a running unit finish: its run gets no cancel signal.
     let (_keep_running, never) = watch::channel(false);
     let on_step = |_: &str, step: &StepRecord| {
         shared.emit(shared.step_event(&fixture.name, mac, step));
-        let _ = steps_tx.send(step.clone());
+        recording.step(step);
     };
-    let context =
-        RunContext { journal: None, done: Vec::new(), progress: progress.as_ref(), cancel: never, on_step: &on_step };
+    let context = RunContext {
+        journal: None,
+        done: std::collections::BTreeMap::new(),
+        progress: progress.as_ref(),
+        cancel: never,
+        on_step: &on_step,
+    };
     let (report, console) = run_device_on(&job, context, Some(console)).await;
-    drop(steps_tx);
-    let _ = writer.await;
-    finish(shared, &fixture.name, &fixture.port, mac, &run_id, &report).await;
-    console
+    let end = recording.end(&report).await;
+    finish(shared, &fixture.name, &fixture.port, mac, end).await;
+    (console, Some(run_id))
 }
 
-async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, run_id: &str, report: &DeviceReport) {
-    let passed = report.outcome == DeviceOutcome::Passed;
-    let outcome = if passed { "passed" } else { "failed" };
-    let images = serde_json::to_string(&report.images).ok();
-    let end = RunEnd {
-        run_id: run_id.into(),
-        ended_ms: now_ms(),
-        outcome: outcome.into(),
-        failure_class: report.failure_class.map(|c| c.as_str().to_string()),
-        finding: report.finding.as_ref().map(|f| f.code.as_str().to_string()),
-        error: report.error.clone(),
-        images,
-    };
-    if let Err(error) = shared.recorder.record(Record::End(end.clone())).await {
-        tracing::error!(%error, "a run's end could not be kept");
-    }
+async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, end: RunEnd) {
+    let passed = end.outcome == "passed";
     shared.count(|c| if passed { c.passed += 1 } else { c.failed += 1 });
+    let run_id = end.run_id.clone();
+    let outcome = end.outcome.clone();
     shared.emit(StationEvent::RunEnded {
         fixture: fixture.into(),
         mac: mac.into(),
-        run_id: run_id.into(),
-        outcome: outcome.into(),
+        run_id: end.run_id,
+        outcome: end.outcome,
         failure_class: end.failure_class,
         finding: end.finding,
         error: end.error,
     });
-    write_fixture_outcome(shared, fixture, port, "removal", Some(mac), Some(run_id), None, Some(outcome)).await;
+    write_fixture_outcome(shared, fixture, port, "removal", Some(mac), Some(&run_id), None, Some(&outcome)).await;
 }

@@ -37,10 +37,7 @@ impl IdentityPatterns {
     }
 }
 
-/// `00-40-9d-01-02-03` and `00:40:9D:01:02:03` are the same unit.
-pub fn normalise_mac(text: &str) -> String {
-    text.trim().replace('-', ":").to_ascii_uppercase()
-}
+pub use crate::store::normalise_mac;
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,8 @@
 //! fixture gives none, write the run (before the unit is touched), run the
 //! steps, record each, then wait for the unit to go before taking the next.
 //! Beside the fixtures, the heartbeat task writes the station's heartbeat and
-//! releases what dead stations hold, and the recorder ([`recorder`]) keeps
-//! records in a local spool while the database is away.
+//! releases what dead stations hold, and the store's recorder keeps records
+//! in a local spool while the database is away.
 //!
 //! Not here: the database's rules (`store`), the steps (`pipeline`), and
 //! drawing (`cli::station_cmd`).
@@ -18,7 +18,6 @@ pub mod file;
 mod fixture;
 pub mod identity;
 pub mod pool;
-pub mod recorder;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -181,7 +180,7 @@ struct Shared {
     profile_sha256: String,
     options: StationOptions,
     operator: Option<String>,
-    recorder: recorder::Recorder,
+    recorder: crate::store::Recorder,
     observer: Arc<dyn StationObserver>,
     counts: std::sync::Mutex<Counts>,
 }
@@ -220,7 +219,7 @@ pub async fn run_station(
     };
     let store = Store::open(&database).await?;
     let spool_path = station.base_dir().join(format!("{}.spool.db", file_safe(&station.file.station)));
-    let recorder = recorder::Recorder::open(store.clone(), &DbUrl::sqlite(&spool_path)).await?;
+    let recorder = crate::store::Recorder::open(store.clone(), &DbUrl::sqlite(&spool_path)).await?;
     let name = station.file.station.clone();
     let operator = options.operator.clone().or_else(|| station.file.operator.clone());
     let heartbeat = station.file.heartbeat.clone();
@@ -302,6 +301,8 @@ pub async fn run_station(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The units still on the fixtures are nobody's business any more.
+    let _ = store.recover_station(&name, now_ms()).await;
     let _ = store.heartbeat(&StationRow { heartbeat_ms: now_ms(), ..row("stopped") }).await;
     let counts = *shared.counts.lock().unwrap_or_else(|p| p.into_inner());
     observer.event(&StationEvent::Stopped { passed: counts.passed, failed: counts.failed, refused: counts.refused });

@@ -14,10 +14,11 @@
 //! are made by the station so a record delivered twice (from the spool) is
 //! recognised. This module writes; `queries` reads.
 //!
-//! Not here: what a station does with a unit (`station`), and the spool that
-//! keeps records while the database is away (`station::spool`).
+//! [`recorder`] keeps step and run-end records in a local spool while the
+//! database is away. Not here: what a station does with a unit (`station`).
 
 pub mod queries;
+pub mod recorder;
 mod url;
 
 use std::borrow::Cow;
@@ -30,6 +31,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::failure::{Classify, FailureClass};
 
+pub use recorder::{Record, Recorder};
 pub use url::{Backend, DbUrl, UrlError, redact};
 
 /// The schema's versions, oldest first. Each file is applied once, in a
@@ -144,6 +146,20 @@ pub struct RunEnd {
     /// Updates the images when a run learned them late (resolved after
     /// the row was written).
     pub images: Option<String>,
+}
+
+/// What [`Store::lease`] is asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseRequest<'a> {
+    /// The pool's name (as the station file writes it).
+    pub pool: &'a str,
+    pub candidates: &'a [Ipv4Addr],
+    pub unit: &'a str,
+    pub station: &'a str,
+    pub run_id: &'a str,
+    /// The unit keeps the address between runs.
+    pub kept: bool,
+    pub now_ms: i64,
 }
 
 /// A station's row, written at start and at each heartbeat.
@@ -348,9 +364,9 @@ impl Store {
         Ok(())
     }
 
-    /// Closes a run and gives back its address unless the unit keeps it.
+    /// Closes a run. Its address stays leased until the unit is gone from
+    /// its fixture ([`Store::release_lease`]): the unit holds it until then.
     pub async fn end_run(&self, end: &RunEnd) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(self.failed("ending a run"))?;
         sqlx::query(
             "UPDATE runs SET ended_ms = $2, outcome = $3, failure_class = $4, finding = $5, error = $6, \
              images = COALESCE($7, images) WHERE id = $1",
@@ -362,31 +378,18 @@ impl Store {
         .bind(&end.finding)
         .bind(&end.error)
         .bind(&end.images)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(self.failed("ending a run"))?;
-        sqlx::query("DELETE FROM leases WHERE run_id = $1 AND kept = 0")
-            .bind(&end.run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.failed("releasing an address"))?;
-        tx.commit().await.map_err(self.failed("ending a run"))
+        Ok(())
     }
 
     /// An address of `candidates` for `unit`: the one it keeps from an
     /// earlier run when there is one, else the first free one. Taken by
     /// inserting its row: of two stations racing for an address, the
     /// primary key lets one win and the other tries the next.
-    pub async fn lease(
-        &self,
-        pool: &str,
-        candidates: &[Ipv4Addr],
-        unit: &str,
-        station: &str,
-        run_id: &str,
-        kept: bool,
-        now_ms: i64,
-    ) -> Result<Option<Ipv4Addr>, StoreError> {
+    pub async fn lease(&self, request: &LeaseRequest<'_>) -> Result<Option<Ipv4Addr>, StoreError> {
+        let LeaseRequest { pool, candidates, unit, station, run_id, kept, now_ms } = *request;
         let held = sqlx::query("SELECT address FROM leases WHERE pool = $1 AND unit_mac = $2")
             .bind(pool)
             .bind(unit)
@@ -441,7 +444,8 @@ impl Store {
         Ok(None)
     }
 
-    /// Gives back a run's address (the run never started).
+    /// Gives back a run's address (unless the unit keeps it): the unit is
+    /// gone from its fixture, or its run never started.
     pub async fn release_lease(&self, run_id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM leases WHERE run_id = $1 AND kept = 0")
             .bind(run_id)
@@ -520,6 +524,8 @@ impl Store {
 
     /// At a station's start: what an earlier process of the same station
     /// left running (it was killed) is interrupted and its leases freed.
+    /// At its stop, the same frees the addresses of units still on its
+    /// fixtures (nothing runs any more).
     pub async fn recover_station(&self, station: &str, now_ms: i64) -> Result<Reaped, StoreError> {
         let failed = self.failed("recovering the station");
         let mut tx = self.pool.begin().await.map_err(&failed)?;
@@ -601,6 +607,12 @@ async fn interrupt(
     );
     let done = sqlx::query(&sql).bind(now_ms).bind(station).bind(why).execute(&mut **tx).await?;
     Ok(done.rows_affected())
+}
+
+/// A MAC as the units table keys it: `00-40-9d-01-02-03` and
+/// `00:40:9D:01:02:03` are the same unit.
+pub fn normalise_mac(text: &str) -> String {
+    text.trim().replace('-', ":").to_ascii_uppercase()
 }
 
 /// Milliseconds since the Unix epoch.

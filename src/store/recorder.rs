@@ -1,6 +1,6 @@
-//! Where a station's step and run-end records go: the unit database, or,
-//! while it cannot be reached, a local spool (SQLite beside the station
-//! file) that is delivered in order once it is back. Every record is
+//! Where step and run-end records go: the unit database, or, while it
+//! cannot be reached, a local spool (SQLite beside the station file or the
+//! batch journal) that is delivered in order once it is back. Every record is
 //! idempotent in the database (an upsert keyed by run id and step), so a
 //! record delivered twice (a crash between delivery and removal from the
 //! spool) is written once.
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{Mutex, watch};
 
-use crate::store::{DbUrl, RunEnd, StepRow, Store, StoreError};
+use super::{DbUrl, RunEnd, StepRow, Store, StoreError};
 
 /// One record on its way to the database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,7 +21,7 @@ pub enum Record {
     End(RunEnd),
 }
 
-/// The station's writer. `healthy` is false while the database is away.
+/// A station's (or batch's) writer. `healthy` is false while the database is away.
 #[derive(Clone)]
 pub struct Recorder {
     store: Store,
@@ -108,11 +108,11 @@ impl Recorder {
                 return true;
             };
             let (seq, text): (i64, String) = (row.get(0), row.get(1));
-            if let Ok(record) = serde_json::from_str::<Record>(&text) {
-                if apply(&self.store, &record).await.is_err() {
-                    self.set_healthy(false);
-                    return false;
-                }
+            if let Ok(record) = serde_json::from_str::<Record>(&text)
+                && apply(&self.store, &record).await.is_err()
+            {
+                self.set_healthy(false);
+                return false;
             }
             // Applied (or unreadable, which no retry would mend): gone from the spool.
             if sqlx::query("DELETE FROM spool WHERE seq = $1").bind(seq).execute(&self.spool).await.is_err() {

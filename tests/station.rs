@@ -1,0 +1,124 @@
+//! The line station against a simulated line (`flashline demo --station`):
+//! units plugged into fixtures one after another, each run once and recorded
+//! in the unit database with its steps; a failing unit recorded with its
+//! finding.
+
+use std::process::Command;
+
+use crate::util::child::{Bounded, FLASHLINE};
+use crate::util::{flashline, text};
+
+fn sqlite(path: &std::path::Path, sql: &str) -> String {
+    // The database is read back with Python's own sqlite3 (an independent reader).
+    let script = format!(
+        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print('|'.join(str(x) for x in r))"
+    );
+    let output = Command::new("python3").args(["-c", &script]).arg(path).arg(sql).output_within(FLASHLINE);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[test]
+fn a_simulated_line_records_every_unit_once_with_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = flashline()
+        .args(["demo", "--station", "--fixtures", "3", "--units", "12", "--keep"])
+        .arg(dir.path())
+        .output_within(FLASHLINE);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let db = dir.path().join("flashline.db");
+    assert_eq!(sqlite(&db, "SELECT COUNT(*), COUNT(DISTINCT unit_mac) FROM runs WHERE outcome = 'passed'"), "12|12");
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM runs"), "12", "{stderr}");
+    // Every run has its three steps, each passed.
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM steps WHERE outcome = 'passed'"), "36");
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM units"), "12");
+    assert_eq!(sqlite(&db, "SELECT COUNT(DISTINCT fixture) FROM runs"), "3");
+    // Each run names the profile's hash and the images' hashes it sent.
+    let images = sqlite(&db, "SELECT images FROM runs LIMIT 1");
+    assert!(images.contains("rom.bin") && images.contains("sha256"), "{images}");
+    // Per-run leases went back to the pool; the station says it stopped.
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM leases"), "0");
+    assert_eq!(sqlite(&db, "SELECT state FROM stations"), "stopped");
+    assert!(stderr.contains("station stopped: 12 passed, 0 failed, 0 refused"), "{stderr}");
+}
+
+#[test]
+fn a_failing_unit_is_recorded_with_its_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = flashline()
+        .args(["demo", "--station", "--fixtures", "2", "--units", "4", "--scenario", "no-ftp-server", "--keep"])
+        .arg(dir.path())
+        .output_within(FLASHLINE);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let db = dir.path().join("flashline.db");
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM runs WHERE outcome = 'passed'"), "3");
+    let failed = sqlite(&db, "SELECT failure_class, finding FROM runs WHERE outcome = 'failed'");
+    assert_eq!(failed, "device|no-listener", "{stderr}");
+}
+
+#[test]
+fn a_station_file_with_errors_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("station.yaml");
+    std::fs::write(
+        &file,
+        "format: 1\nstation: s1\nprofile: missing.yaml\nfixtures:\n  - name: f1\n    port: /dev/null\n  - name: f1\n    port: /dev/null\nip_pool:\n  addresses: 10.0.0.0/8\n  mask: 255.0.0.0\nbogus: 1\n",
+    )
+    .unwrap();
+    let output = flashline().arg("station").arg(&file).output_within(FLASHLINE);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("station.yaml:12:1") && stderr.contains("bogus"), "{stderr}");
+    assert!(!dir.path().join("flashline.db").exists(), "nothing may be written");
+}
+
+#[test]
+fn a_replugged_unit_is_refused_as_done_before() {
+    use crate::util::child::{LineChild, QUICK};
+    let dir = tempfile::tempdir().unwrap();
+    let output = flashline()
+        .args(["demo", "--station", "--fixtures", "1", "--units", "1", "--keep"])
+        .arg(dir.path())
+        .output_within(FLASHLINE);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output).1);
+    let db = dir.path().join("flashline.db");
+    let mac = sqlite(&db, "SELECT unit_mac FROM runs WHERE outcome = 'passed'");
+    // The same unit plugged in again: a simulated console with its MAC.
+    let nv = dir.path().join("nv.json");
+    std::fs::write(
+        &nv,
+        format!(
+            r#"{{"dhcp": true, "ip": "0.0.0.0", "mask": "0.0.0.0", "gateway": "0.0.0.0", "baud": 9600, "serial_number": "N00000042", "mac": "{mac}", "wait_seconds": 5}}"#
+        ),
+    )
+    .unwrap();
+    let link = dir.path().join("fixture");
+    let mut unit = flashline();
+    unit.args(["sim", "netos", "--firmware", "6", "--power-on-delay", "2s", "--nv"]).arg(&nv).arg("--link").arg(&link);
+    let unit = LineChild::spawn(&mut unit);
+    let deadline = std::time::Instant::now() + QUICK;
+    while !link.exists() {
+        assert!(std::time::Instant::now() < deadline, "the simulated unit made no PTY");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let station_file = dir.path().join("again.yaml");
+    std::fs::write(
+        &station_file,
+        format!(
+            "format: 1\nstation: rework\nprofile: sim-netos-line.yaml\nip_pool:\n  addresses: 127.0.0.0/30\n  mask: 255.0.0.0\nfixtures:\n  - name: f1\n    port: {}\n",
+            link.display()
+        ),
+    )
+    .unwrap();
+    let mut station = LineChild::spawn(flashline().arg("station").arg(&station_file));
+    let refused = station.line_matching(QUICK, |l| l.contains("refused"));
+    assert!(refused.contains(&format!("refused {mac} (done-before)")), "{refused}");
+    station.signal(nix::sys::signal::Signal::SIGINT);
+    let _ = station.finish_within(QUICK);
+    unit.signal(nix::sys::signal::Signal::SIGKILL);
+    let _ = unit.finish_within(QUICK);
+    assert_eq!(sqlite(&db, "SELECT reason, unit_mac FROM refusals"), format!("done-before|{mac}"));
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM runs"), "1", "the unit was not run again");
+}
