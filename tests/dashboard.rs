@@ -211,6 +211,12 @@ fn dashboard_metrics_parse_as_prometheus_text_and_match_the_database() {
     }
 }
 
+/// Whether the latest runs show `mac`'s run as finished (its row is there
+/// from the run's start, as `running`).
+fn finished_row(text: &str, mac: &str) -> bool {
+    text.lines().any(|row| row.contains(mac) && (row.contains("passed") || row.contains("failed")))
+}
+
 /// Plays units into `db` one after another from a thread of its own, telling
 /// the test each MAC and when its run was recorded.
 fn play_line(db: DbUrl, units: u32, hostile: String) -> mpsc::Receiver<(String, Instant)> {
@@ -278,7 +284,7 @@ fn dashboard_in_a_browser_follows_a_line_live_and_shows_hostile_text_as_text() {
         // Among the latest runs (the fixture showed the MAC already while
         // the unit ran): the run's record reached the page.
         browser
-            .wait_for_text("#latest-runs", Duration::from_secs(2), |text| text.contains(&mac))
+            .wait_for_text("#latest-runs", Duration::from_secs(2), |text| finished_row(text, &mac))
             .unwrap_or_else(|text| panic!("{mac} not among the latest runs 2 s after its run was recorded:\n{text}"));
         let after = at.elapsed();
         eprintln!("{mac} among the latest runs {after:?} after its run was recorded");
@@ -412,4 +418,51 @@ fn dashboard_on_postgresql_never_shows_the_database_password() {
     let (stdout, stderr) = text(&output);
     assert!(stderr.contains("cannot") || stderr.contains("failed"), "the log says why: {stderr}");
     assert!(!stderr.contains(postgres::PASSWORD) && !stdout.contains(postgres::PASSWORD), "{stderr}");
+}
+
+#[test]
+fn dashboard_in_a_browser_follows_flashline_demo_station_filling_the_database() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("line.db");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async { Store::open(&DbUrl::sqlite(&path)).await.unwrap().close().await });
+    let db = format!("sqlite:{}", path.display());
+    let dashboard = Dashboard::start(&db, &[], None);
+    let browser = Browser::start();
+    browser.open(&format!("{}/", dashboard.base));
+
+    // The simulated line: a station taking units at two fixtures, writing
+    // the database as a real one does.
+    let mut demo = LineChild::spawn(crate::util::flashline().args([
+        "demo",
+        "--station",
+        "--fixtures",
+        "2",
+        "--units",
+        "4",
+        "--db",
+        &db,
+    ]));
+    browser
+        .wait_for_text("main", Duration::from_secs(30), |text| text.contains("demo-line"))
+        .unwrap_or_else(|text| panic!("the demo's station never showed:\n{text}"));
+    let mut seen = 0;
+    while seen < 4 {
+        let line =
+            demo.line_matching(Duration::from_secs(60), |line| line.contains(" PASSED") || line.contains(" FAILED"));
+        let recorded = Instant::now();
+        let mac = line.split_whitespace().nth(1).unwrap_or_default().to_string();
+        assert!(mac.starts_with("00:40:9D:"), "a unit's line: {line}");
+        browser
+            .wait_for_text("#latest-runs", Duration::from_secs(2), |text| finished_row(text, &mac))
+            .unwrap_or_else(|text| panic!("{mac} not among the latest runs 2 s after `{line}`:\n{text}"));
+        eprintln!("{mac} finished among the latest runs {:?} after the station reported it", recorded.elapsed());
+        seen += 1;
+    }
+    let output = demo.finish_within(Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    browser.screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-demo.png"));
 }
