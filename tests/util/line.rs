@@ -170,7 +170,6 @@ pub fn small_line(dir: &Path) -> String {
 
 /// Plays [`small_line`]'s units into `store` (any backend).
 pub async fn fill_small_line(store: &Store) {
-    let store = store;
     let now = flashline::store::now_ms();
     station(store, "st-a", now, "running").await;
     station(store, "st-b", now, "running").await;
