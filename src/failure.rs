@@ -224,5 +224,40 @@ mod tests {
             check(&TapError::Closed { side: "A" }, Environment, "tap port unplugged");
             check(&TapError::Record(io()), Environment, "tap record unwritable");
         }
+        {
+            use crate::dashboard::{DashboardError, TokenError};
+            use crate::store::queries::FilterError;
+            use crate::store::queries::when::TimeError;
+            let address = std::net::SocketAddr::from(([198, 18, 0, 1], 8080));
+            check(&TimeError { text: s() }, Input, "unreadable time");
+            check(&FilterError::Outcome(s()), Input, "unknown run outcome");
+            check(&FilterError::Mac(s()), Input, "unreadable MAC");
+            check(&TokenError::Read { path: path(), source: io() }, Environment, "token file unreadable");
+            check(&TokenError::TooShort { path: path(), len: 3 }, Input, "token too short");
+            check(&TokenError::BadCharacters { path: path() }, Input, "token unsendable");
+            check(&DashboardError::TokenRequired { address }, Input, "off loopback without a token");
+            check(&DashboardError::Bind { address, source: io() }, Environment, "dashboard port taken");
+            check(&DashboardError::Serve { source: io() }, Environment, "dashboard server failed");
+        }
+        {
+            use crate::pipeline::batch::BatchError;
+            use crate::station::StationError;
+            use crate::store::{StoreError, UrlError};
+            let store = || StoreError::Connect { url: s(), message: s() };
+            check(&store(), Environment, "database unreachable");
+            check(&StoreError::Migrate { url: s(), version: 1, message: s() }, Environment, "schema not applied");
+            check(&StoreError::Query { url: s(), what: "a step", message: s() }, Environment, "statement failed");
+            check(&UrlError::Scheme(s()), Input, "not a database URL");
+            check(&UrlError::NoPath(s()), Input, "SQLite URL without a path");
+            check(&StationError::Store(store()), Environment, "station's database");
+            check(&StationError::Url(UrlError::Scheme(s())), Input, "station's database URL");
+            check(
+                &StationError::ProfileRead { path: path(), source: io() },
+                Environment,
+                "station's profile unreadable",
+            );
+            check(&BatchError::Store(store()), Environment, "batch's database");
+            check(&BatchError::NoMac { devices: vec![s()] }, Input, "batch --db without MACs");
+        }
     }
 }

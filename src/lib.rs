@@ -28,6 +28,8 @@
 //!   another, identified by their banner, run and recorded.
 //! - [`store`]: the unit database (SQLite or PostgreSQL through one code
 //!   path): units, runs and steps, address leases, station heartbeats.
+//! - [`dashboard`]: the line dashboard, a read-only web server over the unit
+//!   database: pages, live updates, a JSON API and Prometheus metrics.
 //! - [`failure`]: the one failure taxonomy (input, environment, device) that
 //!   exit codes and reports derive from.
 //! - [`progress`]: the one progress channel the library reports through and
@@ -42,6 +44,7 @@
 
 pub mod addp;
 pub mod cli;
+pub mod dashboard;
 pub mod exs;
 pub mod failure;
 pub mod ftp;

@@ -10,10 +10,8 @@ use crate::util::{flashline, text};
 
 fn sqlite(path: &std::path::Path, sql: &str) -> String {
     // The database is read back with Python's own sqlite3 (an independent reader).
-    let script = format!(
-        "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print('|'.join(str(x) for x in r))"
-    );
-    let output = Command::new("python3").args(["-c", &script]).arg(path).arg(sql).output_within(FLASHLINE);
+    let script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print('|'.join(str(x) for x in r))";
+    let output = Command::new("python3").args(["-c", script]).arg(path).arg(sql).output_within(FLASHLINE);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }

@@ -78,6 +78,15 @@ impl Context {
             .map_err(|error| self.fail(format!("cannot start the async runtime: {error}"), Outcome::Environment))
     }
 
+    /// Opens the unit database `--db` names to read it (relative SQLite
+    /// paths from the current directory); on failure prints why, with the
+    /// URL's password hidden.
+    pub async fn open_db(&self, text: &str) -> Result<crate::store::Store, Outcome> {
+        let here = std::env::current_dir().unwrap_or_default();
+        let url = crate::store::DbUrl::parse(text, &here).map_err(|error| self.fail_with(&error))?;
+        crate::store::Store::open_existing(&url).await.map_err(|error| self.fail_with(&error))
+    }
+
     /// Pretty JSON on stdout, for `--json`.
     pub fn print_json(&self, value: &impl serde::Serialize) {
         match serde_json::to_string_pretty(value) {

@@ -11,6 +11,7 @@ mod arp_cmd;
 mod batch_cmd;
 mod batch_view;
 mod context;
+mod dashboard_cmd;
 #[cfg(feature = "sim")]
 mod demo_cmd;
 mod device_values;
@@ -33,6 +34,7 @@ mod sim_netos_cmd;
 mod station_cmd;
 mod station_view;
 mod tftp_cmd;
+mod units_cmd;
 
 use std::process::ExitCode;
 
@@ -160,6 +162,11 @@ enum Command {
     Addp(addp_cmd::AddpCommand),
     /// Explain why a device that pings refuses FTP (or another service), with advice; with its console, name the cause.
     Diagnose(net_cmd::DiagnoseArgs),
+    /// The line dashboard: stations, fixtures, the shift and every unit on one live web page, with a JSON API and /metrics.
+    Dashboard(dashboard_cmd::DashboardArgs),
+    /// Traceability from the unit database: list runs, show a unit's history, export CSV or JSON.
+    #[command(subcommand)]
+    Units(units_cmd::UnitsCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(shell_cmd::CompletionsArgs),
     /// Write man pages (flashline.1 and one per subcommand) into a folder.
@@ -203,6 +210,8 @@ pub fn main() -> ExitCode {
         Command::Diagnose(args) => net_cmd::diagnose(args, &context),
         Command::Tftp(command) => tftp_cmd::run(command, &context),
         Command::ArpCheck(args) => arp_cmd::run(args, &context),
+        Command::Dashboard(args) => dashboard_cmd::run(args, &context),
+        Command::Units(command) => units_cmd::run(command, &context),
         Command::Completions(args) => shell_cmd::completions(args),
         Command::Manpage(args) => shell_cmd::manpage(args, &context),
     };

@@ -17,6 +17,7 @@
 //! [`recorder`] keeps step and run-end records in a local spool while the
 //! database is away. Not here: what a station does with a unit (`station`).
 
+pub mod queries;
 pub mod recorder;
 mod url;
 

@@ -5,11 +5,13 @@
 #![allow(dead_code)] // each test module uses a different part
 
 pub mod child;
+pub mod line;
 pub mod netns;
 pub mod postgres;
 pub mod pty;
 pub mod ser2net;
 pub mod vsftpd;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
