@@ -12,7 +12,6 @@
 //! Run: `cargo bench --bench station` (as root for the PostgreSQL part).
 
 #[path = "../tests/util/mod.rs"]
-#[allow(dead_code)]
 mod util;
 
 use std::sync::{Arc, Mutex};
