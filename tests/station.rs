@@ -39,6 +39,17 @@ fn a_simulated_line_records_every_unit_once_with_its_steps() {
     assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM leases"), "0");
     assert_eq!(sqlite(&db, "SELECT state FROM stations"), "stopped");
     assert!(stderr.contains("station stopped: 12 passed, 0 failed, 0 refused"), "{stderr}");
+    // The quality department's export lists every unit the line ran.
+    let export = flashline()
+        .args(["units", "export", "--csv", "--db", &format!("sqlite:{}", db.display())])
+        .output_within(FLASHLINE);
+    let (csv, stderr) = text(&export);
+    assert_eq!(export.status.code(), Some(0), "{stderr}");
+    let macs = sqlite(&db, "SELECT unit_mac FROM runs");
+    assert_eq!(csv.lines().count(), 13, "a header and a row per run:\n{csv}");
+    for mac in macs.lines() {
+        assert!(csv.contains(mac), "{mac} is missing from the export:\n{csv}");
+    }
 }
 
 #[test]
