@@ -193,7 +193,7 @@ impl StationObserver for EventLines {
             StationEvent::DatabaseLost { error } => {
                 format!("DATABASE UNAVAILABLE: no new unit is taken on any fixture; running units finish ({error})")
             }
-            StationEvent::DatabaseBack { .. } => "database back: spooled records delivered, taking units again".into(),
+            StationEvent::DatabaseBack => "database back: spooled records delivered, taking units again".into(),
             StationEvent::Reaped { stations, runs, leases } => format!(
                 "released what {stations} silent station(s) held: {runs} run(s) marked interrupted, {leases} address(es) freed"
             ),

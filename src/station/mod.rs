@@ -138,12 +138,12 @@ pub enum StationEvent {
         fixture: String,
         error: String,
     },
+    /// The database cannot be reached: no new unit is taken, records spool.
     DatabaseLost {
         error: String,
     },
-    DatabaseBack {
-        delivered: bool,
-    },
+    /// The database answers again and the spool was delivered.
+    DatabaseBack,
     /// Another station's heartbeat expired: what it held was released.
     Reaped {
         stations: u64,
@@ -321,7 +321,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, row: StationRow, mut stop: watch::R
             _ = health.changed() => {
                 let healthy = *health.borrow_and_update();
                 if healthy {
-                    shared.emit(StationEvent::DatabaseBack { delivered: true });
+                    shared.emit(StationEvent::DatabaseBack);
                 } else {
                     shared.emit(StationEvent::DatabaseLost { error: "a record could not be written: kept in the spool".into() });
                 }
