@@ -73,7 +73,7 @@ fn measure(name: &str, runtime: &tokio::runtime::Runtime, url: &DbUrl, raw: &str
     let mut cold: Vec<Duration> = (0..5)
         .map(|_| {
             let start = Instant::now();
-            runtime.block_on(store.metrics(flashline::store::now_ms())).expect("metrics");
+            runtime.block_on(store.metrics()).expect("metrics");
             start.elapsed()
         })
         .collect();

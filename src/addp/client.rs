@@ -217,6 +217,17 @@ pub struct Discovered {
     pub reply_after: Duration,
 }
 
+impl Discovered {
+    /// What this reply says about a unit sought at `target` that did not
+    /// answer there: `wrong-subnet` or `wrong-address`, or None when the
+    /// unit has `target` on the station's subnet (or the reply lacks its
+    /// address).
+    pub fn finding_at(&self, target: std::net::Ipv4Addr, mac: &str) -> Option<crate::net::diagnose::Finding> {
+        let (ip, mask) = (self.device.ip?, self.device.mask?);
+        crate::net::diagnose::unit_on_the_wire(target, mac, ip, mask, self.other_subnet)
+    }
+}
+
 /// Milliseconds with microseconds (replies on a local link come in well under one).
 fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(duration.as_micros() as f64 / 1000.0)

@@ -316,10 +316,7 @@ fn locate_by_addp(
         Ok(None) => return,
         Err(error) => return context.warn(format!("cannot ask ADDP for {mac}: {error}")),
     };
-    if let (Some(ip), Some(mask)) = (unit.device.ip, unit.device.mask)
-        && let Some(finding) =
-            crate::net::diagnose::unit_on_the_wire(target, &mac.to_string(), ip, mask, unit.other_subnet)
-    {
+    if let Some(finding) = unit.finding_at(target, &mac.to_string()) {
         report.finding = finding;
     }
     report.addp = Some(unit);

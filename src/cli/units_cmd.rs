@@ -302,14 +302,8 @@ fn write_out(path: Option<&std::path::Path>, text: &[u8], context: &Context) -> 
             Err(error) => Err(context.fail(format!("cannot write to stdout: {error}"), Outcome::Environment)),
         };
     };
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let written = tempfile::NamedTempFile::new_in(folder).and_then(|mut file| {
-        file.write_all(text)?;
-        file.as_file().sync_all()?;
-        file.persist(path).map_err(|error| error.error)?;
-        Ok(())
-    });
-    match written {
+    // CSV and JSON are UTF-8: the reports' atomic writer serves.
+    match crate::pipeline::report::write_atomically(path, &String::from_utf8_lossy(text)) {
         Ok(()) => Ok(Outcome::Success),
         Err(error) => Err(context.fail(format!("cannot write {}: {error}", path.display()), Outcome::Environment)),
     }

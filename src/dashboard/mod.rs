@@ -343,7 +343,7 @@ async fn metrics_text(State(app): State<App>) -> Result<Response, Fault> {
     let mut data = match totals.as_ref() {
         Some(kept) if kept.changes == changes || kept.at.elapsed() < METRICS_MAX_AGE => kept.data.clone(),
         _ => {
-            let data = app.store.metrics(now).await?;
+            let data = app.store.metrics().await?;
             *totals = Some(Totals { changes, at: std::time::Instant::now(), data: data.clone() });
             data
         }

@@ -102,7 +102,10 @@ pub fn diagnose_with_console(target: Ipv4Addr, evidence: &Evidence, log: &BootLo
         );
     }
 
-    if boot.network_configured.is_none() && boot.addresses.is_empty() && boot.ftp_ready.is_none() {
+    // Still booting only when the banner was seen: a log that starts after
+    // it (say, only `FTP Server not started`) is judged by its own lines.
+    let banner_seen = boot.version.is_some() || boot.key_window.is_some();
+    if banner_seen && boot.network_configured.is_none() && boot.addresses.is_empty() && boot.ftp_ready.is_none() {
         let last = log.lines.iter().rposition(|l| !l.text.trim().is_empty()).unwrap_or(boot.first_line);
         let lines: Vec<usize> = [boot.version, boot.key_window, Some(last)].into_iter().flatten().collect();
         let window = boot.key_window.map(&quote).unwrap_or_else(|| "no `Press any key` line yet".into());

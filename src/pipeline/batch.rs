@@ -9,10 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Semaphore, watch};
 
-use sha2::{Digest, Sha256};
-
 use super::device::{DeviceJob, RunContext, run_device};
-use super::journal::{Journal, JournalError, done_steps, hex, now};
+use super::journal::{Journal, JournalError, done_steps, file_sha256, now};
 use super::recording::RunRecording;
 use super::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, rfc3339};
 use crate::failure::{Classify, FailureClass};
@@ -184,7 +182,7 @@ async fn begin_recording(
         report.error = Some(error);
         Box::new(report)
     };
-    let profile_sha256 = std::fs::read(&job.profile_path).map(|bytes| hex(&Sha256::digest(&bytes))).unwrap_or_default();
+    let profile_sha256 = file_sha256(&job.profile_path).unwrap_or_default();
     let start = RunStart {
         id: new_id(),
         unit_mac: normalise_mac(job.values.get("mac").unwrap_or_default()),

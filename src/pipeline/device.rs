@@ -311,16 +311,11 @@ fn resolve(job: &DeviceJob) -> Result<Resolved, Failure> {
         ..Failure::new(FailureClass::Input, "")
     })?;
     let for_digest = profile::resolve(&loaded, &job.values, ResolveMode::Display).ok();
-    let bytes = std::fs::read(&job.profile_path).map_err(|error| {
+    let profile_sha256 = super::journal::file_sha256(&job.profile_path).map_err(|error| {
         let shown = job.profile_path.display();
         Failure::new(FailureClass::Environment, format!("cannot read profile {shown} to hash it: {error}"))
     })?;
-    Ok(Resolved {
-        profile: resolved,
-        for_digest,
-        base_dir: loaded.base_dir().to_path_buf(),
-        profile_sha256: hex(&Sha256::digest(&bytes)),
-    })
+    Ok(Resolved { profile: resolved, for_digest, base_dir: loaded.base_dir().to_path_buf(), profile_sha256 })
 }
 
 /// SHA-256 of every image the steps will send, read and checked before
@@ -502,9 +497,7 @@ async fn run_step(
 /// inventory's `mac`): asked by ADDP, its reply may show it on the wire at
 /// another address (`wrong-address`) or on another subnet (`wrong-subnet`).
 async fn locate_by_addp(host: Ipv4Addr, mac: arp::Mac) -> Option<Finding> {
-    let unit = crate::addp::client::locate(host, mac).await.ok()??;
-    let (ip, mask) = (unit.device.ip?, unit.device.mask?);
-    crate::net::diagnose::unit_on_the_wire(host, &mac.to_string(), ip, mask, unit.other_subnet)
+    crate::addp::client::locate(host, mac).await.ok()??.finding_at(host, &mac.to_string())
 }
 
 /// `addp_configure`: the network block's settings to the unit with the

@@ -252,6 +252,12 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// SHA-256 (hex) of a file's bytes: the profile that ran, as journals,
+/// reports, station runs and `batch --db` record it.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    Ok(hex(&Sha256::digest(std::fs::read(path)?)))
+}
+
 /// What resume does with one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resume {

@@ -245,8 +245,6 @@ pub struct BootLogReader {
     partial: Vec<u8>,
     /// The time of the first byte of the pending line.
     partial_at: Option<Duration>,
-    /// The pending line is longer than [`MAX_LINE`]: the rest is dropped.
-    overlong: bool,
 }
 
 impl BootLogReader {
@@ -256,16 +254,14 @@ impl BootLogReader {
             if byte == b'\n' {
                 let line = std::mem::take(&mut self.partial);
                 let line_at = self.partial_at.take().or(at);
-                self.overlong = false;
                 self.push(line_at, &line, true);
             } else {
                 if self.partial.is_empty() && self.partial_at.is_none() {
                     self.partial_at = at;
                 }
+                // A line longer than MAX_LINE keeps its start; the rest is dropped.
                 if self.partial.len() < MAX_LINE {
                     self.partial.push(byte);
-                } else {
-                    self.overlong = true;
                 }
             }
         }

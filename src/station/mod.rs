@@ -23,11 +23,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::failure::{Classify, FailureClass};
-use crate::pipeline::journal::hex;
 use crate::pipeline::report::StepRecord;
 use crate::profile::{CheckOptions, ProfileError};
 use crate::progress::Progress;
@@ -211,9 +209,8 @@ pub async fn run_station(
     // Everything is checked before a port is opened or a row written.
     let profile_path = station.profile_path();
     let profile = crate::profile::load(&profile_path, CheckOptions { strict: options.strict })?;
-    let profile_bytes = std::fs::read(&profile_path)
+    let profile_sha256 = crate::pipeline::journal::file_sha256(&profile_path)
         .map_err(|source| StationError::ProfileRead { path: profile_path.clone(), source })?;
-    let profile_sha256 = hex(&Sha256::digest(&profile_bytes));
     let database = match &options.database {
         Some(url) => url.clone(),
         None => DbUrl::parse(station.file.database.as_deref().unwrap_or("sqlite:flashline.db"), station.base_dir())?,
@@ -226,13 +223,14 @@ pub async fn run_station(
     let heartbeat = station.file.heartbeat.clone();
     let profile_name = profile.profile.name.clone();
     let operator_row = operator.clone();
+    let started_ms = now_ms();
     let row = |state: &str| StationRow {
         name: name.clone(),
         host: hostname(),
         pid: i64::from(std::process::id()),
         profile_name: profile_name.clone(),
         operator: operator_row.clone(),
-        started_ms: now_ms(),
+        started_ms,
         heartbeat_ms: now_ms(),
         heartbeat_expiry_ms: heartbeat.expiry.0.as_millis() as i64,
         state: state.into(),

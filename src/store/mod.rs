@@ -612,7 +612,8 @@ async fn interrupt(
 /// A MAC as the units table keys it: `00-40-9d-01-02-03` and
 /// `00:40:9D:01:02:03` are the same unit.
 pub fn normalise_mac(text: &str) -> String {
-    text.trim().replace('-', ":").to_ascii_uppercase()
+    // One canonical form with the read side: bare hex and any separator too.
+    queries::canonical_mac(text).unwrap_or_else(|| text.trim().replace('-', ":").to_ascii_uppercase())
 }
 
 /// Milliseconds since the Unix epoch.

@@ -27,8 +27,10 @@ pub struct Recorder {
     store: Store,
     spool: AnyPool,
     spool_url: DbUrl,
-    /// Serializes records: the spool keeps their order.
-    order: Arc<Mutex<()>>,
+    /// Serializes records (the spool keeps their order) and holds whether
+    /// the spool may hold records: known here, so a record on the way to a
+    /// healthy database costs no spool query.
+    spool_used: Arc<Mutex<bool>>,
     healthy: Arc<watch::Sender<bool>>,
 }
 
@@ -48,7 +50,7 @@ impl Recorder {
             store,
             spool: pool,
             spool_url: spool.clone(),
-            order: Arc::new(Mutex::new(())),
+            spool_used: Arc::new(Mutex::new(true)),
             healthy: Arc::new(healthy),
         };
         recorder.deliver().await;
@@ -73,8 +75,8 @@ impl Recorder {
     /// nothing waits in the spool, else into the spool. Errors only when
     /// the spool itself cannot be written (the station's disk).
     pub async fn record(&self, record: Record) -> Result<(), StoreError> {
-        let _order = self.order.lock().await;
-        if self.spooled().await? == 0 {
+        let mut spool_used = self.spool_used.lock().await;
+        if !*spool_used {
             match apply(&self.store, &record).await {
                 Ok(()) => return Ok(()),
                 Err(_) => self.set_healthy(false),
@@ -84,26 +86,20 @@ impl Recorder {
         sqlx::query("INSERT INTO spool (record) VALUES ($1)").bind(text).execute(&self.spool).await.map_err(|e| {
             StoreError::Query { url: self.spool_url.redacted(), what: "spooling a record", message: e.to_string() }
         })?;
+        *spool_used = true;
         Ok(())
-    }
-
-    /// Records waiting in the spool.
-    pub async fn spooled(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) FROM spool").fetch_one(&self.spool).await.map_err(|e| {
-            StoreError::Query { url: self.spool_url.redacted(), what: "reading the spool", message: e.to_string() }
-        })?;
-        Ok(row.get::<i64, _>(0))
     }
 
     /// Delivers the spool in order; stops at the first record the database
     /// does not take. Returns whether the spool is empty.
     pub async fn deliver(&self) -> bool {
-        let _order = self.order.lock().await;
+        let mut spool_used = self.spool_used.lock().await;
         for _ in 0..100_000 {
             let next =
                 sqlx::query("SELECT seq, record FROM spool ORDER BY seq LIMIT 1").fetch_optional(&self.spool).await;
             let Ok(next) = next else { return false };
             let Some(row) = next else {
+                *spool_used = false;
                 self.set_healthy(true);
                 return true;
             };
@@ -129,7 +125,8 @@ impl Recorder {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.changed() => {}
             }
-            if !*self.healthy.borrow() || self.spooled().await.unwrap_or(0) > 0 {
+            let waiting = *self.spool_used.lock().await;
+            if waiting || !*self.healthy.borrow() {
                 self.deliver().await;
             }
         }
