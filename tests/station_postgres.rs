@@ -201,7 +201,7 @@ fn the_database_stopped_mid_shift_loses_and_duplicates_nothing() {
     let (all, distinct) = steps.split_once('|').unwrap();
     assert_eq!(all, distinct, "no step written twice: {log}");
     let passed_steps =
-        psql(&server, "SELECT COUNT(*) FROM steps JOIN runs ON runs.id = run_id WHERE outcome = 'passed'");
+        psql(&server, "SELECT COUNT(*) FROM steps JOIN runs ON runs.id = run_id WHERE runs.outcome = 'passed'");
     assert_eq!(passed_steps, (passed * 3).to_string(), "{log}");
     let failed_runs_with_steps = psql(
         &server,
