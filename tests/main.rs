@@ -19,6 +19,7 @@ mod pcap;
 mod pipeline;
 mod ports;
 mod profile_check;
+mod promises_batch;
 mod promises_profile;
 mod serial;
 mod serial_net;
