@@ -21,6 +21,7 @@ mod ports;
 mod profile_check;
 mod promises_batch;
 mod promises_exs;
+mod promises_net;
 mod promises_profile;
 mod serial;
 mod serial_net;
