@@ -23,6 +23,7 @@ mod promises_batch;
 mod promises_exs;
 mod promises_net;
 mod promises_profile;
+mod promises_serial;
 mod serial;
 mod serial_net;
 mod serial_tap;
