@@ -20,6 +20,7 @@ mod pipeline;
 mod ports;
 mod profile_check;
 mod promises_batch;
+mod promises_cli;
 mod promises_exs;
 mod promises_net;
 mod promises_profile;
