@@ -6,7 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flashline::sim::netos_ftp::{Firmware, FtpBehaviour, FtpScenario, NetosFtp};
 use serde_json::Value;
@@ -74,11 +74,20 @@ async fn ctrl_c_in_a_batch_lets_running_steps_end_starts_nothing_new_and_writes_
         let journal = journal.clone();
         move || {
             let mut batch = LineChild::spawn(&mut command);
-            // stderr is not a terminal: the batch prints a plain line per event.
-            batch.line_matching(Duration::from_secs(30), |l| l == "unit-0: started");
-            batch.line_matching(Duration::from_secs(30), |l| l == "unit-1: started");
-            // Both are now in wait_for_network, polling a closed port.
-            std::thread::sleep(Duration::from_millis(300));
+            // stderr is not a terminal: the batch prints a plain line per
+            // event, the network wait's timeline among them. Once both
+            // devices have seen their port closed, both are inside
+            // wait_for_network, polling.
+            let mut polling = [false, false];
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while polling != [true, true] {
+                let line = batch.line_matching(deadline.saturating_duration_since(Instant::now()), |l| {
+                    l.contains("port 2121 closed")
+                });
+                for (i, seen) in polling.iter_mut().enumerate() {
+                    *seen |= line.starts_with(&format!("unit-{i}: "));
+                }
+            }
             batch.interrupt();
             batch.line_matching(Duration::from_secs(10), |l| l.starts_with("stopping: no new device starts"));
             (batch, std::fs::read_to_string(&journal).unwrap_or_default())

@@ -223,8 +223,9 @@ fn addp_set_ip_is_retried_when_packets_are_lost() {
             .in_station(flashline_bin())
             .env("FLASHLINE_ADDP_PASSWORD", "password")
             .args(["addp", "set-ip", mac, "--ip", &pair.absent_ip.to_string(), "--mask", "255.255.255.248"])
-            // One cookie: one packet per attempt.
-            .args(["--address", &pair.dut_ip.to_string(), "--cookie", "DVKT", "--wait", "500ms", "--retries", retries])
+            // One cookie: one packet per attempt; 2 s per attempt is room for a
+            // loaded runner (a late answer would count as a lost packet).
+            .args(["--address", &pair.dut_ip.to_string(), "--cookie", "DVKT", "--wait", "2s", "--retries", retries])
             .output_within(FLASHLINE);
         let (stdout, stderr) = text(&output);
         (output.status.code(), stdout, stderr)
