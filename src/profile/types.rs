@@ -531,8 +531,9 @@ pub struct FtpUpload {
     /// How long the restart may take.
     #[serde(default = "default_restart_wait")]
     pub restart_timeout: HumanDuration,
-    /// Regex the console prints when the flash is written, checked when the
-    /// serial console is attached, e.g. `Flash download complete`.
+    /// Reserved: a regex the console prints when the flash is written. Not
+    /// supported yet (the upload does not watch the console), so `profile
+    /// check` refuses it rather than accept a check that never runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_done: Option<String>,
     /// Retries after a dropped connection.

@@ -468,7 +468,16 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                         .warning(&base, "no wait_for_network before the upload")
                         .help("the device may not be listening yet; add a wait_for_network step for port 21 first");
                 }
-                check_regex(problems, &format!("{base}.console_done"), s.console_done.as_deref());
+                // Accepted and ignored would let a profile promise a check
+                // that never runs: refused until the upload watches the console.
+                if s.console_done.is_some() {
+                    problems
+                        .error(
+                            &format!("{base}.console_done"),
+                            "console_done is not supported yet: flashline does not watch the console during the upload",
+                        )
+                        .help("remove it; `wait_for_restart: true` detects the restart after the flash is written on the network");
+                }
                 if s.retries > 100 {
                     problems.error(&format!("{base}.retries"), format!("{} retries is more than 100", s.retries));
                 }
