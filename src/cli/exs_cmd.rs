@@ -439,12 +439,9 @@ fn print_decoded(index: usize, frame: &DecodedFrame, context: &Context) {
 }
 
 fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
-    let bytes = match std::fs::read(&args.file) {
+    let bytes = match crate::input_file::read(&args.file, &crate::input_file::EXS_CONFIG) {
         Ok(bytes) => bytes,
-        Err(error) => {
-            let error = ReadError { path: args.file.clone(), error };
-            return fail(&error, args.json, context);
-        }
+        Err(error) => return fail(&error, args.json, context),
     };
     let message_timestamp = match (args.message_timestamp, args.no_message_timestamp) {
         (true, _) => Some(true),
@@ -496,18 +493,4 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
         println!("{file}: {} ({errors} errors, {warnings} warnings)", context.out.error("would be refused"));
     }
     outcome
-}
-
-/// A file named on the command line that cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read {}: {error}", path.display())]
-struct ReadError {
-    path: std::path::PathBuf,
-    error: std::io::Error,
-}
-
-impl Classify for ReadError {
-    fn class(&self) -> FailureClass {
-        FailureClass::Environment
-    }
 }
