@@ -439,7 +439,7 @@ fn unreadable_profile_is_an_environment_error() {
     let output = run_flashline(&["profile", "check", "/nonexistent/flashline/p.yaml"]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("cannot read /nonexistent/flashline/p.yaml"), "{stderr}");
+    assert!(stderr.contains("cannot read profile /nonexistent/flashline/p.yaml"), "{stderr}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use super::output::terminal_safe;
 use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::exs::config_file::{self, ConfigRules, Severity};
@@ -462,14 +463,16 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
         context.print_json(&json);
         return outcome;
     }
-    let file = args.file.display();
+    // The file's own text is quoted in the problems: escaped, so codes in it
+    // cannot drive the terminal.
+    let file = terminal_safe(&args.file.display().to_string());
     for problem in &report.problems {
         let severity = match problem.severity {
             Severity::Error => context.out.error("error"),
             Severity::Warning => context.out.warning("warning"),
         };
-        let place = problem.line.map_or_else(|| format!("{file}"), |line| format!("{file}:{line}"));
-        let mut text = format!("{place}: {severity}: {}", problem.message);
+        let place = problem.line.map_or_else(|| file.clone(), |line| format!("{file}:{line}"));
+        let mut text = format!("{place}: {severity}: {}", terminal_safe(&problem.message));
         match (&problem.status, &problem.more_status) {
             (Some(status), Some(more)) => text.push_str(&format!(
                 "\n  {} status {:#06x}, more status {} ({})",
