@@ -116,9 +116,9 @@ impl InputFileError {
 
 /// `16 MiB`, `64 KiB`: limits as people write them.
 fn size(bytes: u64) -> String {
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
-    } else if bytes >= KIB && bytes % KIB == 0 {
+    } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
         format!("{} KiB", bytes / KIB)
     } else {
         format!("{bytes} bytes")
@@ -215,7 +215,9 @@ pub fn probe(path: &Path, kind: &Kind) -> Result<u64, InputFileError> {
     let mut opened = open(path, kind)?;
     let mut first = [0u8; 1];
     match opened.file.read(&mut first) {
-        Ok(_) => Ok(opened.bytes),
+        // Emptied since the stat: nothing to send after all.
+        Ok(0) if !kind.may_be_empty => Err(InputFileError::Empty { noun: kind.noun, path: path.to_path_buf() }),
+        Ok(_read) => Ok(opened.bytes),
         Err(source) => Err(InputFileError::Unreadable { noun: kind.noun, path: path.to_path_buf(), source }),
     }
 }
