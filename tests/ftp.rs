@@ -253,7 +253,7 @@ fn a_refused_connection_carries_the_diagnosis() {
         .args(["ftp", "put", "/nonexistent/rom.bin", "--host", "127.0.0.1", "--port", &port])
         .output_within(FLASHLINE);
     assert_eq!(output.status.code(), Some(3));
-    assert!(text(&output).1.contains("cannot read /nonexistent/rom.bin"));
+    assert!(text(&output).1.contains("cannot read image /nonexistent/rom.bin"));
 }
 
 /// A self-signed certificate for 127.0.0.1 made with openssl: (cert, key).
