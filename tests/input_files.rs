@@ -311,3 +311,22 @@ fn exs_config_files_and_boot_logs_that_are_no_regular_file_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_password_file_that_is_no_regular_file_is_refused_before_anything_is_sent() {
+    let bench = Bench::new();
+    // Unicast to a loopback port nobody serves: even were the file read,
+    // nothing could leave this host (the network rule).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    for (path, what) in bench.wrong_paths() {
+        let mut command = flashline();
+        command
+            .args(["addp", "reboot", "00:40:9d:00:00:01", "--address", "127.0.0.1", "--port", &port, "--retries", "0"])
+            .args(["--wait", "100ms", "--password-file"])
+            .arg(&path);
+        expect(&mut command, 2, &format!("secret file {} {what}", path.display()));
+    }
+    silent.set_nonblocking(true).unwrap();
+    assert!(silent.recv_from(&mut [0u8; 1500]).is_err(), "an ADDP request was sent");
+}
