@@ -62,6 +62,7 @@ mod tests {
     use crate::exs::job::ExsError;
     use crate::exs::trace::TraceError;
     use crate::ftp::FtpError;
+    use crate::input_file::InputFileError;
     use crate::pipeline::batch::BatchError;
     use crate::pipeline::journal::JournalError;
     use crate::serial::console::ConsoleError;
@@ -92,7 +93,17 @@ mod tests {
         let io = || std::io::Error::other("x");
         let s = || String::from("x");
         let check = |error: &dyn Classify, class: FailureClass, what: &str| assert_eq!(error.class(), class, "{what}");
-        check(&crate::profile::ProfileError::Read { path: path(), source: io() }, Environment, "profile unreadable");
+        let unreadable = || InputFileError::Unreadable { noun: "x", path: path(), source: io() };
+        let empty = || InputFileError::Empty { noun: "x", path: path() };
+        check(&unreadable(), Environment, "input file unreadable");
+        check(&InputFileError::NotRegular { noun: "x", path: path(), what: "is a FIFO" }, Input, "input file a FIFO");
+        check(
+            &InputFileError::TooLarge { noun: "x", path: path(), bytes: None, limit: 1 },
+            Input,
+            "input file too large",
+        );
+        check(&empty(), Input, "input file empty");
+        check(&crate::profile::ProfileError::Read(unreadable()), Environment, "profile unreadable");
         check(&crate::profile::ProfileError::Invalid { path: path(), problems: vec![] }, Input, "profile invalid");
         check(&crate::serial::port::PortError::InUse { path: path() }, Environment, "port in use");
         check(&crate::serial::port::PortError::NotFound { path: path() }, Environment, "port missing");
@@ -111,7 +122,8 @@ mod tests {
             check(&PortError::Name(NameError::Ambiguous { name: s(), matches: vec![] }), Input, "ambiguous name");
         }
         check(&StepError::BadPattern { pattern: s(), message: s() }, Input, "bad regex");
-        check(&StepError::ImageUnreadable { path: s(), message: s() }, Environment, "image unreadable");
+        check(&StepError::ImageUnreadable(unreadable()), Environment, "image unreadable");
+        check(&StepError::ImageUnreadable(empty()), Input, "image empty");
         check(&StepError::ImageInvalid { path: s(), check: ImageCheck::NoHeader }, Input, "image fails bootHdr");
         {
             use crate::serial::dialog::DialogFailure;
@@ -137,6 +149,7 @@ mod tests {
         check(&crate::net::NetError::Io { what: s(), source: io() }, Environment, "socket error");
         check(&crate::net::NetError::Resolve { host: s(), detail: None }, Input, "name does not resolve");
         check(&FtpError::LocalFile { path: path(), error: s() }, Environment, "local file");
+        check(&FtpError::Image(empty()), Input, "empty local file");
         check(&FtpError::CredentialsRefused { host: s(), port: 21, users: vec![], reply: s() }, Device, "530");
         check(&FtpError::FileRefused { command: "STOR", remote: s(), reply: s() }, Device, "550");
         check(&FtpError::CommandRefused { host: s(), port: 21, command: s(), reply: s() }, Device, "PASV refused");
@@ -153,7 +166,7 @@ mod tests {
         check(&FtpError::Tls { host: s(), port: 21, error: s() }, Device, "TLS");
         check(&FtpError::Restart { host: s(), what: "come back", timeout: Duration::ZERO }, Device, "restart");
         check(&ExsError::BadInput { field: "f", message: s() }, Input, "EXS argument");
-        check(&ExsError::ReadConfig { path: path(), source: io() }, Environment, "EXS config unreadable");
+        check(&ExsError::ReadConfig(unreadable()), Environment, "EXS config unreadable");
         check(&ClientError::Connect { peer: s(), source: io() }, Device, "controller refused");
         check(
             &ClientError::Timeout { message: s(), seq: 1, peer: s(), waited: Duration::ZERO, seen: vec![] },

@@ -30,6 +30,9 @@
 //!   path): units, runs and steps, address leases, station heartbeats.
 //! - [`dashboard`]: the line dashboard, a read-only web server over the unit
 //!   database: pages, live updates, a JSON API and Prometheus metrics.
+//! - [`input_file`]: reading a file the user named (profile, image,
+//!   journal...): regular files only, never blocking on a FIFO, read with a
+//!   cap per kind of file; empty images refused.
 //! - [`failure`]: the one failure taxonomy (input, environment, device) that
 //!   exit codes and reports derive from.
 //! - [`progress`]: the one progress channel the library reports through and
@@ -48,6 +51,7 @@ pub mod dashboard;
 pub mod exs;
 pub mod failure;
 pub mod ftp;
+pub mod input_file;
 pub mod net;
 pub mod pipeline;
 pub mod profile;

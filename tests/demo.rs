@@ -319,3 +319,17 @@ async fn batch_db_records_every_device_in_the_unit_database() {
     let images = query("SELECT images FROM runs LIMIT 1");
     assert!(images.contains("image.bin") && images.contains("sha256"), "{images}");
 }
+
+#[test]
+fn demo_keep_with_a_relative_folder_runs_and_keeps_its_files() {
+    // Before: the inventory's profile paths became `kept/kept/...` and every
+    // device failed on a missing profile.
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        flashline().current_dir(dir.path()).args(["demo", "--devices", "1", "--keep", "kept"]).output_within(FLASHLINE);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let kept = dir.path().join("kept");
+    assert!(journal_lines(&kept.join("journal.jsonl")) > 0, "{stdout}\n{stderr}");
+    assert!(kept.join("sim-netos.yaml").is_file());
+}

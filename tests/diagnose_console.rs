@@ -155,7 +155,7 @@ fn boot_log_files_a_real_banner_and_a_transcript() {
         .output_within(FLASHLINE);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("cannot read the boot log") && stderr.contains("missing.log"), "{stderr}");
+    assert!(stderr.contains("cannot read boot log") && stderr.contains("missing.log"), "{stderr}");
 }
 
 fn transcript_file(dir: &Path, ip: Ipv4Addr) -> std::path::PathBuf {

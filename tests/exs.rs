@@ -652,3 +652,16 @@ fn exs_sim_csp_subcommand_serves_a_query() {
         lines.by_ref().take(10).map_while(Result::ok).take_while(|l| !l.contains("closed")).collect();
     assert!(printed.iter().any(|l| l.contains("set local matrix server IP address = 127.0.0.7")), "{printed:?}");
 }
+
+#[test]
+fn check_config_shows_escape_codes_in_the_file_instead_of_obeying_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hostile.cfg");
+    // A line with no '=' is quoted in its problem: with the codes in it.
+    std::fs::write(&file, "EXCPU_LOAD=loads/excpu.bin:SAVE_LOAD_TRUE\n\u{1b}[2J\u{1b}]0;pwned\u{7}\n").unwrap();
+    let output = run_flashline(&["exs", "check-config", file.to_str().unwrap()]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stdout.contains("`\\u{1b}[2J\\u{1b}]0;pwned\\u{7}` has no '='"), "{stdout}");
+    assert!(!stdout.contains('\u{1b}') && !stdout.contains('\u{7}'), "{stdout:?}");
+}

@@ -1,5 +1,6 @@
 //! `flashline ftp put` against a real vsftpd started by each test on
-//! 127.0.0.1: files of 0 B, 1 B and 64 MiB arrive intact, a connection cut
+//! 127.0.0.1: files of 1 B and 64 MiB arrive intact (an empty one is
+//! refused before connecting: tests/input_files.rs), a connection cut
 //! mid-transfer ends in a verified retry or a clear failure, and 530, 550, 421
 //! and a refused connection are each reported with their class. The default
 //! `auto` mode falls back to PORT when passive mode is refused; a server that
@@ -77,14 +78,14 @@ fn put(port: u16, args: &[&str]) -> (Option<i32>, Value, String) {
 }
 
 #[test]
-fn files_of_0_1_and_64_mib_arrive_intact() {
+fn files_of_1_b_and_64_mib_arrive_intact() {
     if !vsftpd_here() {
         return;
     }
     let port = free_port();
     let (_server, up) = Vsftpd::anonymous_upload(port, &[]);
     let dir = tempfile::tempdir().unwrap();
-    for (name, size) in [("empty.bin", 0usize), ("one.bin", 1), ("image.bin", 64 << 20)] {
+    for (name, size) in [("one.bin", 1usize), ("image.bin", 64 << 20)] {
         let local = make_file(dir.path(), name, size);
         for verify in ["size", "readback"] {
             let remote = format!("up/{verify}-{name}");
@@ -252,7 +253,7 @@ fn a_refused_connection_carries_the_diagnosis() {
         .args(["ftp", "put", "/nonexistent/rom.bin", "--host", "127.0.0.1", "--port", &port])
         .output_within(FLASHLINE);
     assert_eq!(output.status.code(), Some(3));
-    assert!(text(&output).1.contains("cannot read /nonexistent/rom.bin"));
+    assert!(text(&output).1.contains("cannot read image /nonexistent/rom.bin"));
 }
 
 /// A self-signed certificate for 127.0.0.1 made with openssl: (cert, key).

@@ -225,12 +225,13 @@ async fn scenarios_give_their_findings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn images_of_0_1_and_64_mib_reach_the_simulated_flash_intact() {
+async fn images_of_1_b_and_64_mib_reach_the_simulated_flash_intact() {
     let dir = tempfile::tempdir().unwrap();
     let address = address(17);
     let device = NetosFtp::start(address, fast(Firmware::Netos6, FtpScenario::Normal), dir.path());
     drop(connect_when_up(address));
-    for (writes, size) in [0usize, 1, 64 << 20].into_iter().enumerate() {
+    // (An empty image is refused before connecting: tests/input_files.rs.)
+    for (writes, size) in [1usize, 64 << 20].into_iter().enumerate() {
         let image = dir.path().join("image.bin");
         let bytes: Vec<u8> = (0..size as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         std::fs::write(&image, &bytes).unwrap();

@@ -123,6 +123,12 @@ fn malformed_cases() -> Vec<Case> {
             "17:22: error: steps[2].wait_for_network.ports[0].port: 70000 is out of range (0..=65535)",
         ),
         case(
+            "a negative count: a range with only a lower bound",
+            "      files: [{local: rom.bin}]\n",
+            "      files: [{local: rom.bin}]\n      retries: -1\n",
+            "21:16: error: steps[3].ftp_upload.retries: -1 is out of range (at least 0)",
+        ),
+        case(
             "data bits",
             "name: t\n",
             "name: t\nserial: {data_bits: 9}\n",
@@ -439,7 +445,7 @@ fn unreadable_profile_is_an_environment_error() {
     let output = run_flashline(&["profile", "check", "/nonexistent/flashline/p.yaml"]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("cannot read /nonexistent/flashline/p.yaml"), "{stderr}");
+    assert!(stderr.contains("cannot read profile /nonexistent/flashline/p.yaml"), "{stderr}");
 }
 
 #[test]

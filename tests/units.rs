@@ -145,3 +145,52 @@ fn units_with_a_bad_filter_exit_2_naming_it() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn units_export_csv_to_a_terminal_shows_escape_codes_instead_of_obeying_them() {
+    use crate::util::child::{Bounded, FLASHLINE};
+    use std::io::Read;
+    use std::process::Stdio;
+    // A serial number a hostile unit reported: clear the screen, retitle.
+    let hostile = "SN\u{1b}[2J\u{1b}]0;pwned\u{7}";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("line.db");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = flashline::store::Store::open(&flashline::store::DbUrl::sqlite(&path)).await.unwrap();
+        let now = flashline::store::now_ms();
+        line::station(&store, "st-a", now, "running").await;
+        let unit =
+            line::UnitRun { serial: Some(hostile.into()), ..line::UnitRun::passed(&line::mac(7), "st-a", "f1", now) };
+        line::play(&store, &unit).await;
+        store.close().await;
+    });
+    let db = format!("sqlite:{}", path.display());
+
+    // To a pipe: the data unchanged (a CSV file keeps what the unit sent).
+    let piped = run_flashline(&["units", "export", "--csv", "--db", &db]);
+    assert_eq!(piped.status.code(), Some(0), "{}", text(&piped).1);
+    assert!(text(&piped).0.contains(hostile), "{}", text(&piped).0);
+
+    // To a terminal: visible escapes, no ESC or BEL byte reaches the screen.
+    let pty = crate::util::pty::PtyPair::new();
+    let status = crate::util::flashline()
+        .args(["units", "export", "--csv", "--db", &db])
+        .stdout(Stdio::from(std::fs::OpenOptions::new().write(true).open(pty.device_path()).unwrap()))
+        .stderr(Stdio::null())
+        .status_within(FLASHLINE);
+    assert!(status.success());
+    let mut controller = pty.controller;
+    serialport::SerialPort::set_timeout(&mut controller, std::time::Duration::from_millis(500)).unwrap();
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = controller.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    let seen = String::from_utf8_lossy(&seen);
+    assert!(seen.contains("SN\\u{1b}[2J\\u{1b}]0;pwned\\u{7}"), "{seen}");
+    assert!(!seen.contains('\u{1b}') && !seen.contains('\u{7}'), "{seen:?}");
+}

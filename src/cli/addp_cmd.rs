@@ -252,8 +252,10 @@ pub fn run(command: AddpCommand, context: &Context) -> Outcome {
 /// The password from the file or the environment variable; never echoed.
 fn read_password(common: &CommonArgs) -> Result<Password, (String, Outcome)> {
     if let Some(path) = &common.password_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| (format!("cannot read the password file {}: {e}", path.display()), Outcome::Environment))?;
+        let bytes = crate::input_file::read(path, &crate::input_file::SECRET)
+            .map_err(|e| (e.to_string(), Outcome::from(crate::failure::Classify::class(&e))))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| (format!("the password file {} is not UTF-8 text", path.display()), Outcome::BadInput))?;
         let line = text.lines().next().unwrap_or("");
         return Ok(Password(line.as_bytes().to_vec()));
     }

@@ -81,7 +81,15 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
             if let Err(error) = std::fs::create_dir_all(dir) {
                 return context.fail(format!("cannot create {}: {error}", dir.display()), Outcome::Environment);
             }
-            dir.clone()
+            // Absolute: the bench writes these paths into its inventory, whose
+            // relative paths start from the inventory's own folder (a relative
+            // `kept` would become `kept/kept/...`).
+            match std::path::absolute(dir) {
+                Ok(dir) => dir,
+                Err(error) => {
+                    return context.fail(format!("cannot resolve {}: {error}", dir.display()), Outcome::Environment);
+                }
+            }
         }
         None => match tempfile::Builder::new().prefix("flashline-demo-").tempdir() {
             Ok(dir) => {

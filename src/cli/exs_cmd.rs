@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
+use super::output::terminal_safe;
 use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::exs::config_file::{self, ConfigRules, Severity};
@@ -439,12 +440,9 @@ fn print_decoded(index: usize, frame: &DecodedFrame, context: &Context) {
 }
 
 fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
-    let bytes = match std::fs::read(&args.file) {
+    let bytes = match crate::input_file::read(&args.file, &crate::input_file::EXS_CONFIG) {
         Ok(bytes) => bytes,
-        Err(error) => {
-            let error = ReadError { path: args.file.clone(), error };
-            return fail(&error, args.json, context);
-        }
+        Err(error) => return fail(&error, args.json, context),
     };
     let message_timestamp = match (args.message_timestamp, args.no_message_timestamp) {
         (true, _) => Some(true),
@@ -465,14 +463,16 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
         context.print_json(&json);
         return outcome;
     }
-    let file = args.file.display();
+    // The file's own text is quoted in the problems: escaped, so codes in it
+    // cannot drive the terminal.
+    let file = terminal_safe(&args.file.display().to_string());
     for problem in &report.problems {
         let severity = match problem.severity {
             Severity::Error => context.out.error("error"),
             Severity::Warning => context.out.warning("warning"),
         };
-        let place = problem.line.map_or_else(|| format!("{file}"), |line| format!("{file}:{line}"));
-        let mut text = format!("{place}: {severity}: {}", problem.message);
+        let place = problem.line.map_or_else(|| file.clone(), |line| format!("{file}:{line}"));
+        let mut text = format!("{place}: {severity}: {}", terminal_safe(&problem.message));
         match (&problem.status, &problem.more_status) {
             (Some(status), Some(more)) => text.push_str(&format!(
                 "\n  {} status {:#06x}, more status {} ({})",
@@ -496,18 +496,4 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
         println!("{file}: {} ({errors} errors, {warnings} warnings)", context.out.error("would be refused"));
     }
     outcome
-}
-
-/// A file named on the command line that cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read {}: {error}", path.display())]
-struct ReadError {
-    path: std::path::PathBuf,
-    error: std::io::Error,
-}
-
-impl Classify for ReadError {
-    fn class(&self) -> FailureClass {
-        FailureClass::Environment
-    }
 }

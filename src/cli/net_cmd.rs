@@ -274,11 +274,9 @@ async fn save_capture(
 /// The boot log of `--boot-log` or `--console`, with where it came from.
 async fn console_evidence(args: &ConsoleArgs, context: &Context) -> Result<Option<(String, BootLog)>, Outcome> {
     if let Some(path) = &args.boot_log {
-        return match std::fs::read(path) {
+        return match crate::input_file::read(path, &crate::input_file::BOOT_LOG) {
             Ok(bytes) => Ok(Some((path.display().to_string(), BootLog::parse(&bytes)))),
-            Err(error) => {
-                Err(context.fail(format!("cannot read the boot log {}: {error}", path.display()), Outcome::Environment))
-            }
+            Err(error) => Err(context.fail_with(&error)),
         };
     }
     let Some(name) = &args.console else { return Ok(None) };

@@ -80,6 +80,14 @@ impl Painter {
     }
 }
 
+/// Text from outside (a device, a database, a file) made safe to print on a
+/// terminal: every control character (ESC, BEL, CR, a line feed...) becomes
+/// a visible escape such as `\u{1b}`, so what a peer or a file wrote cannot
+/// move the cursor, recolour, retitle the window or hide earlier lines.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}
+
 fn decide(
     choice: ColorChoice,
     terminal: bool,
@@ -97,6 +105,11 @@ fn decide(
 mod tests {
     use super::*;
     use std::ffi::OsStr;
+
+    #[test]
+    fn terminal_safe_shows_control_characters_and_keeps_the_rest() {
+        assert_eq!(terminal_safe("a\x1b[2Jb\x07\r\nc é"), "a\\u{1b}[2Jb\\u{7}\\u{d}\\u{a}c é");
+    }
 
     #[test]
     fn colour_choice() {

@@ -83,7 +83,8 @@ fn check(args: CheckArgs, context: &Context) -> Outcome {
                 FileReport { file: file.clone(), valid, read_error: None, problems }
             }
             Err(error) => {
-                outcome = outcome.worst(Outcome::Environment);
+                // Unreadable: the environment; a FIFO or a folder: bad input.
+                outcome = outcome.worst(Outcome::from(crate::failure::Classify::class(&error)));
                 FileReport {
                     file: file.clone(),
                     valid: false,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::output::terminal_safe as shown;
 use super::{Context, Outcome};
 use crate::store::queries::export::{CSV_HEADER, csv_record};
 use crate::store::queries::when::{format_duration, format_time, parse_time};
@@ -256,6 +257,10 @@ async fn export(args: ExportArgs, context: &Context) -> Result<Outcome, Outcome>
     let filter = filter(&args.filter, context)?;
     let store = context.open_db(&args.db.db).await?;
     let mut writer = if args.csv { Some(csv::Writer::from_writer(Vec::new())) } else { None };
+    // CSV to a terminal is read by a person: a unit's serial number or a
+    // finding holding escape codes must not drive the screen. A file or a
+    // pipe gets the data unchanged (JSON escapes control characters itself).
+    let on_terminal = args.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout());
     if let Some(writer) = &mut writer {
         let _ = writer.write_record(CSV_HEADER);
     }
@@ -268,7 +273,11 @@ async fn export(args: ExportArgs, context: &Context) -> Result<Outcome, Outcome>
         match &mut writer {
             Some(writer) => {
                 for run in &page.runs {
-                    if let Err(error) = writer.write_record(csv_record(run)) {
+                    let mut record = csv_record(run);
+                    if on_terminal {
+                        record = record.map(|field| shown(&field));
+                    }
+                    if let Err(error) = writer.write_record(record) {
                         return Err(context.fail(format!("cannot write CSV: {error}"), Outcome::Environment));
                     }
                 }
@@ -307,11 +316,6 @@ fn write_out(path: Option<&std::path::Path>, text: &[u8], context: &Context) -> 
         Ok(()) => Ok(Outcome::Success),
         Err(error) => Err(context.fail(format!("cannot write {}: {error}", path.display()), Outcome::Environment)),
     }
-}
-
-/// Device text for a terminal: control characters become visible escapes.
-fn shown(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
 fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {

@@ -39,8 +39,9 @@ use crate::profile::{Template, TftpManage, TftpQuery};
 pub enum ExsError {
     #[error("{field}: {message}")]
     BadInput { field: &'static str, message: String },
-    #[error("cannot read the configuration file {}: {source}", path.display())]
-    ReadConfig { path: PathBuf, source: std::io::Error },
+    /// Unreadable (environment), or not a regular file or too large (bad input).
+    #[error(transparent)]
+    ReadConfig(#[from] crate::input_file::InputFileError),
     #[error("configuration file {} would be refused: {}", path.display(), first_error(report))]
     ConfigFile { path: PathBuf, report: ConfigReport },
     #[error("{purpose}: {source}")]
@@ -59,7 +60,7 @@ impl Classify for ExsError {
     fn class(&self) -> FailureClass {
         match self {
             ExsError::BadInput { .. } | ExsError::ConfigFile { .. } => FailureClass::Input,
-            ExsError::ReadConfig { .. } => FailureClass::Environment,
+            ExsError::ReadConfig(error) => error.class(),
             ExsError::Client { source, .. } => source.class(),
             ExsError::Response { .. } => FailureClass::Device,
             ExsError::Serve(source) => source.class(),
@@ -291,7 +292,7 @@ impl TftpManageJob {
         let Some(path) = &self.config_file else {
             return Ok(None);
         };
-        let bytes = std::fs::read(path).map_err(|source| ExsError::ReadConfig { path: path.clone(), source })?;
+        let bytes = crate::input_file::read(path, &crate::input_file::EXS_CONFIG)?;
         let has_timestamp = self.settings.iter().any(|s| matches!(s, DataValue::Timestamp(_)));
         let report = config_file::check(&String::from_utf8_lossy(&bytes), &ConfigRules::default(), Some(has_timestamp));
         if report.has_errors() {

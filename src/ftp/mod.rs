@@ -131,6 +131,10 @@ pub enum FtpError {
     VerifyFailed { remote: String, detail: String },
     #[error("cannot read {}: {error}", path.display())]
     LocalFile { path: PathBuf, error: String },
+    /// A local file to upload: unreadable (environment), or not a regular
+    /// file, empty or too large (bad input); found before any connection.
+    #[error(transparent)]
+    Image(#[from] crate::input_file::InputFileError),
     #[error("{what}: unexpected answer {reply}")]
     Protocol { what: String, reply: String },
     #[error("TLS with {host}:{port} failed: {error}")]
@@ -143,6 +147,7 @@ impl Classify for FtpError {
     fn class(&self) -> FailureClass {
         match self {
             FtpError::LocalFile { .. } => FailureClass::Environment,
+            FtpError::Image(error) => error.class(),
             FtpError::CredentialsRefused { .. }
             | FtpError::FileRefused { .. }
             | FtpError::CommandRefused { .. }

@@ -205,15 +205,13 @@ struct Session {
 /// Uploads every file of `spec`, verified, reporting each file as a
 /// [`TaskKind::FtpFile`] task to `progress`.
 pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<UploadReport, FtpError> {
-    // Every local file is checked before anything is sent: nothing half-done
-    // because the second file was missing.
+    // Every local file is opened and its first byte read before any
+    // connection: an unreadable, empty or wrong file must not become a STOR
+    // of 0 bytes (on NET+OS, an emptied image.bin), nor the second file's
+    // problem leave the first half-done.
     let mut sizes = Vec::new();
     for file in &spec.files {
-        let meta = tokio::fs::metadata(&file.local).await.map_err(|e| local_error(&file.local, e))?;
-        if !meta.is_file() {
-            return Err(local_error(&file.local, std::io::Error::other("not a regular file")));
-        }
-        sizes.push(meta.len());
+        sizes.push(crate::input_file::probe(&file.local, &crate::input_file::IMAGE)?);
     }
     let mut session: Option<Session> = None;
     let mut modes = DataModes::new(spec.mode);

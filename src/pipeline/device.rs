@@ -301,7 +301,7 @@ fn resolve(job: &DeviceJob) -> Result<Resolved, Failure> {
             profile::ProfileError::Invalid { problems, .. } => {
                 problems.iter().filter(|p| p.is_error()).cloned().collect()
             }
-            profile::ProfileError::Read { .. } => Vec::new(),
+            profile::ProfileError::Read(_) => Vec::new(),
         };
         Failure { problems, ..Failure::of(error) }
     })?;

@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::report::ImageHash;
 use crate::failure::{Classify, FailureClass};
+use crate::input_file;
 use crate::profile::{Step, Template};
 
 /// How a step ended.
@@ -74,6 +76,9 @@ pub struct JournalRecord {
 pub enum JournalError {
     #[error("cannot open journal {}: {source}", path.display())]
     Open { path: PathBuf, source: std::io::Error },
+    /// Unreadable (environment), or not a regular file or too large (bad input).
+    #[error(transparent)]
+    File(#[from] crate::input_file::InputFileError),
     #[error("cannot write journal {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
     #[error("journal {} line {line} is not a journal record: {message}", path.display())]
@@ -88,6 +93,7 @@ impl Classify for JournalError {
         match self {
             JournalError::Open { .. } | JournalError::Write { .. } => FailureClass::Environment,
             JournalError::Malformed { .. } => FailureClass::Input,
+            JournalError::File(error) => error.class(),
         }
     }
 }
@@ -102,15 +108,19 @@ impl Journal {
     /// Opens (creating) the journal at `path` and returns what it already
     /// holds.
     pub fn open(path: &Path) -> Result<(Journal, Vec<JournalRecord>), JournalError> {
-        let records = read(path)?;
+        // Read first: a directory, FIFO or device is refused before the
+        // append-open below (which would wait for a FIFO's reader).
+        let bytes = read_bytes(path)?;
+        let records = parse(&bytes, path)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            // Were the path swapped for a FIFO since, fail instead of waiting.
+            .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(|source| JournalError::Open { path: path.to_path_buf(), source })?;
         // A torn last line (the write a kill interrupted) never counted: cut it
         // off so the next record starts on a line of its own.
-        let bytes = std::fs::read(path).map_err(|source| JournalError::Open { path: path.to_path_buf(), source })?;
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
             let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
             file.set_len(keep as u64).map_err(|source| JournalError::Write { path: path.to_path_buf(), source })?;
@@ -134,12 +144,17 @@ impl Journal {
 
 /// Reads a journal; a missing file is an empty journal.
 pub fn read(path: &Path) -> Result<Vec<JournalRecord>, JournalError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(JournalError::Open { path: path.to_path_buf(), source }),
-    };
-    parse(&bytes, path)
+    parse(&read_bytes(path)?, path)
+}
+
+/// A journal's bytes (none when it does not exist yet), as
+/// [`input_file::JOURNAL`] allows: a regular file, capped.
+fn read_bytes(path: &Path) -> Result<Vec<u8>, JournalError> {
+    match input_file::read(path, &input_file::JOURNAL) {
+        Ok(bytes) => Ok(bytes),
+        Err(error) if error.is_not_found() => Ok(Vec::new()),
+        Err(error) => Err(JournalError::File(error)),
+    }
 }
 
 /// The records of a journal's bytes (`path` only names it in errors). A torn
@@ -255,7 +270,8 @@ pub fn hex(bytes: &[u8]) -> String {
 /// SHA-256 (hex) of a file's bytes: the profile that ran, as journals,
 /// reports, station runs and `batch --db` record it.
 pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    Ok(hex(&Sha256::digest(std::fs::read(path)?)))
+    let bytes = input_file::read(path, &input_file::PROFILE).map_err(std::io::Error::other)?;
+    Ok(hex(&Sha256::digest(bytes)))
 }
 
 /// What resume does with one step.

@@ -41,7 +41,7 @@ impl Inventory {
 
     /// Reads and checks an inventory (`.csv` as CSV, anything else as YAML).
     pub fn load(path: &Path) -> Result<Inventory, ProfileError> {
-        let text = read_text(path)?;
+        let text = read_text(path, &crate::input_file::INVENTORY)?;
         let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         let (rows, mut problems) = if is_csv { parse_csv(path, &text) } else { parse_yaml(path, &text) };
         let base = match path.parent() {
@@ -257,9 +257,9 @@ fn check_rows(path: &Path, base: &Path, rows: Vec<Row>, problems: &mut Vec<Probl
         }
         let profile = get("profile").map(|(_, p, at)| (base.join(p), *at));
         if let Some((file, at)) = &profile
-            && !file.is_file()
+            && let Some(why) = crate::input_file::unusable(file)
         {
-            problems.push(problem(path, *at, "profile", format!("profile `{}` does not exist", file.display())));
+            problems.push(problem(path, *at, "profile", format!("profile `{}` {why}", file.display())));
         }
         devices.push(Device {
             name: name.clone(),

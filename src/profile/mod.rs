@@ -25,18 +25,16 @@ pub use validate::CheckOptions;
 pub use values::{DeviceValues, ValueSource};
 
 use crate::failure::{Classify, FailureClass};
+use crate::input_file::{self, InputFileError};
 use source::{Position, SourceTree};
 
 /// Why a profile or inventory could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    /// The file could not be read (environment).
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read (environment), or is no regular file
+    /// or too large (bad input).
+    #[error(transparent)]
+    Read(#[from] InputFileError),
     /// The file has problems (bad input). `problems` holds every one, warnings
     /// included.
     #[error("{} has {} problem(s)", path.display(), problems.iter().filter(|p| p.is_error()).count())]
@@ -46,7 +44,7 @@ pub enum ProfileError {
 impl Classify for ProfileError {
     fn class(&self) -> FailureClass {
         match self {
-            ProfileError::Read { .. } => FailureClass::Environment,
+            ProfileError::Read(error) => error.class(),
             ProfileError::Invalid { .. } => FailureClass::Input,
         }
     }
@@ -84,9 +82,9 @@ pub fn schema() -> serde_json::Value {
     serde_json::to_value(schema).expect("a schema is plain JSON")
 }
 
-/// Reads a file, turning a read failure into an environment error.
-pub(crate) fn read_text(path: &Path) -> Result<String, ProfileError> {
-    let bytes = std::fs::read(path).map_err(|source| ProfileError::Read { path: path.to_path_buf(), source })?;
+/// Reads a text file of `kind` (a profile, station file or inventory).
+pub(crate) fn read_text(path: &Path, kind: &input_file::Kind) -> Result<String, ProfileError> {
+    let bytes = input_file::read(path, kind)?;
     String::from_utf8(bytes).map_err(|error| {
         let offset = error.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&error.as_bytes()[..offset]);
@@ -131,10 +129,14 @@ pub fn load(path: &Path, options: CheckOptions) -> Result<LoadedProfile, Profile
 /// The four passes. Returns the profile when it deserialized, and every problem.
 fn load_unchecked(path: &Path) -> Result<(Option<LoadedProfile>, Vec<Problem>), ProfileError> {
     let empty_help = "start from one of the examples in profiles/, or `flashline profile schema`";
-    let (checked, tree, problems) =
-        load_yaml_checked::<Profile>(path, &schema(), "the profile is empty", empty_help, |profile, problems| {
-            validate::validate(profile, base_dir_of(path), problems)
-        })?;
+    let (checked, tree, problems) = load_yaml_checked::<Profile>(
+        path,
+        &input_file::PROFILE,
+        &schema(),
+        "the profile is empty",
+        empty_help,
+        |profile, problems| validate::validate(profile, base_dir_of(path), problems),
+    )?;
     Ok((
         checked.map(|profile| LoadedProfile { path: path.to_path_buf(), tree, profile, warnings: Vec::new() }),
         problems,
@@ -148,12 +150,13 @@ fn load_unchecked(path: &Path) -> Result<(Option<LoadedProfile>, Vec<Problem>), 
 /// problem in file order. `Err` only when the file cannot be read.
 pub(crate) fn load_yaml_checked<T: serde::de::DeserializeOwned>(
     path: &Path,
+    kind: &input_file::Kind,
     schema: &serde_json::Value,
     empty: &str,
     empty_help: &str,
     validate: impl FnOnce(&T, &mut Problems<'_>),
 ) -> Result<(Option<T>, SourceTree, Vec<Problem>), ProfileError> {
-    let text = read_text(path)?;
+    let text = read_text(path, kind)?;
     let (tree, syntax) = SourceTree::parse(&text);
     let mut problems = Problems::new(path, &tree);
     for problem in syntax {
@@ -289,9 +292,9 @@ pub fn resolve_with_env(
                 // value typed on the command line.
                 let base = path_base(template.as_str(), values).unwrap_or_else(|| sources.base_dir.to_path_buf());
                 let full = base.join(&value);
-                if !full.is_file() {
+                if let Some(why) = input_file::unusable(&full) {
                     let from = origin.as_ref().map(|o| format!(", {o}")).unwrap_or_default();
-                    problems.error(path, format!("file `{value}` does not exist ({}{from})", full.display()));
+                    problems.error(path, format!("file `{value}` {why} ({}{from})", full.display()));
                 }
                 // Relative to the profile's folder unless another folder applies.
                 template.0 = if base == sources.base_dir { value } else { full.display().to_string() };

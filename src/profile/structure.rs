@@ -258,11 +258,12 @@ fn scalar_mismatch(schema: &Value, types: &[&str], text: &str) -> Option<String>
         let min = schema.get("minimum").and_then(Value::as_f64);
         let max = schema.get("maximum").and_then(Value::as_f64);
         if min.is_some_and(|m| (value as f64) < m) || max.is_some_and(|m| (value as f64) > m) {
-            return Some(format!(
-                "{value} is out of range ({}..={})",
-                min.map_or("".into(), |m| m.to_string()),
-                max.map_or("".into(), |m| m.to_string())
-            ));
+            let range = match (min, max) {
+                (Some(min), Some(max)) => format!("{min}..={max}"),
+                (Some(min), None) => format!("at least {min}"),
+                (None, _) => format!("at most {}", max.unwrap_or_default()),
+            };
+            return Some(format!("{value} is out of range ({range})"));
         }
         return None;
     }

@@ -124,8 +124,8 @@ fn check_templates(profile: &Profile, base_dir: &Path, problems: &mut Problems<'
                 }
                 Piece::Reference(Reference::File(file)) => {
                     let full = base_dir.join(file);
-                    if !full.is_file() {
-                        problems.error(path, format!("file `{file}` does not exist ({})", full.display()));
+                    if let Some(why) = crate::input_file::unusable(&full) {
+                        problems.error(path, format!("file `{file}` {why} ({})", full.display()));
                     }
                 }
                 Piece::Reference(Reference::Env(_)) | Piece::Literal(_) => {}
@@ -138,8 +138,8 @@ fn check_templates(profile: &Profile, base_dir: &Path, problems: &mut Problems<'
         }
         if role == TemplateRole::Path && !has_references(&pieces) {
             let full = base_dir.join(template.as_str());
-            if !full.is_file() {
-                problems.error(path, format!("file `{}` does not exist ({})", template, full.display()));
+            if let Some(why) = crate::input_file::unusable(&full) {
+                problems.error(path, format!("file `{template}` {why} ({})", full.display()));
             }
         }
     });

@@ -172,14 +172,17 @@ fn value_of(reference: &Reference, sources: &Sources<'_>) -> Result<(String, boo
         },
         Reference::File(path) => {
             let full = sources.base_dir.join(path);
-            match std::fs::read_to_string(&full) {
+            let read = crate::input_file::read(&full, &crate::input_file::SECRET)
+                .map(|bytes| String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string()));
+            match read {
                 // Files written by editors end in a newline that is not part of
                 // the value (a password file, say).
-                Ok(text) => Ok((text.trim_end_matches(['\r', '\n']).to_string(), false)),
-                Err(error) => Err(ExpandError {
-                    message: format!("cannot read `${{file:{path}}}` ({}): {error}", full.display()),
+                Ok(Ok(text)) => Ok((text.trim_end_matches(['\r', '\n']).to_string(), false)),
+                Ok(Err(why)) => Err(ExpandError {
+                    message: format!("cannot read `${{file:{path}}}` ({}): {why}", full.display()),
                     help: None,
                 }),
+                Err(error) => Err(ExpandError { message: format!("`${{file:{path}}}`: {error}"), help: None }),
             }
         }
     }

@@ -27,9 +27,10 @@ pub enum StepError {
     /// Bad input: a regex in the profile or arguments.
     #[error("`{pattern}` is not a valid regex: {message}")]
     BadPattern { pattern: String, message: String },
-    /// Environment: the image file.
-    #[error("cannot read image {path}: {message}")]
-    ImageUnreadable { path: String, message: String },
+    /// The image file: unreadable (environment), or not a regular file,
+    /// empty or too large (bad input).
+    #[error(transparent)]
+    ImageUnreadable(#[from] crate::input_file::InputFileError),
     /// Bad input: the image fails its own check.
     #[error("image {path} is not loadable: {check}")]
     ImageInvalid { path: String, check: ImageCheck },
@@ -49,7 +50,7 @@ impl Classify for StepError {
             // fails its own bootHdr check: the user gave the wrong input, and
             // nothing was sent.
             StepError::BadPattern { .. } | StepError::ImageInvalid { .. } => FailureClass::Input,
-            StepError::ImageUnreadable { .. } => FailureClass::Environment,
+            StepError::ImageUnreadable(error) => error.class(),
             StepError::Console(error) => error.class(),
             StepError::Transfer(error) => error.class(),
             StepError::Dialog(failure) => failure.class(),
@@ -61,12 +62,13 @@ fn compile(pattern: &str) -> Result<Regex, StepError> {
     Regex::new(pattern).map_err(|e| StepError::BadPattern { pattern: pattern.to_string(), message: e.to_string() })
 }
 
-/// Reads an image for `load_image`, refusing a `bootHdr` image that fails
-/// its length or CRC check (it would be flashed and fail at boot).
+/// Reads an image for `load_image`, refusing an empty one, one that is not
+/// a regular file or too large ([`crate::input_file::IMAGE`]), and a
+/// `bootHdr` image that fails its length or CRC check (it would be flashed
+/// and fail at boot).
 pub fn read_image(path: &Path) -> Result<Outgoing, StepError> {
     let shown = path.display().to_string();
-    let data =
-        std::fs::read(path).map_err(|e| StepError::ImageUnreadable { path: shown.clone(), message: e.to_string() })?;
+    let data = crate::input_file::read(path, &crate::input_file::IMAGE)?;
     let check = image::check(&data);
     if matches!(check, ImageCheck::Truncated { .. } | ImageCheck::BadCrc { .. }) {
         return Err(StepError::ImageInvalid { path: shown, check });

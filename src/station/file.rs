@@ -203,6 +203,7 @@ pub fn load(path: &Path) -> Result<LoadedStation, ProfileError> {
     let help = "a station file names `station`, `profile` and `fixtures`: see docs/station.md";
     let (file, _tree, problems) = crate::profile::load_yaml_checked::<StationFile>(
         path,
+        &crate::input_file::STATION,
         &schema(),
         "the station file is empty",
         help,
