@@ -2,7 +2,10 @@
 //! it. A child still running at its deadline is killed, and the test fails
 //! with the command and everything the child printed. Server children die with
 //! the test process (`PR_SET_PDEATHSIG`), so a test killed by nextest's
-//! terminate-after leaves no vsftpd or in.tftpd behind.
+//! terminate-after leaves no vsftpd or in.tftpd behind. Each child leads a
+//! process group of its own, and a child killed at its deadline is killed
+//! with its group: a grandchild (curl under `sh -c`) cannot keep the test
+//! waiting on a pipe it inherited.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -14,8 +17,11 @@ use std::time::{Duration, Instant};
 /// A limit for commands that finish at once (ip, nft, chown, pgrep, kill).
 pub const QUICK: Duration = Duration::from_secs(30);
 /// A limit for a flashline run: its own timeouts end it well before this,
-/// also a 64 MiB upload on a loaded 2-core runner.
-pub const FLASHLINE: Duration = Duration::from_secs(300);
+/// also a 64 MiB upload on a loaded 2-core runner. Shorter than the time
+/// nextest gives an ordinary test (`.config/nextest.toml`: 3 x 60 s), so a
+/// hanging child is killed here, and the test fails with its output, before
+/// nextest kills the test and the output is lost.
+pub const FLASHLINE: Duration = Duration::from_secs(150);
 
 /// `output()` and `status()` with a time limit.
 pub trait Bounded {
@@ -38,7 +44,7 @@ impl Bounded for Command {
         match wait_until(&mut child, Instant::now() + limit) {
             Some(status) => status,
             None => {
-                let _ = child.kill();
+                kill_group(&mut child);
                 let _ = child.wait();
                 panic!(
                     "`{}` still ran after {limit:?}: killed (its output went where the test sent it)",
@@ -63,8 +69,20 @@ pub fn die_with_test(command: &mut Command) -> &mut Command {
 
 fn spawn(command: &mut Command) -> Child {
     let what = describe(command);
-    die_with_test(command).spawn().unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"))
+    die_with_test(command).process_group(0).spawn().unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"))
 }
+
+/// SIGKILL to `child` (not reaped yet) and its process group: whatever it
+/// started goes with it.
+fn kill_group(child: &mut Child) {
+    // Not reaped, so its pid (the group's id) is still its own.
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+    let _ = child.kill();
+}
+
+/// How long the output readers may still take after the child ended (a
+/// grandchild holding the pipes is killed then).
+const READERS_AFTER_EXIT: Duration = Duration::from_secs(5);
 
 fn describe(command: &Command) -> String {
     let mut words = vec![command.get_program().to_string_lossy().into_owned()];
@@ -163,10 +181,41 @@ impl LineChild {
     /// (stderr: every line, also those already read). Kills it and fails
     /// with its output if it runs longer.
     pub fn finish_within(mut self, limit: Duration) -> Output {
-        let status = wait_until(&mut self.child, Instant::now() + limit);
+        let deadline = Instant::now() + limit;
+        let status = wait_until(&mut self.child, deadline);
         if status.is_none() {
-            let _ = self.child.kill();
+            kill_group(&mut self.child);
             let _ = self.child.wait();
+        }
+        // The readers end when every process holding the pipes has: the
+        // child's group was killed above; one the child left behind when it
+        // ended by itself is killed with the group once the deadline (or a
+        // short grace) has passed. The group's id cannot be reused while
+        // one of its members still holds a pipe.
+        let readers_until = deadline.max(Instant::now() + READERS_AFTER_EXIT);
+        let readers = [self.stdout.as_ref().map(|t| t.is_finished()), self.stderr.as_ref().map(|t| t.is_finished())];
+        let mut lingering = false;
+        if readers.iter().any(|done| *done == Some(false)) {
+            let finished = |s: &Self| {
+                s.stdout.as_ref().is_none_or(|t| t.is_finished()) && s.stderr.as_ref().is_none_or(|t| t.is_finished())
+            };
+            while !finished(&self) && Instant::now() < readers_until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !finished(&self) {
+                lingering = true;
+                let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                let give_up = Instant::now() + READERS_AFTER_EXIT;
+                while !finished(&self) && Instant::now() < give_up {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                assert!(
+                    finished(&self),
+                    "`{}`: a process outside its process group still holds its output pipes",
+                    self.what
+                );
+            }
         }
         let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
         if let Some(reader) = self.stderr.take() {
@@ -185,6 +234,13 @@ impl LineChild {
                 String::from_utf8_lossy(&stderr)
             )
         };
+        assert!(
+            !lingering,
+            "`{}` ended, but a process it started still held its output after {limit:?}: killed\nstdout:\n{}\nstderr:\n{}",
+            self.what,
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
         Output { status, stdout, stderr }
     }
 }
@@ -192,7 +248,9 @@ impl LineChild {
 impl Drop for LineChild {
     fn drop(&mut self) {
         if self.stdout.is_some() {
-            let _ = self.child.kill();
+            if matches!(self.child.try_wait(), Ok(None)) {
+                kill_group(&mut self.child);
+            }
             let _ = self.child.wait();
         }
     }
@@ -246,7 +304,7 @@ pub fn measure_within(command: &mut Command, limit: Duration) -> Measured {
         }
         if started.elapsed() >= limit {
             // Not reaped yet, so the pid is still this child's.
-            let _ = child.kill();
+            kill_group(&mut child);
             killed = true;
             continue;
         }
