@@ -309,3 +309,67 @@ fn vsftpd_on_drop_ends_its_sessions_too() {
     }
     drop(stream);
 }
+
+#[test]
+fn a_child_killed_at_its_deadline_takes_its_children_with_it() {
+    let started = std::time::Instant::now();
+    // The grandchild inherits the pipes: were it left running, the readers
+    // (and the test) would wait the 60 s for it.
+    let panicked = std::panic::catch_unwind(|| {
+        std::process::Command::new("sh")
+            .args(["-c", "sleep 60 & echo grandchild=$! >&2; wait"])
+            .output_within(Duration::from_millis(500))
+    });
+    let message = panic_text(panicked.expect_err("the child outlived its deadline"));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}: the grandchild was waited for", started.elapsed());
+    let grandchild: u32 = message
+        .split("grandchild=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in: {message}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive(grandchild) {
+        assert!(std::time::Instant::now() < deadline, "grandchild {grandchild} survived its group's kill");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_child_that_leaves_a_process_holding_its_output_fails_at_the_deadline() {
+    let started = std::time::Instant::now();
+    let panicked = std::panic::catch_unwind(|| {
+        std::process::Command::new("sh").args(["-c", "sleep 60 & echo started"]).output_within(Duration::from_secs(1))
+    });
+    let message = panic_text(panicked.expect_err("its output is held past the deadline"));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}: the leftover process was waited for",
+        started.elapsed()
+    );
+    assert!(message.contains("a process it started still held its output"), "{message}");
+    assert!(message.contains("started"), "with what it printed: {message}");
+}
+
+#[test]
+fn a_flashline_run_is_killed_by_its_own_limit_before_nextest_kills_the_test() {
+    // The default profile's `slow-timeout = { period = "60s", terminate-after = 3 }`.
+    let config = std::fs::read_to_string(crate::util::repo_root().join(".config/nextest.toml")).unwrap();
+    let default = config.split("[[profile.default.overrides]]").next().unwrap();
+    let line = default.lines().find(|l| l.starts_with("slow-timeout")).expect("a default slow-timeout");
+    let number = |key: &str| -> u64 {
+        let rest = line.split(key).nth(1).unwrap_or_else(|| panic!("no {key} in `{line}`"));
+        rest.trim_start_matches([' ', '=', '"'])
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    let nextest = Duration::from_secs(number("period") * number("terminate-after"));
+    assert!(
+        crate::util::child::FLASHLINE + Duration::from_secs(10) < nextest,
+        "FLASHLINE {:?} must end a child well before nextest ends the test at {nextest:?}",
+        crate::util::child::FLASHLINE
+    );
+}
