@@ -218,24 +218,11 @@ fn a_held_closed_port_refuses_and_a_silent_one_never_answers() {
     assert!(message.starts_with("vsftpd: every port tried was taken"), "{message}");
 }
 
-/// The pids of `root` and all its descendants now (from /proc).
+/// `root` and all its descendants now.
 fn descendants(root: u32) -> Vec<u32> {
-    let mut parents = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-        let Some(ppid) = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)) else { continue };
-        parents.push((pid, ppid.parse::<u32>().unwrap_or(0)));
-    }
-    let mut found = vec![root];
-    let mut at = 0;
-    while at < found.len() && found.len() < 10_000 {
-        let parent = found[at];
-        found.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(pid, _)| *pid));
-        at += 1;
-    }
-    found
+    let mut all = vec![root];
+    all.extend(crate::util::child::descendants(root));
+    all
 }
 
 /// Whether `pid` is alive (a zombie counts as gone: it runs nothing).
@@ -292,14 +279,26 @@ fn vsftpd_on_drop_ends_its_sessions_too() {
     let Some(netns) = LoopbackNetns::create() else { return };
     // In a namespace of its own: port 21 is nobody else's.
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], 21));
-    let server = crate::util::vsftpd::Vsftpd::start(Some(&netns.name), std::net::Ipv4Addr::LOCALHOST, 21, &[]);
-    let stream = connect_from(&netns.name, address, Duration::from_secs(5)).expect("vsftpd listens");
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let anon_root = format!("anon_root={}", root.path().display());
+    let lines = ["anonymous_enable=YES", "local_enable=NO", "no_anon_password=YES", anon_root.as_str()];
+    let server = crate::util::vsftpd::Vsftpd::start(Some(&netns.name), std::net::Ipv4Addr::LOCALHOST, 21, &lines);
+    let mut stream = connect_from(&netns.name, address, Duration::from_secs(5)).expect("vsftpd listens");
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut greeting = String::new();
-    std::io::BufReader::new(&stream).read_line(&mut greeting).unwrap();
-    assert!(greeting.starts_with("220"), "{greeting}");
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut reply = |expect: &str| {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with(expect), "{line}");
+    };
+    reply("220");
+    // A logged-in session: vsftpd forks again for it.
+    stream.write_all(b"USER anonymous\r\n").unwrap();
+    reply("230");
     let processes = descendants(server.pid());
-    assert!(processes.len() >= 2, "the listener and the session it forked: {processes:?}");
+    assert!(processes.len() >= 3, "the listener and the session processes it forked: {processes:?}");
     drop(server);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while processes.iter().any(|&pid| alive(pid)) {
@@ -323,8 +322,8 @@ fn a_child_killed_at_its_deadline_takes_its_children_with_it() {
     let message = panic_text(panicked.expect_err("the child outlived its deadline"));
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}: the grandchild was waited for", started.elapsed());
     let grandchild: u32 = message
-        .split("grandchild=")
-        .nth(1)
+        .rsplit("grandchild=")
+        .next()
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|pid| pid.parse().ok())
         .unwrap_or_else(|| panic!("no pid in: {message}"));

@@ -637,8 +637,19 @@ mod tests {
             let mut icbs: Vec<RequestIcb> = values.into_iter().map(RequestIcb::Data).collect();
             icbs.extend(actions.into_iter().map(|a| RequestIcb::action(ActionSubtype::ALL[a])));
             let request = TftpManageRequest { icbs };
-            if let Ok(body) = request.encode() {
-                prop_assert_eq!(TftpManageRequest::decode(&body).unwrap(), request);
+            // Every ICB is a 3-byte header and its data: a request either fits
+            // the controller's limit and round-trips, or is refused naming its
+            // length; nothing is skipped.
+            let len: usize = request.icbs.iter().map(|icb| 3 + icb.to_icb().data.len()).sum();
+            match request.encode() {
+                Ok(body) => {
+                    prop_assert!(len <= MAX_REQUEST_ICB_DATA, "{len} bytes encoded");
+                    prop_assert_eq!(TftpManageRequest::decode(&body).unwrap(), request);
+                }
+                Err(error) => {
+                    prop_assert!(len > MAX_REQUEST_ICB_DATA, "{len} bytes refused: {error}");
+                    prop_assert_eq!(error, TftpManageError::RequestTooLong { len });
+                }
             }
         }
 

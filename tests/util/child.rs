@@ -80,6 +80,56 @@ fn kill_group(child: &mut Child) {
     let _ = child.kill();
 }
 
+/// The pids of `root`'s descendants now, children before grandchildren
+/// (from /proc; `root` itself not included).
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let Some(ppid) = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)) else { continue };
+        parents.push((pid, ppid.parse::<u32>().unwrap_or(0)));
+    }
+    let mut found = vec![root];
+    let mut at = 0;
+    while at < found.len() && found.len() < 10_000 {
+        let parent = found[at];
+        found.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(pid, _)| *pid));
+        at += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Kills `child` (not reaped yet) and every process below it, also those
+/// that left its process group (vsftpd's sessions call setsid): each is
+/// stopped first, so none can fork a new one past the walk, then all get
+/// SIGKILL. Bounded: at most 10 walks.
+pub fn kill_tree(child: &mut Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let signal = |pid: u32, signal: Signal| {
+        let _ = kill(Pid::from_raw(pid as i32), signal);
+    };
+    signal(child.id(), Signal::SIGSTOP);
+    let mut stopped = Vec::new();
+    for _ in 0..10 {
+        let new: Vec<u32> = descendants(child.id()).into_iter().filter(|pid| !stopped.contains(pid)).collect();
+        if new.is_empty() {
+            break;
+        }
+        for &pid in &new {
+            signal(pid, Signal::SIGSTOP);
+        }
+        stopped.extend(new);
+    }
+    for pid in stopped {
+        signal(pid, Signal::SIGKILL);
+    }
+    let _ = child.kill();
+}
+
 /// How long the output readers may still take after the child ended (a
 /// grandchild holding the pipes is killed then).
 const READERS_AFTER_EXIT: Duration = Duration::from_secs(5);

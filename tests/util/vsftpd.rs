@@ -4,7 +4,6 @@
 //! killed (`PR_SET_PDEATHSIG`).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,10 +59,7 @@ impl Vsftpd {
             Some(ns) => super::netns::in_namespace(ns, "/usr/sbin/vsftpd"),
             None => Command::new("/usr/sbin/vsftpd"),
         };
-        // Its own process group: the session processes it forks per
-        // connection are in it too, and Drop kills them all.
         let child = die_with_test(&mut command)
-            .process_group(0)
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -93,19 +89,16 @@ impl Vsftpd {
 
 impl Drop for Vsftpd {
     fn drop(&mut self) {
-        // The listener and every session it forked (a session outlives its
-        // listener: killing only the child would leave them holding their
-        // connections). The group's id is the listener's pid, which is not
-        // reused before the wait below reaps it.
-        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.kill();
+        // The listener and every session it forked: a logged-in session
+        // runs in a session (setsid) of its own and outlives its listener,
+        // holding its connection and the test's files.
+        super::child::kill_tree(&mut self.child);
         let _ = self.child.wait();
     }
 }
 
 impl Vsftpd {
-    /// The pid of the listener (the process group's leader).
+    /// The pid of the listener.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
