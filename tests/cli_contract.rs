@@ -264,6 +264,6 @@ fn completions_for_every_shell_and_man_pages() {
         // One space between words (groff justifies lines) and ASCII hyphens.
         let rendered = rendered.replace(['\u{2010}', '\u{2212}'], "-").split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(rendered.contains("NAME") && rendered.contains("SYNOPSIS"), "{rendered}");
-        assert!(rendered.contains(&wanted), "{}: no `{wanted}` in:\n{rendered}", page.display());
+        assert!(rendered.contains(wanted), "{}: no `{wanted}` in:\n{rendered}", page.display());
     }
 }

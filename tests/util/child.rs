@@ -242,30 +242,25 @@ impl LineChild {
         // ended by itself is killed with the group once the deadline (or a
         // short grace) has passed. The group's id cannot be reused while
         // one of its members still holds a pipe.
-        let readers_until = deadline.max(Instant::now() + READERS_AFTER_EXIT);
-        let readers = [self.stdout.as_ref().map(|t| t.is_finished()), self.stderr.as_ref().map(|t| t.is_finished())];
-        let mut lingering = false;
-        if readers.iter().any(|done| *done == Some(false)) {
-            let finished = |s: &Self| {
-                s.stdout.as_ref().is_none_or(|t| t.is_finished()) && s.stderr.as_ref().is_none_or(|t| t.is_finished())
-            };
-            while !finished(&self) && Instant::now() < readers_until {
+        let finished = |s: &Self| {
+            s.stdout.as_ref().is_none_or(|t| t.is_finished()) && s.stderr.as_ref().is_none_or(|t| t.is_finished())
+        };
+        let wait_for_readers = |s: &Self, until: Instant| {
+            while !finished(s) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            if !finished(&self) {
-                lingering = true;
-                let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
-                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-                let give_up = Instant::now() + READERS_AFTER_EXIT;
-                while !finished(&self) && Instant::now() < give_up {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                assert!(
-                    finished(&self),
-                    "`{}`: a process outside its process group still holds its output pipes",
-                    self.what
-                );
-            }
+        };
+        wait_for_readers(&self, deadline.max(Instant::now() + READERS_AFTER_EXIT));
+        let lingering = !finished(&self);
+        if lingering {
+            let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            wait_for_readers(&self, Instant::now() + READERS_AFTER_EXIT);
+            assert!(
+                finished(&self),
+                "`{}`: a process outside its process group still holds its output pipes",
+                self.what
+            );
         }
         let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
         if let Some(reader) = self.stderr.take() {
