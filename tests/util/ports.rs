@@ -71,7 +71,7 @@ const PORT_ATTEMPTS: usize = 5;
 pub fn on_free_port<T>(what: &str, mut start: impl FnMut(u16) -> Start<T>) -> T {
     let mut taken = Vec::new();
     for _ in 0..PORT_ATTEMPTS {
-        let port = bound_tcp_port_number();
+        let port = port_free_a_moment_ago();
         match start(port) {
             Start::Started(server) => return server,
             Start::PortTaken(why) => {
@@ -83,10 +83,17 @@ pub fn on_free_port<T>(what: &str, mut start: impl FnMut(u16) -> Start<T>) -> T 
     panic!("{what}: every port tried was taken: {}", taken.join("; "))
 }
 
-/// A port number that was free on 127.0.0.1 a moment ago (TCP and UDP).
-fn bound_tcp_port_number() -> u16 {
-    let listener = std::net::TcpListener::bind(loopback(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))).unwrap();
-    listener.local_addr().unwrap().port()
+/// A port number that was free on 127.0.0.1 a moment ago for TCP and for
+/// UDP alike (servers of either kind are started on it), at most 20 tries.
+fn port_free_a_moment_ago() -> u16 {
+    for _ in 0..20 {
+        let udp = bound_udp();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(loopback(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP on 127.0.0.1 in 20 tries")
 }
 
 /// Whether an error text is the kernel's "address in use" (as a server
