@@ -60,6 +60,34 @@ fn bench_profile(dir: &std::path::Path, boot_wait: Option<&str>) -> String {
     path.display().to_string()
 }
 
+/// Prints a step the person at the bench must take, with the time they
+/// have for it (the tests run with `--no-capture`).
+fn manual_step(what: &str, within: &str) {
+    println!("\n>>> BENCH STEP (within {within}): {what}\n");
+}
+
+/// `flashline diagnose IP --console PORT` while the person at the bench
+/// power-cycles the board: the report of the boot that follows.
+fn watch_next_boot(port: &str, ip: &str, why: &str) -> serde_json::Value {
+    manual_step(&format!("power-cycle the board (recovery jumper off) {why}"), "120 s");
+    let output = flashline()
+        .args(["diagnose", ip, "--json", "--timeout", "60s", "--console", port, "--console-timeout", "120s"])
+        .output_within(Duration::from_secs(300));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("no JSON report from diagnose ({e}): {stderr}"));
+    println!("{report:#}");
+    report
+}
+
+/// The console lines the watch quoted.
+fn quoted(report: &serde_json::Value) -> Vec<String> {
+    report["console"]["quoted"]
+        .as_array()
+        .map(|lines| lines.iter().filter_map(|l| l["text"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
 fn mask_and_gateway(ip: &str) -> (String, String) {
     let mask = var("FLASHLINE_HW_MASK").unwrap_or_else(|| "255.255.255.0".into());
     let gateway = var("FLASHLINE_HW_GATEWAY").unwrap_or_else(|| {
@@ -82,7 +110,7 @@ fn netos_board_console_dialog_sets_the_address_and_keeps_the_rest() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let profile = bench_profile(dir.path(), Some("120s"));
     let transcript = dir.path().join("transcript.txt");
-    println!("power-cycle the board now (recovery jumper off): waiting up to 120 s for `Press any key`");
+    manual_step("power-cycle the board (recovery jumper off): flashline waits for `Press any key`", "120 s");
     let output = flashline()
         .args(["serial", "dialog", "--port", port, "--profile", &profile])
         .args(["--set", &format!("ip={ip}"), "--set", &format!("mask={mask}"), "--set", &format!("gateway={gateway}")])
@@ -101,6 +129,18 @@ fn netos_board_console_dialog_sets_the_address_and_keeps_the_rest() {
     let sent: Vec<&str> = transcript.lines().filter_map(|l| l.split_once("] > ").map(|(_, t)| t)).collect();
     let allowed = ["", " ", "M", "N", "A", "***", ip.as_str(), mask.as_str(), gateway.as_str()];
     assert!(sent.iter().all(|t| allowed.contains(t)), "unexpected answers sent: {sent:?}");
+
+    // "Saving ... Done" is the board's word; the next boot shows whether it
+    // took the address: its banner's `IP address on LAN is` line.
+    let report = watch_next_boot(port, ip, "to read the banner of the boot with the new settings");
+    let lines = quoted(&report);
+    let on_lan: Vec<&String> = lines.iter().filter(|l| l.contains("IP address on LAN is")).collect();
+    assert!(!on_lan.is_empty(), "the next banner showed no address: {lines:#?}");
+    assert!(
+        on_lan.iter().all(|l| l.trim_end().ends_with(&format!("IP address on LAN is {ip}"))),
+        "the board boots with another address than {ip}: {on_lan:?}"
+    );
+    assert_ne!(report["finding"]["code"], "address-mismatch", "{report:#}");
 }
 
 /// The whole pipeline on the board, then the readiness check (in this one
@@ -108,11 +148,23 @@ fn netos_board_console_dialog_sets_the_address_and_keeps_the_rest() {
 #[test]
 #[ignore = "needs a real bench named by FLASHLINE_HW_*: run with --run-ignored only (hardware-tests/README.md)"]
 fn netos_board_full_pipeline_then_ready() {
-    let values = needs(&["FLASHLINE_HW_SERIAL", "FLASHLINE_HW_IP", "FLASHLINE_HW_ROM", "FLASHLINE_HW_IMAGE"]);
-    let (port, ip, rom, image) = (&values[0], &values[1], &values[2], &values[3]);
+    let values = needs(&[
+        "FLASHLINE_HW_SERIAL",
+        "FLASHLINE_HW_IP",
+        "FLASHLINE_HW_ROM",
+        "FLASHLINE_HW_IMAGE",
+        "FLASHLINE_HW_IMAGE_APPLICATION",
+    ]);
+    let (port, ip, rom, image, application) = (&values[0], &values[1], &values[2], &values[3], &values[4]);
     let (mask, gateway) = mask_and_gateway(ip);
     let dir = tempfile::tempdir().expect("a temporary folder");
-    // A serial load at 9600 baud and two FTP uploads with restarts.
+    // A serial load at 9600 baud and two FTP uploads with restarts. The
+    // load_image step waits 120 s (its wait_timeout) for the boot loader.
+    manual_step(
+        "put the recovery jumper on and power-cycle the board: flashline waits for `Starting serial recovery`",
+        "120 s",
+    );
+    manual_step("take the recovery jumper off once the serial load has ended (the loaded image runs from RAM)", "60 s");
     let output = flashline()
         .args(["run", &bench_profile(dir.path(), None), "--port", port, "--json"])
         .args(["--set", &format!("ip={ip}"), "--set", &format!("mask={mask}"), "--set", &format!("gateway={gateway}")])
@@ -132,6 +184,62 @@ fn netos_board_full_pipeline_then_ready() {
         .unwrap_or_else(|e| panic!("no JSON report ({e}): {}", String::from_utf8_lossy(&output.stderr)));
     assert_eq!(report["finding"]["code"], "ready", "{report:#}");
     assert_eq!(output.status.code(), Some(0), "{report:#}");
+
+    // `ready` holds for the old application too (an ignored upload, a
+    // failed flash write): the boot from flash must run the image just
+    // sent, named by its APPLICATION line (name and build date).
+    let report = watch_next_boot(port, ip, "to boot it from flash");
+    let lines = quoted(&report);
+    let running: Vec<&String> = lines.iter().filter(|l| l.starts_with("APPLICATION:")).collect();
+    assert_eq!(
+        running,
+        [&format!("APPLICATION: {application}")],
+        "the board runs another application than the one in {image} (FLASHLINE_HW_IMAGE_APPLICATION): {lines:#?}"
+    );
+    assert_eq!(report["finding"]["code"], "ready", "after the boot from flash: {report:#}");
+}
+
+/// `exs tftp-manage --host CSP ARGS --json`: its report, after a zero exit.
+fn tftp_manage(csp: &str, args: &[&str]) -> serde_json::Value {
+    let output = flashline()
+        .args(["exs", "tftp-manage", "--host", csp, "--json"])
+        .args(args)
+        .output_within(Duration::from_secs(300));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(&stdout).expect("JSON report")
+}
+
+/// The adjacent server address the report's exchanges answered.
+fn adjacent_server(report: &serde_json::Value) -> Option<String> {
+    report["exchanges"].as_array()?.iter().find_map(|exchange| {
+        exchange["response"]["icbs"].as_array()?.iter().find_map(|icb| {
+            (icb["field"] == "adjacent-server").then(|| icb["value"].as_str().map(str::to_string)).flatten()
+        })
+    })
+}
+
+/// Sets a value (the adjacent server address, to the value it has: nothing
+/// changes on the card) and queries it back: the set is acknowledged, the
+/// value read back is the value sent, and the response layout the card uses
+/// is recorded, the same for the set and the query.
+#[test]
+#[ignore = "needs a real bench named by FLASHLINE_HW_*: run with --run-ignored only (hardware-tests/README.md)"]
+fn csp_controller_takes_a_harmless_setting_and_reads_it_back() {
+    let values = needs(&["FLASHLINE_HW_CSP"]);
+    let before = tftp_manage(&values[0], &["--query", "adjacent-server"]);
+    let current = adjacent_server(&before).unwrap_or_else(|| panic!("no adjacent-server in the answer: {before:#}"));
+    let after = tftp_manage(&values[0], &["--adjacent-server", &current, "--query", "adjacent-server"]);
+    let exchanges = after["exchanges"].as_array().expect("exchanges");
+    assert_eq!(exchanges.len(), 2, "the setting, then the query: {after:#}");
+    for exchange in exchanges {
+        assert_eq!(exchange["response"]["status"]["value"], 0x10, "{}: {exchange:#}", exchange["purpose"]);
+    }
+    assert_eq!(adjacent_server(&after).as_deref(), Some(current.as_str()), "read back: {after:#}");
+    let layouts: Vec<&serde_json::Value> = exchanges.iter().map(|e| &e["response"]["layout"]).collect();
+    println!("the card answers in the response layout {}", layouts[0]);
+    assert!(layouts[0].is_string() && layouts.iter().all(|l| *l == layouts[0]), "one layout: {layouts:?}");
 }
 
 #[test]

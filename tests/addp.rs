@@ -21,7 +21,7 @@ const DEVICE_LIFETIME: &str = "120s";
 /// Starts a simulated device with NV memory `ip`/`mask` and `mac`, answering
 /// ADDP on `addp`, and waits until it answers.
 fn start_device(
-    command: Command,
+    mut command: Command,
     dir: &Path,
     mac: &str,
     ip: Ipv4Addr,
@@ -29,6 +29,21 @@ fn start_device(
     addp: Ipv4Addr,
     extra: &[&str],
 ) -> LineChild {
+    let command = device_command(&mut command, dir, mac, ip, mask, addp, extra);
+    try_start_device(command).unwrap_or_else(|lines| panic!("the simulated device did not answer:\n{lines}"))
+}
+
+/// `command` (flashline, maybe under `ip netns exec`) made a simulated
+/// device: its NV memory written to `dir`.
+fn device_command<'a>(
+    command: &'a mut Command,
+    dir: &Path,
+    mac: &str,
+    ip: Ipv4Addr,
+    mask: &str,
+    addp: Ipv4Addr,
+    extra: &[&str],
+) -> &'a mut Command {
     let nv = dir.join(format!("{}.json", mac.replace(':', "")));
     std::fs::write(
         &nv,
@@ -37,17 +52,28 @@ fn start_device(
         ),
     )
     .unwrap();
-    let mut command = command;
     command
         .args(["-v", "sim", "netos", "--key-window", "100ms", "--exit-after", DEVICE_LIFETIME, "--link"])
         .arg(dir.join(format!("tty-{}", mac.replace(':', ""))))
         .arg("--nv")
         .arg(&nv)
         .args(["--addp", &addp.to_string()])
-        .args(extra);
-    let mut device = LineChild::spawn(&mut command);
-    device.line_matching(Duration::from_secs(30), |line| line.contains("ADDP: answering on"));
-    device
+        .args(extra)
+}
+
+/// Starts a simulated device and waits until it answers, or returns what it
+/// printed before it ended (or 30 s passed).
+fn try_start_device(command: &mut Command) -> Result<LineChild, String> {
+    let mut device = LineChild::spawn(command);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while let Some(line) = device.next_line_within(deadline) {
+        if line.contains("ADDP: answering on") {
+            return Ok(device);
+        }
+        lines.push(line);
+    }
+    Err(lines.join("\n"))
 }
 
 /// A device at the pair's dut address that owns it on the dut's veth, so an
@@ -193,23 +219,89 @@ fn set_ip_and_reboot_move_the_unit_and_a_wrong_password_is_refused() {
     assert_eq!(found[0]["ip"], new_ip, "{stdout}");
 }
 
+/// Every datagram that reaches `socket` until it has been quiet for 500 ms
+/// (at most 64).
+fn received(socket: &std::net::UdpSocket) -> Vec<Vec<u8>> {
+    socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while got.len() < 64 {
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) => got.push(buf[..n].to_vec()),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+/// `operate` with its default options multicasts on every interface that
+/// can, so it runs here only inside the station namespace of a pair, whose
+/// one such interface is the veth, never on the host's. A socket in the dut
+/// namespace that joined the ADDP group shows what was sent: nothing for a
+/// reboot of every device (library and CLI), and three requests (one per
+/// cookie) for a reboot of one MAC, which proves the socket would have seen
+/// the first.
+#[test]
+fn a_reboot_for_every_device_sends_nothing() {
+    use flashline::addp::client::{OperateOptions, operate};
+    use flashline::addp::frame::{BROADCAST_MAC, Frame, Password, Request};
+    use flashline::addp::{GROUP, PORT};
+    let Some(pair) = NetnsPair::create() else { return };
+    let dut_ip = pair.dut_ip;
+    let group = crate::util::netns::within(&pair.dut, move || {
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, PORT)).unwrap();
+        socket.join_multicast_v4(&GROUP, &dut_ip).unwrap();
+        socket
+    });
+    let reboot = |mac| {
+        let request = Request::Reboot { mac, password: Password(b"password".to_vec()) };
+        let options = OperateOptions { wait: Duration::from_millis(200), retries: 0, ..OperateOptions::default() };
+        crate::util::netns::within(&pair.station, move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(operate(&request, &options)).map(|_| ()).map_err(|e| e.to_string())
+        })
+    };
+
+    let error = reboot(BROADCAST_MAC).unwrap_err();
+    assert!(error.contains("must name one device"), "{error}");
+    assert_eq!(received(&group), Vec::<Vec<u8>>::new(), "nothing is sent for the broadcast MAC");
+    let (code, _, stderr) = addp(&pair, "password", &["reboot", "ff:ff:ff:ff:ff:ff"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("must name one device"), "{stderr}");
+    assert_eq!(received(&group), Vec::<Vec<u8>>::new(), "nothing is sent by the CLI either");
+
+    let one = flashline::net::arp::Mac([0x00, 0x40, 0x9D, 0x31, 0x41, 0x59]);
+    let error = reboot(one).unwrap_err();
+    assert!(error.contains("no device with this MAC answered"), "{error}");
+    let sent = received(&group);
+    assert_eq!(sent.len(), 3, "one reboot per cookie: {sent:?}");
+    for wire in &sent {
+        let (frame, _) = Frame::decode(wire).unwrap().unwrap();
+        let request = Request::decode(&frame).unwrap().unwrap();
+        assert!(matches!(request, Request::Reboot { mac, .. } if mac == one), "{request:?}");
+    }
+}
+
 /// On loopback, unicast only: discovery, a refused set (an invalid value,
 /// error 3) and DHCP, against a device on 127.0.0.1 and a free port.
 #[test]
 fn unicast_on_loopback_reads_the_device_and_its_refusals() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    use crate::util::ports::{Start, on_free_port, says_address_in_use};
     let dir = tempfile::tempdir().unwrap();
     let mac = "00:40:9D:31:41:5A";
-    let _device = start_device(
-        Command::new(flashline_bin()),
-        dir.path(),
-        mac,
-        Ipv4Addr::new(127, 0, 0, 1),
-        "255.0.0.0",
-        Ipv4Addr::LOCALHOST,
+    // The simulator binds the port it is told: one taken since it was chosen is tried again.
+    let (_device, port) = on_free_port("the simulated ADDP device", |port| {
+        let port = port.to_string();
+        let mut command = Command::new(flashline_bin());
         // A server that insists on the ADDPv2 options: flashline's DVKT request carries them.
-        &["--addp-port", &port, "--addp-require-options"],
-    );
+        let extra = ["--addp-port", &port, "--addp-require-options"];
+        let ip = Ipv4Addr::LOCALHOST;
+        match try_start_device(device_command(&mut command, dir.path(), mac, ip, "255.0.0.0", ip, &extra)) {
+            Ok(device) => Start::Started((device, port)),
+            Err(lines) if says_address_in_use(&lines) => Start::PortTaken(lines),
+            Err(lines) => panic!("the simulated device did not answer:\n{lines}"),
+        }
+    });
     let flashline = |args: &[&str]| {
         let output = Command::new(flashline_bin())
             .env("FLASHLINE_ADDP_PASSWORD", "password")

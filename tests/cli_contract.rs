@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use flashline::sim::netos_ftp::{Firmware, FtpBehaviour, FtpScenario, NetosFtp};
 
-use crate::util::child::{Bounded, FLASHLINE};
-use crate::util::{flashline, repo_root, text};
+use crate::util::child::{Bounded, FLASHLINE, QUICK};
+use crate::util::{flashline, have_program, repo_root, require, text};
 
 /// A profile with one `load_image` step of `${rom_image}`.
 const LOAD_ONLY: &str = "format: 1\nname: load-only\nvariables:\n  rom_image:\n    description: the image\nsteps:\n  - load_image:\n      file: ${rom_image}\n      protocol: xmodem\n";
@@ -199,17 +199,71 @@ fn the_demo_shows_no_simulator_server_warnings() {
     assert!(!stderr.contains("WARN"), "simulator logs at the user's level:\n{stderr}");
 }
 
+/// The text a shell's completion script must hold: its own registration
+/// form, and the subcommands by name.
+const COMPLETIONS: [(&str, &str); 5] = [
+    ("bash", "complete -F _flashline"),
+    ("zsh", "#compdef flashline"),
+    ("fish", "complete -c flashline"),
+    ("elvish", "edit:completion:arg-completer[flashline]"),
+    ("powershell", "Register-ArgumentCompleter -Native -CommandName 'flashline'"),
+];
+
 #[test]
-fn completions_and_man_pages() {
-    let output = flashline().args(["completions", "bash"]).output_within(FLASHLINE);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(stdout.contains("_flashline()") && stdout.contains("complete -F _flashline"), "{stdout}");
+fn completions_for_every_shell_and_man_pages() {
     let dir = tempfile::tempdir().unwrap();
+    for (shell, registration) in COMPLETIONS {
+        let output = flashline().args(["completions", shell]).output_within(FLASHLINE);
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(0), "{shell}: {stderr}");
+        assert!(stdout.contains(registration), "{shell}: no `{registration}` in:\n{stdout}");
+        for subcommand in ["diagnose", "batch", "station", "completions"] {
+            assert!(stdout.contains(subcommand), "{shell}: `{subcommand}` is not completed:\n{stdout}");
+        }
+        let script = dir.path().join(format!("flashline.{shell}"));
+        std::fs::write(&script, &stdout).unwrap();
+        // The shell itself reads the script without running it, where it is here.
+        let check: Option<(&str, &[&str])> = match shell {
+            "bash" => Some(("bash", &["-n"])),
+            "zsh" => Some(("zsh", &["-n"])),
+            "fish" => Some(("fish", &["--no-execute"])),
+            _ => None,
+        };
+        if let Some((program, args)) = check {
+            if shell != "bash" && !have_program(program) {
+                eprintln!("{shell}: syntax not checked ({program} is not installed)");
+                continue;
+            }
+            let output = std::process::Command::new(program).args(args).arg(&script).output_within(QUICK);
+            assert!(
+                output.status.success(),
+                "{program} rejects the script: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+
     let output = flashline().args(["manpage"]).arg(dir.path()).output_within(FLASHLINE);
     assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
-    let page = std::fs::read_to_string(dir.path().join("flashline.1")).unwrap();
-    assert!(page.contains(".TH flashline 1"), "{page}");
+    let page = dir.path().join("flashline.1");
+    assert!(std::fs::read_to_string(&page).unwrap().contains(".TH flashline 1"));
     let run_page: PathBuf = dir.path().join("flashline-run.1");
-    assert!(std::fs::read_to_string(run_page).unwrap().contains("\\-\\-resume"));
+    assert!(std::fs::read_to_string(&run_page).unwrap().contains("\\-\\-resume"));
+    // Rendered as `man` would, with every groff warning on: none may appear.
+    if !require(have_program("groff"), "groff (Debian package groff-base) renders the man pages") {
+        return;
+    }
+    for (page, wanted) in [(&page, "NAME flashline - Provision"), (&run_page, "--resume")] {
+        let output = std::process::Command::new("groff")
+            // Plain text: no escape sequences, no overstrike for bold and underline.
+            .args(["-man", "-Tutf8", "-ww", "-P-cbou"])
+            .arg(page)
+            .output_within(QUICK);
+        let (rendered, warnings) = text(&output);
+        assert!(output.status.success() && warnings.is_empty(), "{}: {warnings}", page.display());
+        // One space between words (groff justifies lines) and ASCII hyphens.
+        let rendered = rendered.replace(['\u{2010}', '\u{2212}'], "-").split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(rendered.contains("NAME") && rendered.contains("SYNOPSIS"), "{rendered}");
+        assert!(rendered.contains(wanted), "{}: no `{wanted}` in:\n{rendered}", page.display());
+    }
 }

@@ -268,8 +268,8 @@ fn dashboard_in_a_browser_follows_a_line_live_and_shows_hostile_text_as_text() {
         store.close().await;
     });
     let db = format!("sqlite:{}", path.display());
-    let dashboard = Dashboard::start(&db, &[], None);
     let browser = Browser::start();
+    let dashboard = Dashboard::start(&db, &[], Some(browser.namespace()));
     browser.open(&format!("{}/", dashboard.base));
     let text = browser.text();
     assert!(text.contains("st-north") && text.contains("st-south"), "both stations on the page:\n{text}");
@@ -430,8 +430,8 @@ fn dashboard_in_a_browser_follows_flashline_demo_station_filling_the_database() 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async { Store::open(&DbUrl::sqlite(&path)).await.unwrap().close().await });
     let db = format!("sqlite:{}", path.display());
-    let dashboard = Dashboard::start(&db, &[], None);
     let browser = Browser::start();
+    let dashboard = Dashboard::start(&db, &[], Some(browser.namespace()));
     browser.open(&format!("{}/", dashboard.base));
 
     // The simulated line: a station taking units at two fixtures, writing

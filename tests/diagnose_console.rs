@@ -9,12 +9,13 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use flashline::sim::netos::NvMemory;
 use serde_json::Value;
 
 use crate::serial::start_simulator_with;
-use crate::util::child::{Bounded, FLASHLINE};
+use crate::util::child::{Bounded, FLASHLINE, LineChild};
 use crate::util::netns::NetnsPair;
 use crate::util::{flashline_bin, text};
 
@@ -41,22 +42,46 @@ fn static_nv(ip: Ipv4Addr) -> NvMemory {
     }
 }
 
-/// Watches a simulated unit that powers on a moment after flashline opens
-/// its console (as a technician's power-cycle), with the network side in
-/// the namespace pair; returns the report.
-fn watch_scenario(pair: &NetnsPair, nv: &NvMemory, scenario: &str, extra: &[&str]) -> Value {
+/// How long after its start the simulated unit powers on.
+const POWER_ON_DELAY: Duration = Duration::from_millis(1500);
+
+/// A watch of a simulated unit that powers on a moment after flashline
+/// opens its console (as a technician's power-cycle), with the network side
+/// in the namespace pair.
+struct Watched {
+    report: Value,
+    /// The earliest time into the watch the unit's first line can carry:
+    /// the simulator started before `started`, flashline began watching
+    /// before it printed "power-cycle the unit now", read at `ready`; so
+    /// power-on came at least `POWER_ON_DELAY - (ready - started)` into the
+    /// watch, however slowly flashline started on a loaded runner.
+    earliest_line: f64,
+}
+
+fn watch_scenario(pair: &NetnsPair, nv: &NvMemory, scenario: &str, extra: &[&str]) -> Watched {
+    let started = Instant::now();
+    let delay = format!("{}ms", POWER_ON_DELAY.as_millis());
     let sim = start_simulator_with(
         Some(nv),
-        &["--boot-scenario", scenario, "--key-window", "300ms", "--power-on-delay", "1500ms"],
+        &["--boot-scenario", scenario, "--key-window", "300ms", "--power-on-delay", &delay],
     );
     let link = sim.link.to_str().unwrap().to_string();
-    let mut args = vec!["--console", link.as_str(), "--console-timeout", "8s"];
-    args.extend_from_slice(extra);
-    let (code, report, stderr) = diagnose_in_station(pair, pair.dut_ip, &args);
-    assert_eq!(code, Some(1), "{scenario}: {report:#}\n{stderr}");
-    assert!(stderr.contains("power-cycle the unit now"), "{stderr}");
+    let mut command = pair.in_station(flashline_bin());
+    command
+        .args(["diagnose", &pair.dut_ip.to_string(), "--json", "--timeout", "500ms", "--method", "syn"])
+        .args(["--console", link.as_str(), "--console-timeout", "8s"])
+        .args(extra);
+    let mut child = LineChild::spawn(&mut command);
+    child.line_matching(Duration::from_secs(30), |line| line.contains("power-cycle the unit now"));
+    let ready = started.elapsed();
+    let output = child.finish_within(FLASHLINE);
+    let (stdout, stderr) = text(&output);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON ({e}):\n{stdout}\n{stderr}"));
+    assert_eq!(output.status.code(), Some(1), "{scenario}: {report:#}\n{stderr}");
     assert_eq!(report["console"]["source"], link.as_str());
-    report
+    // Times are printed to the millisecond.
+    let earliest_line = POWER_ON_DELAY.as_secs_f64() - ready.as_secs_f64() - 0.001;
+    Watched { report, earliest_line }
 }
 
 fn finding(report: &Value) -> (&str, &str) {
@@ -77,7 +102,7 @@ fn each_console_finding_from_the_simulator() {
         ("reset-after-download", "in-reset-window", "Resetting system in 10 seconds."),
     ];
     for (scenario, code, line) in cases {
-        let report = watch_scenario(&pair, &static_nv(pair.dut_ip), scenario, &[]);
+        let Watched { report, earliest_line } = watch_scenario(&pair, &static_nv(pair.dut_ip), scenario, &[]);
         let (got, summary) = finding(&report);
         assert_eq!(got, code, "{scenario}: {report:#}");
         // The packet evidence and the console's lines side by side.
@@ -85,10 +110,18 @@ fn each_console_finding_from_the_simulator() {
         assert!(summary.contains(line), "{scenario}: {summary}");
         assert!(quoted(&report).iter().any(|q| q == line), "{scenario}: {report:#}");
         assert_eq!(report["ports"][0]["reason"], "rst");
-        let times = report["console"]["quoted"].as_array().unwrap();
-        assert!(times.iter().all(|l| l["at"].as_f64().is_some_and(|t| t > 1.0)), "lines timed after power-on");
+        // Each line is timed from the start of the watch, so none before the
+        // unit powered on (a reader that stamped lines from when it parsed
+        // them, or from 0, would fail here).
+        let times: Vec<f64> =
+            report["console"]["quoted"].as_array().unwrap().iter().map(|l| l["at"].as_f64().unwrap()).collect();
+        assert!(
+            times.iter().all(|&t| t >= earliest_line),
+            "{scenario}: lines timed after power-on ({earliest_line} s): {times:?}"
+        );
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{scenario}: in order: {times:?}");
     }
-    let report = watch_scenario(&pair, &static_nv(pair.dut_ip), "app-without-ftp", &[]);
+    let report = watch_scenario(&pair, &static_nv(pair.dut_ip), "app-without-ftp", &[]).report;
     assert!(finding(&report).1.contains("`Serial Bridge Application`"));
     assert_eq!(report["console"]["application"]["name"], "Serial Bridge Application");
 }
@@ -97,14 +130,14 @@ fn each_console_finding_from_the_simulator() {
 fn another_address_and_dhcp_on_the_console() {
     let Some(pair) = NetnsPair::create() else { return };
     let other = Ipv4Addr::new(198, 18, 0, 77);
-    let report = watch_scenario(&pair, &static_nv(other), "normal", &[]);
+    let report = watch_scenario(&pair, &static_nv(other), "normal", &[]).report;
     let (code, summary) = finding(&report);
     assert_eq!(code, "address-mismatch", "{report:#}");
     assert!(summary.contains(&format!("on {other}, not {}", pair.dut_ip)), "{summary}");
     assert!(quoted(&report).contains(&format!("IP address on LAN is {other}")));
 
     // The simulator's DHCP boot: another address from DHCP.
-    let report = watch_scenario(&pair, &NvMemory::default(), "normal", &[]);
+    let report = watch_scenario(&pair, &NvMemory::default(), "normal", &[]).report;
     assert_eq!(finding(&report).0, "address-mismatch", "{report:#}");
     assert!(quoted(&report).iter().any(|q| q.starts_with("The board will obtain IP configuration")));
 }
@@ -150,7 +183,7 @@ fn boot_log_files_a_real_banner_and_a_transcript() {
     let missing = dir.path().join("missing.log");
     let output = pair
         .in_station(flashline_bin())
-        .args(["diagnose", "198.18.0.2", "--boot-log"])
+        .args(["diagnose", &pair.dut_ip.to_string(), "--boot-log"])
         .arg(&missing)
         .output_within(FLASHLINE);
     let (_, stderr) = text(&output);

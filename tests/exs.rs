@@ -4,11 +4,11 @@
 //! fault the simulator can inject.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flashline::exs::tftp_manage::ResponseLayout;
 use flashline::sim::csp::{self, CspConfig, CspEvent, Fault};
@@ -199,26 +199,22 @@ impl Tftpd {
         let dir = tempfile::tempdir().unwrap();
         // in.tftpd drops to an unprivileged user: it must be able to read.
         make_world_readable(dir.path());
-        let port = free_udp_port();
+        // Started as inetd would: its socket, already bound, on stdin. No
+        // port is chosen and freed first, so none can be taken meanwhile,
+        // and it serves as soon as it runs. It serves request after request
+        // until killed (or 10 minutes with none).
+        let socket = crate::util::ports::bound_udp();
+        let port = socket.local_addr().unwrap().port();
         let mut command = Command::new(program);
         let child = die_with_test(&mut command)
-            .args(["--listen", "--foreground", "--address"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--secure")
+            .args(["--timeout", "600", "--secure"])
             .arg(dir.path())
-            .stdin(Stdio::null())
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(socket)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
-        let tftpd = Tftpd { child, port, dir };
-        // Bounded wait until the socket is bound.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !udp_port_bound(port) {
-            assert!(Instant::now() < deadline, "in.tftpd did not bind 127.0.0.1:{port} within 5 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(tftpd)
+        Some(Tftpd { child, port, dir })
     }
 
     fn put(&self, name: &str, content: &str) {
@@ -241,15 +237,6 @@ fn make_world_readable(path: &Path) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn udp_port_bound(port: u16) -> bool {
-    let wanted = format!("0100007F:{port:04X}");
-    std::fs::read_to_string("/proc/net/udp").is_ok_and(|table| table.lines().any(|l| l.contains(&wanted)))
-}
-
 fn download_config(tftp_port: u16) -> CspConfig {
     CspConfig {
         tftp_port,
@@ -265,7 +252,8 @@ fn exs_begin_download_fetches_the_file_from_tftpd_hpa() {
     if !require(
         have_program("in.tftpd") || Path::new("/usr/sbin/in.tftpd").is_file(),
         "in.tftpd (Debian package tftpd-hpa)",
-    ) {
+    ) || !require(crate::util::is_root(), "in.tftpd --secure chroots into its folder: needs root")
+    {
         return;
     }
     let tftpd = Tftpd::start().expect("start in.tftpd");
@@ -317,8 +305,11 @@ fn exs_begin_download_fetches_the_file_from_tftpd_hpa() {
     let sim = Sim::start(download_config(tftpd.port));
     let (code, report) = download_with(&sim, "with_ts.cfg", Some("01"));
     assert_eq!((code, statuses(&report)), (Some(1), vec!["0x0001/0x00".to_string()]), "two timestamps");
+    // The refused download still set the timestamp it carried.
     let output = sim.tftp_manage(&["--query", "timestamp"]);
-    assert!(text(&output).0.contains("timestamp: 01"));
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.lines().any(|l| l.trim_end().ends_with("timestamp: 01")), "{stdout}{stderr}");
 
     // Older than the adjacent controller's load.
     let sim = Sim::start(CspConfig { adjacent_timestamp: Some(vec![0x20, 0x25]), ..download_config(tftpd.port) });
@@ -349,20 +340,38 @@ fn download_with(sim: &Sim, file: &str, timestamp: Option<&str>) -> (Option<i32>
     sim.tftp_manage_json(&args)
 }
 
+/// The arguments that make `exs tftp-manage` serve `folder` on `port` itself.
+fn serve_args(folder: &str, port: &str) -> Vec<String> {
+    ["--local-server", "127.0.0.1", "--begin-download", "--serve", folder, "--serve-port", port]
+        .map(String::from)
+        .to_vec()
+}
+
 /// `--serve`: flashline's own TFTP server answers the simulator's Begin
 /// Download (no tftpd-hpa), and the report lists what it served.
 #[test]
 fn exs_begin_download_served_by_flashline_itself() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("csp_load.cfg"), GOOD_CONFIG).unwrap();
-    let tftp_port = free_udp_port();
-    let sim = Sim::start(download_config(tftp_port));
     let served = dir.path().to_str().unwrap();
-    let port = tftp_port.to_string();
-    let serve = ["--local-server", "127.0.0.1", "--begin-download", "--serve", served, "--serve-port", &port];
-    let mut args = vec!["--local-config", "csp_load.cfg", "--timestamp", "20240131"];
-    args.extend(serve);
-    let (code, report) = sim.tftp_manage_json(&args);
+    // flashline's server binds the port it is told: a port taken since it
+    // was chosen is tried again with another.
+    let (sim, port, output) = crate::util::ports::on_free_port("flashline's TFTP server", |port| {
+        use crate::util::ports::{Start, says_address_in_use};
+        let sim = Sim::start(download_config(port));
+        let mut args = vec!["--local-config", "csp_load.cfg", "--timestamp", "20240131", "--json"];
+        let serve = serve_args(served, &port.to_string());
+        args.extend(serve.iter().map(String::as_str));
+        let output = sim.tftp_manage(&args);
+        let (stdout, stderr) = text(&output);
+        if output.status.code() == Some(3) && says_address_in_use(&format!("{stdout}{stderr}")) {
+            return Start::PortTaken(stderr);
+        }
+        Start::Started((sim, port, output))
+    });
+    let (stdout, stderr) = text(&output);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"));
+    let code = output.status.code();
     assert_eq!((code, statuses(&report)), (Some(0), vec!["0x0010/0x00".to_string()]), "{report:#}");
     assert_eq!(report["served"][0]["filename"], "csp_load.cfg", "{report:#}");
     assert_eq!(report["served"][0]["bytes"], GOOD_CONFIG.len(), "{report:#}");
@@ -375,7 +384,8 @@ fn exs_begin_download_served_by_flashline_itself() {
     // A file the folder does not have: the controller's TFTP fails (its
     // status says so) and the report says why.
     let mut args = vec!["--local-config", "missing.cfg", "--timestamp", "20240131"];
-    args.extend(serve);
+    let serve = serve_args(served, &port.to_string());
+    args.extend(serve.iter().map(String::as_str));
     let (code, report) = sim.tftp_manage_json(&args);
     assert_eq!(code, Some(1), "{report:#}");
     assert!(report["served"][0]["failure"].as_str().unwrap().contains("does not exist"), "{report:#}");
@@ -383,8 +393,9 @@ fn exs_begin_download_served_by_flashline_itself() {
 
 #[test]
 fn exs_tftp_timeout_is_more_status_0x02() {
-    // Nothing listens on this UDP port: the simulator's TFTP client times out.
-    let sim = Sim::start(download_config(free_udp_port()));
+    // Nothing answers on this UDP port (held, never read): the simulator's TFTP client times out.
+    let silent = crate::util::ports::silent_udp_port();
+    let sim = Sim::start(download_config(silent.port));
     let (code, report) = download_with(&sim, "csp_load.cfg", Some("01"));
     assert_eq!((code, statuses(&report)), (Some(1), vec!["0x0008/0x02".to_string()]), "{report:#}");
 }
@@ -500,11 +511,9 @@ fn exs_errors_before_sending_and_without_a_controller() {
     let output = run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--local-config", &"x".repeat(128)]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).1.contains("filename is 128 characters; the controller takes at most 127"));
-    // A port nobody listens on.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // A port nobody listens on (held closed until the end of the test).
+    let closed = crate::util::ports::closed_tcp_port();
+    let port = closed.port;
     let output =
         run_flashline(&["exs", "tftp-manage", "--host", "127.0.0.1", "--port", &port.to_string(), "--query", "all"]);
     let (_, stderr) = text(&output);

@@ -8,7 +8,7 @@
 //! station namespace.
 
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -51,7 +51,8 @@ fn input_rules(pair: &NetnsPair, rules: &[&str]) -> bool {
 fn loopback_connect_method_without_root() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().port();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let held = crate::util::ports::closed_tcp_port();
+    let closed = held.port;
     let ports = format!("{open},{closed}");
     let output = flashline()
         .args(["probe", "127.0.0.1", "--method", "connect", "--ports", &ports, "--json"])
@@ -69,7 +70,7 @@ fn loopback_connect_method_without_root() {
     assert_eq!(report["finding"]["code"], "no-listener");
     assert_eq!(report["finding"]["port"], closed);
     assert!(report["timeline"].as_array().is_some_and(|t| !t.is_empty()));
-    drop(listener);
+    drop((listener, held));
 }
 
 #[test]
@@ -328,7 +329,6 @@ fn diagnose_speaks_plainly_for_the_forum_case() {
     assert!(stdout.contains("answers ping"), "{stdout}");
     assert!(stdout.contains("RST,ACK win=0"), "{stdout}");
     assert!(stdout.contains("built without the FTP server"), "{stdout}");
-    let _ = Ipv4Addr::LOCALHOST;
 }
 
 /// A copy of the binary any user can run (the build folder may not be).

@@ -104,16 +104,27 @@ async fn batch_with_one_broken_device_then_resume_without_reflashing() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("add --resume"), "{stderr}");
 
-    // Resume: finished units are not flashed again; the broken one is retried.
+    // The broken unit is mended (its FTP server now runs) before the resume.
+    drop(devices.remove(2));
+    devices.insert(2, NetosFtp::start(SocketAddr::from((ips[2], PORT)), behaviour(FtpScenario::Normal), dir.path()));
+
+    // Resume: finished units are not flashed again; the broken one is retried,
+    // and only it.
     let (code, stdout, stderr) = run(args(&["--resume"])).await;
-    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert_eq!(code, Some(0), "the mended unit passes on its retry:\n{stdout}\n{stderr}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
-    let steps = report["devices"][0]["steps"].as_array().unwrap();
-    assert!(steps.iter().all(|s| s["outcome"] == "skipped"), "{steps:#?}");
+    assert_eq!(report["summary"]["passed"], 4, "{report:#}");
+    for i in [0, 1, 3] {
+        let steps = report["devices"][i]["steps"].as_array().unwrap();
+        assert!(steps.iter().all(|s| s["outcome"] == "skipped"), "unit-{i}: {steps:#?}");
+    }
+    let retried = &report["devices"][2];
+    assert_eq!(retried["outcome"], "passed", "{retried:#}");
+    let steps = retried["steps"].as_array().unwrap();
+    assert!(!steps.is_empty() && steps.iter().all(|s| s["outcome"] == "passed"), "unit-2 ran again: {steps:#?}");
     for (i, device) in devices.iter().enumerate() {
-        if i != 2 {
-            assert_eq!(device.flash().images["image.bin"].writes, 1, "unit-{i} flashed once");
-        }
+        let what = if i == 2 { "flashed on its retry" } else { "flashed once, not again" };
+        assert_eq!(device.flash().images["image.bin"].writes, 1, "unit-{i} {what}");
     }
 }
 

@@ -216,11 +216,12 @@ fn malformed_cases() -> Vec<Case> {
             )
         },
         case(
-            "empty steps",
+            "unknown key at the top level",
             "steps:\n",
             "steps: []\nold_steps:\n",
             "9:1: error: old_steps: unknown key `old_steps` at the top level",
         ),
+        case("empty steps", "", "format: 1\nname: t\nsteps:\n", "3:6: error: steps: expected a list, found `~`"),
         case("no steps at all", "", "format: 1\nname: t\nsteps: []\n", "3:1: error: steps: the profile has no steps"),
         case(
             "duplicate key",

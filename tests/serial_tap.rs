@@ -41,11 +41,23 @@ fn read_all(mut port: serialport::TTYPort, len: usize, limit: Duration) -> Vec<u
     got
 }
 
-fn write_all(mut port: serialport::TTYPort, data: Vec<u8>) {
-    for piece in data.chunks(4096) {
-        port.write_all(piece).unwrap();
+/// Writes `data` to `port` within `limit` and returns how much was written:
+/// a tap that stops relaying fills the PTY, and the writer gives up at the
+/// deadline instead of blocking (its thread is joined).
+fn write_all(mut port: serialport::TTYPort, data: Vec<u8>, limit: Duration) -> usize {
+    use serialport::SerialPort;
+    port.set_timeout(Duration::from_millis(200)).unwrap();
+    let deadline = Instant::now() + limit;
+    let mut written = 0;
+    while written < data.len() && Instant::now() < deadline {
+        let end = (written + 4096).min(data.len());
+        match port.write(&data[written..end]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("write: {e}"),
+        }
     }
-    port.flush().unwrap();
+    written
 }
 
 /// The byte counts of each direction's record lines (`[ t] A>B  n  text`).
@@ -71,18 +83,19 @@ fn tap_relays_a_mebibyte_each_way_at_once_unchanged() {
     let writers = [
         std::thread::spawn({
             let data = to_b.clone();
-            move || write_all(a_in, data)
+            move || write_all(a_in, data, limit)
         }),
         std::thread::spawn({
             let data = to_a.clone();
-            move || write_all(b_in, data)
+            move || write_all(b_in, data, limit)
         }),
     ];
     let from_a = std::thread::spawn(move || read_all(b.controller, MIB, limit));
     let from_b = read_all(a.controller, MIB, limit);
     let from_a = from_a.join().unwrap();
-    for writer in writers {
-        writer.join().unwrap();
+    for (writer, direction) in writers.into_iter().zip(["A>B", "B>A"]) {
+        let written = writer.join().unwrap();
+        assert_eq!(written, MIB, "{direction}: the tap stopped taking bytes after {written} of {MIB} within {limit:?}");
     }
     assert!(from_a == to_b, "A>B changed or lost bytes: {} of {MIB}", from_a.len());
     assert!(from_b == to_a, "B>A changed or lost bytes: {} of {MIB}", from_b.len());

@@ -409,15 +409,29 @@ pub struct Operation {
     pub attempts: u32,
 }
 
+/// What a request is called in messages ("reboot", "set static").
+fn describe(request: &Request) -> String {
+    frame::command::describe(request.command()).replace(" request", "")
+}
+
+/// Refuses a command that would reach every device that hears it: one for
+/// the broadcast MAC, or a discovery (that is `discover`'s). `operate`
+/// checks this before it opens a socket; it is pure so that it can be
+/// tested without sending anything.
+pub fn refuse_every_device(request: &Request) -> Result<(), AddpError> {
+    if request.mac() == BROADCAST_MAC || matches!(request, Request::Discovery { .. }) {
+        return Err(AddpError::BroadcastMac { what: describe(request) });
+    }
+    Ok(())
+}
+
 /// Sends `request` (set static, reboot or DHCP) and reads the device's
 /// verdict: `Ok` on result flag success with no error code, `Refused`
 /// otherwise, `NoAnswer` when no matching reply came in any attempt.
 pub async fn operate(request: &Request, options: &OperateOptions) -> Result<Operation, AddpError> {
-    let what = frame::command::describe(request.command()).replace(" request", "");
+    refuse_every_device(request)?;
+    let what = describe(request);
     let mac = request.mac();
-    if mac == BROADCAST_MAC || matches!(request, Request::Discovery { .. }) {
-        return Err(AddpError::BroadcastMac { what });
-    }
     let mut sockets: Vec<(UdpSocket, SocketAddr)> = Vec::new();
     match options.address {
         Some(address) => sockets.push((socket_on(Ipv4Addr::UNSPECIFIED)?, SocketAddr::from((address, options.port)))),
@@ -513,11 +527,34 @@ mod tests {
         assert_eq!(error.class(), FailureClass::Input);
     }
 
-    #[tokio::test]
-    async fn the_broadcast_mac_is_refused_before_anything_is_sent() {
-        let request = Request::Reboot { mac: BROADCAST_MAC, password: frame::Password(b"x".to_vec()) };
-        let error = operate(&request, &OperateOptions::default()).await.unwrap_err();
-        assert!(matches!(error, AddpError::BroadcastMac { .. }), "{error}");
+    // The guard alone, without a socket: `operate` itself is tested only
+    // inside a namespace the test made (tests/addp.rs), so a regression
+    // here can never send a reboot to the machine's own network.
+    #[test]
+    fn a_command_for_every_device_is_refused() {
+        let password = || frame::Password(b"x".to_vec());
+        let one = Mac([0x00, 0x40, 0x9D, 0x01, 0x02, 0x03]);
+        let every = [
+            Request::Reboot { mac: BROADCAST_MAC, password: password() },
+            Request::Dhcp { enable: true, mac: BROADCAST_MAC, password: password() },
+            Request::SetStatic {
+                ip: Ipv4Addr::new(198, 18, 0, 2),
+                mask: Ipv4Addr::new(255, 255, 255, 248),
+                gateway: Ipv4Addr::UNSPECIFIED,
+                mac: BROADCAST_MAC,
+                password: password(),
+            },
+            Request::discovery(one),
+        ];
+        for request in &every {
+            let error = refuse_every_device(request).unwrap_err();
+            assert!(matches!(error, AddpError::BroadcastMac { .. }), "{request:?}: {error}");
+            assert_eq!(error.class(), FailureClass::Input);
+            assert!(error.to_string().contains("ff:ff:ff:ff:ff:ff"), "{error}");
+        }
+        assert!(refuse_every_device(&Request::Reboot { mac: one, password: password() }).is_ok());
+        let reboot = refuse_every_device(&every[0]).unwrap_err().to_string();
+        assert!(reboot.starts_with("a reboot must name one device"), "{reboot}");
     }
 
     #[test]

@@ -631,17 +631,39 @@ mod tests {
         ]
     }
 
+    /// Every ICB is a 3-byte header and its data: a request either fits the
+    /// controller's limit and round-trips, or is refused naming its length;
+    /// nothing is skipped.
+    fn encodes_or_is_refused(request: TftpManageRequest) -> Result<(), TestCaseError> {
+        let len: usize = request.icbs.iter().map(|icb| 3 + icb.to_icb().data.len()).sum();
+        match request.encode() {
+            Ok(body) => {
+                prop_assert!(len <= MAX_REQUEST_ICB_DATA, "{len} bytes encoded");
+                prop_assert_eq!(TftpManageRequest::decode(&body).unwrap(), request);
+            }
+            Err(error) => {
+                prop_assert!(len > MAX_REQUEST_ICB_DATA, "{len} bytes refused: {error}");
+                prop_assert_eq!(error, TftpManageError::RequestTooLong { len });
+            }
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn request_round_trip(values in proptest::collection::vec(any_value(), 0..3), actions in proptest::collection::vec(0usize..9, 0..4)) {
             let mut icbs: Vec<RequestIcb> = values.into_iter().map(RequestIcb::Data).collect();
             icbs.extend(actions.into_iter().map(|a| RequestIcb::action(ActionSubtype::ALL[a])));
-            let request = TftpManageRequest { icbs };
-            if let Ok(body) = request.encode() {
-                prop_assert_eq!(TftpManageRequest::decode(&body).unwrap(), request);
-            }
+            encodes_or_is_refused(TftpManageRequest { icbs })?;
         }
 
+        // Long filenames, so that about half the requests are over the limit:
+        // the refusal is checked as often as the round trip.
+        #[test]
+        fn requests_over_the_limit_are_refused_with_their_length(names in proptest::collection::vec("[ -~]{60,127}", 1..5)) {
+            let icbs = names.iter().map(|n| RequestIcb::Data(DataValue::LocalConfig(Filename::new(n).unwrap()))).collect();
+            encodes_or_is_refused(TftpManageRequest { icbs })?;
+        }
         #[test]
         fn response_round_trip(status in any::<u16>(), more in any::<u8>(), values in proptest::collection::vec(any_value(), 0..2)) {
             let icbs: Vec<Icb> = values.iter().map(DataValue::to_icb).collect();

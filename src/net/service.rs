@@ -255,8 +255,22 @@ mod tests {
     async fn silent_server_has_no_banner() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        // Accepts, says so, and then says nothing, holding the connection open.
+        let (accepted, mut seen) = tokio::sync::oneshot::channel();
+        let silent = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = accepted.send(());
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(stream);
+        });
+        let started = std::time::Instant::now();
         let check = check_ftp(Ipv4Addr::LOCALHOST, port, &[], Duration::from_millis(200)).await;
-        assert_eq!(check.banner, None);
-        drop(listener);
+        let waited = started.elapsed();
+        assert_eq!((check.banner, check.banner_code, check.login.is_none()), (None, None, true));
+        // It connected (the server accepted) and waited out its reply timeout.
+        assert!(seen.try_recv().is_ok(), "the server saw no connection");
+        assert!(waited >= Duration::from_millis(200), "gave up after {waited:?}, before its 200 ms");
+        assert!(waited < Duration::from_secs(3), "waited {waited:?} for a 200 ms timeout");
+        silent.abort();
     }
 }

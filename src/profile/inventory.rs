@@ -312,6 +312,7 @@ mod tests {
         let from_yaml = Inventory::load(&yaml).unwrap();
         let from_csv = Inventory::load(&csv).unwrap();
         assert_eq!(from_yaml.devices.len(), 2);
+        assert_eq!(from_csv.devices.len(), 2, "every CSV row is a device");
         for (y, c) in from_yaml.devices.iter().zip(&from_csv.devices) {
             assert_eq!(y.name, c.name);
             assert_eq!(y.values, c.values);

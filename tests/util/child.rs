@@ -2,7 +2,10 @@
 //! it. A child still running at its deadline is killed, and the test fails
 //! with the command and everything the child printed. Server children die with
 //! the test process (`PR_SET_PDEATHSIG`), so a test killed by nextest's
-//! terminate-after leaves no vsftpd or in.tftpd behind.
+//! terminate-after leaves no vsftpd or in.tftpd behind. Each child leads a
+//! process group of its own, and a child killed at its deadline is killed
+//! with its group: a grandchild (curl under `sh -c`) cannot keep the test
+//! waiting on a pipe it inherited.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
@@ -14,8 +17,11 @@ use std::time::{Duration, Instant};
 /// A limit for commands that finish at once (ip, nft, chown, pgrep, kill).
 pub const QUICK: Duration = Duration::from_secs(30);
 /// A limit for a flashline run: its own timeouts end it well before this,
-/// also a 64 MiB upload on a loaded 2-core runner.
-pub const FLASHLINE: Duration = Duration::from_secs(300);
+/// also a 64 MiB upload on a loaded 2-core runner. Shorter than the time
+/// nextest gives an ordinary test (`.config/nextest.toml`: 3 x 60 s), so a
+/// hanging child is killed here, and the test fails with its output, before
+/// nextest kills the test and the output is lost.
+pub const FLASHLINE: Duration = Duration::from_secs(150);
 
 /// `output()` and `status()` with a time limit.
 pub trait Bounded {
@@ -38,7 +44,7 @@ impl Bounded for Command {
         match wait_until(&mut child, Instant::now() + limit) {
             Some(status) => status,
             None => {
-                let _ = child.kill();
+                kill_group(&mut child);
                 let _ = child.wait();
                 panic!(
                     "`{}` still ran after {limit:?}: killed (its output went where the test sent it)",
@@ -63,8 +69,70 @@ pub fn die_with_test(command: &mut Command) -> &mut Command {
 
 fn spawn(command: &mut Command) -> Child {
     let what = describe(command);
-    die_with_test(command).spawn().unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"))
+    die_with_test(command).process_group(0).spawn().unwrap_or_else(|e| panic!("cannot start `{what}`: {e}"))
 }
+
+/// SIGKILL to `child` (not reaped yet) and its process group: whatever it
+/// started goes with it.
+fn kill_group(child: &mut Child) {
+    // Not reaped, so its pid (the group's id) is still its own.
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
+    let _ = child.kill();
+}
+
+/// The pids of `root`'s descendants now, children before grandchildren
+/// (from /proc; `root` itself not included).
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
+        let Some(ppid) = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)) else { continue };
+        parents.push((pid, ppid.parse::<u32>().unwrap_or(0)));
+    }
+    let mut found = vec![root];
+    let mut at = 0;
+    while at < found.len() && found.len() < 10_000 {
+        let parent = found[at];
+        found.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(pid, _)| *pid));
+        at += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Kills `child` (not reaped yet) and every process below it, also those
+/// that left its process group (vsftpd's sessions call setsid): each is
+/// stopped first, so none can fork a new one past the walk, then all get
+/// SIGKILL. Bounded: at most 10 walks.
+pub fn kill_tree(child: &mut Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let signal = |pid: u32, signal: Signal| {
+        let _ = kill(Pid::from_raw(pid as i32), signal);
+    };
+    signal(child.id(), Signal::SIGSTOP);
+    let mut stopped = Vec::new();
+    for _ in 0..10 {
+        let new: Vec<u32> = descendants(child.id()).into_iter().filter(|pid| !stopped.contains(pid)).collect();
+        if new.is_empty() {
+            break;
+        }
+        for &pid in &new {
+            signal(pid, Signal::SIGSTOP);
+        }
+        stopped.extend(new);
+    }
+    for pid in stopped {
+        signal(pid, Signal::SIGKILL);
+    }
+    let _ = child.kill();
+}
+
+/// How long the output readers may still take after the child ended (a
+/// grandchild holding the pipes is killed then).
+const READERS_AFTER_EXIT: Duration = Duration::from_secs(5);
 
 fn describe(command: &Command) -> String {
     let mut words = vec![command.get_program().to_string_lossy().into_owned()];
@@ -163,10 +231,36 @@ impl LineChild {
     /// (stderr: every line, also those already read). Kills it and fails
     /// with its output if it runs longer.
     pub fn finish_within(mut self, limit: Duration) -> Output {
-        let status = wait_until(&mut self.child, Instant::now() + limit);
+        let deadline = Instant::now() + limit;
+        let status = wait_until(&mut self.child, deadline);
         if status.is_none() {
-            let _ = self.child.kill();
+            kill_group(&mut self.child);
             let _ = self.child.wait();
+        }
+        // The readers end when every process holding the pipes has: the
+        // child's group was killed above; one the child left behind when it
+        // ended by itself is killed with the group once the deadline (or a
+        // short grace) has passed. The group's id cannot be reused while
+        // one of its members still holds a pipe.
+        let finished = |s: &Self| {
+            s.stdout.as_ref().is_none_or(|t| t.is_finished()) && s.stderr.as_ref().is_none_or(|t| t.is_finished())
+        };
+        let wait_for_readers = |s: &Self, until: Instant| {
+            while !finished(s) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        wait_for_readers(&self, deadline.max(Instant::now() + READERS_AFTER_EXIT));
+        let lingering = !finished(&self);
+        if lingering {
+            let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            wait_for_readers(&self, Instant::now() + READERS_AFTER_EXIT);
+            assert!(
+                finished(&self),
+                "`{}`: a process outside its process group still holds its output pipes",
+                self.what
+            );
         }
         let stdout = self.stdout.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
         if let Some(reader) = self.stderr.take() {
@@ -185,6 +279,13 @@ impl LineChild {
                 String::from_utf8_lossy(&stderr)
             )
         };
+        assert!(
+            !lingering,
+            "`{}` ended, but a process it started still held its output after {limit:?}: killed\nstdout:\n{}\nstderr:\n{}",
+            self.what,
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
         Output { status, stdout, stderr }
     }
 }
@@ -192,7 +293,9 @@ impl LineChild {
 impl Drop for LineChild {
     fn drop(&mut self) {
         if self.stdout.is_some() {
-            let _ = self.child.kill();
+            if matches!(self.child.try_wait(), Ok(None)) {
+                kill_group(&mut self.child);
+            }
             let _ = self.child.wait();
         }
     }
@@ -246,7 +349,7 @@ pub fn measure_within(command: &mut Command, limit: Duration) -> Measured {
         }
         if started.elapsed() >= limit {
             // Not reaped yet, so the pid is still this child's.
-            let _ = child.kill();
+            kill_group(&mut child);
             killed = true;
             continue;
         }

@@ -7,6 +7,7 @@
 pub mod child;
 pub mod line;
 pub mod netns;
+pub mod ports;
 pub mod postgres;
 pub mod pty;
 pub mod ser2net;

@@ -10,11 +10,19 @@
 //! before its drops ran (nextest's terminate-after, SIGKILL) leaves them
 //! behind, and the next process that makes a pair removes those whose pid is
 //! no longer alive.
+//!
+//! The rule holds by construction for what a test does itself, too: a
+//! socket a test opens off loopback is opened by [`within`], which runs the
+//! code on a thread that entered one of the namespaces this process made,
+//! and panics before running anything if the thread is anywhere else (the
+//! host's namespace above all). [`LoopbackNetns`] is a namespace with only
+//! `lo`, for programs (a browser) that must reach 127.0.0.1 and nothing else.
 
 use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use super::child::{Bounded, QUICK};
@@ -86,8 +94,7 @@ impl NetnsPair {
         };
         // From here on, Drop cleans up whatever was made if a step fails.
         for ns in [&pair.station, &pair.dut] {
-            ip(&["netns", "add", ns]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            add_namespace(ns);
         }
         ip(&[
             "link",
@@ -119,6 +126,90 @@ impl NetnsPair {
     pub fn in_dut(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         in_namespace(&self.dut, program)
     }
+}
+
+/// A namespace with only `lo` up (no other interface, no route): a program
+/// run in it reaches its own 127.0.0.1 and nothing else. Removed on drop.
+pub struct LoopbackNetns {
+    pub name: String,
+}
+
+impl LoopbackNetns {
+    /// Makes one, or returns None after printing why not (outside CI) or
+    /// panics with the reason (under CI).
+    pub fn create() -> Option<LoopbackNetns> {
+        if let Some(reason) = unavailable_reason() {
+            super::require(false, &reason);
+            return None;
+        }
+        static STALE: Once = Once::new();
+        STALE.call_once(remove_stale);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let netns = LoopbackNetns { name: format!("fl{}x{n}l", std::process::id()) };
+        add_namespace(&netns.name);
+        Some(netns)
+    }
+
+    /// A command run inside it.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        in_namespace(&self.name, program)
+    }
+}
+
+impl Drop for LoopbackNetns {
+    fn drop(&mut self) {
+        delete(&self.name);
+    }
+}
+
+/// The namespaces this process made, by the (device, inode) of their nsfs
+/// file: the only places [`within`] lets test code open sockets.
+static MADE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+/// `ip netns add NS`, `lo` up, and NS recorded as one of ours.
+fn add_namespace(ns: &str) {
+    ip(&["netns", "add", ns]);
+    let id = identity(&format!("/var/run/netns/{ns}"));
+    MADE.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+    ip(&["-n", ns, "link", "set", "lo", "up"]);
+}
+
+fn identity(path: &str) -> (u64, u64) {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("stat {path}: {e}"));
+    (meta.dev(), meta.ino())
+}
+
+/// Panics unless the calling thread is inside a namespace this process
+/// made: the check every socket a test opens off loopback passes first.
+pub fn assert_in_test_namespace(what: &str) {
+    let here = identity("/proc/thread-self/ns/net");
+    let made = MADE.lock().unwrap_or_else(|e| e.into_inner()).contains(&here);
+    assert!(made, "{what}: refused outside the test's own network namespaces (this thread is in netns {here:?})");
+}
+
+/// Runs `f` on a thread that entered namespace `ns`, one this process made
+/// (checked before `f` runs), and returns what `f` returns. Sockets made by
+/// `f` stay in `ns` wherever they are used afterwards.
+pub fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    let thread = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .unwrap_or_else(|e| panic!("enter the namespace {path}: {e}"));
+        assert_in_test_namespace(&path);
+        f()
+    });
+    match thread.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Panics unless `address` is on loopback (127.0.0.0/8): for sockets a test
+/// opens in its own namespace, the host's.
+pub fn loopback(address: std::net::SocketAddr) -> std::net::SocketAddr {
+    assert!(address.ip().is_loopback(), "{address}: a test outside its namespaces may use only 127.0.0.0/8");
+    address
 }
 
 /// `ip netns exec NS program`.
@@ -153,11 +244,12 @@ fn delete(ns: &str) {
         .status_within(QUICK);
 }
 
-/// The pid in the name of a namespace a pair made (`fl{pid}x{n}s` or `...d`).
+/// The pid in the name of a namespace a test made (`fl{pid}x{n}s`, `...d`
+/// for a pair, `...l` for a loopback-only one).
 fn owner_pid(ns: &str) -> Option<u32> {
     let rest = ns.strip_prefix("fl")?;
     let (pid, tail) = rest.split_once('x')?;
-    let counter = tail.strip_suffix('s').or_else(|| tail.strip_suffix('d'))?;
+    let counter = tail.strip_suffix(['s', 'd', 'l'])?;
     counter.parse::<u32>().ok()?;
     pid.parse().ok()
 }
@@ -188,17 +280,13 @@ pub fn namespaces() -> Vec<String> {
 /// answers a SYN to it with RST (a closed port) until the test calls
 /// `listen` on it. The socket stays in that namespace wherever it is used.
 pub fn bind_in(ns: &str, address: std::net::SocketAddr) -> socket2::Socket {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter the namespace");
+    let name = ns.to_string();
+    within(ns, move || {
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
             .expect("a TCP socket");
-        socket.bind(&address.into()).unwrap_or_else(|e| panic!("bind {address} in {path}: {e}"));
+        socket.bind(&address.into()).unwrap_or_else(|e| panic!("bind {address} in {name}: {e}"));
         socket
     })
-    .join()
-    .expect("bind thread")
 }
 
 /// A TCP listener bound inside namespace `ns`.
@@ -250,6 +338,12 @@ pub fn serve(listener: std::net::TcpListener) -> Serving {
                 Err(_) => std::thread::sleep(Duration::from_millis(2)),
             }
         }
+        // A connection whose handshake completed before the stop may still
+        // wait in the backlog (the loop was asleep): count it too. The
+        // backlog is finite (128), so is this loop.
+        while listener.accept().is_ok() {
+            accepted += 1;
+        }
         accepted
     });
     Serving { stop, thread: Some(thread) }
@@ -265,27 +359,17 @@ pub fn nft_in(ns: &str, rules: &[&str]) {
 
 /// Connects to `address` from inside namespace `ns` (on a thread that entered
 /// it), retrying for at most `within`. The stream can be used anywhere after.
-pub fn connect_from(
-    ns: &str,
-    address: std::net::SocketAddr,
-    within: std::time::Duration,
-) -> Option<std::net::TcpStream> {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).ok()?;
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
-        let deadline = std::time::Instant::now() + within;
+pub fn connect_from(ns: &str, address: std::net::SocketAddr, limit: Duration) -> Option<std::net::TcpStream> {
+    within(ns, move || {
+        let deadline = Instant::now() + limit;
         loop {
-            if let Ok(stream) = std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(200)) {
+            if let Ok(stream) = std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)) {
                 return Some(stream);
             }
-            if std::time::Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 return None;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         }
     })
-    .join()
-    .ok()
-    .flatten()
 }

@@ -89,8 +89,18 @@ impl Vsftpd {
 
 impl Drop for Vsftpd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The listener and every session it forked: a logged-in session
+        // runs in a session (setsid) of its own and outlives its listener,
+        // holding its connection and the test's files.
+        super::child::kill_tree(&mut self.child);
         let _ = self.child.wait();
+    }
+}
+
+impl Vsftpd {
+    /// The pid of the listener.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

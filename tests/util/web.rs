@@ -3,10 +3,15 @@
 //! independent one), and a headless Chromium driven through chromedriver's
 //! WebDriver API, all on 127.0.0.1 (or inside the test's namespaces).
 //!
-//! Chromium gets the flags that keep it off the network (no sync, no
-//! component updates, no background requests) and a fresh profile folder.
+//! Chromium and chromedriver run in a network namespace of their own with
+//! only `lo` up ([`LoopbackNetns`]), so whatever the browser tries (updates,
+//! DNS prefetch, safe browsing) can reach nothing but that namespace's
+//! 127.0.0.1; the dashboard under test listens there too. The flags that ask
+//! Chromium to stay quiet remain, to keep it fast, not to keep it in. They
+//! also run in a PID namespace of their own (`unshare --pid --kill-child`):
+//! when the test ends the session, or cannot, killing that one process
+//! kills chromedriver and every Chromium process with it.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::child::{Bounded, LineChild, QUICK, die_with_test};
+use super::netns::LoopbackNetns;
 use super::{flashline, have_program, require};
 
 /// A running `flashline dashboard`, killed on drop.
@@ -81,23 +87,36 @@ pub fn get(url: &str, extra: &[&str], namespace: Option<&str>) -> Answer {
 pub fn browser_available() -> bool {
     require(have_program("chromium"), "chromium (Debian package chromium) is not installed")
         && require(have_program("chromedriver"), "chromedriver (Debian package chromium-driver) is not installed")
+        && require(have_program("unshare"), "unshare (Debian package util-linux) is not installed")
+        && super::netns::unavailable_reason().is_none_or(|reason| require(false, &reason))
 }
 
-/// A headless Chromium session through chromedriver; both end on drop.
+/// chromedriver's port inside the browser's namespace: nothing else listens
+/// there, so a fixed port cannot be taken by another test.
+const DRIVER_PORT: u16 = 9515;
+
+/// A headless Chromium session through chromedriver, in a namespace with
+/// only `lo`; everything ends on drop.
 pub struct Browser {
+    /// `unshare`, whose child (chromedriver) is the PID namespace's init.
     driver: std::process::Child,
     base: String,
     session: String,
     _profile: tempfile::TempDir,
+    // Dropped after `driver` is killed (fields drop in order).
+    netns: LoopbackNetns,
 }
 
 impl Browser {
-    /// Starts chromedriver on a free loopback port and opens a session.
+    /// Starts chromedriver in a new namespace with only `lo` and opens a
+    /// session; start the dashboard it visits with `Some(browser.namespace())`.
     pub fn start() -> Browser {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let netns = LoopbackNetns::create().expect("browser_available() said namespaces can be made");
         let driver = die_with_test(
-            Command::new("chromedriver")
-                .arg(format!("--port={port}"))
+            netns
+                .command("unshare")
+                .args(["--pid", "--fork", "--kill-child", "chromedriver"])
+                .arg(format!("--port={DRIVER_PORT}"))
                 .arg("--allowed-ips=127.0.0.1")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -105,11 +124,11 @@ impl Browser {
         )
         .spawn()
         .expect("start chromedriver");
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("http://127.0.0.1:{DRIVER_PORT}");
         let profile = tempfile::tempdir().unwrap();
-        let mut browser = Browser { driver, base, session: String::new(), _profile: profile };
+        let mut browser = Browser { driver, base, session: String::new(), _profile: profile, netns };
         let ready = Instant::now() + Duration::from_secs(20);
-        while driver_call("GET", &format!("{}/status", browser.base), None).is_none() {
+        while browser.driver_call("GET", &format!("{}/status", browser.base), None).is_none() {
             assert!(Instant::now() < ready, "chromedriver did not answer within 20 s");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -131,7 +150,8 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args },
         }}});
-        let answer = driver_call("POST", &format!("{}/session", browser.base), Some(&capabilities))
+        let answer = browser
+            .driver_call("POST", &format!("{}/session", browser.base), Some(&capabilities))
             .expect("chromedriver answers a new session");
         browser.session = answer["value"]["sessionId"]
             .as_str()
@@ -140,9 +160,26 @@ impl Browser {
         browser
     }
 
+    /// The namespace the browser runs in (for `Dashboard::start`).
+    pub fn namespace(&self) -> &str {
+        &self.netns.name
+    }
+
+    /// Forgets the session id, as when chromedriver lost the session: the
+    /// drop's DELETE then fails (for the test that Chromium is reaped anyway).
+    pub fn lose_session(&mut self) {
+        self.session = "no-such-session".into();
+    }
+
+    /// The pid of the process whose death ends chromedriver and Chromium.
+    pub fn reaper_pid(&self) -> u32 {
+        self.driver.id()
+    }
+
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
-        let answer = driver_call(method, &url, body).unwrap_or_else(|| panic!("chromedriver: {method} {path} failed"));
+        let answer =
+            self.driver_call(method, &url, body).unwrap_or_else(|| panic!("chromedriver: {method} {path} failed"));
         if answer["value"].get("error").is_some() {
             panic!("chromedriver: {method} {path}: {answer}");
         }
@@ -206,23 +243,30 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if !self.session.is_empty() {
-            let _ = driver_call("DELETE", &format!("{}/session/{}", self.base, self.session), None);
+            let _ = self.driver_call("DELETE", &format!("{}/session/{}", self.base, self.session), None);
         }
+        // Whether or not the session ended: `unshare --kill-child` passes
+        // the SIGKILL on to chromedriver, and with the PID namespace's init
+        // gone the kernel kills every Chromium process in it.
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
 
-/// One WebDriver call with curl; None when chromedriver does not answer.
-fn driver_call(method: &str, url: &str, body: Option<&Value>) -> Option<Value> {
-    let mut command = Command::new("curl");
-    command.args(["-sS", "--max-time", "60", "--noproxy", "*", "-X", method, "-H", "Content-Type: application/json"]);
-    if let Some(body) = body {
-        command.args(["--data-binary", &body.to_string()]);
+impl Browser {
+    /// One WebDriver call with curl from inside the browser's namespace;
+    /// None when chromedriver does not answer.
+    fn driver_call(&self, method: &str, url: &str, body: Option<&Value>) -> Option<Value> {
+        let mut command = self.netns.command("curl");
+        command.args(["-sS", "--max-time", "60", "--noproxy", "*", "-X", method]);
+        command.args(["-H", "Content-Type: application/json"]);
+        if let Some(body) = body {
+            command.args(["--data-binary", &body.to_string()]);
+        }
+        let output = command.arg(url).output_within(Duration::from_secs(90));
+        if !output.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&output.stdout).ok()
     }
-    let output = command.arg(url).output_within(Duration::from_secs(90));
-    if !output.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&output.stdout).ok()
 }
