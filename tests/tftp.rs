@@ -310,3 +310,50 @@ fn tftp_serve_does_not_answer_a_datagram_from_itself() {
     let line = server.line_matching(Duration::from_secs(20), |l| l.contains("f.bin"));
     assert!(line.starts_with("sent f.bin"), "{line}");
 }
+
+/// RFC 2349: a client's `timeout` is echoed in the OACK and then sets the
+/// retransmission interval (1 s asked, 10 s the server's own); a value out
+/// of 1..=255 is left out (no OACK, so the first reply is the data).
+/// No independent client here asks for it (curl and tftp-hpa do not): the
+/// request is written in bytes.
+#[test]
+fn tftp_serve_honours_the_timeout_option() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("t.bin"), pattern(100, 5)).unwrap();
+    let mut server = Server::start(root.path(), &["--timeout", "10s"]);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 1024];
+    client.send_to(b"\x00\x01t.bin\x00octet\x00timeout\x001\x00", address).unwrap();
+    let (n, transfer) = client.recv_from(&mut buf).expect("an OACK within 5 s");
+    let first = std::time::Instant::now();
+    assert_eq!(&buf[..n], b"\x00\x06timeout\x001\x00");
+    // Not acknowledged: the OACK comes again after the agreed second.
+    let mut intervals = Vec::new();
+    let mut last = first;
+    for _ in 0..2 {
+        let (n, from) = client.recv_from(&mut buf).expect("the OACK again within 5 s");
+        assert_eq!((&buf[..n], from), (&b"\x00\x06timeout\x001\x00"[..], transfer));
+        intervals.push(last.elapsed());
+        last = std::time::Instant::now();
+    }
+    for interval in &intervals {
+        assert!(
+            *interval > Duration::from_millis(700) && *interval < Duration::from_millis(2500),
+            "retransmission intervals {intervals:?}, 1 s agreed"
+        );
+    }
+    client.send_to(b"\x00\x04\x00\x00", transfer).unwrap();
+    let (n, _) = client.recv_from(&mut buf).expect("block 1");
+    assert_eq!((&buf[..4], n), (&b"\x00\x03\x00\x01"[..], 104));
+    client.send_to(b"\x00\x04\x00\x01", transfer).unwrap();
+    assert!(server.line_about("t.bin").starts_with("sent t.bin"));
+
+    // Out of range: ignored, so no OACK.
+    client.send_to(b"\x00\x01t.bin\x00octet\x00timeout\x00300\x00", address).unwrap();
+    let (n, transfer) = client.recv_from(&mut buf).expect("block 1 within 5 s");
+    assert_eq!((&buf[..4], n), (&b"\x00\x03\x00\x01"[..], 104));
+    client.send_to(b"\x00\x04\x00\x01", transfer).unwrap();
+    assert!(server.line_about("t.bin").starts_with("sent t.bin"));
+}

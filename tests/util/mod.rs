@@ -9,6 +9,7 @@ pub mod line;
 pub mod netns;
 pub mod postgres;
 pub mod pty;
+pub mod relay;
 pub mod ser2net;
 pub mod vsftpd;
 pub mod web;
