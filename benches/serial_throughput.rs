@@ -9,7 +9,6 @@
 //!
 //! Run: `cargo bench --bench serial_throughput` (needs lrzsz for the sx column).
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

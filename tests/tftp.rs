@@ -225,7 +225,7 @@ fn cpu_time_of_process_with(marker: &str) -> Duration {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         // The server itself, not `ip netns exec` (which execs it, same pid).
-        if !args.iter().any(|a| *a == marker.as_bytes()) || !args.iter().any(|a| *a == b"serve") {
+        if !args.contains(&marker.as_bytes()) || !args.contains(&&b"serve"[..]) {
             continue;
         }
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
