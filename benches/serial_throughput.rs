@@ -9,7 +9,6 @@
 //!
 //! Run: `cargo bench --bench serial_throughput` (needs lrzsz for the sx column).
 
-use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +18,10 @@ use flashline::progress::Silent;
 use flashline::serial::transfer;
 use flashline::serial::xmodem::{Outgoing, ReceiverOptions, Sender, SenderOptions};
 use flashline::sim::link::{self, LinkConfig, LinkStats};
+
+#[path = "../tests/util/relay.rs"]
+mod relay;
+use relay::relay;
 
 /// The fastest any sender can move `size` bytes to our receiver, which asks
 /// with `C`, NAKs the first EOT, and (YMODEM) asks again after block 0 and EOT.
@@ -57,33 +60,6 @@ fn ceiling_seconds(protocol: TransferProtocol, size: usize, baud: u32, latency: 
 
 fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 + i / 97) as u8).collect()
-}
-
-/// A stream to a child's stdin/stdout, relayed by blocking threads.
-fn relay(mut from: impl Read + Send + 'static, mut to: impl Write + Send + 'static) -> tokio::io::DuplexStream {
-    let (ours, relay) = tokio::io::duplex(1 << 16);
-    let (mut relay_read, mut relay_write) = tokio::io::split(relay);
-    let handle = tokio::runtime::Handle::current();
-    let reader_handle = handle.clone();
-    std::thread::spawn(move || {
-        use tokio::io::AsyncWriteExt;
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = from.read(&mut buf) {
-            if reader_handle.block_on(relay_write.write_all(&buf[..n])).is_err() {
-                break;
-            }
-        }
-    });
-    std::thread::spawn(move || {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = handle.block_on(relay_read.read(&mut buf)) {
-            if to.write_all(&buf[..n]).is_err() || to.flush().is_err() {
-                break;
-            }
-        }
-    });
-    ours
 }
 
 enum Peer {

@@ -237,7 +237,7 @@ async fn dialog_line_endings_cr_lf_crlf_against_consoles_ending_lines_on_cr_or_l
             // The console never sees the end of the password: a timeout
             // that quotes the masked echo, and nothing saved.
             let error = result.expect_err(&what);
-            assert!(error.contains("within 3s"), "{what}: {error}");
+            assert!(error.contains("timed out after 3s waiting for"), "{what}: {error}");
             assert_eq!(nv, NvMemory::default(), "{what}");
         }
     }

@@ -185,3 +185,175 @@ fn tftp_serve_writes_only_with_allow_write() {
     assert!(server.line_about("up.bin").starts_with("received up.bin"));
     assert_eq!(std::fs::read(root.path().join("up.bin")).unwrap(), content);
 }
+
+/// A raw IPv4 socket opened inside namespace `ns` (the socket stays in it):
+/// `protocol` 255 (IPPROTO_RAW) sends datagrams whose IP header the test
+/// writes, 17 (UDP) receives a copy of every UDP datagram the namespace
+/// receives, its own loopback traffic included.
+fn raw_socket_in(ns: &str, protocol: i32) -> socket2::Socket {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter the namespace");
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::RAW, Some(socket2::Protocol::from(protocol)))
+            .expect("a raw socket (needs root)")
+    })
+    .join()
+    .expect("raw socket thread")
+}
+
+/// An IPv4 UDP datagram from `from` to `to` with `payload` (the kernel fills
+/// in the IP checksum; a UDP checksum of 0 means none, RFC 768).
+fn udp_datagram(from: std::net::SocketAddrV4, to: std::net::SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut packet = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    packet[2..4].copy_from_slice(&total.to_be_bytes());
+    packet.extend_from_slice(&from.ip().octets());
+    packet.extend_from_slice(&to.ip().octets());
+    packet.extend_from_slice(&from.port().to_be_bytes());
+    packet.extend_from_slice(&to.port().to_be_bytes());
+    packet.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[0, 0]);
+    packet.extend_from_slice(payload);
+    packet
+}
+
+/// CPU time (user + system) of the process whose command line contains
+/// `marker`, from /proc (clock ticks of 10 ms on Linux).
+fn cpu_time_of_process_with(marker: &str) -> Duration {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        // The server itself, not `ip netns exec` (which execs it, same pid).
+        if !args.contains(&marker.as_bytes()) || !args.contains(&&b"serve"[..]) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // Fields after the ")" of the command name: utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        return Duration::from_millis(ticks * 10);
+    }
+    panic!("no process with {marker} in its command line");
+}
+
+/// Issue 28 item 3: a datagram whose source is the server's own address and
+/// port (spoofed with a raw socket inside a namespace the test made, where
+/// the server runs) gets no answer: not an ERROR and not anything else, so
+/// the server does not answer itself in a loop. A capture socket counts
+/// every UDP datagram from the server's port; the server's CPU time stays
+/// small; a client is served after.
+#[test]
+fn tftp_serve_does_not_answer_a_datagram_from_itself() {
+    let Some(pair) = crate::util::netns::NetnsPair::create() else { return };
+    if !require(have_program("curl"), "`curl` (Debian package curl)") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let content = pattern(3000, 3);
+    std::fs::write(root.path().join("f.bin"), &content).unwrap();
+    let marker = root.path().to_str().unwrap().to_string();
+    let mut command = pair.in_station(crate::util::flashline_bin());
+    die_with_test(&mut command).env("TERM", "dumb").args(["tftp", "serve", "--listen", "0.0.0.0:0", "--root", &marker]);
+    let mut server = LineChild::spawn(&mut command);
+    let line = server.line_matching(Duration::from_secs(20), |l| l.starts_with("serving "));
+    let port: u16 = line
+        .split("udp 0.0.0.0:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+
+    let capture = raw_socket_in(&pair.station, 17);
+    capture.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let sender = raw_socket_in(&pair.station, 255);
+    let cpu_before = cpu_time_of_process_with(&marker);
+    let mut injected = 0;
+    // An ERROR and an ACK (which a server answers with an ERROR), each from
+    // the veth address and from loopback, to the same address and port.
+    for ip in [pair.station_ip, std::net::Ipv4Addr::LOCALHOST] {
+        let own = std::net::SocketAddrV4::new(ip, port);
+        for payload in [&b"\x00\x05\x00\x05unknown transfer id\x00"[..], &b"\x00\x04\x00\x01"[..]] {
+            let to: std::net::SocketAddr = own.into();
+            sender.send_to(&udp_datagram(own, own, payload), &to.into()).expect("send the spoofed datagram");
+            injected += 1;
+        }
+    }
+    // Count for 2 s: the datagrams injected come through the capture once
+    // each; an answer (to the server itself) would come as more.
+    let mut from_server = 0u32;
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    let mut seen = 0u32;
+    while std::time::Instant::now() < until && seen < 1_000_000 {
+        let Ok(n) = capture.recv(&mut buf) else { continue };
+        seen += 1;
+        // SAFETY: recv initialised the first n bytes.
+        let bytes: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+        let header = usize::from(bytes[0] & 0x0f) * 4;
+        if bytes.len() >= header + 8 && u16::from_be_bytes([bytes[header], bytes[header + 1]]) == port {
+            from_server += 1;
+        }
+    }
+    let cpu = cpu_time_of_process_with(&marker).saturating_sub(cpu_before);
+    assert_eq!(from_server, injected, "datagrams from udp port {port}: {injected} injected, the rest the server's");
+    assert!(cpu < Duration::from_millis(500), "the server used {cpu:?} of CPU in 2 s after the spoofed datagrams");
+
+    // A client is still served, byte-exact.
+    let output = pair
+        .in_station("curl")
+        .args(["--silent", "--show-error", "--max-time", "20", "-o", "-"])
+        .arg(format!("tftp://{}:{port}/f.bin", pair.station_ip))
+        .output_within(QUICK);
+    assert!(output.status.success(), "curl: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stdout == content, "the copy differs: {} B", output.stdout.len());
+    let line = server.line_matching(Duration::from_secs(20), |l| l.contains("f.bin"));
+    assert!(line.starts_with("sent f.bin"), "{line}");
+}
+
+/// RFC 2349: a client's `timeout` is echoed in the OACK and then sets the
+/// retransmission interval (1 s asked, 10 s the server's own); a value out
+/// of 1..=255 is left out (no OACK, so the first reply is the data).
+/// No independent client here asks for it (curl and tftp-hpa do not): the
+/// request is written in bytes.
+#[test]
+fn tftp_serve_honours_the_timeout_option() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("t.bin"), pattern(100, 5)).unwrap();
+    let mut server = Server::start(root.path(), &["--timeout", "10s"]);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], server.port));
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 1024];
+    client.send_to(b"\x00\x01t.bin\x00octet\x00timeout\x001\x00", address).unwrap();
+    let (n, transfer) = client.recv_from(&mut buf).expect("an OACK within 5 s");
+    let first = std::time::Instant::now();
+    assert_eq!(&buf[..n], b"\x00\x06timeout\x001\x00");
+    // Not acknowledged: the OACK comes again after the agreed second.
+    let mut intervals = Vec::new();
+    let mut last = first;
+    for _ in 0..2 {
+        let (n, from) = client.recv_from(&mut buf).expect("the OACK again within 5 s");
+        assert_eq!((&buf[..n], from), (&b"\x00\x06timeout\x001\x00"[..], transfer));
+        intervals.push(last.elapsed());
+        last = std::time::Instant::now();
+    }
+    for interval in &intervals {
+        assert!(
+            *interval > Duration::from_millis(700) && *interval < Duration::from_millis(2500),
+            "retransmission intervals {intervals:?}, 1 s agreed"
+        );
+    }
+    client.send_to(b"\x00\x04\x00\x00", transfer).unwrap();
+    let (n, _) = client.recv_from(&mut buf).expect("block 1");
+    assert_eq!((&buf[..4], n), (&b"\x00\x03\x00\x01"[..], 104));
+    client.send_to(b"\x00\x04\x00\x01", transfer).unwrap();
+    assert!(server.line_about("t.bin").starts_with("sent t.bin"));
+
+    // Out of range: ignored, so no OACK.
+    client.send_to(b"\x00\x01t.bin\x00octet\x00timeout\x00300\x00", address).unwrap();
+    let (n, transfer) = client.recv_from(&mut buf).expect("block 1 within 5 s");
+    assert_eq!((&buf[..4], n), (&b"\x00\x03\x00\x01"[..], 104));
+    client.send_to(b"\x00\x04\x00\x01", transfer).unwrap();
+    assert!(server.line_about("t.bin").starts_with("sent t.bin"));
+}

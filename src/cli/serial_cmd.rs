@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::device_values::DeviceValueArgs;
 use super::progress_view::TaskView;
@@ -275,9 +276,28 @@ fn port_failure(context: &Context, error: PortError) -> Outcome {
     context.fail(format!("{error}\n  help: {}", error.help()), Outcome::from(error.class()))
 }
 
-fn write_transcript(path: Option<&PathBuf>, text: &str, context: &Context) {
+/// Gives the console's transcript its file, written as the session goes
+/// (memory keeps only the latest entries: a noisy line never ends).
+fn start_transcript<S: AsyncRead + AsyncWrite + Unpin>(
+    path: Option<&PathBuf>,
+    console: &mut Console<S>,
+    context: &Context,
+) {
+    let Some(path) = path else { return };
+    match std::fs::File::create(path) {
+        Ok(file) => console.transcript_mut().write_to(Box::new(std::io::BufWriter::new(file))),
+        Err(error) => context.warn(format!("cannot write the transcript to {}: {error}", path.display())),
+    }
+}
+
+/// Ends the transcript file with the line a timeout cut off, if any.
+fn finish_transcript<S: AsyncRead + AsyncWrite + Unpin>(
+    path: Option<&PathBuf>,
+    console: &mut Console<S>,
+    context: &Context,
+) {
     if let Some(path) = path
-        && let Err(error) = std::fs::write(path, text)
+        && let Err(error) = console.transcript_mut().finish(std::time::Instant::now())
     {
         context.warn(format!("cannot write the transcript to {}: {error}", path.display()));
     }
@@ -311,9 +331,10 @@ async fn send(args: SendArgs, context: &Context) -> Outcome {
     };
     let progress = TaskView::new(context.quiet);
     let mut console = Console::new(port);
+    start_transcript(args.transcript.as_ref(), &mut console, context);
     let result = steps::load_image(&mut console, &step, file, args.baud, &progress).await;
     progress.finish();
-    write_transcript(args.transcript.as_ref(), &console.transcript().render(), context);
+    finish_transcript(args.transcript.as_ref(), &mut console, context);
     match result {
         Ok(report) => {
             if !context.quiet {
@@ -371,9 +392,10 @@ async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
     };
     let progress = TaskView::new(context.quiet);
     let mut console = Console::new(port);
+    start_transcript(args.transcript.as_ref(), &mut console, context);
     let result = steps::configure_network(&mut console, step, &progress).await;
     progress.finish();
-    write_transcript(args.transcript.as_ref(), &console.transcript().render(), context);
+    finish_transcript(args.transcript.as_ref(), &mut console, context);
     match result {
         Ok(outcome) if outcome.skipped => {
             if !context.quiet {

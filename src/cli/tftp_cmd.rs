@@ -59,6 +59,8 @@ fn serve(args: ServeArgs, context: &Context) -> Outcome {
     config.timeout = args.timeout.0;
     config.retries = args.retries;
     config.max_blksize = usize::from(args.max_blksize);
+    // Each transfer is a line on stderr; the command keeps no records.
+    config.max_records = 0;
     let runtime = match context.runtime_one_thread() {
         Ok(runtime) => runtime,
         Err(outcome) => return outcome,

@@ -18,7 +18,9 @@ use crate::failure::{Classify, FailureClass};
 /// Why a console exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
-    #[error("no {waiting_for} within {}s{}", waited.as_secs_f32(), quote_lines(last_lines))]
+    // "timed out waiting for X", not "no X within": callers name what they wait
+    // for with an article ("the unit's MAC"), and "no the ..." misreads.
+    #[error("timed out after {}s waiting for {waiting_for}{}", waited.as_secs_f32(), quote_lines(last_lines))]
     Timeout { waiting_for: String, waited: Duration, last_lines: Vec<String> },
     #[error("the serial line closed while waiting for {waiting_for}{}", quote_lines(last_lines))]
     Closed { waiting_for: String, last_lines: Vec<String> },
@@ -93,6 +95,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
 
     pub fn transcript(&self) -> &Transcript {
         &self.transcript
+    }
+
+    /// To give the transcript a file ([`Transcript::write_to`]) and finish it.
+    pub fn transcript_mut(&mut self) -> &mut Transcript {
+        &mut self.transcript
     }
 
     pub fn note(&mut self, text: &str) {
@@ -230,8 +237,66 @@ mod tests {
         let prompt = Regex::new("Press any key").unwrap();
         let error = console.expect(&[&prompt], Duration::from_secs(2), "`Press any key`").await.unwrap_err();
         let text = error.to_string();
-        assert!(text.starts_with("no `Press any key` within 2s; last lines received:"), "{text}");
+        assert!(text.starts_with("timed out after 2s waiting for `Press any key`; last lines received:"), "{text}");
+        // With an article, as the station words it (issue 28 item 16).
+        let error =
+            console.expect(&[&prompt], Duration::from_secs(1), "the unit's MAC in its banner").await.unwrap_err();
+        assert!(
+            error.to_string().starts_with("timed out after 1s waiting for the unit's MAC in its banner;"),
+            "{error}"
+        );
         assert!(text.ends_with("  | PLATFORM: connectme9210\n  | APPLICATION: naftpapp"), "{text}");
+    }
+
+    /// Issue 28 items 4 and 14: megabytes of noise lines before the prompt
+    /// keep a bounded transcript in memory while its file gets every line;
+    /// the line a timeout cut off is in both.
+    #[tokio::test(start_paused = true)]
+    async fn a_noisy_line_keeps_memory_bounded_and_the_file_whole() {
+        use crate::serial::transcript::{MAX_KEPT_ENTRIES, MAX_KEPT_TEXT};
+        let (ours, mut device) = tokio::io::duplex(1 << 16);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transcript.txt");
+        let mut console = Console::new(ours);
+        console.transcript_mut().write_to(Box::new(std::io::BufWriter::new(std::fs::File::create(&path).unwrap())));
+        const LINES: usize = 100_000;
+        let noise = tokio::spawn(async move {
+            // 100,000 lines of 80 random printable bytes: 8 MB.
+            let mut state = 0x2545_F491u32;
+            let mut chunk = Vec::with_capacity(81 * 100);
+            for i in 0..LINES {
+                for _ in 0..80 {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    chunk.push(b'!' + (state >> 24) as u8 % 90);
+                }
+                chunk.push(b'\n');
+                if i % 100 == 99 {
+                    device.write_all(&chunk).await.unwrap();
+                    chunk.clear();
+                }
+            }
+            device.write_all(b"Password").await.unwrap();
+            device
+        });
+        let prompt = Regex::new("Password:").unwrap();
+        // Paused time stands still while the bytes flow; once the writer is
+        // done the expectation times out on the unfinished line (the
+        // prompt without its colon).
+        let error = console.expect(&[&prompt], Duration::from_secs(5), "`Password:`").await.unwrap_err();
+        let _device = noise.await.unwrap();
+        assert!(matches!(error, ConsoleError::Timeout { .. }), "{error}");
+        assert_eq!(error.last_lines().last().map(String::as_str), Some("Password"), "{error}");
+        let (kept, text) = console.transcript().kept();
+        assert!(kept <= MAX_KEPT_ENTRIES && text <= MAX_KEPT_TEXT, "{kept} entries, {text} bytes kept");
+        assert!(console.transcript().render().ends_with("< Password\n"), "the cut-off line is rendered");
+        console.transcript_mut().finish(Instant::now().into_std()).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines.len(), LINES + 1, "every line in the file");
+        assert!(lines[LINES].ends_with("] < Password"), "{}", lines[LINES]);
+        assert!(lines[..LINES].iter().all(|l| l.len() == 11 + 2 + 80), "{}", lines[0]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,11 +2,14 @@
 //! secret are written as `***`, and so is any echo of them in what the device
 //! prints. It also keeps the last lines received, for error messages.
 //!
-//! It does not decide where the transcript goes (a file, a report): callers
-//! render it with [`Transcript::render`].
+//! Memory is bounded: only the latest entries are kept (a noisy line prints
+//! lines without end). A caller that wants all of it gives the transcript a
+//! writer ([`Transcript::write_to`], the `--transcript` file), which gets
+//! every entry as it is made; [`Transcript::render`] is the kept part.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::io::{self, Write as _};
 use std::time::{Duration, Instant};
 
 /// Which way a transcript entry went.
@@ -31,23 +34,125 @@ pub struct Entry {
 /// How many received lines are kept for error messages.
 const RECENT_LINES: usize = 8;
 
-#[derive(Debug)]
+/// Entries kept in memory at most, and their text at most: far more than a
+/// boot log or a dialog prints, far less than a noisy line can.
+pub const MAX_KEPT_ENTRIES: usize = 4096;
+pub const MAX_KEPT_TEXT: usize = 1 << 20;
+
+/// The longest received line kept (longer ones are cut).
+const MAX_LINE: usize = 4096;
+
 pub struct Transcript {
     started: Instant,
-    entries: Vec<Entry>,
+    /// The latest entries, within [`MAX_KEPT_ENTRIES`] and [`MAX_KEPT_TEXT`].
+    entries: VecDeque<Entry>,
+    /// Bytes of text in `entries`.
+    kept_text: usize,
+    /// Entries made and no longer kept.
+    dropped: u64,
     /// Received bytes of the line not yet ended.
     partial: Vec<u8>,
     secrets: Vec<String>,
     recent: VecDeque<String>,
+    /// Where every entry is written as it is made, if anywhere.
+    sink: Option<Box<dyn io::Write + Send + Sync>>,
+    /// The first error writing to `sink` (which is then dropped).
+    sink_error: Option<io::Error>,
+}
+
+impl std::fmt::Debug for Transcript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcript")
+            .field("entries", &self.entries.len())
+            .field("dropped", &self.dropped)
+            .field("writes_to_sink", &self.sink.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Transcript {
     pub fn new(started: Instant) -> Transcript {
-        Transcript { started, entries: Vec::new(), partial: Vec::new(), secrets: Vec::new(), recent: VecDeque::new() }
+        Transcript {
+            started,
+            entries: VecDeque::new(),
+            kept_text: 0,
+            dropped: 0,
+            partial: Vec::new(),
+            secrets: Vec::new(),
+            recent: VecDeque::new(),
+            sink: None,
+            sink_error: None,
+        }
     }
 
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    /// The entries kept in memory (the latest ones).
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
+    /// How many entries are kept, and their text in bytes (both bounded).
+    pub fn kept(&self) -> (usize, usize) {
+        (self.entries.len(), self.kept_text)
+    }
+
+    /// From now on writes every entry to `sink` as it is made, after the
+    /// entries kept so far. [`Transcript::finish`] adds the unfinished last
+    /// line and flushes.
+    pub fn write_to(&mut self, sink: Box<dyn io::Write + Send + Sync>) {
+        self.sink = Some(sink);
+        let kept = self.render_kept();
+        self.write_sink(kept.as_bytes());
+    }
+
+    /// Writes the line not yet ended (a prompt, or what a timeout cut off)
+    /// to the sink and flushes it; the first write error, if any.
+    pub fn finish(&mut self, now: Instant) -> io::Result<()> {
+        if !self.partial.is_empty() {
+            let entry = self.partial_entry(now);
+            self.write_sink(render_entry(&entry).as_bytes());
+        }
+        if let Some(sink) = &mut self.sink
+            && let Err(error) = sink.flush()
+        {
+            self.sink_error.get_or_insert(error);
+            self.sink = None;
+        }
+        match self.sink_error.take() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn write_sink(&mut self, bytes: &[u8]) {
+        if let Some(sink) = &mut self.sink
+            && let Err(error) = sink.write_all(bytes)
+        {
+            self.sink_error.get_or_insert(error);
+            self.sink = None;
+        }
+    }
+
+    /// Records `entry`: to the sink, and in memory among the latest.
+    fn push(&mut self, entry: Entry) {
+        if self.sink.is_some() {
+            self.write_sink(render_entry(&entry).as_bytes());
+        }
+        self.kept_text += entry.text.len();
+        self.entries.push_back(entry);
+        // Each pass drops one entry: bounded by the entries kept.
+        while self.entries.len() > MAX_KEPT_ENTRIES || (self.kept_text > MAX_KEPT_TEXT && self.entries.len() > 1) {
+            let Some(old) = self.entries.pop_front() else { break };
+            self.kept_text -= old.text.len();
+            self.dropped += 1;
+        }
+    }
+
+    fn partial_entry(&self, now: Instant) -> Entry {
+        Entry {
+            at: now.saturating_duration_since(self.started),
+            direction: Direction::Received,
+            text: self.redact(printable(&self.partial)),
+        }
     }
 
     /// Adds received bytes; complete lines become entries.
@@ -56,7 +161,7 @@ impl Transcript {
             if byte == b'\n' {
                 let line = std::mem::take(&mut self.partial);
                 self.push_line(now, &line);
-            } else if self.partial.len() < 4096 {
+            } else if self.partial.len() < MAX_LINE {
                 self.partial.push(byte);
             }
         }
@@ -68,7 +173,7 @@ impl Transcript {
             self.recent.pop_front();
         }
         self.recent.push_back(text.clone());
-        self.entries.push(Entry { at: now - self.started, direction: Direction::Received, text });
+        self.push(Entry { at: now - self.started, direction: Direction::Received, text });
     }
 
     /// Records what we sent; a secret is written as `***` and from then on
@@ -83,12 +188,12 @@ impl Transcript {
         } else {
             self.redact(printable(text.as_bytes()))
         };
-        self.entries.push(Entry { at: now - self.started, direction: Direction::Sent, text: shown });
+        self.push(Entry { at: now - self.started, direction: Direction::Sent, text: shown });
     }
 
     pub fn note(&mut self, now: Instant, text: &str) {
         self.flush_partial(now);
-        self.entries.push(Entry { at: now - self.started, direction: Direction::Note, text: text.to_string() });
+        self.push(Entry { at: now - self.started, direction: Direction::Note, text: text.to_string() });
     }
 
     /// Ends the pending partial line (a prompt has no newline).
@@ -117,19 +222,36 @@ impl Transcript {
         text
     }
 
-    /// `[   1.234] < text` per entry: `<` received, `>` sent, `#` note.
+    /// `[   1.234] < text` per entry kept: `<` received, `>` sent, `#`
+    /// note; the line not yet ended (what a timeout cut off) last.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        for entry in &self.entries {
-            let mark = match entry.direction {
-                Direction::Received => '<',
-                Direction::Sent => '>',
-                Direction::Note => '#',
-            };
-            let _ = writeln!(out, "[{:>8.3}] {mark} {}", entry.at.as_secs_f64(), entry.text);
+        let mut out = self.render_kept();
+        if !self.partial.is_empty() {
+            let at = self.entries.back().map_or(Duration::ZERO, |e| e.at);
+            out.push_str(&render_entry(&Entry { at, ..self.partial_entry(self.started) }));
         }
         out
     }
+
+    fn render_kept(&self) -> String {
+        let mut out = String::new();
+        if self.dropped > 0 {
+            let _ = writeln!(out, "[{:>8}] # {} earlier entries are not kept in memory", "", self.dropped);
+        }
+        for entry in &self.entries {
+            out.push_str(&render_entry(entry));
+        }
+        out
+    }
+}
+
+fn render_entry(entry: &Entry) -> String {
+    let mark = match entry.direction {
+        Direction::Received => '<',
+        Direction::Sent => '>',
+        Direction::Note => '#',
+    };
+    format!("[{:>8.3}] {mark} {}\n", entry.at.as_secs_f64(), entry.text)
 }
 
 /// Text for a human: CR dropped, other control bytes and invalid UTF-8 as `\xNN`.

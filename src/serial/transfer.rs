@@ -220,12 +220,61 @@ mod tests {
             assert!(events.iter().any(|e| matches!(e, ProgressEvent::Advanced { done: 5000, .. })));
             // The console text after the transfer is handed on.
             let mut rest = report.leftover;
+            // Bounded: each read brings a byte or ends the test (EOF).
             while rest.len() < 5 {
                 let mut buf = [0u8; 16];
                 let n = a.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the line closed after {:?}", String::from_utf8_lossy(&rest));
                 rest.extend_from_slice(&buf[..n]);
             }
             assert_eq!(rest, b"after");
+        }
+    }
+
+    /// Issue 28 item 7: a line that answers with random bytes (a 0x06 every
+    /// 256 on average) fails with the junk error, not "sent".
+    #[tokio::test(start_paused = true)]
+    async fn a_line_of_random_bytes_is_not_a_receiver() {
+        use crate::serial::xmodem::{TransferError, Unit};
+        for protocol in [TransferProtocol::Xmodem, TransferProtocol::Xmodem1k, TransferProtocol::Ymodem] {
+            let (mut ours, theirs) = tokio::io::duplex(4096);
+            let (mut their_read, mut their_write) = tokio::io::split(theirs);
+            // Whatever we send is read and dropped; random bytes come back
+            // at 115200 baud (a chunk of 1152 bytes every 100 ms), 60 s at most.
+            let drain = tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while their_read.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            });
+            let noise = tokio::spawn(async move {
+                let mut state = 0x1234_5678u32;
+                for _ in 0..600 {
+                    let chunk: Vec<u8> = (0..1152)
+                        .map(|_| {
+                            state ^= state << 13;
+                            state ^= state >> 17;
+                            state ^= state << 5;
+                            (state >> 24) as u8
+                        })
+                        .collect();
+                    if their_write.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+            let data: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+            let file = Outgoing { name: "image.bin".into(), data, mtime: 1 };
+            let sender = Sender::new(file, SenderOptions::for_baud(protocol, 115_200), now());
+            let error = send(&mut ours, sender, "image.bin", Vec::new(), &crate::progress::Silent).await.unwrap_err();
+            let first = if protocol == TransferProtocol::Ymodem { Unit::Header } else { Unit::Data(1) };
+            assert!(
+                matches!(error, TransferRunError::Protocol(TransferError::Junk { unit, .. }) if unit == first),
+                "{protocol:?}: {error}"
+            );
+            assert!(error.to_string().contains("bytes that are not XMODEM replies"), "{error}");
+            noise.abort();
+            drop(ours);
+            let _ = drain.await;
         }
     }
 }

@@ -11,6 +11,7 @@
 //! are refused unless allowed. Each finished or refused transfer is one
 //! progress note. It does not serve directories, `mail` mode or multicast.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -47,6 +48,10 @@ pub struct ServerConfig {
     pub max_blksize: usize,
     /// The largest file a client may write.
     pub max_write_size: u64,
+    /// How many [`TransferRecord`]s [`serve`] keeps for its caller: the
+    /// latest ones, older ones are dropped (each transfer is a progress note
+    /// anyway), so a long-running server's memory does not grow per request.
+    pub max_records: usize,
 }
 
 impl ServerConfig {
@@ -59,6 +64,7 @@ impl ServerConfig {
             max_transfers: 64,
             max_blksize: MAX_BLKSIZE,
             max_write_size: 1 << 30,
+            max_records: 1024,
         }
     }
 }
@@ -108,8 +114,32 @@ pub struct TransferRecord {
     pub failure: Option<String>,
 }
 
+/// The latest transfers' records, at most `limit` of them.
+#[derive(Debug)]
+struct Records {
+    kept: VecDeque<TransferRecord>,
+    limit: usize,
+}
+
+impl Records {
+    fn new(limit: usize) -> Records {
+        Records { kept: VecDeque::with_capacity(limit.min(64)), limit }
+    }
+
+    fn push(&mut self, record: TransferRecord) {
+        if self.limit == 0 {
+            return;
+        }
+        if self.kept.len() == self.limit {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(record);
+    }
+}
+
 /// Serves requests on `socket` until `shutdown` completes, then stops the
-/// running transfers and returns what each transfer did.
+/// running transfers and returns what the latest
+/// [`ServerConfig::max_records`] transfers did, oldest first.
 pub async fn serve(
     socket: UdpSocket,
     config: ServerConfig,
@@ -117,7 +147,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Vec<TransferRecord>, ServeError> {
     let config = Arc::new(config);
-    let records = Arc::new(Mutex::new(Vec::new()));
+    let records = Arc::new(Mutex::new(Records::new(config.max_records)));
     let local = socket.local_addr()?;
     let mut transfers = JoinSet::new();
     let mut buf = vec![0u8; MAX_BLKSIZE + 4];
@@ -135,8 +165,17 @@ pub async fn serve(
                 Err(error) => return Err(error.into()),
             },
         };
+        // A datagram "from" the server's own address and port is spoofed:
+        // answering it would have the server answer itself forever.
+        if is_own_address(peer, local) {
+            continue;
+        }
         let request = match packet::decode_datagram(&buf[..n]) {
             Ok(Packet::Request { kind, filename, mode, options }) => Request { kind, filename, mode, options },
+            // An ERROR is never answered (RFC 1350 section 7): two servers,
+            // or a server and a spoofed copy of itself, would otherwise
+            // trade errors without end.
+            Ok(Packet::Error { .. }) => continue,
             Ok(_) => {
                 let answer = error_bytes(ErrorCode::IllegalOperation, "expected a read or write request");
                 let _ = socket.send_to(&answer, peer).await;
@@ -162,8 +201,24 @@ pub async fn serve(
         });
     }
     transfers.shutdown().await;
-    let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(records)
+    let records = std::mem::take(&mut records.lock().unwrap_or_else(|p| p.into_inner()).kept);
+    Ok(records.into())
+}
+
+/// Whether `peer` is the socket at `local` itself: the same port on the
+/// same address, or, for a socket on the unspecified address, on any
+/// address of this host (one a socket can be bound to).
+fn is_own_address(peer: SocketAddr, local: SocketAddr) -> bool {
+    if peer.port() != local.port() {
+        return false;
+    }
+    // An IPv4 peer of a dual-stack socket comes as ::ffff:a.b.c.d.
+    let (ip, ours) = (peer.ip().to_canonical(), local.ip().to_canonical());
+    if ip == ours {
+        return true;
+    }
+    ours.is_unspecified()
+        && (ip.is_loopback() || ip.is_unspecified() || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok())
 }
 
 fn is_transient(error: &io::Error) -> bool {
@@ -369,6 +424,19 @@ fn negotiate(
         "netascii" => true,
         other => return Err(Stop::tell(ErrorCode::IllegalOperation, format!("mode {other:?} is not supported"))),
     };
+    // RFC 2347 gives each option once; a request naming one twice (names
+    // are compared without case) is refused with error 8 rather than
+    // guessed at.
+    // A set, not pairwise: a datagram can carry thousands of options.
+    let mut seen = std::collections::HashSet::with_capacity(request.options.len());
+    for (name, _) in &request.options {
+        if !seen.insert(name.to_ascii_lowercase()) {
+            return Err(Stop::tell(
+                ErrorCode::OptionRefused,
+                format!("option {:?} is given more than once; request denied", shown(name)),
+            ));
+        }
+    }
     let mut agreed = Agreed { blksize: DEFAULT_BLOCK, timeout: config.timeout, netascii };
     let mut answer = Vec::new();
     for (name, value) in &request.options {
@@ -685,20 +753,56 @@ mod tests {
     use crate::progress::Silent;
     use crate::sim::tftp_client::{TftpOptions, fetch};
 
-    async fn start(
-        config: ServerConfig,
-    ) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Vec<TransferRecord>>) {
+    type Started = (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Vec<TransferRecord>>);
+
+    async fn start(config: ServerConfig) -> Started {
+        start_with(config, Arc::new(Silent)).await
+    }
+
+    async fn start_with(config: ServerConfig, progress: Arc<dyn Progress>) -> Started {
         let socket = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let address = socket.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
-            serve(socket, config, Arc::new(Silent), async {
+            serve(socket, config, progress, async {
                 let _ = stopped.await;
             })
             .await
             .unwrap()
         });
         (address, stop, handle)
+    }
+
+    /// The server's progress notes, as a channel the test waits on.
+    fn notes() -> (Arc<dyn Progress>, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (send, receive) = tokio::sync::mpsc::unbounded_channel();
+        let progress = move |event: ProgressEvent| {
+            if let ProgressEvent::Note { text, .. } = event {
+                let _ = send.send(text);
+            }
+        };
+        (Arc::new(progress), receive)
+    }
+
+    /// Waits (5 s at most) for a note containing `part`.
+    async fn note_containing(notes: &mut tokio::sync::mpsc::UnboundedReceiver<String>, part: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, notes.recv()).await {
+                Ok(Some(text)) if text.contains(part) => return text,
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => panic!("no progress note containing {part:?} within 5 s"),
+            }
+        }
+    }
+
+    /// One datagram, or a failed test after 5 s (a test never hangs on a
+    /// server that stays silent).
+    async fn recv(client: &UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
+        tokio::time::timeout(Duration::from_secs(5), client.recv_from(buf))
+            .await
+            .expect("an answer within 5 s")
+            .expect("recv_from")
     }
 
     fn fast() -> TftpOptions {
@@ -745,17 +849,17 @@ mod tests {
         };
         client.send_to(&packet::to_bytes(&request), address).await.unwrap();
         let mut buf = [0u8; 600];
-        let (n, server) = client.recv_from(&mut buf).await.unwrap();
+        let (n, server) = recv(&client, &mut buf).await;
         assert_ne!(server, address, "a transfer answers from its own port");
         assert_eq!(&buf[..n], b"\x00\x06blksize\x0064\x00tsize\x00100\x00");
         client.send_to(&packet::to_bytes(&Packet::Ack { block: 0 }), server).await.unwrap();
-        let (n, _) = client.recv_from(&mut buf).await.unwrap();
+        let (n, _) = recv(&client, &mut buf).await;
         assert_eq!((&buf[..4], n), (&b"\x00\x03\x00\x01"[..], 68));
         // Say nothing: block 1 comes again after the timeout.
-        let (n, _) = client.recv_from(&mut buf).await.unwrap();
+        let (n, _) = recv(&client, &mut buf).await;
         assert_eq!((&buf[..4], n), (&b"\x00\x03\x00\x01"[..], 68));
         client.send_to(b"\x00\x04\x00\x01", server).await.unwrap();
-        let (n, _) = client.recv_from(&mut buf).await.unwrap();
+        let (n, _) = recv(&client, &mut buf).await;
         assert_eq!((&buf[..4], n), (&b"\x00\x03\x00\x02"[..], 40));
         // A duplicate ACK of block 1 gets nothing back.
         client.send_to(b"\x00\x04\x00\x01", server).await.unwrap();
@@ -765,7 +869,7 @@ mod tests {
         let write =
             Packet::Request { kind: RequestKind::Write, filename: "new".into(), mode: "octet".into(), options: vec![] };
         client.send_to(&packet::to_bytes(&write), address).await.unwrap();
-        let (n, _) = client.recv_from(&mut buf).await.unwrap();
+        let (n, _) = recv(&client, &mut buf).await;
         assert!(buf[..n].starts_with(b"\x00\x05\x00\x02writing is not allowed"), "{:?}", &buf[..n]);
         assert!(!dir.path().join("new").exists());
         stop.send(()).unwrap();
@@ -778,13 +882,14 @@ mod tests {
         config.allow_write = true;
         config.timeout = Duration::from_millis(100);
         config.retries = 2;
-        let (address, stop, handle) = start(config).await;
+        let (progress, mut notes) = notes();
+        let (address, stop, handle) = start_with(config, progress).await;
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let write =
             Packet::Request { kind: RequestKind::Write, filename: "up".into(), mode: "octet".into(), options: vec![] };
         client.send_to(&packet::to_bytes(&write), address).await.unwrap();
         let mut buf = [0u8; 600];
-        let (n, server) = client.recv_from(&mut buf).await.unwrap();
+        let (n, server) = recv(&client, &mut buf).await;
         assert_eq!(&buf[..n], b"\x00\x04\x00\x00");
         let content: Vec<u8> = (0..700u32).map(|i| i as u8).collect();
         for (i, chunk) in content.chunks(512).enumerate() {
@@ -792,25 +897,122 @@ mod tests {
             let mut data = Vec::new();
             packet::encode_data(block, chunk, &mut data);
             client.send_to(&data, server).await.unwrap();
-            let (n, _) = client.recv_from(&mut buf).await.unwrap();
+            let (n, _) = recv(&client, &mut buf).await;
             assert_eq!(&buf[..n], packet::to_bytes(&Packet::Ack { block }));
         }
         assert_eq!(std::fs::read(dir.path().join("up")).unwrap(), content);
 
         // A second upload that stops half-way leaves the first one in place.
         client.send_to(&packet::to_bytes(&write), address).await.unwrap();
-        let (_, server) = client.recv_from(&mut buf).await.unwrap();
+        let (_, server) = recv(&client, &mut buf).await;
         let mut data = Vec::new();
         packet::encode_data(1, &[9u8; 512], &mut data);
         client.send_to(&data, server).await.unwrap();
         // Silence: the server gives up after its retries (3 x 100 ms).
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        note_containing(&mut notes, "no answer").await;
         stop.send(()).unwrap();
         let records = handle.await.unwrap();
         assert!(records.iter().any(|r| r.failure.as_deref().is_some_and(|f| f.contains("no answer"))), "{records:?}");
         assert_eq!(std::fs::read(dir.path().join("up")).unwrap(), content);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("up")], "no partial file is left");
+    }
+
+    /// Issue 28 item 3: an ERROR datagram is never answered, whoever sent
+    /// it; the server still serves after.
+    #[tokio::test]
+    async fn an_error_packet_gets_no_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"still served").unwrap();
+        let (address, stop, _handle) = start(ServerConfig::new(Root::new(dir.path()).unwrap())).await;
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut buf = [0u8; 600];
+        client.send_to(b"\x00\x05\x00\x04no such transfer\x00", address).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_millis(300), client.recv_from(&mut buf)).await;
+        assert!(answer.is_err(), "an ERROR was answered: {:?}", answer.map(|r| r.map(|(n, _)| buf[..n].to_vec())));
+        // Anything else that is not a request still gets its error.
+        client.send_to(b"\x00\x04\x00\x01", address).await.unwrap();
+        let (n, _) = recv(&client, &mut buf).await;
+        assert!(buf[..n].starts_with(b"\x00\x05\x00\x04expected a read or write request"), "{:?}", &buf[..n]);
+        assert_eq!(fetch(address, "f", &fast()).await.unwrap(), b"still served");
+        stop.send(()).unwrap();
+    }
+
+    #[test]
+    fn the_servers_own_address_is_recognised() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(is_own_address(at("127.0.0.1:69"), at("127.0.0.1:69")));
+        assert!(is_own_address(at("127.0.0.1:69"), at("0.0.0.0:69")));
+        assert!(is_own_address(at("127.0.0.2:69"), at("0.0.0.0:69")), "all of 127/8 is this host's");
+        assert!(is_own_address(at("[::ffff:127.0.0.1]:69"), at("[::]:69")));
+        assert!(!is_own_address(at("127.0.0.1:70"), at("127.0.0.1:69")));
+        assert!(!is_own_address(at("127.0.0.2:69"), at("127.0.0.1:69")), "another address of a bound socket");
+        // TEST-NET-2 is nobody's address here: a socket cannot bind to it.
+        assert!(!is_own_address(at("198.51.100.7:69"), at("0.0.0.0:69")));
+    }
+
+    /// Issue 28 item 17: a request naming an option twice (any case) is
+    /// refused with error 8, no OACK, nothing sent.
+    #[tokio::test]
+    async fn a_duplicated_option_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), vec![1u8; 3000]).unwrap();
+        let (address, stop, handle) = start(ServerConfig::new(Root::new(dir.path()).unwrap())).await;
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.send_to(b"\x00\x01f\x00octet\x00blksize\x00512\x00BlkSize\x001024\x00", address).await.unwrap();
+        let mut buf = [0u8; 600];
+        let (n, _) = recv(&client, &mut buf).await;
+        assert_eq!(
+            &buf[..n],
+            b"\x00\x05\x00\x08option \"BlkSize\" is given more than once; request denied\x00",
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        // Nothing follows the error.
+        assert!(tokio::time::timeout(Duration::from_millis(300), client.recv_from(&mut buf)).await.is_err());
+        stop.send(()).unwrap();
+        let records = handle.await.unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(records[0].failure.as_deref().is_some_and(|f| f.contains("more than once")), "{records:?}");
+        assert_eq!(records[0].bytes, 0);
+    }
+
+    /// Issue 28 item 6: the server keeps the latest `max_records` records,
+    /// however many requests it served.
+    #[tokio::test]
+    async fn records_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        let mut config = ServerConfig::new(Root::new(dir.path()).unwrap());
+        config.max_records = 4;
+        let (address, stop, handle) = start(config).await;
+        for i in 0..40 {
+            let name = if i % 2 == 0 { "f".to_string() } else { format!("missing-{i}") };
+            let _ = fetch(address, &name, &fast()).await;
+        }
+        stop.send(()).unwrap();
+        let records = handle.await.unwrap();
+        // The latest four (each request ended before the next was sent).
+        let mut names: Vec<&str> = records.iter().map(|r| r.filename.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["f", "f", "missing-37", "missing-39"]);
+        assert!(records.iter().all(|r| r.failure.is_some() == r.filename.starts_with("missing")), "{records:?}");
+
+        let mut kept = Records::new(3);
+        for i in 0..10_000u64 {
+            kept.push(TransferRecord {
+                kind: RequestKind::Read,
+                filename: i.to_string(),
+                peer: address,
+                bytes: i,
+                failure: None,
+            });
+            assert!(kept.kept.len() <= 3 && kept.kept.capacity() < 64, "{} kept", kept.kept.len());
+        }
+        assert_eq!(kept.kept.iter().map(|r| r.bytes).collect::<Vec<_>>(), [9997, 9998, 9999]);
+        let mut none = Records::new(0);
+        none.push(records[0].clone());
+        assert!(none.kept.is_empty());
     }
 
     #[test]

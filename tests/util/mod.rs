@@ -10,6 +10,7 @@ pub mod netns;
 pub mod ports;
 pub mod postgres;
 pub mod pty;
+pub mod relay;
 pub mod ser2net;
 pub mod vsftpd;
 pub mod web;

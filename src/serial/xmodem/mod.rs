@@ -140,6 +140,12 @@ pub enum TransferError {
     NoStart { waited: Duration },
     #[error("{unit}: no ACK after {tries} tries; last reply: {last}")]
     RetriesExhausted { unit: Unit, tries: u32, last: LastReply },
+    /// The line answered a unit with a stream of bytes, not with replies:
+    /// no ACK in it is believed (a line of random bytes holds many 0x06).
+    #[error(
+        "{unit}: the line answered with {bytes} bytes that are not XMODEM replies (a lone ACK, NAK, CAN or `C`): line noise, a wrong speed or no XMODEM receiver on the line; no ACK in them was counted"
+    )]
+    Junk { unit: Unit, bytes: u32 },
     #[error("the receiver cancelled the transfer (CAN CAN) at {unit}")]
     CancelledByReceiver { unit: Unit },
     #[error("the sender cancelled the transfer (CAN CAN) before block {block}")]

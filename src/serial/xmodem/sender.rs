@@ -12,6 +12,12 @@ use super::{ACK, CAN, CRC_REQUEST, EOT, FinalAckCause, LastReply, NAK, SUB, Stat
 /// [`TransferStats::end_of_batch_unacknowledged`]).
 const END_OF_BATCH_TRIES: u32 = 3;
 
+/// Bytes that are not replies (neither a lone ACK, NAK, CAN nor `C`) the
+/// sender takes for one unit, over all its copies, before it fails with
+/// [`TransferError::Junk`]: line noise damages a byte or two per reply, a
+/// line that streams bytes is not an XMODEM receiver answering.
+pub const JUNK_LIMIT: u32 = 256;
+
 /// A file to send.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -106,6 +112,9 @@ enum SendPhase {
         deadline: Instant,
         last: LastReply,
         unanswered: u32,
+        /// Bytes that are not replies since this copy went out: an ACK
+        /// after any of them is not the receiver's answer but noise.
+        junk_since_sent: u32,
     },
     /// `unit` was ACKed after several copies; dropping stale replies.
     Settle {
@@ -134,6 +143,9 @@ pub struct Sender {
     last_block_sent: bool,
     /// Data blocks as (offset, length) into the file; length 128 or 1024.
     blocks: Vec<(usize, usize)>,
+    /// Bytes that were not replies while the current unit waited for its
+    /// ACK, over all its copies (see [`JUNK_LIMIT`]).
+    junk: u32,
 }
 
 impl Sender {
@@ -153,6 +165,7 @@ impl Sender {
             retries: Vec::new(),
             blocks,
             options,
+            junk: 0,
         }
     }
 
@@ -184,17 +197,39 @@ impl Sender {
 
     /// Feeds received bytes; returns how many were consumed. Bytes after the
     /// end of the transfer are not consumed: they belong to the console.
+    ///
+    /// A reply comes alone: the receiver sends one byte and waits for the
+    /// next block, so an ACK that arrives with other bytes after it (before
+    /// the next block could go out) is noise, except for YMODEM's `C` after
+    /// the ACK of block 0 or EOT and the console text after the last ACK.
     pub fn on_bytes(&mut self, now: Instant, input: &[u8], out: &mut Vec<u8>) -> usize {
         for (index, &byte) in input.iter().enumerate() {
             if matches!(self.phase, SendPhase::Finished) {
                 return index;
             }
-            self.on_byte(now, byte, out);
+            let alone = byte != ACK || self.nothing_else_with_ack(&input[index + 1..]);
+            self.on_byte(now, byte, alone, out);
         }
         input.len()
     }
 
-    fn on_byte(&mut self, now: Instant, byte: u8, out: &mut Vec<u8>) {
+    /// Whether `after` (what came with an ACK, after it) leaves the ACK
+    /// alone, as a receiver's answer is.
+    fn nothing_else_with_ack(&self, after: &[u8]) -> bool {
+        let Some(&next) = after.first() else { return true };
+        let SendPhase::AwaitReply { unit, .. } = &self.phase else { return true };
+        let ymodem = self.options.protocol == TransferProtocol::Ymodem;
+        match unit {
+            // The transfer ends with this ACK: what follows is the console's.
+            Unit::Eot if !ymodem => true,
+            Unit::Closing => true,
+            // YMODEM's receiver asks for the next unit at once.
+            Unit::Header | Unit::Eot => next == CRC_REQUEST,
+            Unit::Data(_) => false,
+        }
+    }
+
+    fn on_byte(&mut self, now: Instant, byte: u8, alone: bool, out: &mut Vec<u8>) {
         if byte == CAN {
             self.cans += 1;
             if self.cans >= 2 {
@@ -222,8 +257,11 @@ impl Sender {
                     _ => {} // console text, stale ACKs: not a request
                 }
             }
-            SendPhase::AwaitReply { unit, tries, unanswered, .. } => match byte {
-                ACK => self.acked(now, unit, unanswered, out),
+            SendPhase::AwaitReply { unit, tries, unanswered, junk_since_sent, .. } => match byte {
+                ACK if alone && junk_since_sent == 0 => {
+                    self.junk = 0;
+                    self.acked(now, unit, unanswered, out)
+                }
                 NAK if unit == Unit::Eot && tries == 1 => {
                     // YMODEM receivers NAK the first EOT on purpose.
                     self.retransmit(now, unit, tries, LastReply::Byte(byte), out, false, unanswered - 1);
@@ -231,9 +269,16 @@ impl Sender {
                 NAK => {
                     self.retransmit(now, unit, tries, LastReply::Byte(byte), out, true, unanswered.saturating_sub(1))
                 }
+                // Queued requests from before the block went out.
+                CRC_REQUEST => {}
                 other => {
-                    if let SendPhase::AwaitReply { last, .. } = &mut self.phase {
+                    if let SendPhase::AwaitReply { last, junk_since_sent, .. } = &mut self.phase {
                         *last = LastReply::Byte(other);
+                        *junk_since_sent += 1;
+                    }
+                    self.junk += 1;
+                    if self.junk > JUNK_LIMIT {
+                        self.fail(TransferError::Junk { unit, bytes: self.junk }, Some(out));
                     }
                 }
             },
@@ -267,7 +312,7 @@ impl Sender {
                         SendPhase::AwaitRequest { then, deadline: now + self.options.reply_timeout, tries: tries + 1 };
                 }
             }
-            SendPhase::AwaitReply { unit, tries, deadline, last, unanswered } if now >= deadline => {
+            SendPhase::AwaitReply { unit, tries, deadline, last, unanswered, .. } if now >= deadline => {
                 self.retransmit(now, unit, tries, last, out, true, unanswered);
             }
             SendPhase::Settle { next, needs_request, until, saw_request } if now >= until => {
@@ -371,6 +416,7 @@ impl Sender {
             deadline: now + self.options.reply_timeout,
             last: LastReply::Timeout,
             unanswered: unanswered + 1,
+            junk_since_sent: 0,
         };
     }
 
@@ -410,6 +456,7 @@ impl Sender {
 
     fn send_unit(&mut self, now: Instant, unit: Unit, out: &mut Vec<u8>) {
         self.stats.blocks += 1;
+        self.junk = 0;
         self.write_unit(unit, out);
         self.phase = SendPhase::AwaitReply {
             unit,
@@ -417,6 +464,7 @@ impl Sender {
             deadline: now + self.options.reply_timeout,
             last: LastReply::Timeout,
             unanswered: 1,
+            junk_since_sent: 0,
         };
     }
 
@@ -546,7 +594,9 @@ mod tests {
         let mut sender = Sender::new(file(300), opts(TransferProtocol::Xmodem), now);
         let mut out = Vec::new();
         sender.on_bytes(now, b"C", &mut out);
-        sender.on_bytes(now, &[ACK, ACK, ACK], &mut out);
+        for _ in 0..3 {
+            sender.on_bytes(now, &[ACK], &mut out);
+        }
         for _ in 0..3 {
             now += Duration::from_secs(1);
             sender.on_timeout(now, &mut out);
@@ -613,9 +663,85 @@ mod tests {
         let mut sender = Sender::new(file(300), opts(TransferProtocol::Ymodem), now);
         let mut out = Vec::new();
         sender.on_bytes(now, b"C", &mut out);
-        sender.on_bytes(now, &[ACK, b'C', ACK, NAK, ACK, b'C', ACK], &mut out);
+        // Each reply once the unit it answers went out.
+        for reply in [&[ACK, b'C'][..], &[ACK], &[NAK], &[ACK, b'C'], &[ACK]] {
+            sender.on_bytes(now, reply, &mut out);
+        }
         assert_eq!(sender.status(), &Status::Done);
         assert!(!sender.stats().end_of_batch_unacknowledged);
+    }
+
+    /// Issue 28 item 7: an ACK counts only alone, after the block went out.
+    #[test]
+    fn an_ack_among_other_bytes_is_not_counted() {
+        let mut now = Instant::now();
+        for (name, reply) in
+            [("after junk", &[0x41, ACK][..]), ("before junk", &[ACK, 0x41]), ("before a request", &[ACK, b'C'])]
+        {
+            let mut sender = Sender::new(file(300), opts(TransferProtocol::Xmodem), now);
+            let mut out = Vec::new();
+            sender.on_bytes(now, b"C", &mut out);
+            out.clear();
+            sender.on_bytes(now, reply, &mut out);
+            assert!(out.is_empty(), "{name}: block 2 went out");
+            assert_eq!(sender.stats().acked_bytes, 0, "{name}");
+            // A late lone ACK of the same copy is still doubtful after junk...
+            sender.on_bytes(now, &[ACK], &mut out);
+            assert!(out.is_empty(), "{name}: a lone ACK after junk");
+            // ...the copy sent again on the timeout gets a clean answer.
+            now += Duration::from_secs(1);
+            sender.on_timeout(now, &mut out);
+            assert_eq!(out[1], 1, "{name}: block 1 again");
+            out.clear();
+            sender.on_bytes(now, &[ACK], &mut out);
+            assert_eq!(sender.stats().acked_bytes, 128, "{name}");
+            // Two copies went out: block 2 follows the settle time.
+            now += Duration::from_millis(200);
+            sender.on_timeout(now, &mut out);
+            assert_eq!(out[1], 2, "{name}");
+        }
+        // Queued `C`s before the ACK are requests, not junk.
+        let mut sender = Sender::new(file(300), opts(TransferProtocol::Xmodem), now);
+        let mut out = Vec::new();
+        sender.on_bytes(now, b"C", &mut out);
+        out.clear();
+        sender.on_bytes(now, b"CC", &mut out);
+        sender.on_bytes(now, &[ACK], &mut out);
+        assert_eq!(out[1], 2);
+    }
+
+    /// A line that answers with a stream of bytes fails as such, with the
+    /// cancel, before its ACK-looking bytes can move the transfer on.
+    #[test]
+    fn a_stream_of_junk_fails_as_such() {
+        let now = Instant::now();
+        let mut sender = Sender::new(file(20_000), opts(TransferProtocol::Xmodem), now);
+        let mut out = Vec::new();
+        sender.on_bytes(now, b"C", &mut out);
+        // Random bytes, a 0x06 every 256 on average (seeded xorshift).
+        let mut state = 0x9E37_79B9u32;
+        let noise: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 24) as u8
+            })
+            .collect();
+        assert!(noise.iter().filter(|&&b| b == ACK).count() > 1000);
+        for chunk in noise.chunks(4096) {
+            if sender.on_bytes(now, chunk, &mut out) < chunk.len() {
+                break;
+            }
+        }
+        let Status::Failed(error) = sender.status() else { panic!("{:?}", sender.status()) };
+        assert_eq!(*error, TransferError::Junk { unit: Unit::Data(1), bytes: JUNK_LIMIT + 1 });
+        assert!(
+            error.to_string().starts_with("block 1: the line answered with 257 bytes that are not XMODEM replies"),
+            "{error}"
+        );
+        assert_eq!(sender.stats().acked_bytes, 0);
+        assert!(out.ends_with(&[CAN, CAN]));
     }
 
     #[test]
