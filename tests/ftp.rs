@@ -602,3 +602,229 @@ fn auto_mode_goes_to_port_when_the_passive_data_connection_cannot_be_made() {
     let (bytes, commands) = received.recv_timeout(Duration::from_secs(20)).unwrap();
     assert!(bytes.is_empty() && !commands.contains(&"STOR".to_string()), "{commands:?}");
 }
+
+/// What the PASV-elsewhere server saw: files that arrived on the control
+/// peer's address, and every connection (with its bytes) to the other host.
+#[derive(Debug, Default)]
+struct Elsewhere {
+    /// STOR arguments, in order.
+    stors: Vec<String>,
+    /// Files whose data connection came to 127.0.0.1 (the control peer).
+    at_peer: Vec<Vec<u8>>,
+    /// Connections to 127.0.0.2 (the address the PASV reply names), with
+    /// the bytes each carried.
+    at_elsewhere: Vec<Vec<u8>>,
+}
+
+/// A hostile FTP server on 127.0.0.1 for up to `sessions` sessions in turn:
+/// EPSV and PORT are refused (so `auto` reaches PASV), and PASV names
+/// 127.0.0.2, where it listens and records whatever arrives. With
+/// `listen_at_peer` it also listens on 127.0.0.1 at the same port (where a
+/// client that uses only the reply's port connects). Returns the control
+/// port and what it saw; it stops when `stop` is set or after 60 s.
+fn pasv_elsewhere_server(
+    listen_at_peer: bool,
+    sessions: usize,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Elsewhere>>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{BufRead, Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    // The same port on both addresses (a port taken on 127.0.0.1 by someone
+    // else: try another, a bounded number of times).
+    let (elsewhere, at_peer) = (0..50)
+        .find_map(|_| {
+            let elsewhere = std::net::TcpListener::bind("127.0.0.2:0").ok()?;
+            let port = elsewhere.local_addr().ok()?.port();
+            let at_peer =
+                if listen_at_peer { Some(std::net::TcpListener::bind(("127.0.0.1", port)).ok()?) } else { None };
+            Some((elsewhere, at_peer))
+        })
+        .expect("a port free on 127.0.0.1 and 127.0.0.2");
+    let data_port = elsewhere.local_addr().unwrap().port();
+    let control = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = control.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Elsewhere::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let read_all = |mut stream: std::net::TcpStream| {
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        bytes
+    };
+    // Whatever connects to 127.0.0.2 is recorded, STOR or not.
+    {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        elsewhere.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match elsewhere.accept() {
+                    Ok((stream, _)) => {
+                        let bytes = read_all(stream);
+                        seen.lock().unwrap().at_elsewhere.push(bytes);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+    }
+    {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        control.set_nonblocking(true).unwrap();
+        if let Some(at_peer) = &at_peer {
+            at_peer.set_nonblocking(true).unwrap();
+        }
+        std::thread::spawn(move || {
+            for _ in 0..sessions {
+                let stream = loop {
+                    if stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
+                        return;
+                    }
+                    match control.accept() {
+                        Ok((stream, _)) => break stream,
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                };
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = std::io::BufReader::new(stream);
+                let mut say = |text: &str| writer.write_all(format!("{text}\r\n").as_bytes()).is_ok();
+                say("220 hostile server");
+                let mut last = 0usize;
+                for _ in 0..50 {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let line = line.trim_end().to_string();
+                    let (verb, argument) = line.split_once(' ').unwrap_or((&line, ""));
+                    let ok = match verb {
+                        "USER" => say("331 password"),
+                        "PASS" => say("230 in"),
+                        "TYPE" => say("200 binary"),
+                        "EPSV" | "PORT" => say("500 not here"),
+                        "PASV" => say(&format!(
+                            "227 Entering Passive Mode (127,0,0,2,{},{})",
+                            data_port >> 8,
+                            data_port & 0xff
+                        )),
+                        "STOR" => {
+                            seen.lock().unwrap().stors.push(argument.to_string());
+                            say("150 go");
+                            // The client connected before STOR: to the peer, or elsewhere.
+                            let before = seen.lock().unwrap().at_elsewhere.len();
+                            let waited = Instant::now() + Duration::from_secs(5);
+                            let mut got = None;
+                            while got.is_none() && Instant::now() < waited {
+                                if let Some(Ok((stream, _))) = at_peer.as_ref().map(|l| l.accept()) {
+                                    let bytes = read_all(stream);
+                                    last = bytes.len();
+                                    seen.lock().unwrap().at_peer.push(bytes);
+                                    got = Some(());
+                                } else if let Some(bytes) = seen.lock().unwrap().at_elsewhere.get(before) {
+                                    last = bytes.len();
+                                    got = Some(());
+                                } else {
+                                    std::thread::sleep(Duration::from_millis(5));
+                                }
+                            }
+                            say(if got.is_some() { "226 stored" } else { "425 no data connection" })
+                        }
+                        "SIZE" => say(&format!("213 {last}")),
+                        "QUIT" => {
+                            say("221 bye");
+                            break;
+                        }
+                        _ => say("502 not here"),
+                    };
+                    if !ok {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    (port, seen, stop)
+}
+
+#[test]
+fn a_pasv_reply_naming_another_host_is_never_followed() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "image.bin", 200_000);
+    let image = std::fs::read(&local).unwrap();
+
+    // auto reaches PASV (EPSV refused); the data goes to 127.0.0.1 at the
+    // offered port, the reply's 127.0.0.2 gets nothing.
+    let (port, seen, stop) = pasv_elsewhere_server(true, 1);
+    let (code, report, stderr) = put(port, &[local.to_str().unwrap()]);
+    stop.store(true, Ordering::SeqCst);
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(seen.at_elsewhere.is_empty(), "bytes went to 127.0.0.2: {:?}", seen.at_elsewhere.len());
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(seen.at_peer, vec![image.clone()], "the image arrived at the control peer");
+    let file = &report["files"][0];
+    assert_eq!(file["mode"], "passive", "{report:#}");
+    let named = file["pasv_address_ignored"].as_str().unwrap();
+    assert!(named.starts_with("127.0.0.2:"), "{report:#}");
+
+    // Nothing listens at the peer's port: a clear failure naming both
+    // addresses, never "verified", and still nothing to 127.0.0.2.
+    let (port, seen, stop) = pasv_elsewhere_server(false, 4);
+    let (code, report, _) = put(port, &[local.to_str().unwrap(), "--mode", "passive", "--retries", "0"]);
+    stop.store(true, Ordering::SeqCst);
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(seen.at_elsewhere.is_empty(), "bytes went to 127.0.0.2");
+    assert_eq!(code, Some(1), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("PASV data connection to 127.0.0.1:")
+            && error.contains("the reply named 127.0.0.2:")
+            && error.contains("not the control connection's peer 127.0.0.1"),
+        "{error}"
+    );
+    assert!(seen.stors.is_empty(), "no STOR without a data connection: {:?}", seen.stors);
+
+    // The human output says so too.
+    let (port, seen, stop) = pasv_elsewhere_server(true, 1);
+    let output = flashline()
+        .env("FTP_PW", "x")
+        .args(["ftp", "put", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--user", "anonymous", "--password-env", "FTP_PW", local.to_str().unwrap()])
+        .output_within(FLASHLINE);
+    stop.store(true, Ordering::SeqCst);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(seen.lock().unwrap().at_elsewhere.is_empty());
+    assert!(stdout.contains("ignored: the PASV reply's address 127.0.0.2:"), "{stdout}");
+}
+
+#[test]
+fn the_ftp_upload_step_in_auto_mode_never_follows_a_pasv_reply_elsewhere() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let rom = make_file(dir.path(), "rom.bin", 30_000);
+    let image = make_file(dir.path(), "image.bin", 90_000);
+    let (port, seen, stop) = pasv_elsewhere_server(true, 2);
+    let profile = dir.path().join("hostile.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "format: 1\nname: hostile\nnetwork:\n  dhcp: false\n  ip: 127.0.0.1\nsteps:\n  - ftp_upload:\n      port: {port}\n      mode: auto\n      credentials:\n        - {{user: root, password: Netsilicon}}\n      files: [{{local: rom.bin}}, {{local: image.bin}}]\n      connect_timeout: 2s\n      reply_timeout: 5s\n"
+        ),
+    )
+    .unwrap();
+    let output = flashline().args(["run", profile.to_str().unwrap(), "--json"]).output_within(FLASHLINE);
+    stop.store(true, Ordering::SeqCst);
+    let (stdout, stderr) = text(&output);
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert!(seen.at_elsewhere.is_empty(), "bytes went to 127.0.0.2: {} connection(s)", seen.at_elsewhere.len());
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(seen.stors, ["rom.bin", "image.bin"]);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let detail = report["devices"][0]["steps"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("via PASV") && detail.contains("the PASV reply's address 127.0.0.2:"), "{detail}");
+    assert_eq!(seen.at_peer, vec![std::fs::read(&rom).unwrap(), std::fs::read(&image).unwrap()]);
+}
