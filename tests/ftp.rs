@@ -626,6 +626,21 @@ fn pasv_elsewhere_server(
     listen_at_peer: bool,
     sessions: usize,
 ) -> (u16, std::sync::Arc<std::sync::Mutex<Elsewhere>>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    scripted_server(listen_at_peer, sessions, [127, 0, 0, 2], open)
+}
+
+/// [`pasv_elsewhere_server`] with the address its PASV replies name (with
+/// 127.0.0.1, what arrives there is in `at_elsewhere` too), and a gate: a
+/// session whose number (from 0) is not below `open` is accepted and left
+/// without a greeting until `open` rises past it (a device that hangs
+/// before its FTP server answers).
+fn scripted_server(
+    listen_at_peer: bool,
+    sessions: usize,
+    pasv_ip: [u8; 4],
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Elsewhere>>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
     use std::io::{BufRead, Read, Write};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
@@ -633,13 +648,15 @@ fn pasv_elsewhere_server(
     // else: try another, a bounded number of times).
     let (elsewhere, at_peer) = (0..50)
         .find_map(|_| {
-            let elsewhere = std::net::TcpListener::bind("127.0.0.2:0").ok()?;
+            let elsewhere = std::net::TcpListener::bind((std::net::Ipv4Addr::from(pasv_ip), 0)).ok()?;
             let port = elsewhere.local_addr().ok()?.port();
-            let at_peer =
-                if listen_at_peer { Some(std::net::TcpListener::bind(("127.0.0.1", port)).ok()?) } else { None };
+            let at_peer = match listen_at_peer && pasv_ip != [127, 0, 0, 1] {
+                true => Some(std::net::TcpListener::bind(("127.0.0.1", port)).ok()?),
+                false => None,
+            };
             Some((elsewhere, at_peer))
         })
-        .expect("a port free on 127.0.0.1 and 127.0.0.2");
+        .expect("a free port for the data connection");
     let data_port = elsewhere.local_addr().unwrap().port();
     let control = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = control.local_addr().unwrap().port();
@@ -676,7 +693,7 @@ fn pasv_elsewhere_server(
             at_peer.set_nonblocking(true).unwrap();
         }
         std::thread::spawn(move || {
-            for _ in 0..sessions {
+            for session in 0..sessions {
                 let stream = loop {
                     if stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
                         return;
@@ -686,6 +703,12 @@ fn pasv_elsewhere_server(
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
                 };
+                while session >= open.load(Ordering::SeqCst) {
+                    if stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 stream.set_nonblocking(false).unwrap();
                 stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
                 let mut writer = stream.try_clone().unwrap();
@@ -705,11 +728,11 @@ fn pasv_elsewhere_server(
                         "PASS" => say("230 in"),
                         "TYPE" => say("200 binary"),
                         "EPSV" | "PORT" => say("500 not here"),
-                        "PASV" => say(&format!(
-                            "227 Entering Passive Mode (127,0,0,2,{},{})",
-                            data_port >> 8,
-                            data_port & 0xff
-                        )),
+                        "PASV" => {
+                            let [a, b, c, d] = pasv_ip;
+                            let (high, low) = (data_port >> 8, data_port & 0xff);
+                            say(&format!("227 Entering Passive Mode ({a},{b},{c},{d},{high},{low})"))
+                        }
                         "STOR" => {
                             seen.lock().unwrap().stors.push(argument.to_string());
                             say("150 go");
@@ -827,4 +850,80 @@ fn the_ftp_upload_step_in_auto_mode_never_follows_a_pasv_reply_elsewhere() {
     let detail = report["devices"][0]["steps"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("via PASV") && detail.contains("the PASV reply's address 127.0.0.2:"), "{detail}");
     assert_eq!(seen.at_peer, vec![std::fs::read(&rom).unwrap(), std::fs::read(&image).unwrap()]);
+}
+
+/// A profile whose one step uploads `files` (local names, under the same
+/// names) to the FTP server on 127.0.0.1:`port`, one session per file, in
+/// `mode`.
+fn upload_profile(dir: &Path, port: u16, mode: &str, files: &[&str]) -> std::path::PathBuf {
+    let list: Vec<String> = files.iter().map(|f| format!("{{local: {f}}}")).collect();
+    let profile = dir.join("upload.yaml");
+    std::fs::write(
+        &profile,
+        format!(
+            "format: 1\nname: upload\nnetwork:\n  dhcp: false\n  ip: 127.0.0.1\nsteps:\n  - ftp_upload:\n      port: {port}\n      mode: {mode}\n      credentials:\n        - {{user: root, password: Netsilicon}}\n      verify: size\n      files: [{}]\n      connect_timeout: 5s\n      reply_timeout: 20s\n",
+            list.join(", ")
+        ),
+    )
+    .unwrap();
+    profile
+}
+
+#[test]
+fn a_run_killed_between_files_resumes_without_sending_a_confirmed_file_again() {
+    use crate::util::child::LineChild;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let rom = make_file(dir.path(), "rom.bin", 40_000);
+    let image = make_file(dir.path(), "image.bin", 300_000);
+    // The first session (rom.bin) is served; the second (image.bin) is
+    // held without a greeting, so the kill comes between the two files.
+    let open = std::sync::Arc::new(AtomicUsize::new(1));
+    let (port, seen, stop) = scripted_server(false, 4, [127, 0, 0, 1], open.clone());
+    let profile = upload_profile(dir.path(), port, "passive", &["rom.bin", "image.bin"]);
+    let journal = dir.path().join("journal.jsonl");
+    let run = |extra: &[&str]| {
+        let mut command = flashline();
+        command.args(["run", profile.to_str().unwrap(), "--journal", journal.to_str().unwrap(), "--json"]).args(extra);
+        command
+    };
+
+    let first = LineChild::spawn(&mut run(&[]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let confirmed = |text: &str| text.lines().any(|l| l.contains("\"file\":\"rom.bin\""));
+    while !confirmed(&std::fs::read_to_string(&journal).unwrap_or_default()) {
+        if Instant::now() >= deadline {
+            first.signal(nix::sys::signal::Signal::SIGKILL);
+            let (stdout, stderr) = text(&first.finish_within(QUICK));
+            panic!("rom.bin never confirmed in the journal: {:?}\n{stdout}\n{stderr}", seen.lock().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.signal(nix::sys::signal::Signal::SIGKILL);
+    let killed = first.finish_within(QUICK);
+    assert_eq!(killed.status.code(), None, "killed by the signal");
+    assert_eq!(seen.lock().unwrap().stors, ["rom.bin"], "only rom.bin was stored before the kill");
+    let lines = std::fs::read_to_string(&journal).unwrap();
+    assert!(!lines.lines().any(|l| !l.contains("\"file\"")), "the step never ended:\n{lines}");
+
+    // The held session (the killed run's) ends; the next ones are served.
+    open.store(usize::MAX, Ordering::SeqCst);
+    let output = run(&["--resume"]).output_within(FLASHLINE);
+    stop.store(true, Ordering::SeqCst);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(seen.stors, ["rom.bin", "image.bin"], "rom.bin once, image.bin once");
+    let arrived = [std::fs::read(&rom).unwrap(), std::fs::read(&image).unwrap()];
+    assert_eq!(seen.at_elsewhere, arrived, "each file's bytes arrived once, intact");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let step = &report["devices"][0]["steps"][0];
+    assert_eq!(step["outcome"], "passed", "{report:#}");
+    let detail = step["detail"].as_str().unwrap();
+    assert!(detail.contains("rom.bin confirmed in an earlier run (journal), not sent again"), "{detail}");
+    assert!(detail.contains("image.bin (300000 bytes via PASV"), "{detail}");
+    let images: Vec<&str> = step["images"].as_array().unwrap().iter().map(|i| i["file"].as_str().unwrap()).collect();
+    assert_eq!(images, ["rom.bin", "image.bin"], "both files' hashes are recorded: {report:#}");
+    assert_eq!(step["images"][0]["sha256"], sha256_file(&rom).as_str());
+    assert_eq!(step["images"][1]["sha256"], sha256_file(&image).as_str());
 }
