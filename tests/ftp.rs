@@ -4,7 +4,11 @@
 //! and a refused connection are each reported with their class. The default
 //! `auto` mode falls back to PORT when passive mode is refused; a server that
 //! accepts and stays silent, or answers with something that is not FTP,
-//! fails within the reply timeout and says so.
+//! fails within the reply timeout and says so. A hostile server whose PASV
+//! names another host never gets the image sent there; a run killed between
+//! two files resumes without sending the first again; `--connect-timeout`
+//! ends a connect whose SYNs are dropped, `--reply-timeout` a stalled
+//! transfer, and a certificate must carry the address or `--tls-name`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -260,20 +264,7 @@ fn self_signed(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     if !require(crate::util::have_program("openssl"), "openssl (Debian package openssl)") {
         return None;
     }
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=flashline-test"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status_within(QUICK);
-    assert!(status.success(), "openssl made a certificate");
-    Some((cert, key))
+    Some(certificate_for(dir, "cert", "IP:127.0.0.1"))
 }
 
 #[test]
@@ -926,4 +917,163 @@ fn a_run_killed_between_files_resumes_without_sending_a_confirmed_file_again() {
     assert_eq!(images, ["rom.bin", "image.bin"], "both files' hashes are recorded: {report:#}");
     assert_eq!(step["images"][0]["sha256"], sha256_file(&rom).as_str());
     assert_eq!(step["images"][1]["sha256"], sha256_file(&image).as_str());
+}
+
+#[test]
+fn connect_timeout_bounds_a_connect_that_hangs() {
+    use crate::util::netns::{NetnsPair, nft_in};
+    let Some(pair) = NetnsPair::create() else { return };
+    if !require(crate::util::have_program("nft"), "nft (Debian package nftables)") {
+        return;
+    }
+    // The device drops every SYN to its FTP port: the connect never ends by itself.
+    nft_in(
+        &pair.dut,
+        &[
+            "add table inet t",
+            "add chain inet t input { type filter hook input priority 0 ; }",
+            "add rule inet t input tcp dport 2121 drop",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "image.bin", 1000);
+    let dut = pair.dut_ip.to_string();
+    for (limit, seconds, said) in [("1s", 1.0, "1 s"), ("3s", 3.0, "3 s")] {
+        let started = Instant::now();
+        let output = pair
+            .in_station(crate::util::flashline_bin())
+            .env("FTP_PW", "x")
+            .args(["ftp", "put", local.to_str().unwrap(), "--host", &dut, "--port", "2121"])
+            .args(["--user", "root", "--password-env", "FTP_PW", "--connect-timeout", limit, "--json"])
+            .output_within(FLASHLINE);
+        let took = started.elapsed().as_secs_f64();
+        let (stdout, stderr) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        let error = report["error"].as_str().unwrap();
+        assert!(error.starts_with(&format!("cannot connect to {dut}:2121: no connection within {said}")), "{error}");
+        assert_eq!(report["finding"]["code"], "filtered", "{report:#}");
+        // The connect waits the limit, then the diagnosis probes (about
+        // a second more); the default limit (10 s) would take far longer.
+        assert!(took >= seconds && took < seconds + 5.0, "--connect-timeout {limit}: took {took:.2} s");
+    }
+}
+
+#[test]
+fn reply_timeout_ends_a_stalled_transfer() {
+    if !vsftpd_here() {
+        return;
+    }
+    let port = free_port();
+    // 1 MB/s: the 16 MiB image is still moving when the session is stopped.
+    let (server, up) = Vsftpd::anonymous_upload(port, &["anon_max_rate=1000000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "image.bin", 16 << 20);
+    let growing = up.join("image.bin");
+    let stopper = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::fs::metadata(&growing).is_ok_and(|m| m.len() > 1 << 20) {
+                return (server.pause_sessions(), Instant::now(), server);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        panic!("the upload never passed 1 MiB");
+    });
+    let (code, report, stderr) =
+        put(port, &[local.to_str().unwrap(), "--remote", "up/image.bin", "--reply-timeout", "2s", "--retries", "0"]);
+    let ended = Instant::now();
+    let (paused, paused_at, server) = stopper.join().unwrap();
+    assert!(paused > 0, "no session to stop");
+    assert_eq!(code, Some(1), "{report:#}\n{stderr}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("upload of `up/image.bin` failed after 1 attempt(s): data connection stalled for 2 s after"),
+        "{error}"
+    );
+    // Ended by the 2 s limit, not by the server (its session is stopped and
+    // can neither close nor reset). The limit counts from the write that
+    // stalled, which may have started before the stop (vsftpd's rate limit
+    // reads in bursts), so only the upper bound is exact.
+    let waited = ended.duration_since(paused_at).as_secs_f64();
+    assert!(waited < 8.0, "the stall ended {waited:.2} s after the stop");
+    drop(server);
+}
+
+/// A certificate (cert, key) with `san` (`IP:127.0.0.2`, `DNS:unit-7.line3`),
+/// self-signed, not a CA.
+fn certificate_for(dir: &Path, name: &str, san: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=flashline-test"])
+        .args(["-addext", &format!("subjectAltName={san}"), "-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status_within(QUICK);
+    assert!(status.success(), "openssl made a certificate for {san}");
+    (cert, key)
+}
+
+#[test]
+fn the_certificate_must_carry_the_address_dialled_or_the_tls_name() {
+    if !vsftpd_here() || !require(crate::util::have_program("openssl"), "openssl (Debian package openssl)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "image.bin", 100_000);
+    let tls_server = |cert: &Path, key: &Path| {
+        let port = free_port();
+        let cert_line = format!("rsa_cert_file={}", cert.display());
+        let key_line = format!("rsa_private_key_file={}", key.display());
+        let lines = [
+            "ssl_enable=YES",
+            "allow_anon_ssl=YES",
+            "force_anon_logins_ssl=YES",
+            "force_anon_data_ssl=YES",
+            "require_ssl_reuse=NO",
+            &cert_line,
+            &key_line,
+        ];
+        let (server, up) = Vsftpd::anonymous_upload(port, &lines);
+        (port, server, up)
+    };
+
+    // Trusted, but for another address: refused when dialling 127.0.0.1,
+    // before anything is sent.
+    let (cert, key) = certificate_for(dir.path(), "other", "IP:127.0.0.2");
+    let (port, _server, up) = tls_server(&cert, &key);
+    let ca = cert.to_str().unwrap();
+    let (code, report, _) =
+        put(port, &[local.to_str().unwrap(), "--remote", "up/a.bin", "--tls", "--tls-ca", ca, "--verify", "none"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.starts_with("TLS with 127.0.0.1:"), "{error}");
+    assert!(error.contains("not valid for name \"127.0.0.1\"") && error.contains("127.0.0.2"), "{error}");
+    assert!(!up.join("a.bin").exists());
+
+    // A certificate for a DNS name: refused for the bare address, accepted
+    // with --tls-name naming it; a wrong --tls-name is refused.
+    let (cert, key) = certificate_for(dir.path(), "named", "DNS:unit-7.line3.example");
+    let (port, _server, up) = tls_server(&cert, &key);
+    let ca = cert.to_str().unwrap();
+    let base = [local.to_str().unwrap(), "--tls", "--tls-ca", ca, "--verify", "readback"];
+    let (code, report, _) = put(port, &[&base[..], &["--remote", "up/b.bin"]].concat());
+    assert_eq!(code, Some(1), "{report:#}");
+    assert!(report["error"].as_str().unwrap().contains("not valid for name \"127.0.0.1\""), "{report:#}");
+    assert!(!up.join("b.bin").exists());
+    let (code, report, _) =
+        put(port, &[&base[..], &["--remote", "up/c.bin", "--tls-name", "unit-8.line3.example"]].concat());
+    assert_eq!(code, Some(1), "{report:#}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.contains("not valid for name \"unit-8.line3.example\""), "{error}");
+    assert!(!up.join("c.bin").exists());
+    let (code, report, stderr) =
+        put(port, &[&base[..], &["--remote", "up/d.bin", "--tls-name", "unit-7.line3.example"]].concat());
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(sha256_file(&up.join("d.bin")), sha256_file(&local));
 }
