@@ -605,6 +605,13 @@ struct Elsewhere {
     /// Connections to 127.0.0.2 (the address the PASV reply names), with
     /// the bytes each carried.
     at_elsewhere: Vec<Vec<u8>>,
+    /// When each session's QUIT came, in seconds since the Unix epoch, as
+    /// journal lines give `at`.
+    ended_at: Vec<f64>,
+}
+
+fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 /// A hostile FTP server on 127.0.0.1 for up to `sessions` sessions in turn:
@@ -748,6 +755,9 @@ fn scripted_server(
                         }
                         "SIZE" => say(&format!("213 {last}")),
                         "QUIT" => {
+                            // Before the reply: the client cannot count the
+                            // session closed until it has it.
+                            seen.lock().unwrap().ended_at.push(epoch_seconds());
                             say("221 bye");
                             break;
                         }
@@ -1076,4 +1086,39 @@ fn the_certificate_must_carry_the_address_dialled_or_the_tls_name() {
         put(port, &[&base[..], &["--remote", "up/d.bin", "--tls-name", "unit-7.line3.example"]].concat());
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert_eq!(sha256_file(&up.join("d.bin")), sha256_file(&local));
+}
+
+#[test]
+fn in_one_session_a_file_is_confirmed_only_when_the_session_closes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    make_file(dir.path(), "rom.bin", 40_000);
+    make_file(dir.path(), "image.bin", 60_000);
+    let (port, seen, stop) =
+        scripted_server(false, 1, [127, 0, 0, 1], std::sync::Arc::new(AtomicUsize::new(usize::MAX)));
+    let profile = upload_profile(dir.path(), port, "passive", &["rom.bin", "image.bin"]);
+    let text_now = std::fs::read_to_string(&profile).unwrap();
+    std::fs::write(
+        &profile,
+        text_now.replace("      verify: size\n", "      verify: size\n      session_per_file: false\n"),
+    )
+    .unwrap();
+    let journal = dir.path().join("journal.jsonl");
+    let output = flashline()
+        .args(["run", profile.to_str().unwrap(), "--journal", journal.to_str().unwrap(), "--json"])
+        .output_within(FLASHLINE);
+    stop.store(true, Ordering::SeqCst);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    assert_eq!(seen.stors, ["rom.bin", "image.bin"], "one session carried both");
+    let [closed] = seen.ended_at[..] else { panic!("one session: {:?}", seen.ended_at) };
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&journal).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let files: Vec<(&str, f64)> =
+        lines.iter().filter_map(|l| Some((l["file"].as_str()?, l["at"].as_f64().unwrap()))).collect();
+    assert_eq!(files.iter().map(|f| f.0).collect::<Vec<_>>(), ["rom.bin", "image.bin"], "{lines:#?}");
+    for (file, at) in files {
+        assert!(at >= closed, "{file} was journaled as confirmed {:.3} s before the session closed", closed - at);
+    }
 }
