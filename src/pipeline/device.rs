@@ -221,7 +221,7 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
                         device: job.name.clone(),
                         step: index,
                         kind: step.kind().to_string(),
-                        outcome: StepOutcome::Passed,
+                        outcome: StepOutcome::Confirmed,
                         at: now(),
                         detail: format!("{} confirmed by the device", image.file),
                         profile_sha256: Some(profile_sha256.clone()),

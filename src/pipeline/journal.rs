@@ -10,8 +10,8 @@
 //!
 //! A step that sends several files (`ftp_upload`) also writes a line per
 //! file the device confirmed (verified, its session closed, the restart
-//! waited for when the step waits), marked with `file`. Such a line does not
-//! make the step done; it lets a resumed run skip that file
+//! waited for when the step waits), marked with `file` and the outcome
+//! `confirmed`. Such a line does not make the step done; it lets a resumed run skip that file
 //! ([`confirmed_files`]), since on NET+OS each file sent is a flash write.
 //!
 //! Reading tolerates a torn last line (the kill came mid-write) and reports
@@ -37,6 +37,11 @@ pub enum StepOutcome {
     Failed,
     /// Not run: already done (resume) or its result already in place.
     Skipped,
+    /// Journal lines only, never a step's outcome: one file of a step that
+    /// the device confirmed (the line's `file`). A distinct word, so that a
+    /// flashline that does not know these lines stops at one with its line
+    /// number instead of taking the step as done.
+    Confirmed,
 }
 
 impl StepOutcome {
@@ -46,6 +51,7 @@ impl StepOutcome {
             StepOutcome::Passed => "passed",
             StepOutcome::Failed => "failed",
             StepOutcome::Skipped => "skipped",
+            StepOutcome::Confirmed => "confirmed",
         }
     }
 }
@@ -203,6 +209,7 @@ pub fn done_steps(records: &[JournalRecord]) -> BTreeMap<String, BTreeMap<usize,
             StepOutcome::Failed => {
                 steps.remove(&record.step);
             }
+            StepOutcome::Confirmed => {}
         }
     }
     done
@@ -229,7 +236,7 @@ pub fn confirmed_files(records: &[JournalRecord]) -> BTreeMap<String, BTreeMap<u
     for record in records {
         let steps = confirmed.entry(record.device.clone()).or_default();
         match &record.file {
-            Some(file) if record.outcome == StepOutcome::Passed => {
+            Some(file) if record.outcome == StepOutcome::Confirmed => {
                 let files = steps.entry(record.step).or_default();
                 files.retain(|f| &f.file != file);
                 files.push(ConfirmedFile {
@@ -239,7 +246,7 @@ pub fn confirmed_files(records: &[JournalRecord]) -> BTreeMap<String, BTreeMap<u
                 });
             }
             Some(_) => {}
-            None if record.outcome != StepOutcome::Skipped => {
+            None if matches!(record.outcome, StepOutcome::Passed | StepOutcome::Failed) => {
                 steps.retain(|&step, _| step <= record.step);
             }
             None => {}
@@ -392,7 +399,7 @@ mod tests {
         JournalRecord {
             file: Some(file.into()),
             images: vec![image(file, 'a')],
-            ..record(device, step, StepOutcome::Passed)
+            ..record(device, step, StepOutcome::Confirmed)
         }
     }
 
@@ -411,7 +418,7 @@ mod tests {
         assert!(files_to_skip(confirmed["a"].get(&1), &"f".repeat(64)).is_empty());
         // The line round-trips.
         let text = serde_json::to_string(&records[1]).unwrap();
-        assert!(text.contains("\"file\":\"rom.bin\""), "{text}");
+        assert!(text.contains("\"file\":\"rom.bin\"") && text.contains("\"outcome\":\"confirmed\""), "{text}");
         assert_eq!(serde_json::from_str::<JournalRecord>(&text).unwrap(), records[1]);
     }
 
