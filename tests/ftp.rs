@@ -1122,3 +1122,87 @@ fn in_one_session_a_file_is_confirmed_only_when_the_session_closes() {
         assert!(at >= closed, "{file} was journaled as confirmed {:.3} s before the session closed", closed - at);
     }
 }
+
+/// A scripted FTP server on 127.0.0.1 for one session in active mode whose
+/// STOR is raced by another host: before connecting back to the client's
+/// PORT address itself, it connects there from 127.0.0.2 (as a host on the
+/// same network could). Returns its port and, when the session ended, the
+/// bytes that came over its own data connection and over the other host's.
+fn active_hijack_server() -> (u16, std::sync::mpsc::Receiver<(Vec<u8>, Vec<u8>)>) {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (done, received) = std::sync::mpsc::channel();
+    let read_all = |mut stream: std::net::TcpStream| {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        bytes
+    };
+    std::thread::spawn(move || {
+        let Ok((control, _)) = listener.accept() else { return };
+        control.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut writer = control.try_clone().unwrap();
+        let mut reader = std::io::BufReader::new(control);
+        let mut say = |text: &str| writer.write_all(format!("{text}\r\n").as_bytes()).is_ok();
+        say("220 scripted server");
+        let (mut data_to, mut ours, mut theirs, mut last) = (None, Vec::new(), Vec::new(), 0);
+        for _ in 0..50 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let line = line.trim_end().to_string();
+            let (verb, argument) = line.split_once(' ').unwrap_or((&line, ""));
+            let ok = match verb {
+                "USER" => say("331 password"),
+                "PASS" => say("230 in"),
+                "TYPE" => say("200 binary"),
+                "PORT" => {
+                    let n: Vec<u16> = argument.split(',').map(|x| x.parse().unwrap()).collect();
+                    data_to = Some(SocketAddr::from(([127, 0, 0, 1], n[4] << 8 | n[5])));
+                    say("200 PORT ok")
+                }
+                "STOR" => {
+                    let to = data_to.expect("PORT first");
+                    // The other host, first: bound to 127.0.0.2.
+                    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+                    other.bind(&SocketAddr::from(([127, 0, 0, 2], 0)).into()).unwrap();
+                    other.connect_timeout(&to.into(), Duration::from_secs(5)).unwrap();
+                    let other: std::net::TcpStream = other.into();
+                    say("150 go");
+                    let data = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5)).unwrap();
+                    let reader = std::thread::spawn(move || read_all(other));
+                    ours = read_all(data);
+                    theirs = reader.join().unwrap();
+                    last = ours.len();
+                    say("226 stored")
+                }
+                "SIZE" => say(&format!("213 {last}")),
+                "QUIT" => {
+                    say("221 bye");
+                    break;
+                }
+                _ => say("502 not here"),
+            };
+            if !ok {
+                break;
+            }
+        }
+        let _ = done.send((ours, theirs));
+    });
+    (port, received)
+}
+
+#[test]
+fn in_active_mode_only_the_server_may_connect_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = make_file(dir.path(), "image.bin", 150_000);
+    let (port, received) = active_hijack_server();
+    let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--mode", "active"]);
+    let (ours, theirs) = received.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert!(theirs.is_empty(), "{} bytes went to 127.0.0.2", theirs.len());
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(ours, std::fs::read(&local).unwrap(), "the image came over the server's own connection");
+    assert_eq!(report["files"][0]["mode"], "active", "{report:#}");
+}
