@@ -1123,12 +1123,15 @@ fn in_one_session_a_file_is_confirmed_only_when_the_session_closes() {
     }
 }
 
+/// What came over the server's own data connection, and over the other host's.
+type Raced = std::sync::mpsc::Receiver<(Vec<u8>, Vec<u8>)>;
+
 /// A scripted FTP server on 127.0.0.1 for one session in active mode whose
 /// STOR is raced by another host: before connecting back to the client's
 /// PORT address itself, it connects there from 127.0.0.2 (as a host on the
 /// same network could). Returns its port and, when the session ended, the
 /// bytes that came over its own data connection and over the other host's.
-fn active_hijack_server() -> (u16, std::sync::mpsc::Receiver<(Vec<u8>, Vec<u8>)>) {
+fn active_hijack_server() -> (u16, Raced) {
     use std::io::{BufRead, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
