@@ -13,8 +13,6 @@ use super::child::{Bounded, QUICK, die_with_test};
 pub struct Vsftpd {
     child: Child,
     pub address: SocketAddr,
-    /// Where vsftpd logs (`xferlog_enable=YES` adds a line per transfer).
-    log: PathBuf,
     /// Holds the configuration and the empty chroot folder.
     _dir: tempfile::TempDir,
     /// Other folders that must live as long as the server.
@@ -68,8 +66,7 @@ impl Vsftpd {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start vsftpd");
-        let log = dir.path().join("vsftpd.log");
-        let server = Vsftpd { child, address: SocketAddr::from((ip, port)), log, _dir: dir, keep: Vec::new() };
+        let server = Vsftpd { child, address: SocketAddr::from((ip, port)), _dir: dir, keep: Vec::new() };
         if ns.is_none() {
             server.wait_until_listening();
         }
@@ -104,17 +101,6 @@ impl Vsftpd {
     /// vsftpd on 127.0.0.1:`port` accepting anonymous uploads into the
     /// folder `up/` (returned), which is where uploaded files land.
     pub fn anonymous_upload(port: u16, extra: &[&str]) -> (Vsftpd, PathBuf) {
-        Vsftpd::anonymous(port, false, extra)
-    }
-
-    /// vsftpd on 127.0.0.1:`port` accepting anonymous uploads into its root
-    /// folder (returned), as a NET+OS flash server takes plain file names
-    /// (`rom.bin`, `image.bin`).
-    pub fn anonymous_upload_to_root(port: u16, extra: &[&str]) -> (Vsftpd, PathBuf) {
-        Vsftpd::anonymous(port, true, extra)
-    }
-
-    fn anonymous(port: u16, at_root: bool, extra: &[&str]) -> (Vsftpd, PathBuf) {
         use std::os::unix::fs::PermissionsExt;
         let root = tempfile::Builder::new().prefix("flashline-ftp-").tempdir().expect("temp dir");
         std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -123,33 +109,19 @@ impl Vsftpd {
         // Anonymous sessions run as the `ftp` user (made by the vsftpd package).
         let output = Command::new("chown").args(["ftp", up.to_str().unwrap()]).output_within(QUICK);
         assert!(output.status.success(), "chown ftp {}: {}", up.display(), String::from_utf8_lossy(&output.stderr));
-        let anon_root = format!("anon_root={}", if at_root { up.display() } else { root.path().display() });
-        let mut lines = if at_root { vec!["allow_writeable_chroot=YES"] } else { Vec::new() };
-        lines.extend([
+        let anon_root = format!("anon_root={}", root.path().display());
+        let mut lines = vec![
             "anonymous_enable=YES",
             "no_anon_password=YES",
             "anon_upload_enable=YES",
             "anon_other_write_enable=YES",
             "anon_umask=022",
             anon_root.as_str(),
-        ]);
+        ];
         lines.extend_from_slice(extra);
         let mut server = Vsftpd::start(None, Ipv4Addr::LOCALHOST, port, &lines);
         server.keep.push(root);
         (server, up)
-    }
-
-    /// vsftpd's log so far; with `xferlog_enable=YES` in the configuration
-    /// it holds an `OK UPLOAD` or `FAIL UPLOAD` line for every STOR.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// How many STORs of `remote` (a path such as `/up/rom.bin`) the log
-    /// holds, completed or not (needs `xferlog_enable=YES`).
-    pub fn stors_of(&self, remote: &str) -> usize {
-        let quoted = format!("\"{remote}\"");
-        self.log().lines().filter(|l| l.contains(" UPLOAD: ") && l.contains(&quoted)).count()
     }
 
     /// Stops every session process (SIGSTOP, not the listener): the client's
