@@ -732,11 +732,16 @@ fn scripted_server(
                             say(&format!("227 Entering Passive Mode ({a},{b},{c},{d},{high},{low})"))
                         }
                         "STOR" => {
-                            seen.lock().unwrap().stors.push(argument.to_string());
+                            // The client connected before STOR: to the peer, or
+                            // elsewhere. Counted before the 150, after which the
+                            // whole file may arrive before this thread looks.
+                            let before = {
+                                let mut seen = seen.lock().unwrap();
+                                seen.stors.push(argument.to_string());
+                                seen.at_elsewhere.len()
+                            };
                             say("150 go");
-                            // The client connected before STOR: to the peer, or elsewhere.
-                            let before = seen.lock().unwrap().at_elsewhere.len();
-                            let waited = Instant::now() + Duration::from_secs(5);
+                            let waited = Instant::now() + Duration::from_secs(15);
                             let mut got = None;
                             while got.is_none() && Instant::now() < waited {
                                 if let Some(Ok((stream, _))) = at_peer.as_ref().map(|l| l.accept()) {
