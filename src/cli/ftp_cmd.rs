@@ -170,6 +170,9 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
                     for given_up in &file.fallback {
                         println!("  given up: {given_up}");
                     }
+                    if let Some(named) = &file.pasv_address_ignored {
+                        println!("  ignored: the PASV reply's address {named} (the data went to {})", report.host);
+                    }
                 }
             }
             Outcome::Success

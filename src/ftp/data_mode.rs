@@ -11,8 +11,19 @@
 //! passive data connection for suppaftp (bounded in time) and remembers
 //! whether the server offered an address, which tells a refused EPSV or
 //! PASV apart from a refused STOR.
+//!
+//! The data connection only ever goes to the host the control connection
+//! dialled. A PASV reply carries an address as well as a port, and a hostile
+//! or misconfigured server could name any host there (another device, a
+//! host on another network) and have the image sent to it; as curl does by
+//! default (`CURLOPT_FTP_SKIP_PASV_IP`), only the port of the reply is used
+//! ([`passive_target`]), and an address other than the control peer's is
+//! noted, never followed. EPSV replies carry no address (suppaftp uses the
+//! control peer), and in active mode suppaftp accepts a data connection only
+//! from the control peer (`ActivePeerCheck::ControlPeer`, set explicitly
+//! where the session is made).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +85,14 @@ impl DataModes {
     }
 }
 
+/// Where a passive data connection goes: the control connection's peer, at
+/// the port the server offered. Also returns the address the reply named
+/// when it was another one (it is not used).
+pub fn passive_target(offered: SocketAddr, control_peer: IpAddr) -> (SocketAddr, Option<SocketAddr>) {
+    let target = SocketAddr::new(control_peer, offered.port());
+    (target, (offered.ip() != control_peer).then_some(offered))
+}
+
 /// The passive data connection of one transfer, as suppaftp asks for it.
 #[derive(Debug, Default)]
 pub struct PassiveProbe {
@@ -81,6 +100,8 @@ pub struct PassiveProbe {
     offered: AtomicBool,
     /// Why the connection to that address failed.
     failure: Mutex<Option<String>>,
+    /// The address a PASV reply named when it was not the control peer's.
+    elsewhere: Mutex<Option<SocketAddr>>,
 }
 
 impl PassiveProbe {
@@ -88,6 +109,13 @@ impl PassiveProbe {
     pub fn reset(&self) {
         self.offered.store(false, Ordering::SeqCst);
         *lock(&self.failure) = None;
+        *lock(&self.elsewhere) = None;
+    }
+
+    /// The address the last PASV reply named when it was not the control
+    /// connection's peer (ignored: the data connection went to the peer).
+    pub fn elsewhere(&self) -> Option<SocketAddr> {
+        *lock(&self.elsewhere)
     }
 
     pub fn offered(&self) -> bool {
@@ -99,20 +127,24 @@ impl PassiveProbe {
         lock(&self.failure).clone()
     }
 
-    /// suppaftp's passive stream builder: connects within `limit`, noting
-    /// what happened in `probe`.
+    /// suppaftp's passive stream builder: connects to `control_peer` at the
+    /// offered port ([`passive_target`]) within `limit`, noting what
+    /// happened in `probe`.
     #[allow(clippy::type_complexity)]
     pub fn builder(
         probe: Arc<PassiveProbe>,
         limit: Duration,
+        control_peer: IpAddr,
     ) -> impl Fn(SocketAddr) -> Pin<Box<dyn Future<Output = Result<TcpStream, SuppaError>> + Send + Sync>>
     + Send
     + Sync
     + 'static {
-        move |address| {
+        move |offered| {
             let probe = probe.clone();
             Box::pin(async move {
                 probe.offered.store(true, Ordering::SeqCst);
+                let (address, elsewhere) = passive_target(offered, control_peer);
+                *lock(&probe.elsewhere) = elsewhere;
                 // A task's handle is Sync where the connect future is not.
                 let connecting =
                     tokio::spawn(async move { tokio::time::timeout(limit, TcpStream::connect(address)).await });
@@ -122,7 +154,13 @@ impl PassiveProbe {
                     Ok(Err(_)) => format!("no connection within {} s", limit.as_secs_f64()),
                     Err(error) => error.to_string(),
                 };
-                let why = format!("{address}: {why}");
+                let why = match elsewhere {
+                    Some(named) => format!(
+                        "{address}: {why} (the reply named {named}, which is not the control connection's \
+                         peer {control_peer}: flashline never follows it)"
+                    ),
+                    None => format!("{address}: {why}"),
+                };
                 *lock(&probe.failure) = Some(why.clone());
                 Err(SuppaError::ConnectionError(std::io::Error::new(std::io::ErrorKind::TimedOut, why)))
             })
@@ -157,6 +195,19 @@ mod tests {
             modes.give_up("EPSV data connection to 127.0.0.1:4000: no connection".into(), true),
             Some(FtpMode::Active)
         );
+    }
+
+    #[test]
+    fn a_passive_reply_gives_only_its_port() {
+        let peer: IpAddr = [127, 0, 0, 1].into();
+        let (target, elsewhere) = passive_target(([127, 0, 0, 2], 40001).into(), peer);
+        assert_eq!(target, SocketAddr::from(([127, 0, 0, 1], 40001)));
+        assert_eq!(elsewhere, Some(SocketAddr::from(([127, 0, 0, 2], 40001))));
+        let (target, elsewhere) = passive_target(([198, 18, 0, 1], 21).into(), peer);
+        assert_eq!(target, SocketAddr::from(([127, 0, 0, 1], 21)), "another network is never dialled");
+        assert!(elsewhere.is_some());
+        let (target, elsewhere) = passive_target(([127, 0, 0, 1], 5000).into(), peer);
+        assert_eq!((target, elsewhere), (SocketAddr::from(([127, 0, 0, 1], 5000)), None));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::failure::{Classify, FailureClass};
 use crate::net::diagnose::{Finding, FindingCode};
 
-pub use upload::{TlsSettings, UploadReport, UploadSpec, upload};
+pub use upload::{FileReport, TlsSettings, UploadReport, UploadSpec, upload, upload_with};
 
 pub use crate::net::service::Credential;
 

@@ -183,6 +183,10 @@ pub struct FileReport {
     /// Offset a retry resumed from, when one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed_from: Option<u64>,
+    /// The address a PASV reply named when it was not the control
+    /// connection's peer: ignored, the data went to the peer at that port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pasv_address_ignored: Option<String>,
     pub seconds: f64,
     /// Seconds the device took to restart after the session, when waited for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -205,6 +209,19 @@ struct Session {
 /// Uploads every file of `spec`, verified, reporting each file as a
 /// [`TaskKind::FtpFile`] task to `progress`.
 pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<UploadReport, FtpError> {
+    upload_with(spec, progress, &|_, _| {}).await
+}
+
+/// [`upload`], calling `confirmed` with each file's index in `spec.files`
+/// and its report once the device has confirmed it: verified, its session
+/// closed (when that is the last of the session) and its restart waited for
+/// (when `wait_for_restart`). A journal records it there, so that a run
+/// killed before the next file does not send this one again.
+pub async fn upload_with(
+    spec: &UploadSpec,
+    progress: &dyn Progress,
+    confirmed: &(dyn Fn(usize, &FileReport) + Send + Sync),
+) -> Result<UploadReport, FtpError> {
     // Every local file is opened and its first byte read before any
     // connection: an unreadable, empty or wrong file must not become a STOR
     // of 0 bytes (on NET+OS, an emptied image.bin), nor the second file's
@@ -216,11 +233,14 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
     let mut session: Option<Session> = None;
     let mut modes = DataModes::new(spec.mode);
     let mut user = String::new();
-    let mut reports = Vec::new();
+    let mut reports: Vec<FileReport> = Vec::new();
+    // Files before this index were handed to `confirmed`.
+    let mut confirmed_up_to = 0;
     for (index, (file, &size)) in spec.files.iter().zip(&sizes).enumerate() {
         let started = Instant::now();
         let mut attempts = 0;
         let mut resumed_from = None;
+        let mut pasv_address_ignored = None;
         let digest = loop {
             attempts += 1;
             if session.is_none() {
@@ -244,7 +264,21 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
             }
             let hash = spec.hash || spec.verify == FtpVerify::Readback;
             match send_file(current, spec, &mut modes, file, size, offset, hash, progress).await {
-                Ok(digest) => break digest,
+                Ok(digest) => {
+                    if let Some(named) = current.passive.elsewhere() {
+                        let text = format!(
+                            "{}: the PASV reply named {named}, not the control connection's peer {}: \
+                             the data went to {}:{} (a PASV reply's address is never followed)",
+                            file.remote,
+                            spec.host,
+                            spec.host,
+                            named.port()
+                        );
+                        progress.report(ProgressEvent::Note { kind: FILE, text });
+                        pasv_address_ignored = Some(named.to_string());
+                    }
+                    break digest;
+                }
                 Err(SendError::Refused { command, reply }) => {
                     return Err(FtpError::FileRefused { command, remote: file.remote.clone(), reply });
                 }
@@ -279,7 +313,7 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
                 restart_seconds = Some(took.as_secs_f64());
             }
         }
-        reports.push(FileReport {
+        let report = FileReport {
             local: file.local.display().to_string(),
             remote: file.remote.clone(),
             bytes: size,
@@ -289,9 +323,20 @@ pub async fn upload(spec: &UploadSpec, progress: &dyn Progress) -> Result<Upload
             mode: modes.current(),
             fallback: modes.given_up().to_vec(),
             resumed_from,
+            pasv_address_ignored,
             seconds: started.elapsed().as_secs_f64(),
             restart_seconds,
-        });
+        };
+        // With one session for several files, a file is confirmed only when
+        // the session that carried it closed (NET+OS writes flash then).
+        if spec.session_per_file || last {
+            for (earlier, done) in reports.iter().enumerate().skip(confirmed_up_to) {
+                confirmed(earlier, done);
+            }
+            confirmed(index, &report);
+            confirmed_up_to = index + 1;
+        }
+        reports.push(report);
     }
     Ok(UploadReport { host: spec.host.to_string(), port: spec.port, user, files: reports })
 }
@@ -482,9 +527,16 @@ async fn finish_session(
     // Active mode's wait for the server to connect back is the connect
     // timeout; the passive connection is made by `PassiveProbe`, bounded by
     // the same.
-    let mut ftp = ftp
-        .active_mode(spec.connect_timeout)
-        .passive_stream_builder(PassiveProbe::builder(passive.clone(), spec.connect_timeout));
+    // The data connection goes only to the host dialled: a passive one to
+    // its address at the offered port (a PASV reply's address is never
+    // followed), an active one is taken only from it.
+    let peer = std::net::IpAddr::V4(spec.host);
+    let mut ftp = ftp.active_mode(spec.connect_timeout).passive_stream_builder(PassiveProbe::builder(
+        passive.clone(),
+        spec.connect_timeout,
+        peer,
+    ));
+    ftp.set_active_peer_check(suppaftp::ActivePeerCheck::ControlPeer);
     ftp.set_mode(suppa_mode(modes.current()));
     // suppaftp starts in ASCII, which would rewrite every LF in the image.
     match tokio::time::timeout(spec.reply_timeout, ftp.transfer_type(FileType::Binary)).await {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, watch};
 
 use super::device::{DeviceJob, RunContext, run_device};
-use super::journal::{Journal, JournalError, done_steps, file_sha256, now};
+use super::journal::{Journal, JournalError, confirmed_files, done_steps, file_sha256, now};
 use super::recording::RunRecording;
 use super::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, rfc3339};
 use crate::failure::{Classify, FailureClass};
@@ -80,15 +80,15 @@ pub async fn run_batch(
     cancel: watch::Receiver<bool>,
 ) -> Result<BatchReport, BatchError> {
     let started_at = now();
-    let (journal, done) = match &options.journal {
+    let (journal, done, confirmed) = match &options.journal {
         Some(path) => {
             let (journal, records) = Journal::open(path)?;
             if !records.is_empty() && !options.resume {
                 return Err(BatchError::JournalInUse { path: path.clone(), records: records.len() });
             }
-            (Some(Arc::new(Mutex::new(journal))), done_steps(&records))
+            (Some(Arc::new(Mutex::new(journal))), done_steps(&records), confirmed_files(&records))
         }
-        None => (None, BTreeMap::new()),
+        None => (None, BTreeMap::new(), BTreeMap::new()),
     };
     let recorder = match &options.database {
         Some(database) => {
@@ -115,6 +115,7 @@ pub async fn run_batch(
         }
         let journal = journal.clone();
         let done = done.get(&job.name).cloned().unwrap_or_default();
+        let files_done = confirmed.get(&job.name).cloned().unwrap_or_default();
         let observer = observer.clone();
         let cancel = cancel.clone();
         let recorder = recorder.clone();
@@ -141,6 +142,7 @@ pub async fn run_batch(
             let context = RunContext {
                 journal: journal.as_deref(),
                 done,
+                files_done,
                 progress: progress.as_ref(),
                 cancel,
                 on_step: &on_step,

@@ -9,6 +9,11 @@
 //! finished unit is never flashed twice; with other inputs (a replaced
 //! image) it runs again, and so does every step after it. Each step's record
 //! lists the hashes of the bytes it really sent.
+//!
+//! Within an `ftp_upload` step, each file the device confirms is journaled
+//! as it is confirmed; a resumed run of the same step with the same inputs
+//! (and nothing before it run again) sends only the files not confirmed, so
+//! a kill between files does not make the unit write a finished file twice.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -20,8 +25,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::journal::{
-    DoneStep, Journal, JournalRecord, Resume, StepOutcome, hex, now, resume_decision, step_files, step_images,
-    step_inputs,
+    ConfirmedFile, DoneStep, Journal, JournalError, JournalRecord, Resume, StepOutcome, files_to_skip, hex, now,
+    resume_decision, step_files, step_images, step_inputs,
 };
 use super::report::{DeviceOutcome, DeviceReport, ImageHash, StepRecord};
 use crate::exs::job::{TftpManageJob, run_tftp_manage};
@@ -94,6 +99,10 @@ pub struct RunContext<'a> {
     /// Steps an earlier run finished, by index, with their inputs (from the
     /// journal; empty unless resuming).
     pub done: BTreeMap<usize, DoneStep>,
+    /// Files of steps not done that the device confirmed in an earlier run
+    /// (from the journal, [`super::journal::confirmed_files`]; empty unless
+    /// resuming).
+    pub files_done: BTreeMap<usize, Vec<ConfirmedFile>>,
     pub progress: &'a dyn Progress,
     /// Becomes true on Ctrl-C: no new step starts.
     pub cancel: watch::Receiver<bool>,
@@ -192,6 +201,12 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
                 (StepOutcome::Skipped, detail, 0, None, done.images.clone())
             }
             _ => {
+                // Files confirmed earlier stand only when nothing before this
+                // step ran again in this run and its inputs are the same.
+                let skip = match &ran {
+                    None => files_to_skip(context.files_done.get(&index), &inputs),
+                    Some(_) => Vec::new(),
+                };
                 ran.get_or_insert_with(|| {
                     format!("step {index} ({}) ran before it in this run: run again", step.kind())
                 });
@@ -199,7 +214,32 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
                     Resume::Again(why) => format!("{why}; "),
                     Resume::Run | Resume::Skip => String::new(),
                 };
-                match run_step(job, &profile, &base_dir, step, console, context.progress).await {
+                let journal_failed: Mutex<Option<JournalError>> = Mutex::new(None);
+                let record_file = |image: &ImageHash| {
+                    let Some(journal) = context.journal else { return };
+                    let line = JournalRecord {
+                        device: job.name.clone(),
+                        step: index,
+                        kind: step.kind().to_string(),
+                        outcome: StepOutcome::Confirmed,
+                        at: now(),
+                        detail: format!("{} confirmed by the device", image.file),
+                        profile_sha256: Some(profile_sha256.clone()),
+                        inputs_sha256: Some(inputs.clone()),
+                        images: vec![image.clone()],
+                        file: Some(image.file.clone()),
+                    };
+                    if let Err(error) = journal.lock().unwrap_or_else(|p| p.into_inner()).append(&line) {
+                        journal_failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(error);
+                    }
+                };
+                let files = StepFiles { confirmed: &skip, record: &record_file };
+                let result = run_step(job, &profile, &base_dir, step, console, context.progress, files).await;
+                let result = match journal_failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                    Some(error) => Err(Failure::of(error)),
+                    None => result,
+                };
+                match result {
                     Ok(done) => {
                         let notes = record_sent(&mut report.images, &done.sent);
                         inputs = step_inputs(digest_step, &report.images);
@@ -235,6 +275,7 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
                 profile_sha256: Some(profile_sha256.clone()),
                 inputs_sha256: Some(inputs),
                 images,
+                file: None,
             };
             let written = journal.lock().unwrap_or_else(|p| p.into_inner()).append(&line);
             if let Err(error) = written {
@@ -354,6 +395,14 @@ fn target(host: Option<&profile::Template>, profile: &Profile) -> Result<Ipv4Add
         .map_err(|_| Failure::new(FailureClass::Input, format!("`{text}` is not an IPv4 address to reach")))
 }
 
+/// The files of a step the device already has, and where a file it
+/// confirms now is recorded (the journal).
+struct StepFiles<'a> {
+    /// Confirmed in an earlier run with the same inputs: not sent again.
+    confirmed: &'a [ConfirmedFile],
+    record: &'a (dyn Fn(&ImageHash) + Send + Sync),
+}
+
 async fn run_step(
     job: &DeviceJob,
     profile: &Profile,
@@ -361,6 +410,7 @@ async fn run_step(
     step: &Step,
     console: &mut Option<Console<Port>>,
     progress: &dyn Progress,
+    files: StepFiles<'_>,
 ) -> Result<StepDone, Failure> {
     match step {
         Step::LoadImage(s) => {
@@ -432,42 +482,7 @@ async fn run_step(
             let message = format!("{host} did not reach the wanted states in {} ms", spec.timeout.as_millis());
             Err(Failure { finding: Some(finding), ..Failure::new(FailureClass::Device, message) })
         }
-        Step::FtpUpload(s) => {
-            let host = target(s.host.as_ref(), profile)?;
-            // Hashing while streaming tells which bytes really went out.
-            let spec = UploadSpec { hash: true, ..UploadSpec::from_step(s, host, base_dir) };
-            let uploaded = ftp::upload(&spec, progress)
-                .await
-                .map_err(|error| Failure { finding: error.finding(), ..Failure::of(error) })?;
-            let retries = uploaded.files.iter().map(|f| f.attempts.saturating_sub(1)).sum();
-            let detail = uploaded
-                .files
-                .iter()
-                .map(|f| format!("{} ({} bytes via {}, {})", f.remote, f.bytes, f.mode.command(), f.verified))
-                .collect::<Vec<_>>()
-                .join(", ");
-            // The modes given up are the same for every later file: say them once.
-            let given_up = uploaded
-                .files
-                .iter()
-                .map(|f| &f.fallback)
-                .max_by_key(|f| f.len())
-                .filter(|f| !f.is_empty())
-                .map(|f| format!("; given up: {}", f.join("; ")))
-                .unwrap_or_default();
-            let detail = format!("as {}: {detail}{given_up}", uploaded.user);
-            // The spec's files are the step's, in order.
-            let sent = s
-                .files
-                .iter()
-                .zip(&uploaded.files)
-                .filter_map(|(file, report)| {
-                    let sha256 = report.sha256.clone()?;
-                    Some(ImageHash { file: file.local.to_string(), sha256, bytes: report.bytes })
-                })
-                .collect();
-            Ok(StepDone { outcome: StepOutcome::Passed, detail, retries, sent })
-        }
+        Step::FtpUpload(s) => ftp_upload(profile, base_dir, s, progress, files).await,
         Step::AddpConfigure(s) => addp_configure(profile, s).await,
         Step::TftpManage(s) => {
             let default_host = profile.network.ip.as_ref().map(|t| t.to_string());
@@ -491,6 +506,85 @@ async fn run_step(
             }
         }
     }
+}
+
+/// The `ftp_upload` step. Files the device confirmed in an earlier run are
+/// not sent again; each file it confirms now is recorded as it is, so a
+/// kill between files loses nothing already written to the unit's flash.
+async fn ftp_upload(
+    profile: &Profile,
+    base_dir: &Path,
+    s: &profile::FtpUpload,
+    progress: &dyn Progress,
+    files: StepFiles<'_>,
+) -> Result<StepDone, Failure> {
+    let host = target(s.host.as_ref(), profile)?;
+    // Hashing while streaming tells which bytes really went out.
+    let mut spec = UploadSpec { hash: true, ..UploadSpec::from_step(s, host, base_dir) };
+    // The spec's files are the step's, in order: keep those to send, with
+    // their names as the step gives them.
+    let confirmed = |name: &str| files.confirmed.iter().find(|c| c.file == name);
+    let mut names = Vec::new();
+    let mut sending = Vec::new();
+    let mut kept = Vec::new();
+    for (file, upload) in s.files.iter().zip(std::mem::take(&mut spec.files)) {
+        let name = file.local.to_string();
+        match confirmed(&name) {
+            Some(done) => kept.push(done.clone()),
+            None => {
+                names.push(name);
+                sending.push(upload);
+            }
+        }
+    }
+    spec.files = sending;
+    let mut sent: Vec<ImageHash> = kept.iter().filter_map(|c| c.image.clone()).collect();
+    let earlier = kept
+        .iter()
+        .map(|c| format!("{} confirmed in an earlier run (journal), not sent again", c.file))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if spec.files.is_empty() {
+        return Ok(StepDone { outcome: StepOutcome::Passed, detail: earlier, retries: 0, sent });
+    }
+    let on_confirmed = |index: usize, report: &ftp::FileReport| {
+        if let (Some(name), Some(sha256)) = (names.get(index), &report.sha256) {
+            (files.record)(&ImageHash { file: name.clone(), sha256: sha256.clone(), bytes: report.bytes });
+        }
+    };
+    let uploaded = ftp::upload_with(&spec, progress, &on_confirmed)
+        .await
+        .map_err(|error| Failure { finding: error.finding(), ..Failure::of(error) })?;
+    let retries = uploaded.files.iter().map(|f| f.attempts.saturating_sub(1)).sum();
+    let detail = uploaded
+        .files
+        .iter()
+        .map(|f| {
+            let ignored = f
+                .pasv_address_ignored
+                .as_ref()
+                .map(|a| format!("; the PASV reply's address {a} ignored"))
+                .unwrap_or_default();
+            format!("{} ({} bytes via {}, {}{ignored})", f.remote, f.bytes, f.mode.command(), f.verified)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The modes given up are the same for every later file: say them once.
+    let given_up = uploaded
+        .files
+        .iter()
+        .map(|f| &f.fallback)
+        .max_by_key(|f| f.len())
+        .filter(|f| !f.is_empty())
+        .map(|f| format!("; given up: {}", f.join("; ")))
+        .unwrap_or_default();
+    let earlier = if earlier.is_empty() { earlier } else { format!("{earlier}; ") };
+    let detail = format!("as {}: {earlier}{detail}{given_up}", uploaded.user);
+    sent.extend(names.iter().zip(&uploaded.files).filter_map(|(name, report)| {
+        let sha256 = report.sha256.clone()?;
+        Some(ImageHash { file: name.clone(), sha256, bytes: report.bytes })
+    }));
+    Ok(StepDone { outcome: StepOutcome::Passed, detail, retries, sent })
 }
 
 /// A unit that does not answer at `host` but whose MAC is known (the

@@ -8,6 +8,12 @@
 //! it as done with the same inputs ([`resume_decision`]); a replaced image,
 //! a changed address or a line written before digests existed runs it again.
 //!
+//! A step that sends several files (`ftp_upload`) also writes a line per
+//! file the device confirmed (verified, its session closed, the restart
+//! waited for when the step waits), marked with `file` and the outcome
+//! `confirmed`. Such a line does not make the step done; it lets a resumed run skip that file
+//! ([`confirmed_files`]), since on NET+OS each file sent is a flash write.
+//!
 //! Reading tolerates a torn last line (the kill came mid-write) and reports
 //! any other malformed line with its number; it never guesses.
 
@@ -33,6 +39,11 @@ pub enum StepOutcome {
     Failed,
     /// Not run: already done (resume) or its result already in place.
     Skipped,
+    /// Journal lines only, never a step's outcome: one file of a step that
+    /// the device confirmed (the line's `file`). A distinct word, so that a
+    /// flashline that does not know these lines stops at one with its line
+    /// number instead of taking the step as done.
+    Confirmed,
 }
 
 impl StepOutcome {
@@ -42,6 +53,7 @@ impl StepOutcome {
             StepOutcome::Passed => "passed",
             StepOutcome::Failed => "failed",
             StepOutcome::Skipped => "skipped",
+            StepOutcome::Confirmed => "confirmed",
         }
     }
 }
@@ -70,6 +82,11 @@ pub struct JournalRecord {
     /// repeats), each with the SHA-256 of the bytes that went out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageHash>,
+    /// Set on a line for one file of a step (as the step names it): the
+    /// device confirmed that file, the step itself is not done. `images`
+    /// holds that file's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -196,7 +213,7 @@ pub struct DoneStep {
 /// latest record passed (or was skipped as done), by step index.
 pub fn done_steps(records: &[JournalRecord]) -> BTreeMap<String, BTreeMap<usize, DoneStep>> {
     let mut done: BTreeMap<String, BTreeMap<usize, DoneStep>> = BTreeMap::new();
-    for record in records {
+    for record in records.iter().filter(|r| r.file.is_none()) {
         let steps = done.entry(record.device.clone()).or_default();
         match record.outcome {
             StepOutcome::Passed | StepOutcome::Skipped => {
@@ -207,9 +224,57 @@ pub fn done_steps(records: &[JournalRecord]) -> BTreeMap<String, BTreeMap<usize,
             StepOutcome::Failed => {
                 steps.remove(&record.step);
             }
+            StepOutcome::Confirmed => {}
         }
     }
     done
+}
+
+/// A file of a step the device confirmed in an earlier run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfirmedFile {
+    /// As the step names it.
+    pub file: String,
+    /// The step's inputs digest when it was sent.
+    pub inputs_sha256: Option<String>,
+    /// The hash of the bytes sent.
+    pub image: Option<ImageHash>,
+}
+
+/// Per device and step, the files the device confirmed (lines with `file`)
+/// that still stand: a later line of an earlier step that ran (passed or
+/// failed: it may have changed the unit, a serial load restarts it) clears
+/// the files of every step after it. A file line written again replaces the
+/// older one.
+pub fn confirmed_files(records: &[JournalRecord]) -> BTreeMap<String, BTreeMap<usize, Vec<ConfirmedFile>>> {
+    let mut confirmed: BTreeMap<String, BTreeMap<usize, Vec<ConfirmedFile>>> = BTreeMap::new();
+    for record in records {
+        let steps = confirmed.entry(record.device.clone()).or_default();
+        match &record.file {
+            Some(file) if record.outcome == StepOutcome::Confirmed => {
+                let files = steps.entry(record.step).or_default();
+                files.retain(|f| &f.file != file);
+                files.push(ConfirmedFile {
+                    file: file.clone(),
+                    inputs_sha256: record.inputs_sha256.clone(),
+                    image: record.images.iter().find(|i| &i.file == file).cloned(),
+                });
+            }
+            Some(_) => {}
+            None if matches!(record.outcome, StepOutcome::Passed | StepOutcome::Failed) => {
+                steps.retain(|&step, _| step <= record.step);
+            }
+            None => {}
+        }
+    }
+    confirmed
+}
+
+/// The files of `confirmed` that a run with `inputs_sha256` may skip: those
+/// confirmed with the same inputs (an old line without a digest never
+/// counts).
+pub fn files_to_skip(confirmed: Option<&Vec<ConfirmedFile>>, inputs_sha256: &str) -> Vec<ConfirmedFile> {
+    confirmed.into_iter().flatten().filter(|f| f.inputs_sha256.as_deref() == Some(inputs_sha256)).cloned().collect()
 }
 
 /// The files a step sends, as the resolved profile names them, in order:
@@ -342,7 +407,57 @@ mod tests {
             profile_sha256: Some("p".repeat(64)),
             inputs_sha256: Some(format!("{step:064}")),
             images: Vec::new(),
+            file: None,
         }
+    }
+
+    fn file_line(device: &str, step: usize, file: &str) -> JournalRecord {
+        JournalRecord {
+            file: Some(file.into()),
+            images: vec![image(file, 'a')],
+            ..record(device, step, StepOutcome::Confirmed)
+        }
+    }
+
+    #[test]
+    fn a_confirmed_file_does_not_make_its_step_done() {
+        let records = vec![record("a", 0, StepOutcome::Passed), file_line("a", 1, "rom.bin")];
+        let done = done_steps(&records);
+        assert_eq!(indices(&done["a"]), vec![0], "step 1 is not done: one file of it is");
+        let confirmed = confirmed_files(&records);
+        let files = &confirmed["a"][&1];
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].file, "rom.bin");
+        assert_eq!(files[0].image, Some(image("rom.bin", 'a')));
+        // Same inputs: skipped; other inputs: sent again.
+        assert_eq!(files_to_skip(confirmed["a"].get(&1), &format!("{:064}", 1)).len(), 1);
+        assert!(files_to_skip(confirmed["a"].get(&1), &"f".repeat(64)).is_empty());
+        // The line round-trips.
+        let text = serde_json::to_string(&records[1]).unwrap();
+        assert!(text.contains("\"file\":\"rom.bin\"") && text.contains("\"outcome\":\"confirmed\""), "{text}");
+        assert_eq!(serde_json::from_str::<JournalRecord>(&text).unwrap(), records[1]);
+    }
+
+    #[test]
+    fn an_earlier_step_that_ran_again_clears_the_confirmed_files_after_it() {
+        // rom.bin confirmed; then a rerun loaded the unit over serial again.
+        let records = vec![
+            file_line("a", 2, "rom.bin"),
+            record("a", 0, StepOutcome::Passed),
+            record("b", 0, StepOutcome::Passed),
+        ];
+        assert!(confirmed_files(&records)["a"].is_empty());
+        // Skipped earlier steps did not touch the unit; a failure of the
+        // step itself (its second file) keeps the first.
+        let records = vec![
+            file_line("a", 2, "rom.bin"),
+            record("a", 0, StepOutcome::Skipped),
+            record("a", 2, StepOutcome::Failed),
+            file_line("b", 2, "image.bin"),
+        ];
+        let confirmed = confirmed_files(&records);
+        assert_eq!(confirmed["a"][&2].len(), 1);
+        assert_eq!(confirmed["b"][&2][0].file, "image.bin", "devices apart");
     }
 
     fn indices(done: &BTreeMap<usize, DoneStep>) -> Vec<usize> {

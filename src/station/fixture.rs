@@ -374,6 +374,7 @@ async fn take_unit(
     let context = RunContext {
         journal: None,
         done: std::collections::BTreeMap::new(),
+        files_done: std::collections::BTreeMap::new(),
         progress: progress.as_ref(),
         cancel: never,
         on_step: &on_step,

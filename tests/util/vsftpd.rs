@@ -131,9 +131,19 @@ impl Vsftpd {
         (server, up)
     }
 
+    /// Stops every session process (SIGSTOP, not the listener): the client's
+    /// connections stay open and nothing more moves, as a hung device.
+    pub fn pause_sessions(&self) -> usize {
+        self.signal_sessions("-STOP")
+    }
+
     /// Kills every session process (not the listener): cuts all control and
     /// data connections at once, as a pulled cable or a crash would.
     pub fn kill_sessions(&self) -> usize {
+        self.signal_sessions("-KILL")
+    }
+
+    fn signal_sessions(&self, signal: &str) -> usize {
         let mut killed = 0;
         let mut parents = vec![self.child.id()];
         let mut descendants = Vec::new();
@@ -147,7 +157,7 @@ impl Vsftpd {
             }
         }
         for pid in descendants {
-            if Command::new("kill").args(["-KILL", &pid.to_string()]).output_within(QUICK).status.success() {
+            if Command::new("kill").args([signal, &pid.to_string()]).output_within(QUICK).status.success() {
                 killed += 1;
             }
         }
