@@ -210,3 +210,13 @@ fn the_database_stopped_mid_shift_loses_and_duplicates_nothing() {
     assert_eq!(failed_runs_with_steps, failed.to_string(), "a failed run keeps the step that failed: {log}");
     assert!(log.contains("database back"), "{log}");
 }
+
+#[test]
+fn a_second_process_of_a_live_station_exits_3_on_postgresql() {
+    if !available() {
+        return;
+    }
+    let server = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    crate::station::a_second_process_of_a_live_station_leaves(dir.path(), &server.url(), &|sql| psql(&server, sql));
+}
