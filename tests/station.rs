@@ -255,3 +255,40 @@ fn a_second_process_of_a_live_station_exits_3_and_touches_nothing() {
     let url = format!("sqlite:{}", db.display());
     a_second_process_of_a_live_station_leaves(dir.path(), &url, &|sql| sqlite(&db, sql));
 }
+
+#[test]
+fn station_check_refuses_a_spinning_heartbeat_and_a_gateway_outside_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = crate::util::repo_root().join("profiles/sim-netos-line.yaml");
+    let file = dir.path().join("station.yaml");
+    let write = |heartbeat: &str, pool: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "format: 1\nstation: s1\nprofile: {}\nip_pool:\n  addresses: {pool}\n  mask: 255.255.255.0\n  gateway: 192.168.7.1\nheartbeat:\n  interval: {heartbeat}\n  expiry: 15s\nfixtures:\n  - name: f1\n    port: /dev/null\n",
+                profile.display()
+            ),
+        )
+        .unwrap();
+        let output = flashline().arg("station").arg("--check").arg(&file).output_within(FLASHLINE);
+        let (stdout, stderr) = text(&output);
+        (output.status.code(), format!("{stdout}{stderr}"))
+    };
+    let (code, out) = write("1ms", "192.168.8.10-192.168.8.20");
+    assert_eq!(code, Some(2), "{out}");
+    // Each problem with its line: the interval (line 9), the gateway (line 7).
+    assert!(out.contains("station.yaml:9:") && out.contains("a heartbeat every 1 ms is too often"), "{out}");
+    assert!(
+        out.contains("station.yaml:7:")
+            && out.contains("gateway 192.168.7.1 is outside the device's subnet 192.168.8.0/24"),
+        "{out}"
+    );
+    let (code, out) = write("0s", "192.168.7.10-192.168.7.20");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("a heartbeat every 0 ms is too often"), "{out}");
+    let (code, out) = write("2s", "192.168.7.250-192.168.8.4");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("192.168.8.4: gateway 192.168.7.1 is outside"), "{out}");
+    let (code, out) = write("2s", "192.168.7.10-192.168.7.20");
+    assert_eq!(code, Some(0), "{out}");
+}
