@@ -191,3 +191,104 @@ fn a_unit_whose_banner_shows_no_mac_is_refused_with_its_lines() {
     unit.signal(nix::sys::signal::Signal::SIGKILL);
     let _ = unit.finish_within(QUICK);
 }
+
+/// A second process of a live station: it must leave at once (exit 3,
+/// naming the station) and leave the first one's runs and leases alone.
+/// `db` is the line's database URL; `query` reads it back independently.
+pub fn a_second_process_of_a_live_station_leaves(dir: &std::path::Path, db: &str, query: &dyn Fn(&str) -> String) {
+    use crate::util::child::{LineChild, QUICK};
+    let pick = (std::process::id() % 200) as u8 + 20;
+    let pool = format!("127.{pick}.{}.10-127.{pick}.{}.29", pick + 1, pick + 1);
+    let mut command = flashline();
+    command
+        .args(["sim", "line", "--fixtures", "2", "--units", "2", "--stations", "1", "--db", db, "--ip-pool", &pool])
+        .args(["--unit-timeout", "60s", "--dir"])
+        .arg(dir);
+    let mut line = LineChild::spawn(&mut command);
+    let station_file =
+        line.line_matching(QUICK, |l| l.starts_with("station file "))["station file ".len()..].to_string();
+    line.line_matching(QUICK, |l| l.starts_with("line ready"));
+    let start = |file: &str| {
+        let mut command = flashline();
+        command
+            .arg("station")
+            .arg(file)
+            .env("FLASHLINE_SIM_ROOT_PASSWORD", "Netsilicon")
+            .env("FLASHLINE_SIM_FTP_PASSWORD", "Netsilicon");
+        LineChild::spawn(&mut command)
+    };
+    let mut first = start(&station_file);
+    first.line_matching(QUICK * 2, |l| l.contains(" running with address "));
+    let running = query("SELECT COUNT(*) FROM runs WHERE outcome = 'running'");
+    assert_ne!(running, "0", "the first station runs a unit");
+    let leases = query("SELECT COUNT(*) FROM leases");
+
+    let began = std::time::Instant::now();
+    let second = start(&station_file).finish_within(QUICK);
+    let took = began.elapsed();
+    let stderr = String::from_utf8_lossy(&second.stderr).into_owned();
+    assert_eq!(second.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("station demo-line is already running (pid "), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(10), "it left at once, not after retrying: {took:?}");
+    // Nothing of the first one's was touched: no run interrupted, no
+    // address freed, the station's row still the first one's.
+    assert_eq!(query("SELECT COUNT(*) FROM runs WHERE outcome = 'interrupted'"), "0", "{stderr}");
+    // A run that ended meanwhile gave its address back, nothing else did.
+    if query("SELECT COUNT(*) FROM runs WHERE outcome = 'running'") == running {
+        assert_eq!(query("SELECT COUNT(*) FROM leases"), leases, "{stderr}");
+    }
+    assert_eq!(query("SELECT state FROM stations WHERE name = 'demo-line'"), "running");
+
+    // The first station carries on: both units pass.
+    let output = line.finish_within(std::time::Duration::from_secs(180));
+    first.signal(nix::sys::signal::Signal::SIGINT);
+    let first_log = String::from_utf8_lossy(&first.finish_within(QUICK).stderr).into_owned();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("every unit has been in and out"), "{first_log}");
+    assert_eq!(query("SELECT outcome, COUNT(*) FROM runs GROUP BY outcome"), "passed|2", "{first_log}");
+    assert_eq!(query("SELECT state FROM stations WHERE name = 'demo-line'"), "stopped");
+}
+
+#[test]
+fn a_second_process_of_a_live_station_exits_3_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("units.db");
+    let url = format!("sqlite:{}", db.display());
+    a_second_process_of_a_live_station_leaves(dir.path(), &url, &|sql| sqlite(&db, sql));
+}
+
+#[test]
+fn station_check_refuses_a_spinning_heartbeat_and_a_gateway_outside_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = crate::util::repo_root().join("profiles/sim-netos-line.yaml");
+    let file = dir.path().join("station.yaml");
+    let write = |heartbeat: &str, pool: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "format: 1\nstation: s1\nprofile: {}\nip_pool:\n  addresses: {pool}\n  mask: 255.255.255.0\n  gateway: 192.168.7.1\nheartbeat:\n  interval: {heartbeat}\n  expiry: 15s\nfixtures:\n  - name: f1\n    port: /dev/null\n",
+                profile.display()
+            ),
+        )
+        .unwrap();
+        let output = flashline().arg("station").arg("--check").arg(&file).output_within(FLASHLINE);
+        let (stdout, stderr) = text(&output);
+        (output.status.code(), format!("{stdout}{stderr}"))
+    };
+    let (code, out) = write("1ms", "192.168.8.10-192.168.8.20");
+    assert_eq!(code, Some(2), "{out}");
+    // Each problem with its line: the interval (line 9), the gateway (line 7).
+    assert!(out.contains("station.yaml:9:") && out.contains("a heartbeat every 1 ms is too often"), "{out}");
+    assert!(
+        out.contains("station.yaml:7:")
+            && out.contains("gateway 192.168.7.1 is outside the device's subnet 192.168.8.0/24"),
+        "{out}"
+    );
+    let (code, out) = write("0s", "192.168.7.10-192.168.7.20");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("a heartbeat every 0 ms is too often"), "{out}");
+    let (code, out) = write("2s", "192.168.7.250-192.168.8.4");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("192.168.8.4: gateway 192.168.7.1 is outside"), "{out}");
+    let (code, out) = write("2s", "192.168.7.10-192.168.7.20");
+    assert_eq!(code, Some(0), "{out}");
+}

@@ -49,13 +49,13 @@ fn start_line(
     fixtures: u16,
     units: u16,
     stations: u16,
-    server: &Postgres,
+    db: &str,
     extra: &[&str],
 ) -> (LineChild, Vec<String>) {
     let mut command = flashline();
     command
         .args(["sim", "line", "--fixtures", &fixtures.to_string(), "--units", &units.to_string()])
-        .args(["--stations", &stations.to_string(), "--db", &server.url(), "--ip-pool", &pool(20), "--dir"])
+        .args(["--stations", &stations.to_string(), "--db", db, "--ip-pool", &pool(20), "--dir"])
         .arg(dir)
         .args(extra);
     let mut line = LineChild::spawn(&mut command);
@@ -109,7 +109,7 @@ fn three_stations_share_one_pool_and_record_every_unit_once() {
     }
     let server = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
-    let (line, files) = start_line(dir.path(), 12, 60, 3, &server, &[]);
+    let (line, files) = start_line(dir.path(), 12, 60, 3, &server.url(), &[]);
     assert_eq!(files.len(), 3);
     let stations: Vec<LineChild> = files.iter().map(|f| station(f)).collect();
     let output = line.finish_within(SHIFT);
@@ -140,7 +140,7 @@ fn a_killed_station_leaves_an_interrupted_run_and_its_address_returns() {
     }
     let server = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
-    let (line, files) = start_line(dir.path(), 4, 8, 2, &server, &["--unit-timeout", "30s"]);
+    let (line, files) = start_line(dir.path(), 4, 8, 2, &server.url(), &["--unit-timeout", "30s"]);
     let mut doomed = station(&files[0]);
     let survivor = station(&files[1]);
     doomed.line_matching(QUICK * 2, |l| l.contains(" running with address "));
@@ -176,7 +176,7 @@ fn the_database_stopped_mid_shift_loses_and_duplicates_nothing() {
     }
     let mut server = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
-    let (line, files) = start_line(dir.path(), 3, 9, 1, &server, &["--unit-timeout", "30s"]);
+    let (line, files) = start_line(dir.path(), 3, 9, 1, &server.url(), &["--unit-timeout", "30s"]);
     let mut st = station(&files[0]);
     // Mid-unit: the database goes away while units run.
     st.line_matching(QUICK * 2, |l| l.contains(" running with address "));
@@ -209,4 +209,86 @@ fn the_database_stopped_mid_shift_loses_and_duplicates_nothing() {
     );
     assert_eq!(failed_runs_with_steps, failed.to_string(), "a failed run keeps the step that failed: {log}");
     assert!(log.contains("database back"), "{log}");
+}
+
+#[test]
+fn a_second_process_of_a_live_station_exits_3_on_postgresql() {
+    if !available() {
+        return;
+    }
+    let server = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    crate::station::a_second_process_of_a_live_station_leaves(dir.path(), &server.url(), &|sql| psql(&server, sql));
+}
+
+/// A TCP proxy on 127.0.0.1 in front of the server on `target`: every chunk
+/// the server sends waits the returned delay (milliseconds, changed by the
+/// test: a database far away or overloaded). Accepts until `life` has
+/// passed; each connection's threads end when either side closes.
+fn slow_proxy(target: u16, life: Duration) -> (u16, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let delay = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let pipe = |mut from: std::net::TcpStream,
+                mut to: std::net::TcpStream,
+                delay: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>| {
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 16 * 1024];
+            while let Ok(n) = from.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                if let Some(delay) = &delay {
+                    std::thread::sleep(Duration::from_millis(delay.load(Ordering::Relaxed)));
+                }
+                if to.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown(std::net::Shutdown::Both);
+        });
+    };
+    let slow = delay.clone();
+    std::thread::spawn(move || {
+        let until = std::time::Instant::now() + life;
+        while std::time::Instant::now() < until {
+            match listener.accept() {
+                Ok((client, _)) => {
+                    client.set_nonblocking(false).unwrap();
+                    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else { continue };
+                    pipe(client.try_clone().unwrap(), server.try_clone().unwrap(), None);
+                    pipe(server, client, Some(slow.clone()));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (port, delay)
+}
+
+#[test]
+fn a_slow_database_does_not_make_a_unit_miss_its_key_window() {
+    if !available() {
+        return;
+    }
+    let server = Postgres::start();
+    let (proxy, delay) = slow_proxy(server.port, SHIFT);
+    let url = server.url().replace(&format!(":{}/", server.port), &format!(":{proxy}/"));
+    assert_ne!(url, server.url());
+    let dir = tempfile::tempdir().unwrap();
+    let (line, files) = start_line(dir.path(), 1, 2, 1, &url, &["--key-window", "2s", "--unit-timeout", "60s"]);
+    let mut st = station(&files[0]);
+    st.line_matching(QUICK, |l| l.contains("idle, waiting for a unit"));
+    // Once the station has started: 400 ms for every answer. The station's
+    // look-up, lease and run row take some ten answers, twice the unit's
+    // 2 s key window.
+    delay.store(400, std::sync::atomic::Ordering::Relaxed);
+    let output = line.finish_within(SHIFT);
+    let logs = stop(vec![st]);
+    let log = format!("{}\n--- line:\n{}", logs[0], String::from_utf8_lossy(&output.stderr));
+    assert!(log.contains("every unit has been in and out"), "{log}");
+    assert_eq!(psql(&server, "SELECT outcome, COUNT(*) FROM runs GROUP BY outcome"), "passed|2", "{log}");
 }

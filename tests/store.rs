@@ -1,10 +1,13 @@
 //! The unit database's rules, against a SQLite file and a real PostgreSQL
 //! server (a throwaway cluster): the same test body runs on both, since both
-//! go through the same code path.
+//! go through the same code path. Among them: a station's row is its lock
+//! (one live process per station), and a MAC part finds the units that hold
+//! it as one run of digits.
 
 use std::net::Ipv4Addr;
 
-use flashline::store::{Begun, DbUrl, LeaseRequest, RunEnd, RunStart, StationRow, Store, new_id};
+use flashline::store::queries::RunFilter;
+use flashline::store::{Begun, Claim, DbUrl, LeaseRequest, RunEnd, RunStart, StationRow, Store, new_id};
 
 use crate::util::postgres::{self, PASSWORD, Postgres};
 use crate::util::require;
@@ -109,6 +112,64 @@ async fn rules_hold(store: &Store) {
     let left = run_start("00:40:9D:00:00:06", "st1", "f2");
     store.begin_run(&left).await.unwrap();
     assert_eq!(store.recover_station("st1", 40_000).await.unwrap().runs, 1);
+
+    claims_hold(store).await;
+    mac_parts_are_one_run_of_digits(store).await;
+}
+
+/// One live process per station: a second one is kept out while the first
+/// one's heartbeat is fresh, and told who holds the station.
+async fn claims_hold(store: &Store) {
+    let first = StationRow { pid: 100, ..station("claimed", 50_000) };
+    assert_eq!(store.claim_station(&first, 50_000, None).await.unwrap(), Claim::Claimed);
+    let second = StationRow { pid: 200, host: "other".into(), heartbeat_ms: 51_000, ..first.clone() };
+    assert_eq!(
+        store.claim_station(&second, 51_000, None).await.unwrap(),
+        Claim::HeldBy { host: "bench".into(), pid: 100, heartbeat_ms: 50_000 }
+    );
+    // The row is still the first process's.
+    assert_eq!(
+        store.claim_station(&second, 51_000, None).await.unwrap(),
+        Claim::HeldBy { host: "bench".into(), pid: 100, heartbeat_ms: 50_000 }
+    );
+    // A dead pid only counts on the holder's own host.
+    assert!(matches!(store.claim_station(&second, 51_000, Some(100)).await.unwrap(), Claim::HeldBy { .. }));
+    let same_host = StationRow { pid: 300, heartbeat_ms: 52_000, ..first.clone() };
+    assert!(matches!(store.claim_station(&same_host, 52_000, Some(999)).await.unwrap(), Claim::HeldBy { .. }));
+    assert_eq!(store.claim_station(&same_host, 52_000, Some(100)).await.unwrap(), Claim::Claimed);
+    // Once the holder's heartbeat expired (10 s), anyone may start it.
+    assert_eq!(store.claim_station(&second, 62_001, None).await.unwrap(), Claim::Claimed);
+    // A stopped station is free at once.
+    store.heartbeat(&StationRow { state: "stopped".into(), ..second.clone() }).await.unwrap();
+    assert_eq!(store.claim_station(&first, 62_002, None).await.unwrap(), Claim::Claimed);
+}
+
+/// The MACs of the runs at station `search` that `units list --mac PART` finds.
+async fn found(store: &Store, part: &str) -> Vec<String> {
+    let filter = RunFilter { mac: Some(part.into()), station: Some("search".into()), ..RunFilter::default() };
+    filter.check().unwrap();
+    let mut macs: Vec<String> =
+        store.runs(&filter, 100, 0).await.unwrap().runs.into_iter().map(|run| run.mac).collect();
+    macs.sort();
+    macs
+}
+
+/// `units list --mac 9d3a` and the dashboard's search: the digits as one
+/// run, across the colons, on rows in the database.
+async fn mac_parts_are_one_run_of_digits(store: &Store) {
+    for mac in ["00:40:9D:3A:00:01", "00:40:9D:13:0A:55", "00:40:9D:00:3A:9D"] {
+        let run = RunStart { started_ms: 90_000, ..run_start(mac, "search", "f1") };
+        store.begin_run(&run).await.unwrap();
+    }
+    assert_eq!(found(store, "9d3a").await, ["00:40:9D:3A:00:01"], "9D, 3 and A apart is not 9D3A");
+    assert_eq!(found(store, "9D:3A").await, ["00:40:9D:3A:00:01"]);
+    // Bare digits match across a colon, in either alignment.
+    assert_eq!(found(store, "d3a0").await, ["00:40:9D:3A:00:01"]);
+    assert_eq!(found(store, "3a9d").await, ["00:40:9D:00:3A:9D"]);
+    assert_eq!(found(store, "130a").await, ["00:40:9D:13:0A:55"]);
+    assert_eq!(found(store, "0a:55").await, ["00:40:9D:13:0A:55"]);
+    assert_eq!(found(store, "409d").await.len(), 3);
+    assert!(found(store, "3a0a").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,19 +183,25 @@ async fn sqlite_keeps_the_line_rules() {
     Store::open(&url).await.unwrap().close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgresql_keeps_the_line_rules() {
+// A plain test with its own runtime: the cluster is started on the test's
+// own thread, which it dies with (a blocking-pool thread could exit while
+// the test still runs, taking the server along).
+#[test]
+fn postgresql_keeps_the_line_rules() {
     if !require(postgres::unavailable_reason().is_none(), &postgres::unavailable_reason().unwrap_or_default()) {
         return;
     }
-    let server = tokio::task::spawn_blocking(Postgres::start).await.unwrap();
+    let server = Postgres::start();
     let url = DbUrl::parse(&server.url(), std::path::Path::new("/")).unwrap();
     assert!(!url.to_string().contains(PASSWORD));
-    let store = Store::open(&url).await.unwrap();
-    rules_hold(&store).await;
-    store.close().await;
-    Store::open(&url).await.unwrap().close().await;
-    tokio::task::spawn_blocking(move || drop(server)).await.unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        rules_hold(&store).await;
+        store.close().await;
+        Store::open(&url).await.unwrap().close().await;
+    });
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,7 @@
 
 mod api;
 mod chart;
+pub mod conn;
 mod live;
 pub mod metrics;
 mod pages;
@@ -126,14 +127,13 @@ pub async fn serve(
     let (stop_tx, stop) = watch::channel(false);
     let follower = tokio::spawn(live::follow(store.clone(), changes_tx, stop));
     let app = App { store, config: Arc::new(config), changes, totals: Arc::default() };
-    let served = axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Ends the poller, which drops the change sender, which ends
-            // every open event stream: the graceful shutdown can finish.
-            let _ = stop_tx.send(true);
-        })
-        .await;
+    let served = conn::serve(listener, router(app), async move {
+        shutdown.await;
+        // Ends the poller, which drops the change sender, which ends
+        // every open event stream: the graceful shutdown can finish.
+        let _ = stop_tx.send(true);
+    })
+    .await;
     let _ = follower.await;
     served.map_err(|source| DashboardError::Serve { source })
 }
@@ -156,6 +156,7 @@ fn router(app: App) -> Router {
         .route("/static/style.css", get(style))
         .route("/static/live.js", get(script))
         .fallback(not_found)
+        .layer(middleware::from_fn(conn::bounded_body))
         .layer(middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }
@@ -328,7 +329,10 @@ async fn unit(State(app): State<App>, Path(mac): Path<String>) -> Response {
 }
 
 async fn events(State(app): State<App>) -> Response {
-    live::events(app.changes.clone()).into_response()
+    // From now on: a change before the stream opened is not announced.
+    let mut changes = app.changes.clone();
+    changes.mark_unchanged();
+    live::events(changes).into_response()
 }
 
 /// The totals are read again when the database changed since they were

@@ -81,8 +81,8 @@ impl Token {
             .get_all(AUTHORIZATION)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .filter_map(|value| value.strip_prefix("Bearer "))
-            .any(|offered| self.matches(offered.trim()));
+            .filter_map(bearer_credentials)
+            .any(|offered| self.matches(offered));
         bearer
             || headers.get_all(COOKIE).iter().filter_map(|value| value.to_str().ok()).any(|cookies| {
                 cookies
@@ -96,6 +96,13 @@ impl Token {
     pub fn cookie(&self) -> String {
         format!("{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Strict", self.0)
     }
+}
+
+/// The credentials of an `Authorization: Bearer ...` value. The scheme is
+/// case-insensitive (RFC 7235 section 2.1), one or more spaces follow it.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
 }
 
 #[cfg(test)]
@@ -121,6 +128,23 @@ mod tests {
         headers.insert(COOKIE, HeaderValue::from_static("flashline_token=0123456789abcdef-TOKENX"));
         assert!(!token.presented_in(&headers));
         assert!(!token.matches(""));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let token = token();
+        for value in
+            ["bearer 0123456789abcdef-TOKEN", "BEARER  0123456789abcdef-TOKEN", "BeArEr 0123456789abcdef-TOKEN"]
+        {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, HeaderValue::from_static(value));
+            assert!(token.presented_in(&headers), "{value}");
+        }
+        for value in ["Basic 0123456789abcdef-TOKEN", "Bearer0123456789abcdef-TOKEN", "0123456789abcdef-TOKEN"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, HeaderValue::from_static(value));
+            assert!(!token.presented_in(&headers), "{value}");
+        }
     }
 
     #[test]

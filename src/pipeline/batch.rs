@@ -146,6 +146,7 @@ pub async fn run_batch(
                 progress: progress.as_ref(),
                 cancel,
                 on_step: &on_step,
+                boot_stopped: false,
             };
             let report = run_device(&job, context).await;
             if let Some(recording) = recording {

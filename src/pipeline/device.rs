@@ -108,6 +108,10 @@ pub struct RunContext<'a> {
     pub cancel: watch::Receiver<bool>,
     /// Sees each step's record as it ends (for live display).
     pub on_step: &'a (dyn Fn(&str, &StepRecord) + Send + Sync),
+    /// The caller already answered the first step's `interrupt` on the
+    /// console it hands over (a station stops a unit's boot before its
+    /// database work): that step starts at its dialog.
+    pub boot_stopped: bool,
 }
 
 /// Why a step failed, classified.
@@ -213,6 +217,15 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
                 let why = match &decision {
                     Resume::Again(why) => format!("{why}; "),
                     Resume::Run | Resume::Skip => String::new(),
+                };
+                let stopped;
+                let step = match step {
+                    Step::ConfigureNetwork(s) if index == 0 && context.boot_stopped => {
+                        stopped =
+                            Step::ConfigureNetwork(crate::profile::ConfigureNetwork { interrupt: None, ..s.clone() });
+                        &stopped
+                    }
+                    _ => step,
                 };
                 let journal_failed: Mutex<Option<JournalError>> = Mutex::new(None);
                 let record_file = |image: &ImageHash| {

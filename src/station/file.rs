@@ -217,6 +217,45 @@ pub fn load(path: &Path) -> Result<LoadedStation, ProfileError> {
     }
 }
 
+/// A heartbeat more often than this would be the station's main work.
+const MIN_HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The pool's addresses with its `mask` and `gateway` as a device gets them:
+/// checked as `profile check` checks a profile's address triple
+/// ([`crate::profile::validate::check_addresses`]), for the first and last address,
+/// and the pool in one subnet.
+fn check_pool_subnet(settings: &IpPool, pool: &AddressPool, problems: &mut Problems<'_>) {
+    let (Some(first), Some(last)) = (pool.addresses.first(), pool.addresses.last()) else { return };
+    let mask = settings.mask.to_string();
+    let gateway = settings.gateway.map(|g| g.to_string());
+    for address in [first, last] {
+        let errors =
+            crate::profile::validate::check_addresses(Some(&address.to_string()), Some(&mask), gateway.as_deref());
+        if errors.is_empty() {
+            continue;
+        }
+        for error in errors {
+            let field = match error.field {
+                "ip" => "ip_pool.addresses",
+                "mask" => "ip_pool.mask",
+                _ => "ip_pool.gateway",
+            };
+            let problem = problems.error(field, format!("pool address {address}: {}", error.message));
+            if let Some(help) = error.help {
+                problem.help(help);
+            }
+        }
+        return;
+    }
+    let bits = u32::from(settings.mask);
+    if u32::from(*first) & bits != u32::from(*last) & bits {
+        problems.error(
+            "ip_pool.addresses",
+            format!("the pool {} spans more than one subnet of mask {}", pool.text, settings.mask),
+        );
+    }
+}
+
 fn validate(file: &StationFile, base: &Path, problems: &mut Problems<'_>) -> Option<AddressPool> {
     if file.format != 1 {
         problems.error(
@@ -264,7 +303,18 @@ fn validate(file: &StationFile, base: &Path, problems: &mut Problems<'_>) -> Opt
             }
         }
     }
-    if file.heartbeat.expiry.0 <= file.heartbeat.interval.0 * 2 {
+    if file.heartbeat.interval.0 < MIN_HEARTBEAT {
+        problems
+            .error(
+                "heartbeat.interval",
+                format!(
+                    "a heartbeat every {} ms is too often: at least {} ms",
+                    file.heartbeat.interval.0.as_millis(),
+                    MIN_HEARTBEAT.as_millis()
+                ),
+            )
+            .help("each heartbeat is a database write; 2s is the default");
+    } else if file.heartbeat.expiry.0 <= file.heartbeat.interval.0 * 2 {
         problems
             .error("heartbeat.expiry", "the expiry must be more than two heartbeat intervals")
             .help("otherwise one late heartbeat makes the other stations release this one's units");
@@ -281,6 +331,9 @@ fn validate(file: &StationFile, base: &Path, problems: &mut Problems<'_>) -> Opt
             None
         }
     });
+    if let (Some(settings), Some(parsed)) = (&file.ip_pool, &pool) {
+        check_pool_subnet(settings, parsed, problems);
+    }
     let needs_address = file.fixtures.iter().any(|f| !f.set.contains_key("ip"));
     if needs_address && file.ip_pool.is_none() {
         problems

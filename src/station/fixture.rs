@@ -35,7 +35,13 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
     let mut console: Option<Console<Port>> = None;
     // A unit whose banner came while the last one was being waited out.
     let mut next_mac: Option<String> = None;
+    // Whether that unit's boot was stopped already (see `stop_boot`).
+    let mut next_stopped = false;
     let mut idle_written = false;
+    // The database work between units (the lease given back, the idle
+    // row), in order, off the path between a banner and its key press:
+    // waited for before the next unit's own database work.
+    let mut between = Between::default();
     while !*stop.borrow() {
         let Some(open) = console.as_mut() else {
             match port::open_named(&fixture.port, &shared.profile.profile.serial, &DevRoot::from_env()).await {
@@ -48,12 +54,14 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
             continue;
         };
         if !idle_written {
-            write_fixture(&shared, fixture_row(&shared, &fixture.name, &fixture.port, "idle")).await;
+            let row = fixture_row(&shared, &fixture.name, &fixture.port, "idle");
+            let writer = shared.clone();
+            between.then(async move { write_fixture(&writer, row).await });
             shared.emit(StationEvent::Idle { fixture: fixture.name.clone() });
             idle_written = true;
         }
-        let mac = match next_mac.take() {
-            Some(mac) => mac,
+        let (mac, stopped) = match next_mac.take() {
+            Some(mac) => (mac, Some(next_stopped)),
             None => {
                 match open.expect(&[&patterns.banner], LOOK, "a unit's banner").await {
                     Ok(_) => {}
@@ -68,7 +76,7 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
                         let line = String::from_utf8_lossy(&found.line).into_owned();
                         let matched = String::from_utf8_lossy(&found.matched).into_owned();
                         match patterns.mac_in(&line).or_else(|| patterns.mac_in(&matched)) {
-                            Some(mac) => mac,
+                            Some(mac) => (mac, None),
                             None => continue,
                         }
                     }
@@ -95,8 +103,22 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
             mac: mac.clone(),
             serial_number: serial_number.clone(),
         });
-        let taken = console.take().expect("open above");
-        let (back, run_id) = take_unit(&shared, index, &mac, serial_number, taken).await;
+        let mut taken = console.take().expect("open above");
+        // The key press first, the database after: a slow database must
+        // not make the unit miss its key window.
+        let boot_stopped = match stopped {
+            Some(stopped) => stopped,
+            None => *shared.recorder.health().borrow() && stop_boot(&shared, &mut taken).await,
+        };
+        between.done().await;
+        let (back, run_id, ending) = take_unit(&shared, index, &mac, serial_number, taken, boot_stopped).await;
+        // The run's end is recorded while the fixture already watches for
+        // the next unit's banner.
+        if let Some(ending) = ending {
+            between.then(async move {
+                let _ = ending.await;
+            });
+        }
         console = back.map(fresh);
         idle_written = false;
         // Wait for the unit to go: silence, or another unit's banner. Its
@@ -105,10 +127,19 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
             Some(open) => Some(wait_gone(open, &patterns, &mac, gone_after, &stop).await),
             None => None,
         };
-        if let Some(run_id) = run_id
-            && shared.store().release_lease(&run_id).await.is_err()
-        {
-            shared.recorder.set_healthy(false);
+        // The next unit's banner came: its key press before the database
+        // work below (the lease given back, the fixture's row).
+        next_stopped = match (&gone, console.as_mut()) {
+            (Some(Ok(Some(_))), Some(open)) => *shared.recorder.health().borrow() && stop_boot(&shared, open).await,
+            _ => false,
+        };
+        if let Some(run_id) = run_id {
+            let releaser = shared.clone();
+            between.then(async move {
+                if releaser.store().release_lease(&run_id).await.is_err() {
+                    releaser.recorder.set_healthy(false);
+                }
+            });
         }
         let Some(gone) = gone else { continue };
         match gone {
@@ -123,7 +154,63 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
             Err(error) => port_failed(&shared, &fixture.name, &error, &mut console, &stop).await,
         }
     }
+    between.done().await;
     write_fixture(&shared, fixture_row(&shared, &fixture.name, &fixture.port, "stopped")).await;
+}
+
+/// Database work a fixture does between units, run in the background one
+/// piece after the other.
+#[derive(Default)]
+struct Between(Option<tokio::task::JoinHandle<()>>);
+
+impl Between {
+    /// Runs `work` after what was queued before it.
+    fn then(&mut self, work: impl Future<Output = ()> + Send + 'static) {
+        let before = self.0.take();
+        self.0 = Some(tokio::spawn(async move {
+            if let Some(before) = before {
+                let _ = before.await;
+            }
+            work.await;
+        }));
+    }
+
+    /// Waits until everything queued is done.
+    async fn done(&mut self) {
+        if let Some(work) = self.0.take() {
+            let _ = work.await;
+        }
+    }
+}
+
+/// Stops the unit's boot at once: the first step's `interrupt` (expect the
+/// key prompt, press the key), done here before the station's database
+/// work instead of by the step after it. Only for a first
+/// `configure_network` whose `interrupt` is plain text (no `${...}` to
+/// resolve per unit) and that has no `skip_if` (which could show instead
+/// of the prompt); otherwise the step does it as in `run`. False when not
+/// done here: the step then waits for the prompt itself and reports it.
+async fn stop_boot(shared: &Shared, console: &mut Console<Port>) -> bool {
+    let Some(crate::profile::Step::ConfigureNetwork(step)) = shared.profile.profile.steps.first() else {
+        return false;
+    };
+    let Some(entry) = &step.interrupt else { return false };
+    if step.skip_if.is_some() || entry.expect.contains("${") || entry.send.as_str().contains("${") {
+        return false;
+    }
+    let Ok(prompt) = regex::bytes::Regex::new(&entry.expect) else { return false };
+    let timeout = entry.timeout.unwrap_or(step.timeout).0;
+    if console.expect(&[&prompt], timeout, &format!("`{}`", entry.expect)).await.is_err() {
+        return false;
+    }
+    let ending = if entry.no_line_ending { "" } else { step.line_ending.as_str() };
+    // As the step would send it (see `serial::steps::configure_network`).
+    let options = crate::serial::console::SendOptions {
+        secret: entry.secret,
+        char_delay: step.char_delay.0,
+        echo_timeout: (step.echo_check && !entry.secret).then_some(step.timeout.0),
+    };
+    console.send(entry.send.as_str(), ending, options).await.is_ok()
 }
 
 /// A console with the same stream and unread text, and a new transcript.
@@ -230,35 +317,36 @@ async fn write_fixture(shared: &Shared, row: FixtureRow) {
 /// Decides whether to take the unit and runs it. Gives the console back,
 /// and the run's id when it ran.
 async fn take_unit(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     index: usize,
     mac: &str,
     serial_number: Option<String>,
     console: Console<Port>,
-) -> (Option<Console<Port>>, Option<String>) {
+    boot_stopped: bool,
+) -> (Option<Console<Port>>, Option<String>, Option<tokio::task::JoinHandle<()>>) {
     let fixture = &shared.station.file.fixtures[index];
     let station = shared.station.file.station.clone();
     if !*shared.recorder.health().borrow() {
         let detail = "the unit database cannot be reached: no new unit is taken until it is back".to_string();
         refuse(shared, &fixture.name, Some(mac), "database-unavailable", detail).await;
-        return (Some(console), None);
+        return (Some(console), None, None);
     }
     match shared.store().standing(mac).await {
         Err(error) => {
             shared.recorder.set_healthy(false);
             refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return (Some(console), None);
+            return (Some(console), None, None);
         }
         Ok(Standing::DoneBefore { station: at, ended_ms, .. }) if !shared.options.reflash => {
             let detail =
                 format!("it passed at station {at} (run ended at {ended_ms} ms); use --reflash to run it again");
             refuse(shared, &fixture.name, Some(mac), "done-before", detail).await;
-            return (Some(console), None);
+            return (Some(console), None, None);
         }
         Ok(Standing::RunningAt { station: at, fixture: other }) => {
             let detail = format!("it is being run at station {at}, fixture {other}");
             refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return (Some(console), None);
+            return (Some(console), None, None);
         }
         Ok(_) => {}
     }
@@ -295,12 +383,12 @@ async fn take_unit(
             Ok(None) => {
                 let detail = format!("every address of the pool {} is leased", pool.text);
                 refuse(shared, &fixture.name, Some(mac), "no-address", detail).await;
-                return (Some(console), None);
+                return (Some(console), None, None);
             }
             Err(error) => {
                 shared.recorder.set_healthy(false);
                 refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-                return (Some(console), None);
+                return (Some(console), None, None);
             }
         }
     }
@@ -341,13 +429,13 @@ async fn take_unit(
             let _ = shared.store().release_lease(&run_id).await;
             let detail = "another fixture or station took it at the same moment".to_string();
             refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return (Some(console), None);
+            return (Some(console), None, None);
         }
         Err(error) => {
             let _ = shared.store().release_lease(&run_id).await;
             shared.recorder.set_healthy(false);
             refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return (Some(console), None);
+            return (Some(console), None, None);
         }
     };
     write_fixture(shared, running).await;
@@ -378,11 +466,15 @@ async fn take_unit(
         progress: progress.as_ref(),
         cancel: never,
         on_step: &on_step,
+        boot_stopped,
     };
     let (report, console) = run_device_on(&job, context, Some(console)).await;
-    let end = recording.end(&report).await;
-    finish(shared, &fixture.name, &fixture.port, mac, end).await;
-    (console, Some(run_id))
+    let (shared, name, port, mac) = (shared.clone(), fixture.name.clone(), fixture.port.clone(), mac.to_string());
+    let ending = tokio::spawn(async move {
+        let end = recording.end(&report).await;
+        finish(&shared, &name, &port, &mac, end).await;
+    });
+    (console, Some(run_id), Some(ending))
 }
 
 async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, end: RunEnd) {

@@ -29,7 +29,7 @@ use crate::failure::{Classify, FailureClass};
 use crate::pipeline::report::StepRecord;
 use crate::profile::{CheckOptions, ProfileError};
 use crate::progress::Progress;
-use crate::store::{DbUrl, StationRow, Store, StoreError, UrlError, now_ms};
+use crate::store::{Claim, DbUrl, StationRow, Store, StoreError, UrlError, now_ms};
 
 pub use file::{LoadedStation, StationFile};
 
@@ -56,6 +56,13 @@ pub enum StationError {
     Store(#[from] StoreError),
     #[error("cannot read the profile {}: {source}", path.display())]
     ProfileRead { path: PathBuf, source: std::io::Error },
+    /// Another process of the same station is alive (its heartbeat has not
+    /// expired): starting would interrupt its runs and free its addresses.
+    #[error(
+        "station {station} is already running (pid {pid} on host {host}, last heartbeat {age_ms} ms ago): \
+         stop it first, or wait until its heartbeat expires ({expiry_ms} ms after the last one)"
+    )]
+    AlreadyRunning { station: String, host: String, pid: i64, age_ms: i64, expiry_ms: i64 },
 }
 
 impl Classify for StationError {
@@ -64,7 +71,7 @@ impl Classify for StationError {
             StationError::Profile(error) => error.class(),
             StationError::Url(error) => error.class(),
             StationError::Store(error) => error.class(),
-            StationError::ProfileRead { .. } => FailureClass::Environment,
+            StationError::ProfileRead { .. } | StationError::AlreadyRunning { .. } => FailureClass::Environment,
         }
     }
 }
@@ -236,8 +243,10 @@ pub async fn run_station(
         state: state.into(),
     };
     let started = row("running");
+    // The station's row is its lock: taken before anything of an earlier
+    // process is touched, so a second process of a live station leaves.
+    claim(&store, &started).await?;
     let recovered = store.recover_station(&name, now_ms()).await?;
-    store.heartbeat(&started).await?;
     observer.event(&StationEvent::Started {
         station: name.clone(),
         fixtures: station.file.fixtures.iter().map(|f| f.name.clone()).collect(),
@@ -307,6 +316,52 @@ pub async fn run_station(
     observer.event(&StationEvent::Stopped { passed: counts.passed, failed: counts.failed, refused: counts.refused });
     store.close().await;
     Ok(counts)
+}
+
+/// Takes the station's row (see [`Store::claim_station`]). An earlier
+/// process on this host that is gone (killed, its heartbeat not yet
+/// expired) is taken over at once, so a restart after a crash need not wait.
+async fn claim(store: &Store, row: &StationRow) -> Result<(), StationError> {
+    let mut dead_pid = None;
+    for _ in 0..2 {
+        match store.claim_station(row, now_ms(), dead_pid).await? {
+            Claim::Claimed => return Ok(()),
+            Claim::HeldBy { host, pid, .. } if dead_pid.is_none() && host == row.host && !process_alive(pid) => {
+                dead_pid = Some(pid);
+            }
+            Claim::HeldBy { host, pid, heartbeat_ms } => {
+                return Err(StationError::AlreadyRunning {
+                    station: row.name.clone(),
+                    host,
+                    pid,
+                    age_ms: (now_ms() - heartbeat_ms).max(0),
+                    expiry_ms: row.heartbeat_expiry_ms,
+                });
+            }
+        }
+    }
+    Err(StationError::AlreadyRunning {
+        station: row.name.clone(),
+        host: row.host.clone(),
+        pid: dead_pid.unwrap_or(-1),
+        age_ms: 0,
+        expiry_ms: row.heartbeat_expiry_ms,
+    })
+}
+
+/// Whether another process `pid` of this host runs (a zombie does not;
+/// our own pid in the row is a dead process's that the kernel reused).
+fn process_alive(pid: i64) -> bool {
+    if pid <= 0 || pid == i64::from(std::process::id()) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's closing parenthesis.
+        Ok(stat) => {
+            !matches!(stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()), Some('Z' | 'X'))
+        }
+        Err(_) => false,
+    }
 }
 
 async fn heartbeat_loop(shared: Arc<Shared>, row: StationRow, mut stop: watch::Receiver<bool>) {

@@ -206,6 +206,18 @@ pub struct Refusal {
     pub at_ms: i64,
 }
 
+/// Outcome of [`Store::claim_station`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    Claimed,
+    /// A live process of the station holds its row.
+    HeldBy {
+        host: String,
+        pid: i64,
+        heartbeat_ms: i64,
+    },
+}
+
 /// What a reaping pass released.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reaped {
@@ -478,6 +490,57 @@ impl Store {
         .await
         .map_err(self.failed("writing the heartbeat"))?;
         Ok(())
+    }
+
+    /// Takes the station's row for a starting process, unless a live
+    /// process of the same station holds it: its state is `running` and its
+    /// heartbeat has not expired at `now_ms`. One statement (a conditional
+    /// upsert), so of two processes starting at once exactly one wins, on
+    /// either backend. `dead_pid` lets a process take over from an earlier
+    /// one on the same host that is known to be gone (killed before its
+    /// heartbeat expired): only that process's row is replaced.
+    pub async fn claim_station(
+        &self,
+        station: &StationRow,
+        now_ms: i64,
+        dead_pid: Option<i64>,
+    ) -> Result<Claim, StoreError> {
+        let failed = self.failed("claiming the station");
+        let claimed = sqlx::query(
+            "INSERT INTO stations (name, host, pid, profile_name, operator, started_ms, heartbeat_ms, \
+             heartbeat_expiry_ms, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid, \
+             profile_name = excluded.profile_name, operator = excluded.operator, started_ms = excluded.started_ms, \
+             heartbeat_ms = excluded.heartbeat_ms, heartbeat_expiry_ms = excluded.heartbeat_expiry_ms, \
+             state = excluded.state \
+             WHERE stations.state <> 'running' OR stations.heartbeat_ms + stations.heartbeat_expiry_ms < $10 \
+             OR (stations.host = excluded.host AND stations.pid = $11)",
+        )
+        .bind(&station.name)
+        .bind(&station.host)
+        .bind(station.pid)
+        .bind(&station.profile_name)
+        .bind(&station.operator)
+        .bind(station.started_ms)
+        .bind(station.heartbeat_ms)
+        .bind(station.heartbeat_expiry_ms)
+        .bind(&station.state)
+        .bind(now_ms)
+        // No process has pid -1: without a dead pid, that branch never holds.
+        .bind(dead_pid.unwrap_or(-1))
+        .execute(&self.pool)
+        .await
+        .map_err(&failed)?;
+        if claimed.rows_affected() == 1 {
+            return Ok(Claim::Claimed);
+        }
+        // Nobody deletes a station's row: the one that kept us out is there.
+        let holder = sqlx::query("SELECT host, pid, heartbeat_ms FROM stations WHERE name = $1")
+            .bind(&station.name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(&failed)?;
+        Ok(Claim::HeldBy { host: holder.get(0), pid: holder.get(1), heartbeat_ms: holder.get(2) })
     }
 
     /// Releases what stations whose heartbeat expired still hold: their

@@ -29,6 +29,8 @@ pub enum UrlError {
     Scheme(String),
     #[error("`{0}` names no SQLite file: give `sqlite:PATH`")]
     NoPath(String),
+    #[error("`{0}`: a SQLite database has no user or password: give `sqlite:PATH`")]
+    SqliteUser(String),
 }
 
 impl crate::failure::Classify for UrlError {
@@ -43,6 +45,11 @@ impl DbUrl {
     pub fn parse(text: &str, base: &Path) -> Result<DbUrl, UrlError> {
         let text = text.trim();
         if let Some(rest) = text.strip_prefix("sqlite:") {
+            if let Some(after) = rest.strip_prefix("//")
+                && after.split('/').next().is_some_and(|authority| authority.contains('@'))
+            {
+                return Err(UrlError::SqliteUser(redact(text)));
+            }
             let rest = rest.strip_prefix("//").unwrap_or(rest);
             let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
             if path.is_empty() {
@@ -108,37 +115,81 @@ impl fmt::Debug for DbUrl {
 }
 
 fn password_of(url: &str) -> Option<String> {
-    if let Some((_, rest)) = url.split_once("://") {
-        let authority = rest.split(['/', '?']).next().unwrap_or("");
-        if let Some((userinfo, _)) = authority.rsplit_once('@')
-            && let Some((_, password)) = userinfo.split_once(':')
-        {
-            return Some(password.to_string());
-        }
-    }
-    let (_, query) = url.split_once('?')?;
-    query.split('&').find_map(|pair| pair.strip_prefix("password=")).map(str::to_string)
+    let (start, end) = secret_spans(url).into_iter().next()?;
+    Some(url[start..end].trim_matches('\'').to_string())
 }
 
-/// `url` with any password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if let Some((userinfo, host)) = authority.rsplit_once('@')
-            && let Some((user, _)) = userinfo.split_once(':')
+/// Where the passwords in `text` are, as byte ranges: the `PASSWORD` of
+/// `scheme://user:PASSWORD@host`, and the value of every key ending in
+/// `password` (`password=`, `sslpassword=`, any case) in a query string
+/// (`?a=1&password=x`) or a libpq key-value string (`host=db password='x y'`).
+fn secret_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    if let Some(index) = text.find("://") {
+        let rest = &text[index + 3..];
+        let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+        if let Some(at) = authority.rfind('@')
+            && let Some(colon) = authority[..at].find(':')
         {
-            out = format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..]);
+            spans.push((index + 3 + colon + 1, index + 3 + at));
         }
     }
-    if let Some((head, query)) = out.clone().split_once('?') {
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| if pair.starts_with("password=") { "password=***".to_string() } else { pair.to_string() })
-            .collect();
-        out = format!("{head}?{}", pairs.join("&"));
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let at_key = (i == 0 || matches!(bytes[i - 1], b'?' | b'&' | b';' | b' ' | b'\t' | b'\n' | b'\r'))
+            && bytes[i].is_ascii_alphabetic();
+        if !at_key {
+            i += 1;
+            continue;
+        }
+        let key_end = i + bytes[i..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
+        let mut j = key_end;
+        while j < bytes.len() && bytes[j] == b' ' {
+            j += 1;
+        }
+        if j >= bytes.len() || bytes[j] != b'=' || !text[i..key_end].to_ascii_lowercase().ends_with("password") {
+            i = key_end;
+            continue;
+        }
+        j += 1;
+        while j < bytes.len() && bytes[j] == b' ' {
+            j += 1;
+        }
+        let value_start = j;
+        if bytes.get(j) == Some(&b'\'') {
+            // libpq's quoted value: up to the closing quote, `\'` escaped.
+            j += 1;
+            while j < bytes.len() && bytes[j] != b'\'' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            j = (j + 1).min(bytes.len());
+        } else {
+            while j < bytes.len() && !matches!(bytes[j], b'&' | b' ' | b'\t' | b'\n' | b'\r') {
+                j += 1;
+            }
+        }
+        spans.push((value_start, j));
+        i = j;
     }
+    spans.sort_unstable();
+    spans
+}
+
+/// `url` with any password replaced by `***`: a URL's user info, a query
+/// string's or a libpq key-value string's `password=` (see [`secret_spans`]).
+pub fn redact(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut copied = 0;
+    for (start, end) in secret_spans(url) {
+        if start < copied {
+            continue;
+        }
+        out.push_str(&url[copied..start]);
+        out.push_str("***");
+        copied = end;
+    }
+    out.push_str(&url[copied..]);
     out
 }
 
@@ -156,6 +207,32 @@ mod tests {
         assert_eq!(url.redacted(), "postgres://line@db/flash?password=***&x=1");
         assert_eq!(url.password().as_deref(), Some("hunter22"));
         assert_eq!(redact("postgres://u:p%40ss@h/d"), "postgres://u:***@h/d");
+    }
+
+    #[test]
+    fn every_form_of_a_password_is_redacted() {
+        // libpq's key-value form, quoted or not, any key case, sslpassword too.
+        let text = "host=db.plant port=5432 user=line password=Hunter2x dbname=units";
+        assert_eq!(redact(text), "host=db.plant port=5432 user=line password=*** dbname=units");
+        assert_eq!(redact("host=db PASSWORD = 'a b\\'c' x=1"), "host=db PASSWORD = *** x=1");
+        assert_eq!(redact("sslpassword=k3y host=db"), "sslpassword=*** host=db");
+        assert_eq!(
+            redact("postgres://u@h/d?sslmode=require&password=Pw1&x=2"),
+            "postgres://u@h/d?sslmode=require&password=***&x=2"
+        );
+        // Not a password: a key that only contains the word.
+        assert_eq!(redact("password_hint=x"), "password_hint=x");
+        for text in [text, "sqlite://user:Hunter2x@/tmp/x.db", "sqlite://user:Hunter2x@host/x.db"] {
+            let shown = match DbUrl::parse(text, Path::new("/")) {
+                Ok(url) => url.to_string(),
+                Err(error) => error.to_string(),
+            };
+            assert!(!shown.contains("Hunter2x"), "{shown}");
+        }
+        let error = DbUrl::parse("sqlite://user:Hunter2x@/tmp/x.db", Path::new("/")).unwrap_err();
+        assert_eq!(error, UrlError::SqliteUser("sqlite://user:***@/tmp/x.db".into()));
+        let error = DbUrl::parse(text, Path::new("/")).unwrap_err().to_string();
+        assert!(error.contains("password=***"), "{error}");
     }
 
     #[test]

@@ -77,7 +77,8 @@ impl RunFilter {
 
 /// What to search for in `runs.unit_mac` for a typed MAC (part): the stored
 /// form is upper-case hex pairs with colons. A full MAC is an exact match
-/// (indexed); a part is a substring.
+/// (indexed); a part is a substring: its digits one run, in order, nothing
+/// between them.
 fn mac_pattern(text: &str) -> Result<MacPattern, FilterError> {
     let bad = || FilterError::Mac(text.chars().take(64).collect());
     let digits: String = text.chars().filter(|c| !matches!(c, ':' | '-' | '.' | ' ')).collect();
@@ -89,26 +90,24 @@ fn mac_pattern(text: &str) -> Result<MacPattern, FilterError> {
         let pairs: Vec<&str> = (0..6).map(|i| &digits[i * 2..i * 2 + 2]).collect();
         return Ok(MacPattern::Exact(pairs.join(":")));
     }
-    // A part typed with separators keeps them; bare digits match either
-    // alignment (`9D3A` in `9D:3A`), so the colons are matched as wildcards.
+    // A part typed with separators keeps them (it says where the byte
+    // boundaries are); bare digits match either alignment (`9D3A` is in
+    // `9D:3A` and in `x9:D3:Ax`), so they are searched in the MAC with its
+    // colons taken out. Only hex digits and colons reach the pattern: no
+    // `%` or `_` to escape.
     let has_separators = text.contains([':', '-', '.']);
     if has_separators {
         return Ok(MacPattern::Like(format!("%{}%", text.trim().to_ascii_uppercase().replace(['-', '.'], ":"))));
     }
-    let mut like = String::from("%");
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 {
-            like.push('%');
-        }
-        like.push(digit);
-    }
-    like.push('%');
-    Ok(MacPattern::Like(like))
+    Ok(MacPattern::Digits(format!("%{digits}%")))
 }
 
 enum MacPattern {
     Exact(String),
+    /// A `LIKE` pattern for the stored form, colons included.
     Like(String),
+    /// A `LIKE` pattern for the stored form without its colons.
+    Digits(String),
 }
 
 /// The canonical form of a full MAC (`00:40:9D:3A:00:01`), or None.
@@ -374,6 +373,9 @@ impl Store {
             // found in the small table rather than along every run.
             Some(Ok(MacPattern::Like(like))) => {
                 bind("r.unit_mac IN (SELECT mac FROM units WHERE mac LIKE ?)", Arg::Text(like))
+            }
+            Some(Ok(MacPattern::Digits(like))) => {
+                bind("r.unit_mac IN (SELECT mac FROM units WHERE REPLACE(mac, ':', '') LIKE ?)", Arg::Text(like))
             }
             // An unreadable MAC matches no unit (`check` names it first).
             Some(Err(_)) => bind("1 = ?", Arg::Int(0)),
@@ -649,7 +651,7 @@ mod tests {
 
     #[test]
     fn a_part_of_a_mac_is_a_substring_search() {
-        assert!(matches!(mac_pattern("9d3a"), Ok(MacPattern::Like(p)) if p == "%9%D%3%A%"));
+        assert!(matches!(mac_pattern("9d3a"), Ok(MacPattern::Digits(p)) if p == "%9D3A%"));
         assert!(matches!(mac_pattern("9d:3a"), Ok(MacPattern::Like(p)) if p == "%9D:3A%"));
         for bad in ["", "zz", "00:40:9D:3A:00:01:02", "'; DROP TABLE units; --", "%"] {
             assert!(matches!(mac_pattern(bad), Err(FilterError::Mac(_))), "{bad}");
