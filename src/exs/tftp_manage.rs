@@ -637,8 +637,14 @@ mod tests {
             let mut icbs: Vec<RequestIcb> = values.into_iter().map(RequestIcb::Data).collect();
             icbs.extend(actions.into_iter().map(|a| RequestIcb::action(ActionSubtype::ALL[a])));
             let request = TftpManageRequest { icbs };
-            if let Ok(body) = request.encode() {
+            // Every generated request encodes unless its ICBs are over the
+            // limit, and then it fails for that alone (no case is skipped).
+            let len: usize = request.icbs.iter().map(|icb| icb.to_icb().encoded_len()).sum();
+            if len <= MAX_REQUEST_ICB_DATA {
+                let body = request.encode().unwrap();
                 prop_assert_eq!(TftpManageRequest::decode(&body).unwrap(), request);
+            } else {
+                prop_assert_eq!(request.encode(), Err(TftpManageError::RequestTooLong { len }));
             }
         }
 
