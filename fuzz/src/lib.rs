@@ -131,9 +131,12 @@ pub fn exercise_addp(data: &[u8]) {
     let _ = Reply::decode(data);
 }
 
+/// What a target runs on one input.
+pub type Body = fn(&[u8]);
+
 /// Every fuzz target by name: its binary is `fuzz_targets/<name>.rs`, its
 /// seeds are in `seeds/<name>/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("exs_decoders", exercise),
     ("journal_lines", exercise_journal),
     ("boot_log", read_boot_log),
