@@ -147,14 +147,22 @@ fn main() {
             latencies.push(noticed);
         }
     }
+    // Percentiles only over a full set: a trial that never reached `open`
+    // has no latency, and dropping it would flatter the p95.
     latencies.sort();
+    if latencies.len() < WAIT_TRIALS {
+        println!(
+            "wait notices a new listener: no percentiles: only {} of {WAIT_TRIALS} trials reached open within 10 s",
+            latencies.len()
+        );
+        return;
+    }
     let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
     println!(
-        "wait notices a new listener ({} of {WAIT_TRIALS} trials; time from listen() to flashline's exit, an upper bound): p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms (target p95 <= 50 ms)",
-        latencies.len(),
+        "wait notices a new listener (all {WAIT_TRIALS} trials; time from listen() to flashline's exit, an upper bound): p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms (target p95 <= 50 ms)",
         pick(0.5).as_secs_f64() * 1000.0,
         pick(0.95).as_secs_f64() * 1000.0,
-        latencies.last().unwrap().as_secs_f64() * 1000.0
+        pick(1.0).as_secs_f64() * 1000.0
     );
 }
 

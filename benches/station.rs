@@ -4,10 +4,14 @@
 //! 1. Wall time per unit on 48 fixtures against one fixture, every unit's
 //!    console behind the serial link emulator at 115200 baud; the station's
 //!    process CPU time and peak RSS (the simulated units run in the same
-//!    process, so both include them).
+//!    process, so both include them). After a warm-up shift, 1 and 48
+//!    fixtures alternate `ROUNDS` times and the medians are compared; no
+//!    ratio is printed when any unit failed.
 //! 2. The latency of one step record (`Store::record_step`, the write a
 //!    fixture does after each step) on SQLite and on PostgreSQL (a throwaway
-//!    cluster, as the tests start; skipped with a reason when it cannot run).
+//!    cluster, as the tests start, but durable: `fsync` on; skipped with a
+//!    reason when it cannot run). Both sides' durability settings are read
+//!    back from the servers and printed with the figures.
 //!
 //! Run: `cargo bench --bench station` (as root for the PostgreSQL part).
 
@@ -25,6 +29,8 @@ use flashline::store::{DbUrl, RunStart, StepRow, Store, new_id, now_ms};
 use tokio::sync::watch;
 
 const UNITS_PER_FIXTURE: usize = 3;
+/// Alternations of the 1- and 48-fixture shifts after the warm-up.
+const ROUNDS: usize = 3;
 
 struct Counter {
     line: Arc<SimLine>,
@@ -150,47 +156,116 @@ async fn record_latencies(url: &DbUrl, count: usize) -> (Duration, Duration) {
     (times[count / 2], times[count * 95 / 100])
 }
 
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn print_shift(fixtures: usize, shift: &Shift) {
+    println!(
+        "  {fixtures:2} fixture(s): {:6.1} s wall, {:5.2} s per unit, {} failed, CPU {:5.1} s",
+        shift.wall.as_secs_f64(),
+        shift.per_unit.as_secs_f64(),
+        shift.failed,
+        shift.cpu.as_secs_f64()
+    );
+}
+
+/// What makes a commit durable on each side, as the server reports it
+/// (`url`: the same URL the store was opened with).
+async fn durability(url: &str) -> String {
+    use sqlx::Connection;
+    let show =
+        |rows: Vec<(String, String)>| rows.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    if url.starts_with("sqlite:") {
+        let mut connection = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let mut rows = Vec::new();
+        for pragma in ["journal_mode", "synchronous"] {
+            let value: (String,) = sqlx::query_as(&format!("SELECT CAST(\"{pragma}\" AS TEXT) FROM pragma_{pragma}"))
+                .fetch_one(&mut connection)
+                .await
+                .unwrap();
+            rows.push((pragma.to_string(), value.0));
+        }
+        show(rows)
+    } else {
+        let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+        let mut rows = Vec::new();
+        for setting in ["fsync", "synchronous_commit", "wal_sync_method"] {
+            let value: (String,) = sqlx::query_as(&format!("SHOW {setting}")).fetch_one(&mut connection).await.unwrap();
+            rows.push((setting.to_string(), value.0));
+        }
+        show(rows)
+    }
+}
+
 fn main() {
     for var in ["FLASHLINE_SIM_ROOT_PASSWORD", "FLASHLINE_SIM_FTP_PASSWORD"] {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var(var, flashline::sim::bench::SIM_ROOT_PASSWORD) };
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    println!("station: {UNITS_PER_FIXTURE} units per fixture, consoles at 115200 baud through the link emulator");
-    let one = runtime.block_on(shift(1));
     println!(
-        "  1 fixture:   {:6.1} s wall, {:5.2} s per unit, {} failed, CPU {:5.1} s",
-        one.wall.as_secs_f64(),
-        one.per_unit.as_secs_f64(),
-        one.failed,
-        one.cpu.as_secs_f64()
+        "station: {UNITS_PER_FIXTURE} units per fixture, consoles at 115200 baud through the link emulator; \
+         a warm-up shift, then 1 and 48 fixtures alternating {ROUNDS} times"
     );
-    let many = runtime.block_on(shift(48));
+    let warm_up = runtime.block_on(shift(1));
+    println!("  warm-up (not counted):");
+    print_shift(1, &warm_up);
+    let (mut ones, mut manys) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let one = runtime.block_on(shift(1));
+        print_shift(1, &one);
+        ones.push(one);
+        let many = runtime.block_on(shift(48));
+        print_shift(48, &many);
+        manys.push(many);
+    }
+    let failed: usize = ones.iter().chain(&manys).map(|s| s.failed).sum();
+    let one = median(ones.iter().map(|s| s.per_unit).collect());
+    let many = median(manys.iter().map(|s| s.per_unit).collect());
+    let cpu = median(manys.iter().map(|s| s.cpu).collect());
     println!(
-        "  48 fixtures: {:6.1} s wall, {:5.2} s per unit, {} failed, CPU {:5.1} s",
-        many.wall.as_secs_f64(),
-        many.per_unit.as_secs_f64(),
-        many.failed,
-        many.cpu.as_secs_f64()
-    );
-    println!(
-        "  per-unit time, 48 fixtures / 1 fixture: {:.3} (target: within 1.10); peak RSS of the process {:.0} MiB",
-        many.per_unit.as_secs_f64() / one.per_unit.as_secs_f64(),
+        "  medians: 1 fixture {:.2} s per unit; 48 fixtures {:.2} s per unit, CPU {:.1} s for {} units; \
+         peak RSS of the process {:.0} MiB",
+        one.as_secs_f64(),
+        many.as_secs_f64(),
+        cpu.as_secs_f64(),
+        48 * UNITS_PER_FIXTURE,
         peak_rss_mib()
     );
+    if failed > 0 {
+        println!("  per-unit ratio not computed: {failed} unit(s) failed, so the shifts did not do the same work");
+    } else {
+        println!(
+            "  per-unit time, 48 fixtures / 1 fixture (medians): {:.3} (target: within 1.10)",
+            many.as_secs_f64() / one.as_secs_f64()
+        );
+    }
 
-    println!("step record latency (Store::record_step, 2000 records):");
+    println!("step record latency (Store::record_step, 2000 records, both sides durable):");
     let dir = tempfile::tempdir().unwrap();
     let sqlite = DbUrl::sqlite(&dir.path().join("bench.db"));
     let (p50, p95) = runtime.block_on(record_latencies(&sqlite, 2000));
-    println!("  SQLite:     p50 {:7.3} ms, p95 {:7.3} ms", p50.as_secs_f64() * 1e3, p95.as_secs_f64() * 1e3);
+    let settings = runtime.block_on(durability(&format!("sqlite://{}", dir.path().join("bench.db").display())));
+    println!(
+        "  SQLite:     p50 {:7.3} ms, p95 {:7.3} ms ({settings})",
+        p50.as_secs_f64() * 1e3,
+        p95.as_secs_f64() * 1e3
+    );
     match util::postgres::unavailable_reason() {
         Some(reason) => println!("  PostgreSQL: skipped: {reason}"),
         None => {
-            let server = util::postgres::Postgres::start();
+            // Durable, unlike the tests' clusters: fsync on, as a plant's server.
+            let server = util::postgres::Postgres::start_durable();
             let url = DbUrl::parse(&server.url(), std::path::Path::new("/")).unwrap();
             let (p50, p95) = runtime.block_on(record_latencies(&url, 2000));
-            println!("  PostgreSQL: p50 {:7.3} ms, p95 {:7.3} ms", p50.as_secs_f64() * 1e3, p95.as_secs_f64() * 1e3);
+            let settings = runtime.block_on(durability(&server.url()));
+            println!(
+                "  PostgreSQL: p50 {:7.3} ms, p95 {:7.3} ms ({settings})",
+                p50.as_secs_f64() * 1e3,
+                p95.as_secs_f64() * 1e3
+            );
         }
     }
 }

@@ -13,6 +13,7 @@ mod dialog;
 mod exs;
 mod exs_golden;
 mod ftp;
+mod fuzz_seeds;
 mod input_files;
 mod net;
 mod netos_ftp;

@@ -4,4 +4,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| flashline_fuzz::read_boot_log(data));
+fuzz_target!(|data: &[u8]| flashline_fuzz::run("boot_log", data));

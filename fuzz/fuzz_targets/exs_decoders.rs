@@ -3,4 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| flashline_fuzz::exercise(data));
+fuzz_target!(|data: &[u8]| flashline_fuzz::run("exs_decoders", data));

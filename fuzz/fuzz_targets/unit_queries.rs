@@ -4,4 +4,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| flashline_fuzz::exercise_unit_queries(data));
+fuzz_target!(|data: &[u8]| flashline_fuzz::run("unit_queries", data));

@@ -2,11 +2,19 @@
 //! outside input (frames, trace text, ICB lists, TFTP Manage bodies,
 //! configuration files), plus the frame round trip; the batch journal's
 //! reader with the resume decision over what it reads; and the console
-//! boot-log reader. A panic is the finding.
+//! boot-log reader; and, in [`targets`], every other decoder of outside
+//! bytes. A panic is the finding.
+//!
+//! [`TARGETS`] names each body: the libFuzzer binaries in `fuzz_targets/`
+//! call one each, and `tests/fuzz_seeds.rs` (stable, in the main crate's
+//! test binary) replays `fuzz/seeds/<name>/` through the same bodies.
+
+mod targets;
+pub use targets::*;
 
 use flashline::exs::config_file::{self, ConfigRules};
 use flashline::exs::frame::Framing;
-use flashline::exs::tftp_manage::{TftpManageRequest, TftpManageResponse};
+use flashline::exs::tftp_manage::{MAX_REQUEST_ICB_DATA, TftpManageError, TftpManageRequest, TftpManageResponse};
 use flashline::exs::{icb, trace};
 use flashline::pipeline::journal::{self, Resume};
 use flashline::pipeline::report::ImageHash;
@@ -35,9 +43,12 @@ pub fn exercise(data: &[u8]) {
     }
     let _ = icb::decode_list(data);
     if let Ok(request) = TftpManageRequest::decode(data) {
-        // What decodes re-encodes to a body that decodes the same.
-        if let Ok(body) = request.encode() {
-            assert_eq!(TftpManageRequest::decode(&body).ok(), Some(request));
+        // What decodes re-encodes to a body that decodes the same, unless it
+        // is longer than a request may be (a controller reads longer lists).
+        match request.encode() {
+            Ok(body) => assert_eq!(TftpManageRequest::decode(&body).ok(), Some(request)),
+            Err(TftpManageError::RequestTooLong { len }) => assert!(len > MAX_REQUEST_ICB_DATA, "{len} bytes"),
+            Err(error) => panic!("a decoded request does not encode: {error}"),
         }
     }
     let _ = TftpManageResponse::decode(data);
@@ -118,4 +129,37 @@ pub fn exercise_addp(data: &[u8]) {
         }
     }
     let _ = Reply::decode(data);
+}
+
+/// What a target runs on one input.
+pub type Body = fn(&[u8]);
+
+/// Every fuzz target by name: its binary is `fuzz_targets/<name>.rs`, its
+/// seeds are in `seeds/<name>/`.
+pub const TARGETS: &[(&str, Body)] = &[
+    ("exs_decoders", exercise),
+    ("journal_lines", exercise_journal),
+    ("boot_log", read_boot_log),
+    ("addp_decoders", exercise_addp),
+    ("unit_queries", exercise_unit_queries),
+    ("tftp_packets", tftp_packets),
+    ("rfc2217_frames", rfc2217_frames),
+    ("ftp_replies", ftp_replies),
+    ("probe_packets", probe_packets),
+    ("xmodem", xmodem),
+    ("console_dialog", console_dialog),
+    ("boot_image", boot_image),
+    ("profile_yaml", profile_yaml),
+    ("station_file", station_file),
+    ("inventory", inventory),
+    ("serial_names", serial_names),
+    ("dashboard_requests", dashboard_requests),
+];
+
+/// Runs the body of target `name` on `data`: what each libFuzzer binary does.
+pub fn run(name: &str, data: &[u8]) {
+    match TARGETS.iter().find(|(listed, _)| *listed == name) {
+        Some((_, body)) => body(data),
+        None => panic!("no fuzz target {name} in TARGETS"),
+    }
 }

@@ -255,6 +255,41 @@ fn parse_search(search: &pages::Search) -> Result<RunFilter, String> {
     Ok(filter)
 }
 
+/// What the dashboard makes of a request before it reads the store, for the
+/// fuzz targets (not an API): the query string as axum's `Query` decodes it
+/// for `/units`, `/units.csv`, `/api/runs`, `/api/shift` and
+/// `/api/failures`, the search checked into a filter, the form page shown
+/// with no rows, and whether `headers` present `token`. `None` when the
+/// query is no URI's query (no request gets that far). Also returns the
+/// query string the page links the next page with, and the page.
+#[doc(hidden)]
+pub fn read_request(
+    query: &str,
+    headers: &[(&[u8], &[u8])],
+    token: &Token,
+) -> Option<(Result<RunFilter, String>, String, String, bool)> {
+    let uri: axum::http::Uri = format!("/units?{query}").parse().ok()?;
+    let _ = Query::<api::RunsQuery>::try_from_uri(&uri);
+    let _ = Query::<api::ShiftQuery>::try_from_uri(&uri);
+    let _ = Query::<api::LimitQuery>::try_from_uri(&uri);
+    let mut map = axum::http::HeaderMap::new();
+    for (name, value) in headers {
+        // hyper refuses a request whose header does not parse.
+        if let (Ok(name), Ok(value)) =
+            (axum::http::HeaderName::from_bytes(name), axum::http::HeaderValue::from_bytes(value))
+        {
+            map.append(name, value);
+        }
+    }
+    let presented = token.presented_in(&map);
+    let Query(search) = Query::<pages::Search>::try_from_uri(&uri).ok()?;
+    let page_number = search.page.unwrap_or(1).clamp(1, 1_000_000);
+    let filter = parse_search(&search);
+    let empty = crate::store::queries::RunPage { runs: Vec::new(), more: false };
+    let page = pages::units(&search, &empty, page_number, filter.as_ref().err().map(String::as_str));
+    Some((filter, search.query(Some(page_number)), page.into_string(), presented))
+}
+
 async fn line(State(app): State<App>) -> Response {
     let now = crate::store::now_ms();
     let read = async {

@@ -408,7 +408,8 @@ async fn open_session(spec: &UploadSpec, modes: &DataModes, progress: &dyn Progr
 }
 
 /// How much of a peer's first bytes an error quotes.
-const QUOTED: usize = 120;
+#[doc(hidden)]
+pub const QUOTED: usize = 120;
 
 /// Connects and reads the greeting, each within its deadline. A failed TCP
 /// connection gets the network's diagnosis; once connected, the network is
@@ -483,8 +484,10 @@ async fn connect(spec: &UploadSpec) -> Result<AsyncRustlsFtpStream, FtpError> {
 }
 
 /// Bytes a peer sent, as an error quotes them: printable ASCII as is, the
-/// rest escaped (`\r`, `\n`, `\x00`), at most [`QUOTED`] bytes.
-fn quote(bytes: &[u8]) -> String {
+/// rest escaped (`\r`, `\n`, `\x00`), at most [`QUOTED`] bytes. `pub` for
+/// the fuzz targets only.
+#[doc(hidden)]
+pub fn quote(bytes: &[u8]) -> String {
     let mut text: String =
         bytes.iter().take(QUOTED).flat_map(|&b| std::ascii::escape_default(b)).map(char::from).collect();
     if bytes.len() > QUOTED {

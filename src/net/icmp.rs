@@ -140,45 +140,62 @@ impl Pinger {
     }
 
     fn match_reply(&self, bytes: &[u8], token: &[u8]) -> Option<Match> {
-        let (icmp_bytes, ttl, from) = match self.kind {
-            SocketKind::Datagram => (bytes, None, self.target),
-            SocketKind::Raw => {
-                let ip = Ipv4Packet::new(bytes)?;
-                let header = usize::from(ip.get_header_length()) * 4;
-                (bytes.get(header..)?, Some(ip.get_ttl()), ip.get_source())
-            }
-        };
-        let icmp = IcmpPacket::new(icmp_bytes)?;
-        let body = icmp_bytes.get(4..)?;
-        if icmp.get_icmp_type() == IcmpTypes::EchoReply && body.len() >= 4 {
-            let identifier = u16::from_be_bytes([body[0], body[1]]);
-            let sequence = u16::from_be_bytes([body[2], body[3]]);
-            // The kernel rewrites the id of datagram pings; the sequence and
-            // payload still identify ours.
-            let id_ok = self.kind == SocketKind::Datagram || identifier == self.identifier;
-            if id_ok && sequence == self.sequence && body.get(4..4 + token.len()) == Some(token) {
-                return Some(Match::Reply { ttl });
-            }
-            return None;
-        }
-        if icmp.get_icmp_type() == IcmpTypes::DestinationUnreachable && self.kind == SocketKind::Raw {
-            // Quoted: IP header, then our echo request's first 8 bytes.
-            let quoted = icmp_bytes.get(8..)?;
-            let inner = Ipv4Packet::new(quoted)?;
-            let inner_header = usize::from(inner.get_header_length()) * 4;
-            let echo = quoted.get(inner_header..inner_header + 8)?;
-            let ours = echo[0] == 8
-                && u16::from_be_bytes([echo[4], echo[5]]) == self.identifier
-                && u16::from_be_bytes([echo[6], echo[7]]) == self.sequence;
-            if ours && inner.get_destination() == self.target {
-                return Some(Match::Unreachable { code: icmp.get_icmp_code().0, from });
-            }
-        }
-        None
+        match_reply(self.kind, self.target, (self.identifier, self.sequence), bytes, token)
     }
 }
 
-enum Match {
+/// Whether `bytes`, read from an ICMP socket of `kind`, answers our echo
+/// request `(identifier, sequence)` carrying `token` to `target`. A free
+/// function so the fuzz targets reach it without a socket.
+#[doc(hidden)]
+pub fn match_reply(
+    kind: SocketKind,
+    target: Ipv4Addr,
+    (identifier, sequence): (u16, u16),
+    bytes: &[u8],
+    token: &[u8],
+) -> Option<Match> {
+    let (icmp_bytes, ttl, from) = match kind {
+        SocketKind::Datagram => (bytes, None, target),
+        SocketKind::Raw => {
+            let ip = Ipv4Packet::new(bytes)?;
+            let header = usize::from(ip.get_header_length()) * 4;
+            (bytes.get(header..)?, Some(ip.get_ttl()), ip.get_source())
+        }
+    };
+    let icmp = IcmpPacket::new(icmp_bytes)?;
+    let body = icmp_bytes.get(4..)?;
+    if icmp.get_icmp_type() == IcmpTypes::EchoReply && body.len() >= 4 {
+        let their_identifier = u16::from_be_bytes([body[0], body[1]]);
+        let their_sequence = u16::from_be_bytes([body[2], body[3]]);
+        // The kernel rewrites the id of datagram pings; the sequence and
+        // payload still identify ours.
+        let id_ok = kind == SocketKind::Datagram || their_identifier == identifier;
+        if id_ok && their_sequence == sequence && body.get(4..4 + token.len()) == Some(token) {
+            return Some(Match::Reply { ttl });
+        }
+        return None;
+    }
+    if icmp.get_icmp_type() == IcmpTypes::DestinationUnreachable && kind == SocketKind::Raw {
+        // Quoted: IP header, then our echo request's first 8 bytes.
+        let quoted = icmp_bytes.get(8..)?;
+        let inner = Ipv4Packet::new(quoted)?;
+        let inner_header = usize::from(inner.get_header_length()) * 4;
+        let echo = quoted.get(inner_header..inner_header + 8)?;
+        let ours = echo[0] == 8
+            && u16::from_be_bytes([echo[4], echo[5]]) == identifier
+            && u16::from_be_bytes([echo[6], echo[7]]) == sequence;
+        if ours && inner.get_destination() == target {
+            return Some(Match::Unreachable { code: icmp.get_icmp_code().0, from });
+        }
+    }
+    None
+}
+
+/// What [`match_reply`] found.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
     Reply { ttl: Option<u8> },
     Unreachable { code: u8, from: Ipv4Addr },
 }

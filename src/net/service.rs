@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 /// A user name and password to try.
@@ -151,8 +151,13 @@ async fn command(stream: &mut BufReader<TcpStream>, line: &str, timeout: Duratio
 }
 
 /// Reads one FTP reply (multi-line `220-...` up to `220 ...`). Ok(None) when
-/// the server sent nothing in time or closed.
-async fn read_reply(stream: &mut BufReader<TcpStream>, timeout: Duration) -> Result<Option<(u16, String)>, String> {
+/// the server sent nothing in time or closed. Generic, and `pub`, for the
+/// fuzz targets (which feed it bytes from memory).
+#[doc(hidden)]
+pub async fn read_reply<R: AsyncBufRead + Unpin>(
+    stream: &mut R,
+    timeout: Duration,
+) -> Result<Option<(u16, String)>, String> {
     let mut lines = Vec::new();
     for _ in 0..MAX_REPLY_LINES {
         let mut line = Vec::new();

@@ -71,15 +71,28 @@ impl RemoteName {
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let (host, port) = if let Some(bracketed) = rest.strip_prefix('[') {
             let (host, after) = bracketed.split_once(']').ok_or("an IPv6 address needs its closing `]`")?;
+            // Brackets hold an IPv6 address and nothing else (RFC 3986).
+            if !host.is_empty() && host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("`[{host}]` is not an IPv6 address"));
+            }
             (host, after.strip_prefix(':').ok_or("the port is missing (HOST:PORT)")?)
         } else {
-            rest.rsplit_once(':').ok_or("the port is missing (HOST:PORT)")?
+            let (host, port) = rest.rsplit_once(':').ok_or("the port is missing (HOST:PORT)")?;
+            // Else `tcp://::1:7001` would name host `::1`, shown back as
+            // `tcp://[::1]:7001`, and `tcp://a:b:7001` a host no lookup finds.
+            if host.contains(':') {
+                return Err(format!("an IPv6 address goes in brackets: `[{host}]:{port}`"));
+            }
+            (host, port)
         };
         if host.is_empty() {
             return Err("the host is missing (HOST:PORT)".into());
         }
         if host.contains('/') || port.contains('/') {
             return Err("no path may follow HOST:PORT".into());
+        }
+        if let Some(bad) = host.chars().find(|c| c.is_whitespace() || c.is_control() || "[]{}".contains(*c)) {
+            return Err(format!("the host `{}` holds {bad:?}, which no host name or address has", host.escape_debug()));
         }
         let port: u16 = port.parse().map_err(|_| format!("`{port}` is not a TCP port (1-65535)"))?;
         if port == 0 {
@@ -485,6 +498,28 @@ mod tests {
         assert!(RemoteName::parse("tcp://host:99999").unwrap_err().contains("not a TCP port"));
         assert!(RemoteName::parse("tcp://:5").unwrap_err().contains("host is missing"));
         assert!(RemoteName::parse("tcp://h:5/x").is_err());
+    }
+
+    /// Found by the `serial_names` fuzz target: a host the brackets do not
+    /// hold was taken as it came, and printed back as another name.
+    #[test]
+    fn a_name_is_refused_unless_it_prints_back_as_itself() {
+        for (name, why) in [
+            ("tcp://{::1]:7001", "brackets"),
+            ("tcp://::1:7001", "brackets"),
+            ("rfc2217://a:b:7000", "brackets"),
+            ("tcp://[host]:7001", "not an IPv6 address"),
+            ("tcp://[::1]x]:7001", "port is missing"),
+            ("tcp://ho st:7001", "holds ' '"),
+            ("tcp://h]:7001", "holds ']'"),
+        ] {
+            let error = RemoteName::parse(name).expect_err(name);
+            assert!(error.contains(why), "{name}: {error}");
+        }
+        for name in ["tcp://[::1]:7001", "rfc2217://[fe80::1]:7000", "tcp://ser2net.local:2000", "tcp://127.0.0.1:1"] {
+            let parsed = RemoteName::parse(name).unwrap().unwrap();
+            assert_eq!(parsed.to_string(), name);
+        }
     }
 
     /// A server that negotiates but never acknowledges a setting: the

@@ -708,7 +708,9 @@ impl BlockReader {
 }
 
 /// RFC 764's netascii as TFTP uses it: LF becomes CR LF, CR becomes CR NUL.
-fn netascii_encode(data: &[u8], out: &mut Vec<u8>) {
+/// `pub` for the fuzz targets only.
+#[doc(hidden)]
+pub fn netascii_encode(data: &[u8], out: &mut Vec<u8>) {
     for &byte in data {
         match byte {
             b'\n' => out.extend_from_slice(b"\r\n"),
@@ -718,14 +720,16 @@ fn netascii_encode(data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// The reverse of [`netascii_encode`], across block boundaries.
+/// The reverse of [`netascii_encode`], across block boundaries (what a
+/// client writes with `mode netascii`). `pub` for the fuzz targets only.
+#[doc(hidden)]
 #[derive(Debug, Default)]
-struct NetasciiDecoder {
+pub struct NetasciiDecoder {
     pending_cr: bool,
 }
 
 impl NetasciiDecoder {
-    fn decode(&mut self, data: &[u8], out: &mut Vec<u8>) {
+    pub fn decode(&mut self, data: &[u8], out: &mut Vec<u8>) {
         for &byte in data {
             if self.pending_cr {
                 self.pending_cr = false;

@@ -22,6 +22,8 @@ pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     owner: Option<(u32, u32)>,
+    /// `fsync` on (benchmarks); the tests' clusters run with it off.
+    durable: bool,
     dir: tempfile::TempDir,
 }
 
@@ -61,8 +63,20 @@ fn free_port() -> u16 {
 
 impl Postgres {
     /// Makes and starts a cluster. Panics with the server's log if it does
-    /// not come up within 30 s.
+    /// not come up within 30 s. `fsync` is off: a test's data need not
+    /// survive a power cut, and the suite is faster.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// As [`Postgres::start`], with `fsync` on: what a benchmark of commit
+    /// latency needs to be fair to SQLite, which syncs each commit.
+    #[allow(dead_code)] // used by benches/station.rs only
+    pub fn start_durable() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Postgres {
         let bin = server_bin().expect("PostgreSQL is installed (check unavailable_reason first)");
         let dir = tempfile::Builder::new().prefix("flashline-pg").tempdir().unwrap();
         let owner = if super::is_root() { postgres_user() } else { None };
@@ -84,7 +98,7 @@ impl Postgres {
         }
         let output = initdb.output_within(QUICK);
         assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
-        let mut postgres = Postgres { child: None, port: free_port(), bin, data, owner, dir };
+        let mut postgres = Postgres { child: None, port: free_port(), bin, data, owner, durable, dir };
         postgres.start_server();
         postgres
     }
@@ -126,7 +140,8 @@ impl Postgres {
         command
             .arg("-D")
             .arg(&self.data)
-            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .args(["-c", if self.durable { "fsync=on" } else { "fsync=off" }])
             .args(["-c", "max_connections=200"])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", self.dir.path().display()))
