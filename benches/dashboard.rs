@@ -12,22 +12,11 @@
 //!
 //! Run: `cargo bench --bench dashboard` (release profile). Never fails CI.
 
-// The test helpers the bench shares: the PostgreSQL cluster (which uses
-// `child` and `is_root` from its parent) and the line's vocabulary.
-#[path = "../tests/util/child.rs"]
-#[allow(dead_code)]
-mod child;
-#[path = "../tests/util/line.rs"]
-#[allow(dead_code)]
-mod line;
-#[path = "../tests/util/postgres.rs"]
-#[allow(dead_code)]
-mod postgres;
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .is_ok_and(|status| status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
-}
+// The test helpers the bench shares: the PostgreSQL cluster and the line's
+// vocabulary.
+#[path = "../tests/util/mod.rs"]
+mod util;
+use util::{line, postgres};
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -22,10 +22,6 @@ use crate::util::child::{Bounded, FLASHLINE, QUICK};
 use crate::util::vsftpd::{self, Vsftpd};
 use crate::util::{flashline, require, text};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn sha256_file(path: &Path) -> String {
     let mut hasher = Sha256::new();
     hasher.update(std::fs::read(path).unwrap());
@@ -86,8 +82,8 @@ fn files_of_1_b_and_64_mib_arrive_intact() {
     if !vsftpd_here() {
         return;
     }
-    let port = free_port();
-    let (_server, up) = Vsftpd::anonymous_upload(port, &[]);
+    let (server, up) = Vsftpd::anonymous_upload(0, &[]);
+    let port = server.address.port();
     let dir = tempfile::tempdir().unwrap();
     for (name, size) in [("one.bin", 1usize), ("image.bin", 64 << 20)] {
         let local = make_file(dir.path(), name, size);
@@ -130,8 +126,8 @@ fn put_while_cutting(
     if !vsftpd_here() {
         return None;
     }
-    let port = free_port();
-    let (server, up) = Vsftpd::anonymous_upload(port, &["anon_max_rate=16000000"]);
+    let (server, up) = Vsftpd::anonymous_upload(0, &["anon_max_rate=16000000"]);
+    let port = server.address.port();
     let dir = tempfile::tempdir().unwrap();
     let local = make_file(dir.path(), "image.bin", 64 << 20);
     let remote = up.join("image.bin");
@@ -181,8 +177,8 @@ fn refused_credentials_file_and_busy_are_classified() {
     let local = local.to_str().unwrap();
 
     // 530: the server only takes anonymous.
-    let port = free_port();
-    let (_server, _) = Vsftpd::anonymous_upload(port, &["deny_file={*.exe}"]);
+    let (server, _) = Vsftpd::anonymous_upload(0, &["deny_file={*.exe}"]);
+    let port = server.address.port();
     let output = flashline()
         .env("FTP_PW", "s3cret-not-shown")
         .args([
@@ -215,8 +211,8 @@ fn refused_credentials_file_and_busy_are_classified() {
     assert!(error.starts_with("the server refused STOR `up/flash.exe`: 550"), "{error}");
 
     // 421: the one session it allows is taken.
-    let port = free_port();
-    let (_busy_server, _) = Vsftpd::anonymous_upload(port, &["max_clients=1"]);
+    let (busy_server, _) = Vsftpd::anonymous_upload(0, &["max_clients=1"]);
+    let port = busy_server.address.port();
     // vsftpd counts a session until it has reaped its process: the start-up
     // check's connection may still hold the one place for a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -241,7 +237,8 @@ fn refused_credentials_file_and_busy_are_classified() {
 fn a_refused_connection_carries_the_diagnosis() {
     let dir = tempfile::tempdir().unwrap();
     let local = make_file(dir.path(), "rom.bin", 16);
-    let port = free_port().to_string();
+    let closed = crate::util::ports::closed_tcp_port();
+    let port = closed.port.to_string();
     let output = flashline()
         .args(["ftp", "put", local.to_str().unwrap(), "--host", "127.0.0.1", "--port", &port, "--json"])
         .output_within(FLASHLINE);
@@ -275,11 +272,10 @@ fn ftps_upload_with_a_trusted_certificate_and_refusal_without() {
     }
     let dir = tempfile::tempdir().unwrap();
     let Some((cert, key)) = self_signed(dir.path()) else { return };
-    let port = free_port();
     let cert_line = format!("rsa_cert_file={}", cert.display());
     let key_line = format!("rsa_private_key_file={}", key.display());
-    let (_server, up) = Vsftpd::anonymous_upload(
-        port,
+    let (server, up) = Vsftpd::anonymous_upload(
+        0,
         &[
             "ssl_enable=YES",
             "allow_anon_ssl=YES",
@@ -290,6 +286,7 @@ fn ftps_upload_with_a_trusted_certificate_and_refusal_without() {
             &key_line,
         ],
     );
+    let port = server.address.port();
     let local = make_file(dir.path(), "image.bin", 3 << 20);
     let cert_arg = cert.to_str().unwrap();
     let (code, report, stderr) = put(
@@ -329,9 +326,9 @@ fn the_password_never_reaches_the_log_even_at_trace_level() {
     }
     let dir = tempfile::tempdir().unwrap();
     let local = make_file(dir.path(), "rom.bin", 16);
-    let port = free_port();
     // Local users: vsftpd asks for the password (331), so PASS is sent.
-    let _server = Vsftpd::start(None, std::net::Ipv4Addr::LOCALHOST, port, &[]);
+    let server = Vsftpd::start(None, std::net::Ipv4Addr::LOCALHOST, 0, &[]);
+    let port = server.address.port();
     let output = flashline()
         .env("FTP_PW", "s3cret-not-shown")
         .env("FLASHLINE_LOG", "trace")
@@ -355,8 +352,8 @@ fn auto_mode_falls_back_to_port_when_passive_is_refused_and_keeps_epsv_without_p
 
     // The case: vsftpd with pasv_enable=NO answers EPSV and PASV
     // with `550 Permission denied.`
-    let port = free_port();
-    let (_server, up) = Vsftpd::anonymous_upload(port, &["pasv_enable=NO"]);
+    let (server, up) = Vsftpd::anonymous_upload(0, &["pasv_enable=NO"]);
+    let port = server.address.port();
     let (code, report, stderr) = put(port, &[local.to_str().unwrap(), "--remote", "up/rom.bin"]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     let file = &report["files"][0];
@@ -385,8 +382,8 @@ fn auto_mode_falls_back_to_port_when_passive_is_refused_and_keeps_epsv_without_p
     assert!(!error.contains("p.bin"), "the file is not the cause: {error}");
 
     // port_enable=NO: EPSV carries the data, nothing is given up.
-    let port = free_port();
-    let (_server, up) = Vsftpd::anonymous_upload(port, &["port_enable=NO"]);
+    let (server, up) = Vsftpd::anonymous_upload(0, &["port_enable=NO"]);
+    let port = server.address.port();
     let (code, report, stderr) =
         put(port, &[local.to_str().unwrap(), "--remote", "up/rom.bin", "--verify", "readback"]);
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
@@ -980,9 +977,9 @@ fn reply_timeout_ends_a_stalled_transfer() {
     if !vsftpd_here() {
         return;
     }
-    let port = free_port();
     // 1 MB/s: the 16 MiB image is still moving when the session is stopped.
-    let (server, up) = Vsftpd::anonymous_upload(port, &["anon_max_rate=1000000"]);
+    let (server, up) = Vsftpd::anonymous_upload(0, &["anon_max_rate=1000000"]);
+    let port = server.address.port();
     let dir = tempfile::tempdir().unwrap();
     let local = make_file(dir.path(), "image.bin", 16 << 20);
     let growing = up.join("image.bin");
@@ -1043,7 +1040,6 @@ fn the_certificate_must_carry_the_address_dialled_or_the_tls_name() {
     let dir = tempfile::tempdir().unwrap();
     let local = make_file(dir.path(), "image.bin", 100_000);
     let tls_server = |cert: &Path, key: &Path| {
-        let port = free_port();
         let cert_line = format!("rsa_cert_file={}", cert.display());
         let key_line = format!("rsa_private_key_file={}", key.display());
         let lines = [
@@ -1055,8 +1051,8 @@ fn the_certificate_must_carry_the_address_dialled_or_the_tls_name() {
             &cert_line,
             &key_line,
         ];
-        let (server, up) = Vsftpd::anonymous_upload(port, &lines);
-        (port, server, up)
+        let (server, up) = Vsftpd::anonymous_upload(0, &lines);
+        (server.address.port(), server, up)
     };
 
     // Trusted, but for another address: refused when dialling 127.0.0.1,

@@ -27,6 +27,7 @@ mod promises_exs;
 mod promises_net;
 mod promises_profile;
 mod promises_serial;
+mod promises_station;
 mod serial;
 mod serial_net;
 mod serial_tap;

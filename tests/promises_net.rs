@@ -290,7 +290,7 @@ fn addp_reads_the_password_from_password_file() {
     // A file that cannot be read is the environment's fault.
     let (code, _, stderr) = dhcp(&dir.path().join("absent.pw"));
     assert_eq!(code, Some(3), "{stderr}");
-    assert!(stderr.contains("cannot read the password file"), "{stderr}");
+    assert!(stderr.contains("cannot read secret file") && stderr.contains("absent.pw"), "{stderr}");
     // --password-env and --password-file together are refused.
     let output = Command::new(flashline_bin())
         .args(["addp", "reboot", mac, "--password-env", "X", "--password-file"])

@@ -123,9 +123,9 @@ fn ftp_put_draws_a_progress_bar_on_a_terminal_and_plain_lines_elsewhere() {
     {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     // 4 MiB at 4 MB/s: about a second, so the bar is drawn several times.
-    let (_server, up) = Vsftpd::anonymous_upload(port, &["anon_max_rate=4000000"]);
+    let (server, up) = Vsftpd::anonymous_upload(0, &["anon_max_rate=4000000"]);
+    let port = server.address.port();
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("image.bin");
     crate::util::write_pattern_file(&image, 4 << 20);

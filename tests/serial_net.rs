@@ -213,7 +213,8 @@ fn serial_net_dialog_against_the_simulator_through_ser2net() {
 /// network name: bad input (exit code 2).
 #[test]
 fn serial_net_missing_server_and_bad_names() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = crate::util::ports::closed_tcp_port();
+    let free = closed.port;
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("rom.bin");
     std::fs::write(&image, b"boot loader").unwrap();

@@ -136,7 +136,8 @@ fn a_replugged_unit_is_refused_as_done_before() {
 #[test]
 fn an_unreachable_database_is_exit_3_without_its_password() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = crate::util::ports::closed_tcp_port();
+    let port = closed.port;
     let file = dir.path().join("station.yaml");
     let profile = crate::util::repo_root().join("profiles/sim-netos-line.yaml");
     std::fs::write(

@@ -45,6 +45,13 @@ fn units_list_filters_by_station_outcome_time_and_mac() {
     let part = json(&["units", "list", "--db", &db, "--mac", "00:64", "--json"]);
     assert_eq!(macs(&part), [line::mac(100), line::mac(100)]);
 
+    // The serial number holds the text (the line's units are `SN-<MAC digits>`).
+    let by_serial = json(&["units", "list", "--db", &db, "--serial", "9D000064", "--json"]);
+    assert_eq!(macs(&by_serial), [line::mac(100), line::mac(100)]);
+    assert_eq!(by_serial["runs"][0]["serial_number"], "SN-00409D000064", "{by_serial:#}");
+    let none = json(&["units", "list", "--db", &db, "--serial", "SN-00409D0000FF", "--json"]);
+    assert_eq!(macs(&none), Vec::<String>::new());
+
     let first_page = json(&["units", "list", "--db", &db, "--limit", "4", "--json"]);
     let second_page = json(&["units", "list", "--db", &db, "--limit", "4", "--offset", "4", "--json"]);
     assert_eq!(first_page["more"], true);

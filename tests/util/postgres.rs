@@ -5,13 +5,14 @@
 //! is killed: `PR_SET_PDEATHSIG`). `stop` and `start` let a test take the
 //! database away mid-shift.
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::child::{Bounded, QUICK, die_with_test};
+use super::ports::Start;
 
 /// The password of the cluster's superuser: tests check it never shows.
 pub const PASSWORD: &str = "pg-Secret-4417";
@@ -57,10 +58,6 @@ fn postgres_user() -> Option<(u32, u32)> {
     Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
 impl Postgres {
     /// Makes and starts a cluster. Panics with the server's log if it does
     /// not come up within 30 s. `fsync` is off: a test's data need not
@@ -98,8 +95,13 @@ impl Postgres {
         }
         let output = initdb.output_within(QUICK);
         assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
-        let mut postgres = Postgres { child: None, port: free_port(), bin, data, owner, durable, dir };
-        postgres.start_server();
+        let mut postgres = Postgres { child: None, port: 0, bin, data, owner, durable, dir };
+        // PostgreSQL binds the number it is told: one another test's server
+        // took meanwhile is tried again with another.
+        super::ports::on_free_port("PostgreSQL", |port| {
+            postgres.port = port;
+            postgres.try_start_server()
+        });
         postgres
     }
 
@@ -131,8 +133,20 @@ impl Postgres {
 
     /// Starts the server again on the same port and data.
     pub fn start_server(&mut self) {
+        if let Start::PortTaken(why) = self.try_start_server() {
+            panic!("PostgreSQL could not have its port {} again: {why}", self.port);
+        }
+    }
+
+    /// Starts the server on `self.port`; `PortTaken` when it could not bind
+    /// it. Ready means this server's own log says it accepts connections
+    /// and `pg_isready` agrees: a port answering alone could be another
+    /// test's server.
+    fn try_start_server(&mut self) -> Start<()> {
+        const READY: &str = "ready to accept connections";
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
+        let log_before = self.log().len();
         if let Some((uid, gid)) = self.owner {
             chown_tree(self.dir.path(), uid, gid);
         }
@@ -152,20 +166,36 @@ impl Postgres {
             command.uid(uid).gid(gid);
         }
         die_with_test(&mut command);
-        self.child = Some(command.spawn().expect("start postgres"));
-        // Listening is not enough: during start-up it refuses sessions.
+        let mut child = command.spawn().expect("start postgres");
         let deadline = Instant::now() + QUICK;
         loop {
-            let ready = Command::new(self.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
-                .stdin(Stdio::null())
-                .status_within(QUICK);
-            if ready.success() {
-                break;
+            let said = self.log().get(log_before..).unwrap_or_default().to_string();
+            if let Ok(Some(status)) = child.try_wait() {
+                let _ = std::fs::remove_file(self.data.join("postmaster.pid"));
+                if super::ports::says_address_in_use(&said) {
+                    return Start::PortTaken(said.trim().to_string());
+                }
+                panic!("PostgreSQL ended ({status}) before it was ready:\n{said}");
             }
-            assert!(Instant::now() < deadline, "PostgreSQL was not ready within 30 s:\n{}", self.log());
+            // Listening is not enough: during start-up it refuses sessions.
+            if said.contains(READY) {
+                let ready = Command::new(self.bin.join("pg_isready"))
+                    .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                    .stdin(Stdio::null())
+                    .status_within(QUICK);
+                if ready.success() {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("PostgreSQL was not ready within 30 s:\n{}", self.log());
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+        self.child = Some(child);
+        Start::Started(())
     }
 }
 

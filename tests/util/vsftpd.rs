@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::child::{Bounded, QUICK, die_with_test};
+use super::ports::Start;
 
 pub struct Vsftpd {
     child: Child,
@@ -32,8 +33,25 @@ pub fn unavailable_reason() -> Option<String> {
 
 impl Vsftpd {
     /// Starts vsftpd listening on `ip:port`, inside namespace `ns` when given.
-    /// `extra` lines are added to the configuration.
+    /// Port 0 (on the host's loopback only) picks a free port: vsftpd binds
+    /// the number itself, so one taken meanwhile by another test's server
+    /// is retried with another (`ports::on_free_port`); `address` says
+    /// which. `extra` lines are added to the configuration.
     pub fn start(ns: Option<&str>, ip: Ipv4Addr, port: u16, extra: &[&str]) -> Vsftpd {
+        if port == 0 {
+            assert!(
+                ns.is_none(),
+                "a port of vsftpd's choice is for 127.0.0.1; a namespace of the test's has every port"
+            );
+            return super::ports::on_free_port("vsftpd", |port| Vsftpd::try_start(None, ip, port, extra));
+        }
+        match Vsftpd::try_start(ns, ip, port, extra) {
+            Start::Started(server) => server,
+            Start::PortTaken(why) => panic!("vsftpd could not bind {ip}:{port}: {why}"),
+        }
+    }
+
+    fn try_start(ns: Option<&str>, ip: Ipv4Addr, port: u16, extra: &[&str]) -> Start<Vsftpd> {
         let dir = tempfile::tempdir().expect("temp dir");
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
@@ -66,11 +84,39 @@ impl Vsftpd {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start vsftpd");
-        let server = Vsftpd { child, address: SocketAddr::from((ip, port)), _dir: dir, keep: Vec::new() };
+        let mut server = Vsftpd { child, address: SocketAddr::from((ip, port)), _dir: dir, keep: Vec::new() };
         if ns.is_none() {
+            if let Err(why) = server.wait_until_bound() {
+                return Start::PortTaken(why);
+            }
             server.wait_until_listening();
         }
-        server
+        Start::Started(server)
+    }
+
+    /// Waits (at most 5 s) until this vsftpd holds a listening socket on its
+    /// port, read from /proc: a connection alone could reach another
+    /// server that took the port first. Err with vsftpd's words when it
+    /// ended because the port was taken; a panic when it ended otherwise.
+    fn wait_until_bound(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut said = String::new();
+                if let Some(mut stderr) = self.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut stderr, &mut said);
+                }
+                if said.contains("could not bind") || super::ports::says_address_in_use(&said) {
+                    return Err(said.trim().to_string());
+                }
+                panic!("vsftpd ended ({status}) before listening on {}: {said}", self.address);
+            }
+            if listening_inodes(self.address.port()).iter().any(|inode| holds_socket(self.child.id(), *inode)) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("vsftpd did not bind {} within 5 s", self.address);
     }
 
     /// Waits (at most 5 s) until a connection succeeds; only usable from a
@@ -163,4 +209,29 @@ impl Vsftpd {
         }
         killed
     }
+}
+
+/// The inodes of the IPv4 TCP sockets listening on `port` (/proc/net/tcp:
+/// local address `IP:PORT` in hex, state 0A).
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local_port = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(1)?.ends_with(&local_port) && *fields.get(3)? == "0A";
+            if listening { fields.get(9)?.parse().ok() } else { None }
+        })
+        .collect()
+}
+
+/// Whether process `pid` has socket `inode` open.
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let wanted = format!("socket:[{inode}]");
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    entries
+        .flatten()
+        .any(|entry| std::fs::read_link(entry.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str()))
 }
