@@ -206,7 +206,8 @@ fn postgresql_keeps_the_line_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_is_named_without_its_password() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = crate::util::ports::closed_tcp_port();
+    let port = closed.port;
     let url =
         DbUrl::parse(&format!("postgres://line:{PASSWORD}@127.0.0.1:{port}/x"), std::path::Path::new("/")).unwrap();
     let error = match Store::open(&url).await {

@@ -83,11 +83,7 @@ mod tests {
     async fn open_and_refused_on_loopback() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let open = listener.local_addr().unwrap().port();
-        // A port that was just free: bind, read its number, close.
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let (_held, closed) = crate::net::closed_loopback_port();
         let options = ProbeOptions { timeout: Duration::from_secs(2), retries: 0 };
         let results = probe(Ipv4Addr::LOCALHOST, &[open, closed], options).await;
         assert_eq!(results[0].port, open);

@@ -30,6 +30,17 @@ pub mod service;
 pub mod syn;
 pub mod wait;
 
+/// A TCP port on 127.0.0.1 that is closed (a connect is refused with RST)
+/// and stays so while the socket lives: bound, never listening. A port
+/// freed after binding could be taken by another test meanwhile.
+#[cfg(test)]
+pub(crate) fn closed_loopback_port() -> (socket2::Socket, u16) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (socket, port)
+}
+
 use std::net::Ipv4Addr;
 use std::time::Duration;
 

@@ -196,14 +196,7 @@ fn describe(spec: &WaitSpec) -> String {
 mod tests {
     use super::*;
 
-    /// A socket bound on 127.0.0.1 but not listening: its port is closed
-    /// (connect() is refused) and stays ours, unlike a freed port.
-    fn closed_port() -> (socket2::Socket, u16) {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        socket.bind(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
-        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
-        (socket, port)
-    }
+    use crate::net::closed_loopback_port as closed_port;
 
     #[tokio::test]
     async fn notices_a_listener_that_starts_late() {

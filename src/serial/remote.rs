@@ -599,9 +599,7 @@ mod tests {
 
     #[tokio::test]
     async fn refused_connection_is_a_connect_error() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
+        let (_held, port) = crate::net::closed_loopback_port();
         let name = RemoteName::parse(&format!("tcp://127.0.0.1:{port}")).unwrap().unwrap();
         let error = connect(&name, &SerialSettings::default(), RemoteTimeouts::default()).await.unwrap_err();
         assert!(matches!(error, RemoteError::Connect { .. }), "{error:?}");
