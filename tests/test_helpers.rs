@@ -372,3 +372,24 @@ fn a_flashline_run_is_killed_by_its_own_limit_before_nextest_kills_the_test() {
         crate::util::child::FLASHLINE
     );
 }
+
+/// A server told a port that another process took meanwhile says so (and
+/// `on_free_port` tries another), instead of taking the other process's
+/// listener for its own.
+#[test]
+fn vsftpd_on_a_taken_port_says_so_and_port_0_finds_a_free_one() {
+    use crate::util::ports::{Start, holds_listener};
+    use crate::util::vsftpd::{Vsftpd, unavailable_reason};
+    if !crate::util::require(unavailable_reason().is_none(), &unavailable_reason().unwrap_or_default()) {
+        return;
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    match Vsftpd::try_start(None, std::net::Ipv4Addr::LOCALHOST, port, &[]) {
+        Start::PortTaken(why) => assert!(why.contains("another process listens there"), "{why}"),
+        Start::Started(_) => panic!("vsftpd took port {port}, which a listener of the test holds"),
+    }
+    assert!(!holds_listener(std::process::id() + 1_000_000, port));
+    let server = Vsftpd::start(None, std::net::Ipv4Addr::LOCALHOST, 0, &[]);
+    assert!(holds_listener(server.pid(), server.address.port()));
+}

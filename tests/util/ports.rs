@@ -101,3 +101,40 @@ fn port_free_a_moment_ago() -> u16 {
 pub fn says_address_in_use(text: &str) -> bool {
     text.contains("Address already in use") || text.contains("EADDRINUSE") || text.contains("address in use")
 }
+
+/// Whether process `pid` holds a TCP socket listening on `port` (IPv4), read
+/// from /proc: proof that a server bound the port it was given, where a
+/// connection could reach another server that took it first.
+pub fn holds_listener(pid: u32, port: u16) -> bool {
+    listening_inodes(port).iter().any(|inode| holds_socket(pid, *inode))
+}
+
+/// Whether any process of this network namespace listens on TCP `port`.
+pub fn someone_listens(port: u16) -> bool {
+    !listening_inodes(port).is_empty()
+}
+
+/// The inodes of the IPv4 TCP sockets listening on `port` (/proc/net/tcp:
+/// local address `IP:PORT` in hex, state 0A).
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let local_port = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(1)?.ends_with(&local_port) && *fields.get(3)? == "0A";
+            if listening { fields.get(9)?.parse().ok() } else { None }
+        })
+        .collect()
+}
+
+/// Whether process `pid` has socket `inode` open.
+fn holds_socket(pid: u32, inode: u64) -> bool {
+    let wanted = format!("socket:[{inode}]");
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    entries
+        .flatten()
+        .any(|entry| std::fs::read_link(entry.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str()))
+}

@@ -3,12 +3,13 @@
 //! with its YAML configuration in a temp folder; killed on drop, also after a
 //! panic, and with the test if that is killed (`PR_SET_PDEATHSIG`).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::child::die_with_test;
+use super::ports::Start;
 
 /// How the accepter speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,18 +31,18 @@ pub fn unavailable_reason() -> Option<String> {
     (!super::have_program("ser2net")).then(|| "ser2net (Debian package ser2net) is not installed".to_string())
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().unwrap().port()
-}
-
 impl Ser2net {
     /// Starts ser2net with one connection: `accepter` on 127.0.0.1 and a
     /// free port, to `device` at 9600 8N1 (`local`: modem lines ignored, as
     /// a PTY has none). Returns once the port accepts connections.
     pub fn start(device: &Path, accepter: Accepter) -> Ser2net {
+        // ser2net binds the number it is told: one another test's server
+        // took meanwhile is tried again with another.
+        super::ports::on_free_port("ser2net", |port| Ser2net::try_start(device, accepter, port))
+    }
+
+    fn try_start(device: &Path, accepter: Accepter, port: u16) -> Start<Ser2net> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let accepter = match accepter {
             Accepter::Rfc2217 => format!("telnet(rfc2217),tcp,127.0.0.1,{port}"),
             Accepter::RawTcp => format!("tcp,127.0.0.1,{port}"),
@@ -71,16 +72,29 @@ impl Ser2net {
             .expect("start ser2net");
         let mut server = Ser2net { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("ser2net exited with {status}:\n{}", server.log());
+        // Its own listening socket first (a connection alone could reach
+        // whoever took the port), then a connection.
+        while !super::ports::holds_listener(server.child.id(), port) || TcpStream::connect(("127.0.0.1", port)).is_err()
+        {
+            let log = server.log();
+            // ser2net keeps running, silent, when its port is taken: another
+            // process's listener there is the sign (dropping `server` ends it).
+            let mine = |server: &Ser2net| super::ports::holds_listener(server.child.id(), port);
+            if super::ports::someone_listens(port) && !mine(&server) {
+                std::thread::sleep(Duration::from_millis(300));
+                if !mine(&server) {
+                    return Start::PortTaken(format!("another process listens on {port}: {}", log.trim()));
+                }
             }
-            assert!(Instant::now() < deadline, "ser2net did not listen on 127.0.0.1:{port}:\n{}", server.log());
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("ser2net exited with {status}:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "ser2net did not listen on 127.0.0.1:{port}:\n{log}");
             std::thread::sleep(Duration::from_millis(20));
         }
         // The probe connection above opened the device; let ser2net close it.
         std::thread::sleep(Duration::from_millis(100));
-        server
+        Start::Started(server)
     }
 
     pub fn log(&self) -> String {

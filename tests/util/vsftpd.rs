@@ -51,7 +51,7 @@ impl Vsftpd {
         }
     }
 
-    fn try_start(ns: Option<&str>, ip: Ipv4Addr, port: u16, extra: &[&str]) -> Start<Vsftpd> {
+    pub fn try_start(ns: Option<&str>, ip: Ipv4Addr, port: u16, extra: &[&str]) -> Start<Vsftpd> {
         let dir = tempfile::tempdir().expect("temp dir");
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
@@ -96,8 +96,8 @@ impl Vsftpd {
 
     /// Waits (at most 5 s) until this vsftpd holds a listening socket on its
     /// port, read from /proc: a connection alone could reach another
-    /// server that took the port first. Err with vsftpd's words when it
-    /// ended because the port was taken; a panic when it ended otherwise.
+    /// server that took the port first. Err when it ended because the port
+    /// was taken; a panic when it ended otherwise.
     fn wait_until_bound(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -106,12 +106,14 @@ impl Vsftpd {
                 if let Some(mut stderr) = self.child.stderr.take() {
                     let _ = std::io::Read::read_to_string(&mut stderr, &mut said);
                 }
-                if said.contains("could not bind") || super::ports::says_address_in_use(&said) {
-                    return Err(said.trim().to_string());
+                // vsftpd leaves silently (exit 2) when its port is taken:
+                // another process listening there is the sign.
+                if super::ports::someone_listens(self.address.port()) {
+                    return Err(format!("another process listens there; vsftpd ended ({status}) {}", said.trim()));
                 }
                 panic!("vsftpd ended ({status}) before listening on {}: {said}", self.address);
             }
-            if listening_inodes(self.address.port()).iter().any(|inode| holds_socket(self.child.id(), *inode)) {
+            if super::ports::holds_listener(self.child.id(), self.address.port()) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -209,29 +211,4 @@ impl Vsftpd {
         }
         killed
     }
-}
-
-/// The inodes of the IPv4 TCP sockets listening on `port` (/proc/net/tcp:
-/// local address `IP:PORT` in hex, state 0A).
-fn listening_inodes(port: u16) -> Vec<u64> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let local_port = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let listening = fields.get(1)?.ends_with(&local_port) && *fields.get(3)? == "0A";
-            if listening { fields.get(9)?.parse().ok() } else { None }
-        })
-        .collect()
-}
-
-/// Whether process `pid` has socket `inode` open.
-fn holds_socket(pid: u32, inode: u64) -> bool {
-    let wanted = format!("socket:[{inode}]");
-    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
-    entries
-        .flatten()
-        .any(|entry| std::fs::read_link(entry.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str()))
 }
