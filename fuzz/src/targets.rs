@@ -96,9 +96,9 @@ pub fn rfc2217_frames(data: &[u8]) {
         rest = &rest[used..];
     }
     let mut to_them: Vec<Frame> = ours.opening();
-    // Each option changes state a bounded number of times: so many rounds
-    // without silence is a loop.
-    for _ in 0..4 * 256 + 16 {
+    // Each side answers each option a bounded number of times: so many
+    // rounds without silence is a loop.
+    for _ in 0..2 * 256 * usize::from(rfc2217::ANSWERS_PER_OPTION) + 16 {
         if to_us.is_empty() && to_them.is_empty() {
             break;
         }

@@ -243,7 +243,11 @@ impl ComPortReply {
 /// The client's telnet option policy: we want BINARY and SUPPRESS-GO-AHEAD
 /// both ways and COM-PORT-OPTION on our side; everything else is refused.
 /// An answer is sent only when an option's state changes and not for the
-/// reply to our own request, so two peers never loop (RFC 854's rule).
+/// reply to our own request (RFC 854's rule), and at most
+/// [`ANSWERS_PER_OPTION`] times per option: a peer whose requests flip an
+/// option back and forth (DONT then DO, as a confused or hostile server
+/// sends) could otherwise keep two such rule-followers answering each
+/// other for ever, the loop RFC 1143 describes.
 #[derive(Debug, Clone)]
 pub struct Negotiator {
     /// Options we perform (our WILL accepted by their DO).
@@ -256,7 +260,13 @@ pub struct Negotiator {
     asked_theirs: [bool; 256],
     /// The server said DONT COM-PORT-OPTION.
     com_port_refused: bool,
+    /// Answers sent per option.
+    answered: [u8; 256],
 }
+
+/// How many answers one option gets at most in a connection. A server
+/// negotiates an option once or twice; more is a loop.
+pub const ANSWERS_PER_OPTION: u8 = 8;
 
 impl Default for Negotiator {
     fn default() -> Self {
@@ -272,6 +282,7 @@ impl Negotiator {
             asked_ours: [false; 256],
             asked_theirs: [false; 256],
             com_port_refused: false,
+            answered: [0; 256],
         }
     }
 
@@ -310,6 +321,18 @@ impl Negotiator {
 
     /// The answer to one negotiation from the server, if any is due.
     pub fn answer(&mut self, verb: u8, option: u8) -> Option<Frame> {
+        let reply = self.next_state(verb, option)?;
+        let answered = &mut self.answered[usize::from(option)];
+        if *answered >= ANSWERS_PER_OPTION {
+            return None;
+        }
+        *answered += 1;
+        Some(reply)
+    }
+
+    /// Takes the server's `verb` for `option` into the state; the answer
+    /// RFC 854 calls for, if any.
+    fn next_state(&mut self, verb: u8, option: u8) -> Option<Frame> {
         let index = usize::from(option);
         match verb {
             DO | DONT => {
@@ -361,6 +384,41 @@ mod tests {
             out.push(frame);
         }
         out
+    }
+
+    /// Found by the rfc2217_frames fuzz target: a peer's DONT then DO for
+    /// an option both sides want kept two negotiators answering each other
+    /// for ever (WONT/WILL, DONT/DO, ...). Each option gets a bounded number
+    /// of answers, so it ends.
+    #[test]
+    fn a_peer_flipping_an_option_does_not_keep_two_negotiators_answering() {
+        let mut ours = Negotiator::new();
+        let mut theirs = Negotiator::new();
+        let flip = |n: &mut Negotiator, frames: Vec<Frame>| -> Vec<Frame> {
+            frames
+                .into_iter()
+                .filter_map(|f| match f {
+                    Frame::Negotiate { verb, option } => n.answer(verb, option),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut to_us = theirs.opening();
+        to_us.extend([
+            Frame::Negotiate { verb: DONT, option: OPT_SUPPRESS_GO_AHEAD },
+            Frame::Negotiate { verb: DO, option: OPT_SUPPRESS_GO_AHEAD },
+        ]);
+        let mut to_them = ours.opening();
+        let mut rounds = 0;
+        while !(to_us.is_empty() && to_them.is_empty()) {
+            rounds += 1;
+            assert!(rounds <= 64, "still answering after {rounds} rounds");
+            let from_us = flip(&mut ours, std::mem::take(&mut to_us));
+            to_us = flip(&mut theirs, std::mem::take(&mut to_them));
+            to_them = from_us;
+        }
+        // BINARY, untouched by the flipping, was agreed both ways.
+        assert!(ours.ours[usize::from(OPT_BINARY)] && ours.theirs[usize::from(OPT_BINARY)]);
     }
 
     #[test]
