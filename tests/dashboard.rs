@@ -539,3 +539,58 @@ fn dashboard_drops_slow_and_greedy_clients() {
     assert_eq!(get(&format!("{}/units", dashboard.base), &[], None).status, 200);
     assert!(began.elapsed() < HEADER_TIMEOUT * 2, "{:?}", began.elapsed());
 }
+
+/// Every table's rows, dumped with Python's sqlite3 (an independent reader).
+fn sqlite_dump(path: &std::path::Path) -> String {
+    let script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nprint('\\n'.join(c.iterdump()))";
+    let output = std::process::Command::new("python3").args(["-c", script]).arg(path).output_within(QUICK);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// README: the dashboard is read-only. Every route, asked with every method
+/// that could change something, changes nothing in the database; the
+/// methods it does not serve are refused with 405.
+#[test]
+fn dashboard_is_read_only_for_every_route_and_method() {
+    if !curl_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = line::small_line(dir.path());
+    let path = dir.path().join("line.db");
+    let before = sqlite_dump(&path);
+    assert!(before.contains("INSERT INTO"), "the line has rows:\n{before}");
+    let dashboard = Dashboard::start(&db, &[], None);
+    let base = &dashboard.base;
+    let mac = line::mac(100);
+    let routes = [
+        "/".to_string(),
+        "/units".into(),
+        "/units.csv".into(),
+        format!("/units/{mac}"),
+        "/metrics".into(),
+        "/api/v1".into(),
+        "/api/v1/stations".into(),
+        "/api/v1/shift".into(),
+        "/api/v1/failures".into(),
+        "/api/v1/runs".into(),
+        format!("/api/v1/units/{mac}"),
+        "/static/style.css".into(),
+    ];
+    for route in &routes {
+        let url = format!("{base}{route}");
+        assert_eq!(get(&url, &[], None).status, 200, "GET {route}");
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            let answer = get(
+                &url,
+                &["-X", method, "-H", "Content-Type: application/json", "--data", "{\"outcome\":\"passed\"}"],
+                None,
+            );
+            assert_eq!(answer.status, 405, "{method} {route}: {}", answer.body);
+        }
+    }
+    let output = stop(dashboard);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(sqlite_dump(&path), before, "the dashboard changed the database");
+}

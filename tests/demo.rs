@@ -344,3 +344,58 @@ fn demo_keep_with_a_relative_folder_runs_and_keeps_its_files() {
     assert!(journal_lines(&kept.join("journal.jsonl")) > 0, "{stdout}\n{stderr}");
     assert!(kept.join("sim-netos.yaml").is_file());
 }
+
+/// README: "The journal is JSON lines, one per finished step, fsynced before
+/// the next step". A SIGKILL keeps the page cache, so only the system calls
+/// show it: strace (Debian package strace) records every write to the
+/// journal and every fdatasync/fsync of it. Each line's write is followed
+/// by a sync of the journal that returned 0 before the next line is written.
+#[test]
+fn each_journal_line_is_synced_to_disk_before_the_next_is_written() {
+    if !crate::util::require(crate::util::have_program("strace"), "strace (Debian package strace) is not installed") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace");
+    let keep = dir.path().join("bench");
+    let mut command = Command::new("strace");
+    command
+        .args(["-f", "-qq", "-y", "-e", "trace=write,pwrite64,writev,fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(crate::util::flashline_bin())
+        .args(["demo", "--devices", "1", "--jobs", "1", "--keep"])
+        .arg(&keep)
+        .env("TERM", "dumb");
+    let output = command.output_within(FLASHLINE);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output).1);
+    let journal = std::fs::read_dir(&keep)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .expect("the demo keeps its journal");
+    // Every line: finished steps and the files a device confirmed.
+    let lines = std::fs::read_to_string(&journal).unwrap().lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(lines >= 4, "the demo's four steps are journaled");
+    let name = journal.file_name().unwrap().to_string_lossy().into_owned();
+    // `write(7</tmp/.../journal.jsonl>, "{...}\n", 312) = 312`, `fdatasync(7</...journal.jsonl>) = 0`.
+    let calls: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&format!("{name}>")))
+        .map(|l| l.split_once(' ').map_or(l, |(_, call)| call).trim().to_string())
+        .collect();
+    let writes = calls.iter().filter(|c| c.starts_with("write") || c.starts_with("pwrite")).count();
+    assert_eq!(writes, lines, "one write per journal line:\n{}", calls.join("\n"));
+    let mut unsynced = false;
+    for call in &calls {
+        if call.starts_with("write") || call.starts_with("pwrite") {
+            assert!(!unsynced, "a journal line was written before the one before it was synced:\n{}", calls.join("\n"));
+            unsynced = true;
+        } else if call.starts_with("fdatasync") || call.starts_with("fsync") {
+            assert!(call.ends_with("= 0"), "{call}");
+            unsynced = false;
+        }
+    }
+    assert!(!unsynced, "the last line was never synced:\n{}", calls.join("\n"));
+}
