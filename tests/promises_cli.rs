@@ -153,3 +153,31 @@ fn quiet_prints_errors_only() {
     assert_eq!(report["summary"]["failed"], 0, "{report:#}");
     assert_eq!(output.trim(), "", "-q demo printed: {output}");
 }
+
+/// README: `batch` shows "a live line per device" (`demo` runs the same
+/// batch view). On a terminal each device has a line redrawn in place (the
+/// cursor moves up over them) with its step and, during a transfer, bytes
+/// and ETA, under an overall bar; without a terminal, plain lines only.
+#[test]
+fn batch_draws_a_live_line_per_device_on_a_terminal_and_plain_lines_elsewhere() {
+    if !require(have_program("script"), "script (Debian package bsdutils)") {
+        return;
+    }
+    let demo = format!("'{}' demo --devices 2 --jobs 3", flashline_bin().display());
+    let screen = on_a_terminal(&demo, &[]);
+    assert!(screen.contains("3 device(s): 3 passed"), "{screen}");
+    let live = |device: &str| regex::Regex::new(&format!(r"{device} +\S \S")).unwrap().is_match(&screen);
+    for device in ["unit-01", "unit-02", "csp-standby"] {
+        assert!(live(device), "no live line for {device}:\n{screen:?}");
+    }
+    assert!(screen.contains("\x1b[1A") && screen.contains("\x1b[2K"), "lines redrawn in place: {screen:?}");
+    let transfer = regex::Regex::new(r"rom\.bin +\[[=> ]{24}\] +[0-9.]+ [KMG]?i?B/[0-9.]+ [KMG]?i?B .* ETA").unwrap();
+    assert!(transfer.is_match(&screen), "a transfer line with bytes and ETA: {screen:?}");
+    assert!(screen.contains("/3 devices"), "the overall bar: {screen:?}");
+
+    let output = Command::new("sh").args(["-c", &demo]).env("TERM", "xterm").output_within(FLASHLINE);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stderr.contains('\x1b') && !stderr.contains("/3 devices"), "{stderr:?}");
+    assert!(stderr.contains("unit-01: ") && stderr.contains("unit-02: "), "{stderr}");
+}
