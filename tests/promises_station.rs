@@ -138,22 +138,20 @@ fn image(dir: &Path, name: &str) -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn a_run_is_in_the_database_before_the_station_answers_the_units_first_prompt() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("units.db");
-    let mut pty = PtyPair::new();
+/// A station named `name` with one fixture on `pty`, recording into `db`
+/// with the line profile, started with `--json`.
+fn bench_station(dir: &Path, name: &str, db: &Path, pty: &PtyPair, pool: &str) -> LineChild {
     let profile = crate::util::repo_root().join("profiles/sim-netos-line.yaml");
-    let station_file = dir.path().join("station.yaml");
+    let station_file = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &station_file,
         format!(
-            "format: 1\nstation: bench\nprofile: {}\ndatabase: sqlite:{}\nip_pool:\n  addresses: 127.0.0.10-127.0.0.12\n  mask: 255.0.0.0\n  gateway: 127.0.0.1\nfixtures:\n  - name: f1\n    port: {}\n    set: {{rom_image: {}, app_image: {}}}\n",
+            "format: 1\nstation: {name}\nprofile: {}\ndatabase: sqlite:{}\nip_pool:\n  addresses: {pool}\n  mask: 255.0.0.0\n  gateway: 127.0.0.1\nfixtures:\n  - name: f1\n    port: {}\n    set: {{rom_image: {}, app_image: {}}}\n",
             profile.display(),
             db.display(),
             pty.device_path().display(),
-            image(dir.path(), "rom.bin").display(),
-            image(dir.path(), "image.bin").display(),
+            image(dir, "rom.bin").display(),
+            image(dir, "image.bin").display(),
         ),
     )
     .unwrap();
@@ -164,14 +162,26 @@ fn a_run_is_in_the_database_before_the_station_answers_the_units_first_prompt() 
         .arg("--json")
         .env("FLASHLINE_SIM_ROOT_PASSWORD", "x")
         .env("FLASHLINE_SIM_FTP_PASSWORD", "x");
-    let station = LineChild::spawn(&mut command);
+    LineChild::spawn(&mut command)
+}
+
+/// What a NET+OS unit prints as it boots: its identity, then the key window.
+fn banner(mac: &str) -> String {
+    format!(
+        "\r\nNET+OS Version 7.5.2\r\nMAC Address is {mac}\r\nSerial number is N20261207\r\nPress any key in 5 seconds to change these settings.\r\n"
+    )
+}
+
+#[test]
+fn a_run_is_in_the_database_before_the_station_answers_the_units_first_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("units.db");
+    let mut pty = PtyPair::new();
+    let station = bench_station(dir.path(), "bench", &db, &pty, "127.0.0.10-127.0.0.12");
     assert!(wait_for_row(&db, "SELECT state FROM fixtures", "idle", QUICK), "the fixture never became idle");
     // The unit boots: the banner with its identity, then the key window.
     let mac = "00:40:9D:5E:0C:21";
-    let banner = format!(
-        "\r\nNET+OS Version 7.5.2\r\nMAC Address is {mac}\r\nSerial number is N20261207\r\nPress any key in 5 seconds to change these settings.\r\n"
-    );
-    pty.controller.write_all(banner.as_bytes()).unwrap();
+    pty.controller.write_all(banner(mac).as_bytes()).unwrap();
     let before_key = read_until(&mut pty.controller, b' ', QUICK);
     assert_eq!(before_key, b" ", "the key press alone comes first");
     // The menu at once, as the vendor's console prints it.
@@ -203,4 +213,53 @@ fn a_run_is_in_the_database_before_the_station_answers_the_units_first_prompt() 
     assert_eq!(sqlite(&db, "SELECT outcome FROM runs"), "failed", "{stderr}");
     let arrived = events.iter().find(|e| e["event"] == "arrived").unwrap();
     assert_eq!(arrived["serial_number"], "N20261207");
+}
+
+/// README: a unit is "refused when it ... runs elsewhere". Two stations on
+/// one database; the same unit's banner at the second while the first runs
+/// it: the second refuses it (`running-elsewhere`) and sends it nothing
+/// but the key press that stops its boot (sent before the look-up, so that a
+/// slow database cannot make a unit miss its window).
+#[test]
+fn a_unit_running_at_one_station_is_refused_at_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("units.db");
+    let mut first_pty = PtyPair::new();
+    let mut second_pty = PtyPair::new();
+    let first = bench_station(dir.path(), "bench-a", &db, &first_pty, "127.0.0.20-127.0.0.22");
+    assert!(wait_for_row(&db, "SELECT COUNT(*) FROM fixtures WHERE state = 'idle'", "1", QUICK), "bench-a idle");
+    let mac = "00:40:9D:5E:0C:22";
+    first_pty.controller.write_all(banner(mac).as_bytes()).unwrap();
+    assert_eq!(read_until(&mut first_pty.controller, b' ', QUICK), b" ");
+    assert!(
+        wait_for_row(&db, "SELECT station, outcome FROM runs", "bench-a|running", QUICK),
+        "bench-a never started the unit's run"
+    );
+    let second = bench_station(dir.path(), "bench-b", &db, &second_pty, "127.0.0.30-127.0.0.32");
+    assert!(wait_for_row(&db, "SELECT COUNT(*) FROM fixtures WHERE state = 'idle'", "1", QUICK), "bench-b idle");
+    // bench-a's unit waits in its dialog (nothing more is written to it).
+    second_pty.controller.write_all(banner(mac).as_bytes()).unwrap();
+    assert!(
+        wait_for_row(
+            &db,
+            "SELECT station, reason, unit_mac FROM refusals",
+            &format!("bench-b|running-elsewhere|{mac}"),
+            QUICK
+        ),
+        "bench-b did not refuse the unit"
+    );
+    // Everything bench-b sent within 2 s (0xFE is never sent).
+    let sent = read_until(&mut second_pty.controller, 0xFE, Duration::from_secs(2));
+    assert!(sent.is_empty() || sent == b" ", "bench-b sent the refused unit {sent:?}");
+    let stop = |station: LineChild| {
+        station.signal(nix::sys::signal::Signal::SIGINT);
+        events(&station.finish_within(QUICK).stdout)
+    };
+    let seen = stop(second);
+    let refused = seen.iter().find(|e| e["event"] == "refused").expect("a refused event");
+    assert_eq!(refused["reason"], "running-elsewhere", "{refused}");
+    assert!(refused["detail"].as_str().is_some_and(|d| d.contains("bench-a")), "names where it runs: {refused}");
+    assert!(!seen.iter().any(|e| e["event"] == "run-started"), "{seen:?}");
+    stop(first);
+    assert_eq!(sqlite(&db, "SELECT COUNT(*) FROM runs"), "1", "the unit ran at bench-a only");
 }

@@ -561,6 +561,19 @@ mod tests {
         assert!(opening.windows(10).any(|w| w == [255, 250, 44, 1, 0, 1, 0xC2, 0, 255, 240]), "{opening:?}");
         // DONT ECHO, then the data with each 0xFF doubled.
         assert_eq!(echo, [255, 254, 1, 255, 255, b'z']);
+        // README: flow control and modem lines stay as the server has them.
+        // The client's COM-PORT commands are the four settings and the
+        // purge, never SET-CONTROL (5: flow control, DTR, RTS, BREAK) nor a
+        // line or modem state mask (10, 11).
+        let mut commands = Vec::new();
+        let mut rest = &opening[..];
+        while let Ok(Some((frame, used))) = crate::serial::rfc2217::decode(rest) {
+            if let crate::serial::rfc2217::Frame::Subnegotiation { option: 44, payload } = frame {
+                commands.push(payload[0]);
+            }
+            rest = &rest[used..];
+        }
+        assert_eq!(commands, [1, 2, 3, 4, 12], "{opening:?}");
     }
 
     /// A plain telnet server that refuses COM-PORT-OPTION (DONT 44) is named
