@@ -29,8 +29,8 @@ fn main() {
         println!("ftp_upload benchmark skipped: curl is not installed");
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (_server, up) = Vsftpd::anonymous_upload(port, &[]);
+    let (server, up) = Vsftpd::anonymous_upload(0, &[]);
+    let port = server.address.port();
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("image.bin");
     util::write_pattern_file(&local, SIZE);

@@ -513,6 +513,8 @@ fn passive_unreachable_server() -> (u16, Received) {
     std::thread::spawn(move || {
         let Ok((control, _)) = listener.accept() else { return };
         control.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // The port passive replies offer: held closed for the session.
+        let closed = crate::util::ports::closed_tcp_port();
         let mut writer = control.try_clone().unwrap();
         let mut reader = std::io::BufReader::new(control);
         let mut say = |text: &str| writer.write_all(format!("{text}\r\n").as_bytes()).is_ok();
@@ -526,7 +528,7 @@ fn passive_unreachable_server() -> (u16, Received) {
             let line = line.trim_end().to_string();
             let (verb, argument) = line.split_once(' ').unwrap_or((&line, ""));
             commands.push(verb.to_string());
-            let dead_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let dead_port = || closed.port;
             let ok = match verb {
                 "USER" => say("331 password"),
                 "PASS" => say("230 in"),
