@@ -65,9 +65,9 @@ mod tests {
     use crate::input_file::InputFileError;
     use crate::pipeline::batch::BatchError;
     use crate::pipeline::journal::JournalError;
+    use crate::pipeline::steps::StepError;
     use crate::serial::console::ConsoleError;
     use crate::serial::image::ImageCheck;
-    use crate::serial::steps::StepError;
     use crate::serial::transfer::TransferRunError;
 
     #[test]
@@ -137,6 +137,24 @@ mod tests {
         }
         check(&StepError::Console(ConsoleError::Io(io())), Device, "console line error");
         check(&StepError::Transfer(TransferRunError::Closed), Device, "line closed in transfer");
+        {
+            use std::net::Ipv4Addr;
+
+            use crate::net::diagnose::address_in_use;
+            let address = Ipv4Addr::new(198, 18, 0, 2);
+            let finding = || address_in_use(address, "00:40:9d:00:00:01");
+            check(&StepError::NoPort, Input, "console step without a port");
+            check(&StepError::NotAnAddress { text: s(), purpose: "to reach" }, Input, "address field not an address");
+            check(&StepError::NotAMac(s()), Input, "addp mac not a MAC");
+            check(
+                &StepError::NotReached { host: address, timeout_ms: 1, finding: finding() },
+                Device,
+                "wait timed out",
+            );
+            check(&StepError::ControllerRefused { answers: s() }, Device, "controller refused");
+            let in_use = StepError::AddressInUse { address, mac: s(), interface: s(), finding: finding() };
+            check(&in_use, Device, "address in use");
+        }
         check(
             &ConsoleError::Timeout { waiting_for: s(), waited: Duration::ZERO, last_lines: vec![] },
             Device,
@@ -264,11 +282,6 @@ mod tests {
             check(&UrlError::NoPath(s()), Input, "SQLite URL without a path");
             check(&StationError::Store(store()), Environment, "station's database");
             check(&StationError::Url(UrlError::Scheme(s())), Input, "station's database URL");
-            check(
-                &StationError::ProfileRead { path: path(), source: io() },
-                Environment,
-                "station's profile unreadable",
-            );
             check(&BatchError::Store(store()), Environment, "batch's database");
             check(&BatchError::NoMac { devices: vec![s()] }, Input, "batch --db without MACs");
         }

@@ -6,12 +6,12 @@
 use std::path::Path;
 use std::time::Duration;
 
+use flashline::pipeline::steps::configure_network as steps;
 use flashline::profile::{
     self, CheckOptions, ConfigureNetwork, DeviceValues, LineEnding, ResolveMode, Step, ValueSource,
 };
 use flashline::progress::Silent;
 use flashline::serial::console::Console;
-use flashline::serial::steps;
 use flashline::sim::netos::{AfterSave, Firmware, LineEnd, NetosConfig, NetosDevice, NvMemory};
 
 use crate::serial::{Simulator, dialog, start_simulator};
@@ -192,7 +192,7 @@ async fn dialog_in_process(
     let running = tokio::spawn(device.run(theirs));
     let mut console = Console::new(ours);
     let step = digi_step(line_ending, Duration::from_secs(3));
-    let result = tokio::time::timeout(Duration::from_secs(30), steps::configure_network(&mut console, &step, &Silent))
+    let result = tokio::time::timeout(Duration::from_secs(30), steps::converse(&mut console, &step, &Silent))
         .await
         .expect("the dialog ends within its own timeouts")
         .map_err(|e| e.to_string());

@@ -15,10 +15,10 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use flashline::exs::frame::Form;
 use flashline::exs::frame::{Frame, Framing};
 use flashline::exs::message_type::TFTP_MANAGE;
 use flashline::exs::tftp_manage::{ActionSubtype, DataValue, Filename, RequestIcb, TftpManageRequest};
-use flashline::exs::{TftpManageJob, frame::Form};
 use flashline::profile::{ExsChecksum, ExsMarkerRule, TftpManage};
 
 const FRAMING: Framing = Framing { checksum: ExsChecksum::Sum8Twos, marker_rule: ExsMarkerRule::Refuse };
@@ -154,7 +154,7 @@ fn one_request_per_action_subtype_matches_the_page() {
 fn every_query_of_a_profile_step_is_the_golden_request() {
     // `query: [all]` with `load: 3`: one message per query, 0x01 to 0x08.
     let step = step("host: 127.0.0.1\nquery: [all]\nload: 3\n");
-    let job = TftpManageJob::from_step(&step, None, Path::new(".")).unwrap();
+    let job = flashline::pipeline::steps::tftp_manage::job(&step, None, Path::new(".")).unwrap();
     let bodies: Vec<String> = job.messages().iter().map(|(_, request)| hex(&request.encode().unwrap())).collect();
     let goldens: Vec<String> = ACTIONS[1..].iter().map(|golden| hex(body(golden))).collect();
     assert_eq!(bodies, goldens);
@@ -187,7 +187,7 @@ fn settings_with_begin_download_are_one_golden_message() {
         "host: 127.0.0.1\nnode: 1\nlocal_config: a.cfg\nlocal_server: 10.1.2.3\nadjacent_config: b.cfg\n\
          adjacent_server: 10.1.2.4\ntimestamp: \"20 26 11 29\"\nbegin_download: true\n",
     );
-    let job = TftpManageJob::from_step(&step, None, Path::new(".")).unwrap();
+    let job = flashline::pipeline::steps::tftp_manage::job(&step, None, Path::new(".")).unwrap();
     let messages = job.messages();
     assert_eq!(messages.len(), 1, "{messages:?}");
     #[rustfmt::skip]

@@ -9,7 +9,8 @@ use clap::Args;
 use super::batch_view::{ReportArgs, run_jobs};
 use super::{Context, Outcome};
 use crate::pipeline::batch::{BatchDatabase, BatchOptions};
-use crate::pipeline::device::DeviceJob;
+use crate::pipeline::device::{DeviceJob, ProfileCache};
+use crate::profile::CheckOptions;
 use crate::profile::Inventory;
 use crate::store::DbUrl;
 
@@ -50,13 +51,14 @@ pub fn run(args: BatchArgs, context: &Context) -> Outcome {
         Err(error) => return context.fail_profile(&error),
     };
     let mut devices = Vec::new();
+    let mut profiles = ProfileCache::new(CheckOptions { strict: args.strict });
     for device in &inventory.devices {
         let Some(profile) = &device.profile else {
             let message =
                 format!("{}:{}: device `{}` names no profile", inventory.path.display(), device.line, device.name);
             return context.fail(message, Outcome::BadInput);
         };
-        devices.push(DeviceJob::from_inventory(&inventory, device, profile.clone(), args.strict));
+        devices.push(DeviceJob::from_inventory(&inventory, device, profiles.get(profile)));
     }
     let database = match &args.db {
         None => None,

@@ -11,8 +11,8 @@ use clap::Args;
 use super::batch_view::{ReportArgs, run_jobs_in};
 use super::{Context, Outcome};
 use crate::pipeline::batch::BatchOptions;
-use crate::pipeline::device::DeviceJob;
-use crate::profile::Inventory;
+use crate::pipeline::device::{DeviceJob, ProfileCache};
+use crate::profile::{CheckOptions, Inventory};
 use crate::progress::Progress;
 use crate::sim::bench::{self, BenchSpec, Scenario};
 use crate::sim::line::{self, LineSpec, SimLine, Unplug};
@@ -139,10 +139,11 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
         Ok(inventory) => inventory,
         Err(error) => return context.fail_profile(&error),
     };
+    let mut profiles = ProfileCache::new(CheckOptions::default());
     let devices: Vec<DeviceJob> = inventory
         .devices
         .iter()
-        .map(|d| DeviceJob::from_inventory(&inventory, d, d.profile.clone().unwrap_or_else(|| profile.clone()), false))
+        .map(|d| DeviceJob::from_inventory(&inventory, d, profiles.get(d.profile.as_ref().unwrap_or(&profile))))
         .collect();
     let options =
         BatchOptions { jobs: args.jobs, journal: Some(workdir.join("journal.jsonl")), resume: false, database: None };

@@ -13,7 +13,7 @@ use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::exs::config_file::{self, ConfigRules, Severity};
 use crate::exs::frame::{Form, Frame};
-use crate::exs::job::{ExchangeReport, TftpManageJob};
+use crate::exs::job::ExchangeReport;
 use crate::exs::message_type::{self, ALARM, TFTP_MANAGE};
 use crate::exs::tftp_manage::{RequestIcb, ResponseIcb, ResponseLayout, TftpManageRequest, TftpManageResponse};
 use crate::exs::{ClientEvent, trace};
@@ -177,7 +177,7 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
         serve: args.serve.map(|p| Template(p.to_string_lossy().into_owned())),
         serve_port: args.serve_port,
     };
-    let job = match TftpManageJob::from_step(&step, None, Path::new(".")) {
+    let job = match crate::pipeline::steps::tftp_manage::job(&step, None, Path::new(".")) {
         Ok(job) => job,
         Err(error) => return fail(&error, args.json, context),
     };

@@ -9,7 +9,10 @@ use super::batch_view::{ReportArgs, run_jobs};
 use super::device_values::DeviceValueArgs;
 use super::{Context, Outcome};
 use crate::pipeline::batch::BatchOptions;
-use crate::pipeline::device::DeviceJob;
+use std::sync::Arc;
+
+use crate::pipeline::device::{DeviceJob, JobProfile};
+use crate::profile::CheckOptions;
 use crate::profile::ValueSource;
 
 #[derive(Debug, Args)]
@@ -49,7 +52,8 @@ pub fn run(args: RunArgs, context: &Context) -> Outcome {
     if let Some(given) = values.get("name") {
         name = given.to_string();
     }
-    let job = DeviceJob { name, profile_path: args.profile.clone(), values, port, strict: args.strict };
+    let profile = Arc::new(JobProfile::load(&args.profile, CheckOptions { strict: args.strict }));
+    let job = DeviceJob { name, profile, values, port };
     let options = BatchOptions { jobs: 1, journal: args.journal.clone(), resume: args.resume, database: None };
     run_jobs(vec![job], &options, &args.reports, context)
 }

@@ -12,6 +12,7 @@ use super::device_values::DeviceValueArgs;
 use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::failure::Classify;
+use crate::pipeline::steps::{configure_network, load_image};
 use crate::profile::{
     self, CheckOptions, HumanDuration, LoadImage, Parity, ResolveMode, SerialSettings, Step, Template,
     TransferProtocol, ValueSource,
@@ -19,7 +20,6 @@ use crate::profile::{
 use crate::serial::console::Console;
 use crate::serial::names::DevRoot;
 use crate::serial::port::{self, PortError};
-use crate::serial::steps;
 use crate::serial::tap::{self, LogOptions, TapError};
 
 #[derive(Debug, Subcommand)]
@@ -304,7 +304,7 @@ fn finish_transcript<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 async fn send(args: SendArgs, context: &Context) -> Outcome {
-    let file = match steps::read_image(&args.file) {
+    let file = match load_image::read_image(&args.file) {
         Ok(file) => file,
         Err(error) => return context.fail_with(&error),
     };
@@ -332,7 +332,7 @@ async fn send(args: SendArgs, context: &Context) -> Outcome {
     let progress = TaskView::new(context.quiet);
     let mut console = Console::new(port);
     start_transcript(args.transcript.as_ref(), &mut console, context);
-    let result = steps::load_image(&mut console, &step, file, args.baud, &progress).await;
+    let result = load_image::load(&mut console, &step, file, args.baud, &progress).await;
     progress.finish();
     finish_transcript(args.transcript.as_ref(), &mut console, context);
     match result {
@@ -393,7 +393,7 @@ async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
     let progress = TaskView::new(context.quiet);
     let mut console = Console::new(port);
     start_transcript(args.transcript.as_ref(), &mut console, context);
-    let result = steps::configure_network(&mut console, step, &progress).await;
+    let result = configure_network::converse(&mut console, step, &progress).await;
     progress.finish();
     finish_transcript(args.transcript.as_ref(), &mut console, context);
     match result {

@@ -74,47 +74,6 @@ pub struct UploadSpec {
     pub hash: bool,
 }
 
-impl UploadSpec {
-    /// The spec of a resolved profile's `ftp_upload` step, aimed at `host`
-    /// (the step's `host` or the profile's `network.ip`); local paths are
-    /// taken from `base_dir`, the profile's folder.
-    pub fn from_step(step: &crate::profile::FtpUpload, host: Ipv4Addr, base_dir: &Path) -> UploadSpec {
-        UploadSpec {
-            host,
-            port: step.port,
-            credentials: step.credentials.iter().map(Credential::from).collect(),
-            mode: step.mode,
-            verify: step.verify,
-            files: step
-                .files
-                .iter()
-                .map(|f| {
-                    let local = base_dir.join(f.local.as_str());
-                    let remote = f.remote.clone().unwrap_or_else(|| {
-                        Path::new(f.local.as_str())
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    });
-                    UploadFile { local, remote }
-                })
-                .collect(),
-            session_per_file: step.session_per_file,
-            wait_for_restart: step.wait_for_restart,
-            restart_timeout: step.restart_timeout.0,
-            retries: step.retries,
-            connect_timeout: step.connect_timeout.0,
-            reply_timeout: step.reply_timeout.0,
-            probe_method: ProbeMethod::Auto,
-            tls: step.tls.then(|| TlsSettings {
-                ca_file: step.tls_ca.as_ref().map(|ca| base_dir.join(ca.as_str())),
-                name: step.tls_name.clone(),
-            }),
-            hash: false,
-        }
-    }
-}
-
 /// What to trust for FTPS.
 #[derive(Debug, Clone, Default)]
 pub struct TlsSettings {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, watch};
 
 use super::device::{DeviceJob, RunContext, run_device};
-use super::journal::{Journal, JournalError, confirmed_files, done_steps, file_sha256, now};
+use super::journal::{Journal, JournalError, confirmed_files, done_steps, now};
 use super::recording::RunRecording;
 use super::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, rfc3339};
 use crate::failure::{Classify, FailureClass};
@@ -185,7 +185,7 @@ async fn begin_recording(
         report.error = Some(error);
         Box::new(report)
     };
-    let profile_sha256 = file_sha256(&job.profile_path).unwrap_or_default();
+    let profile_sha256 = job.profile.sha256().unwrap_or_default().to_string();
     let start = RunStart {
         id: new_id(),
         unit_mac: normalise_mac(job.values.get("mac").unwrap_or_default()),
@@ -193,7 +193,7 @@ async fn begin_recording(
         station: database.station.clone(),
         fixture: job.name.clone(),
         operator: database.operator.clone(),
-        profile_name: job.profile_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        profile_name: job.profile.name(),
         profile_sha256,
         images: "[]".into(),
         ip: job.values.get("ip").map(str::to_string),

@@ -3,14 +3,18 @@
 //!
 //! - [`batch`]: many devices under a limit of places, Ctrl-C aware.
 //! - [`device`]: one device through its profile's steps, journaled.
+//! - [`job`]: a device job and its profile, loaded and hashed once.
 //! - [`journal`]: JSON lines, appended and fsynced per step; resume reads it.
 //! - [`recording`]: a device's run recorded in the unit database as it goes
 //!   (stations, `batch --db`).
+//! - [`steps`]: how each step kind runs, one file per kind.
 //! - [`report`]: JSON (documented schema), JUnit XML and a human table,
 //!   written atomically.
 
 pub mod batch;
 pub mod device;
+pub mod job;
 pub mod journal;
 pub mod recording;
 pub mod report;
+pub mod steps;

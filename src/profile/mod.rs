@@ -59,6 +59,9 @@ pub struct LoadedProfile {
     pub profile: Profile,
     /// Warnings found while loading (clear-text passwords, say).
     pub warnings: Vec<Problem>,
+    /// SHA-256 (hex) of the bytes that were parsed: what runs is what a
+    /// record names, even if the file is edited afterwards.
+    pub sha256: String,
 }
 
 impl LoadedProfile {
@@ -138,7 +141,10 @@ fn load_unchecked(path: &Path) -> Result<(Option<LoadedProfile>, Vec<Problem>), 
         |profile, problems| validate::validate(profile, base_dir_of(path), problems),
     )?;
     Ok((
-        checked.map(|profile| LoadedProfile { path: path.to_path_buf(), tree, profile, warnings: Vec::new() }),
+        checked.map(|profile| {
+            let sha256 = tree.sha256().to_string();
+            LoadedProfile { path: path.to_path_buf(), tree, profile, warnings: Vec::new(), sha256 }
+        }),
         problems,
     ))
 }

@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use sha2::Digest as _;
+
 use granit_parser::{Event, Parser};
 
 /// A 1-based line and column in a source file.
@@ -56,9 +58,16 @@ pub struct SyntaxProblem {
 pub struct SourceTree {
     pub root: Option<Node>,
     positions: BTreeMap<String, Position>,
+    /// SHA-256 (hex) of the text parsed.
+    sha256: String,
 }
 
 impl SourceTree {
+    /// SHA-256 (hex) of the text this tree was parsed from.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
     /// Parse `text`. A YAML syntax error, a second document or a duplicate key
     /// comes back as a problem; everything found before it is still indexed.
     pub fn parse(text: &str) -> (SourceTree, Vec<SyntaxProblem>) {
@@ -94,7 +103,8 @@ impl SourceTree {
             }
         }
         let root = builder.finish();
-        let mut tree = SourceTree { root, positions: BTreeMap::new() };
+        let sha256 = sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let mut tree = SourceTree { root, positions: BTreeMap::new(), sha256 };
         if let Some(root) = tree.root.clone() {
             tree.index(&root, String::new(), &mut problems);
         }

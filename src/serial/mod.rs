@@ -10,9 +10,9 @@
 //! The protocols ([`xmodem`], [`expect`]) are state machines fed bytes with no
 //! I/O inside; [`transfer`] and [`console`] are the small async loops that drive
 //! them over any `AsyncRead + AsyncWrite + Unpin` stream (a serial port, a PTY,
-//! the link emulator, a `tokio::io::duplex` in tests). [`steps`] runs the
-//! profile's `load_image` and `configure_network` steps; [`dialog`] is that
-//! dialog as a state machine fed console text. [`boot_log`] reads console
+//! the link emulator, a `tokio::io::duplex` in tests). [`dialog`] is the
+//! console dialog of `configure_network` as a state machine fed console text
+//! (the steps themselves run in `pipeline::steps`: serial knows no profile). [`boot_log`] reads console
 //! output into the facts of each boot (pure); [`boot_watch`] watches a
 //! console through one boot; [`tap`] relays between two ports or records
 //! one, unchanged. Nothing here prints:
@@ -28,7 +28,6 @@ pub mod names;
 pub mod port;
 pub mod remote;
 pub mod rfc2217;
-pub mod steps;
 pub mod tap;
 pub mod transcript;
 pub mod transfer;

@@ -407,7 +407,7 @@ async fn take_unit(
         fixture: fixture.name.clone(),
         operator: shared.operator.clone(),
         profile_name: shared.profile.profile.name.clone(),
-        profile_sha256: shared.profile_sha256.clone(),
+        profile_sha256: shared.profile.sha256.clone(),
         images: "[]".into(),
         ip: ip.map(|ip| ip.to_string()),
         started_ms: now_ms(),
@@ -447,10 +447,9 @@ async fn take_unit(
     });
     let job = DeviceJob {
         name: format!("{}:{mac}", fixture.name),
-        profile_path: shared.profile_path.clone(),
+        profile: shared.job_profile.clone(),
         values,
         port: Some(fixture.port.clone().into()),
-        strict: shared.options.strict,
     };
     let progress = shared.observer.progress(&fixture.name);
     // Ctrl-C lets a running unit finish: its run gets no cancel signal.

@@ -19,13 +19,13 @@ mod fixture;
 pub mod identity;
 pub mod pool;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::failure::{Classify, FailureClass};
+use crate::pipeline::device::JobProfile;
 use crate::pipeline::report::StepRecord;
 use crate::profile::{CheckOptions, ProfileError};
 use crate::progress::Progress;
@@ -54,8 +54,6 @@ pub enum StationError {
     Url(#[from] UrlError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot read the profile {}: {source}", path.display())]
-    ProfileRead { path: PathBuf, source: std::io::Error },
     /// Another process of the same station is alive (its heartbeat has not
     /// expired): starting would interrupt its runs and free its addresses.
     #[error(
@@ -71,7 +69,7 @@ impl Classify for StationError {
             StationError::Profile(error) => error.class(),
             StationError::Url(error) => error.class(),
             StationError::Store(error) => error.class(),
-            StationError::ProfileRead { .. } | StationError::AlreadyRunning { .. } => FailureClass::Environment,
+            StationError::AlreadyRunning { .. } => FailureClass::Environment,
         }
     }
 }
@@ -181,9 +179,11 @@ pub struct Counts {
 /// Everything a fixture loop shares with the others.
 struct Shared {
     station: LoadedStation,
-    profile_path: PathBuf,
+    /// The profile, loaded and hashed once at start: every unit runs these
+    /// bytes (`job_profile` holds the same for the device runner), and its
+    /// run row names their SHA-256.
     profile: crate::profile::LoadedProfile,
-    profile_sha256: String,
+    job_profile: Arc<JobProfile>,
     options: StationOptions,
     operator: Option<String>,
     recorder: crate::store::Recorder,
@@ -216,8 +216,6 @@ pub async fn run_station(
     // Everything is checked before a port is opened or a row written.
     let profile_path = station.profile_path();
     let profile = crate::profile::load(&profile_path, CheckOptions { strict: options.strict })?;
-    let profile_sha256 = crate::pipeline::journal::file_sha256(&profile_path)
-        .map_err(|source| StationError::ProfileRead { path: profile_path.clone(), source })?;
     let database = match &options.database {
         Some(url) => url.clone(),
         None => DbUrl::parse(station.file.database.as_deref().unwrap_or("sqlite:flashline.db"), station.base_dir())?,
@@ -257,9 +255,8 @@ pub async fn run_station(
         observer.event(&StationEvent::Recovered { runs: recovered.runs, leases: recovered.leases });
     }
     let shared = Arc::new(Shared {
-        profile_path,
+        job_profile: Arc::new(JobProfile::loaded(profile.clone())),
         profile,
-        profile_sha256,
         options,
         operator,
         recorder: recorder.clone(),

@@ -1,136 +1,84 @@
-//! The profile's serial steps as library functions, each runnable alone:
-//! [`load_image`] (wait for the boot loader, send the image, wait for its end
-//! text) and [`configure_network`] (the console dialog as data: expect, send
-//! with variables filled in, then wait for the save text).
-//!
-//! Both take a resolved profile step (variables already filled in) and a
-//! [`Console`] over any stream; they do not open ports or read profiles.
+//! `configure_network`: first, for a static address, the RFC 5227 check
+//! that nobody else holds it (`net::arp`); then the console dialog as data
+//! (`serial::dialog` is the state machine): interrupt the boot or skip when
+//! the settings are in place, answer each listed prompt once, keep the
+//! defaults of the others, wait for `done`.
 
-use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use regex::bytes::Regex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::console::{Console, ConsoleError, SendOptions};
-use super::dialog::{self, Action, Dialog, DialogFailure, ReplyKind};
-use super::image::{self, ImageCheck};
-use super::transfer::{self, SendReport, TransferRunError};
-use super::xmodem::{Outgoing, Sender, SenderOptions};
-use crate::failure::{Classify, FailureClass};
-use crate::profile::{ConfigureNetwork, DialogEntry, LoadImage};
+use super::{StepContext, StepDone, StepError, compile};
+use crate::net::arp;
+use crate::net::diagnose::address_in_use;
+use crate::pipeline::journal::StepOutcome;
+use crate::profile::{ConfigureNetwork, DialogEntry, Profile};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
+use crate::serial::console::{Console, ConsoleError, SendOptions};
+use crate::serial::dialog::{self, Action, Dialog, DialogFailure, ReplyKind};
 
-#[derive(Debug, thiserror::Error)]
-pub enum StepError {
-    /// Bad input: a regex in the profile or arguments.
-    #[error("`{pattern}` is not a valid regex: {message}")]
-    BadPattern { pattern: String, message: String },
-    /// The image file: unreadable (environment), or not a regular file,
-    /// empty or too large (bad input).
-    #[error(transparent)]
-    ImageUnreadable(#[from] crate::input_file::InputFileError),
-    /// Bad input: the image fails its own check.
-    #[error("image {path} is not loadable: {check}")]
-    ImageInvalid { path: String, check: ImageCheck },
-    #[error(transparent)]
-    Console(#[from] ConsoleError),
-    #[error("image transfer failed: {0}")]
-    Transfer(#[from] TransferRunError),
-    /// The device answered the dialog otherwise than the profile expects.
-    #[error(transparent)]
-    Dialog(#[from] DialogFailure),
-}
-
-impl Classify for StepError {
-    fn class(&self) -> FailureClass {
-        match self {
-            // A regex from the profile or the arguments, or an image that
-            // fails its own bootHdr check: the user gave the wrong input, and
-            // nothing was sent.
-            StepError::BadPattern { .. } | StepError::ImageInvalid { .. } => FailureClass::Input,
-            StepError::ImageUnreadable(error) => error.class(),
-            StepError::Console(error) => error.class(),
-            StepError::Transfer(error) => error.class(),
-            StepError::Dialog(failure) => failure.class(),
-        }
+/// The step in a device's run: the address check before the unit is
+/// touched, then the dialog on the unit's console.
+pub async fn run(step: &ConfigureNetwork, cx: &mut StepContext<'_>) -> Result<StepDone, StepError> {
+    check_address(cx.profile, cx.unit_mac(), step, cx.progress).await?;
+    let progress = cx.progress;
+    let console = cx.console().await?;
+    let outcome = converse(console, step, progress).await?;
+    if outcome.skipped {
+        return Ok(StepDone {
+            outcome: StepOutcome::Skipped,
+            detail: "settings already in place".into(),
+            retries: 0,
+            sent: Vec::new(),
+        });
     }
+    Ok(StepDone::passed(outcome.detail()))
 }
 
-fn compile(pattern: &str) -> Result<Regex, StepError> {
-    Regex::new(pattern).map_err(|e| StepError::BadPattern { pattern: pattern.to_string(), message: e.to_string() })
-}
-
-/// Reads an image for `load_image`, refusing an empty one, one that is not
-/// a regular file or too large ([`crate::input_file::IMAGE`]), and a
-/// `bootHdr` image that fails its length or CRC check (it would be flashed
-/// and fail at boot).
-pub fn read_image(path: &Path) -> Result<Outgoing, StepError> {
-    let shown = path.display().to_string();
-    let data = crate::input_file::read(path, &crate::input_file::IMAGE)?;
-    let check = image::check(&data);
-    if matches!(check, ImageCheck::Truncated { .. } | ImageCheck::BadCrc { .. }) {
-        return Err(StepError::ImageInvalid { path: shown, check });
-    }
-    let mtime = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
-    let name = path.file_name().map_or_else(|| "image.bin".into(), |n| n.to_string_lossy().into_owned());
-    Ok(Outgoing { name, data, mtime })
-}
-
-/// `load_image`: waits for `wait_for`, sends `start_command`, transfers the
-/// image, then waits for `end_text`.
-pub async fn load_image<S: AsyncRead + AsyncWrite + Unpin>(
-    console: &mut Console<S>,
-    step: &LoadImage,
-    file: Outgoing,
-    baud: u32,
+/// The RFC 5227 check before the step gives a static address: a host that
+/// answers for it fails the step with `address-in-use`. The unit itself
+/// answering (its `mac` value) is no conflict. Loopback addresses (the
+/// simulators') have no link to probe and are not checked.
+async fn check_address(
+    profile: &Profile,
+    unit: Option<arp::Mac>,
+    step: &ConfigureNetwork,
     progress: &dyn Progress,
-) -> Result<SendReport, StepError> {
-    let wait_for = step.wait_for.as_deref().map(compile).transpose()?;
-    let end_text = step.end_text.as_deref().map(compile).transpose()?;
-    if let Some(pattern) = &wait_for {
-        let what = format!("`{}` from the boot loader", pattern.as_str());
-        progress.report(ProgressEvent::Note { kind: TaskKind::ConsoleWait, text: format!("waiting for {what}") });
-        console.expect(&[pattern], step.wait_timeout.0, &what).await?;
+) -> Result<(), StepError> {
+    if !step.address_check.enabled || profile.network.dhcp {
+        return Ok(());
     }
-    if let Some(command) = &step.start_command {
-        console.send(command.as_str(), "\r", SendOptions::default()).await?;
+    let Some(ip) = profile.network.ip.as_ref() else { return Ok(()) };
+    let address: Ipv4Addr = ip
+        .to_string()
+        .trim()
+        .parse()
+        .map_err(|_| StepError::NotAnAddress { text: ip.to_string(), purpose: "to check" })?;
+    if address.is_loopback() {
+        // A simulated unit on 127.0.0.0/8: no link, no ARP, nobody to ask.
+        return Ok(());
     }
-    let mut options = SenderOptions::for_baud(step.protocol, baud);
-    options.block_retries = step.block_retries.max(1);
-    // The boot loader is already asking: no long wait for its first `C`.
-    options.start_timeout = options.start_timeout.min(step.wait_timeout.0.max(Duration::from_secs(10)));
-    let label = file.name.clone();
-    let size = file.data.len();
-    console.note(&format!("sending {label} ({size} bytes) by {:?}", step.protocol));
-    let sender = Sender::new(file, options, tokio::time::Instant::now().into_std());
-    let (stream, pending) = console.take_for_transfer();
-    let result = transfer::send(stream, sender, &label, pending, progress).await;
-    match result {
-        Ok(report) => {
-            console.note(&format!(
-                "sent {} bytes in {:.1}s ({} retransmissions)",
-                report.stats.acked_bytes,
-                report.elapsed.as_secs_f64(),
-                report.stats.retransmissions
-            ));
-            console.give_back(&report.leftover);
-            if let Some(pattern) = &end_text {
-                let what = format!("`{}` after the transfer", pattern.as_str());
-                console.expect(&[pattern], step.end_timeout.0, &what).await?;
-            }
-            Ok(report)
+    let checked = match arp::check(address, &step.address_check.options(), progress).await {
+        Ok(checked) => checked,
+        // ARP reaches only this station's own links: an address on another
+        // network (a unit set up for its final subnet) cannot be checked
+        // from here, and no host on our links can hold it.
+        Err(error @ (arp::ArpError::NoRoute { .. } | arp::ArpError::NotOnLink { .. })) => {
+            let text = format!("address check skipped: {error}");
+            progress.report(ProgressEvent::Note { kind: TaskKind::AddressCheck, text });
+            return Ok(());
         }
-        Err(error) => {
-            console.note(&format!("transfer failed: {error}"));
-            Err(error.into())
-        }
+        Err(error) => return Err(error.into()),
+    };
+    let Some(holder) = checked.in_use_by else { return Ok(()) };
+    if unit == Some(holder) {
+        return Ok(());
     }
+    let mac = holder.to_string();
+    Err(StepError::AddressInUse { address, finding: address_in_use(address, &mac), mac, interface: checked.interface })
 }
 
 /// What the dialog did.
@@ -201,8 +149,9 @@ pub fn script(step: &ConfigureNetwork) -> Result<dialog::Script, StepError> {
     })
 }
 
-/// `configure_network`: the dialog from the profile.
-pub async fn configure_network<S: AsyncRead + AsyncWrite + Unpin>(
+/// The dialog from the profile, on any console (`serial dialog` runs it
+/// alone): interrupt or skip, answer the listed prompts, wait for `done`.
+pub async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     console: &mut Console<S>,
     step: &ConfigureNetwork,
     progress: &dyn Progress,
