@@ -349,9 +349,14 @@ fn profile_facts(
     let credentials = resolved
         .steps
         .iter()
-        .filter_map(|step| if let Step::FtpUpload(ftp) = step { Some(&ftp.credentials) } else { None })
+        .filter_map(|step| {
+            if let Step::FtpUpload(ftp) = step {
+                Some(crate::pipeline::steps::ftp_upload::credentials(ftp))
+            } else {
+                None
+            }
+        })
         .flatten()
-        .map(Credential::from)
         .collect();
     Ok((resolved.ftp_ports(), credentials))
 }

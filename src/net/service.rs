@@ -23,13 +23,6 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-impl From<&crate::profile::Credential> for Credential {
-    /// A profile's candidate, its variables already filled in.
-    fn from(candidate: &crate::profile::Credential) -> Credential {
-        Credential { user: candidate.user.to_string(), password: candidate.password.expose().to_string() }
-    }
-}
-
 impl Credential {
     /// The NET+OS factory logins, in the order to try them: root/Netsilicon
     /// (6.x firmware), then root/password (7.x). Public, printed on the

@@ -32,22 +32,6 @@ pub struct WaitSpec {
     pub probe: ProbeOptions,
 }
 
-impl WaitSpec {
-    /// The spec of a profile's `wait_for_network` step, aimed at `target`
-    /// (the step's resolved `host`, or the profile's `network.ip`).
-    pub fn from_step(step: &crate::profile::WaitForNetwork, target: Ipv4Addr) -> WaitSpec {
-        WaitSpec {
-            target,
-            icmp: step.icmp,
-            ports: step.ports.iter().map(|p| (p.port, p.state)).collect(),
-            timeout: step.timeout.0,
-            interval: step.interval.0,
-            max_interval: step.max_interval.0,
-            probe: ProbeOptions::default(),
-        }
-    }
-}
-
 /// One change seen while waiting.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelineEvent {

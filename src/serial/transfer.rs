@@ -192,7 +192,7 @@ pub async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::TransferProtocol;
+    use crate::serial::xmodem::TransferProtocol;
     use crate::serial::xmodem::{Outgoing, SenderOptions};
 
     #[tokio::test(start_paused = true)]

@@ -87,6 +87,15 @@ fn detail(uploaded: &ftp::UploadReport) -> String {
     format!("{files}{given_up}")
 }
 
+/// The step's login candidates, in order, as the FTP client tries them
+/// (`probe` and `diagnose` try the same ones).
+pub fn credentials(step: &FtpUpload) -> Vec<Credential> {
+    step.credentials
+        .iter()
+        .map(|c| Credential { user: c.user.to_string(), password: c.password.expose().to_string() })
+        .collect()
+}
+
 /// The upload a resolved step asks for, aimed at `host` (the step's `host`
 /// or the profile's `network.ip`); local paths start from `base_dir`, the
 /// profile's folder.
@@ -94,11 +103,7 @@ fn upload_spec(step: &FtpUpload, host: Ipv4Addr, base_dir: &Path) -> UploadSpec 
     UploadSpec {
         host,
         port: step.port,
-        credentials: step
-            .credentials
-            .iter()
-            .map(|c| Credential { user: c.user.to_string(), password: c.password.expose().to_string() })
-            .collect(),
+        credentials: credentials(step),
         mode: step.mode,
         verify: step.verify,
         files: step
