@@ -18,6 +18,9 @@ pub enum FailureClass {
     Input,
     /// This machine is not set up for the job (a file that cannot be read or
     /// written, a busy port, no permission): the user fixes the bench.
+    /// A device whose task ended abnormally (a flashline defect) is counted
+    /// here too: nothing says the input or the unit is wrong, and the unit
+    /// must be run again.
     Environment,
     /// The device said no, timed out, or answered wrongly.
     Device,

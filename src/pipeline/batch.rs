@@ -104,6 +104,7 @@ pub async fn run_batch(
     };
     let places = Arc::new(Semaphore::new(options.jobs.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut task_devices = std::collections::HashMap::new();
     let mut reports: Vec<Option<DeviceReport>> = vec![None; devices.len()];
     for (index, job) in devices.iter().cloned().enumerate() {
         let permit = tokio::select! {
@@ -119,7 +120,7 @@ pub async fn run_batch(
         let observer = observer.clone();
         let cancel = cancel.clone();
         let recorder = recorder.clone();
-        tasks.spawn(async move {
+        let task = tasks.spawn(async move {
             let _permit = permit;
             observer.device_started(&job.name);
             let recording = match &recorder {
@@ -155,12 +156,22 @@ pub async fn run_batch(
             observer.device_ended(&report);
             (index, report)
         });
+        task_devices.insert(task.id(), index);
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((index, report)) => reports[index] = Some(report),
-            // A device's task panicked: its report says so; the others go on.
-            Err(error) => tracing::error!(%error, "a device task ended abnormally"),
+            // A device's task panicked (a flashline defect): the device
+            // fails, so the batch exits non-zero and JUnit shows a failure;
+            // the others go on.
+            Err(error) => {
+                tracing::error!(%error, "a device task ended abnormally");
+                if let Some(&index) = task_devices.get(&error.id()) {
+                    let report = ended_abnormally(&devices[index], &error);
+                    observer.device_ended(&report);
+                    reports[index] = Some(report);
+                }
+            }
         }
     }
     let interrupted = *cancel.borrow();
@@ -217,9 +228,71 @@ async fn wait_for_cancel(mut cancel: watch::Receiver<bool>) {
     }
 }
 
+/// The report of a device whose task panicked. Its class is
+/// `Environment` (see [`FailureClass`]): nothing says the input or the unit
+/// is wrong, and the unit's state is unknown, so it must be run again.
+fn ended_abnormally(job: &DeviceJob, error: &tokio::task::JoinError) -> DeviceReport {
+    let mut report = job.report(DeviceOutcome::Failed);
+    report.failure_class = Some(FailureClass::Environment);
+    report.error = Some(format!(
+        "flashline's task for this device ended abnormally ({error}); the unit's state is unknown: run it again, and report this as a flashline defect"
+    ));
+    report
+}
+
 fn not_run(job: &DeviceJob, interrupted: bool) -> DeviceReport {
     let mut report = job.report(DeviceOutcome::NotRun);
     report.error =
         Some(if interrupted { "not started: the batch was interrupted".into() } else { "not started".into() });
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::pipeline::device::JobProfile;
+    use crate::profile::{CheckOptions, DeviceValues};
+
+    /// An observer with a defect: it panics when device `b` starts, inside
+    /// that device's task.
+    struct PanicsOnB;
+
+    impl BatchObserver for PanicsOnB {
+        fn progress(&self, _device: &str) -> Arc<dyn Progress> {
+            Arc::new(crate::progress::Silent)
+        }
+
+        fn device_started(&self, device: &str) {
+            assert_ne!(device, "b", "a defect in the task of device b");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_device_whose_task_panics_fails_as_environment_and_the_others_run() {
+        let profile = Arc::new(JobProfile::load(Path::new("no-such-profile.yaml"), CheckOptions::default()));
+        let job = |name: &str| DeviceJob {
+            name: name.into(),
+            profile: profile.clone(),
+            values: DeviceValues::default(),
+            port: None,
+        };
+        let (_keep, cancel) = watch::channel(false);
+        let options = BatchOptions { jobs: 2, journal: None, resume: false, database: None };
+        let batch = run_batch(vec![job("a"), job("b"), job("c")], &options, Arc::new(PanicsOnB), cancel).await.unwrap();
+        let outcomes: Vec<_> = batch.devices.iter().map(|d| (d.name.as_str(), d.outcome, d.failure_class)).collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("a", DeviceOutcome::Failed, Some(FailureClass::Environment)),
+                ("b", DeviceOutcome::Failed, Some(FailureClass::Environment)),
+                ("c", DeviceOutcome::Failed, Some(FailureClass::Environment)),
+            ]
+        );
+        let b = batch.devices[1].error.as_deref().unwrap_or_default();
+        assert!(b.contains("ended abnormally") && b.contains("run it again"), "{b}");
+        let a = batch.devices[0].error.as_deref().unwrap_or_default();
+        assert!(a.contains("no-such-profile.yaml"), "the others ran and failed on their own: {a}");
+    }
 }
