@@ -37,8 +37,9 @@
 //!   exit codes and reports derive from.
 //! - [`progress`]: the one progress channel the library reports through and
 //!   the CLI renders.
-//! - [`sim`]: simulated devices for tests and `flashline demo` (NET+OS console
-//!   and FTP server, CSP matrix controller, serial link emulator).
+//! - [`sim`]: simulated devices for tests and `flashline demo` (NET+OS console,
+//!   FTP flash server and ADDP responder, CSP matrix controller with its TFTP
+//!   client, serial link emulator, a whole bench and a manufacturing line).
 //! - [`cli`]: the command-line interface; the only module that prints or
 //!   decides exit codes.
 //!

@@ -144,11 +144,12 @@ impl Receiver {
         self.files
     }
 
-    /// Data bytes of the file in progress.
+    /// Blocks, retransmissions and errors so far.
     pub fn stats(&self) -> ReceiverStats {
         self.stats
     }
 
+    /// Data bytes of the file in progress.
     pub fn received_bytes(&self) -> u64 {
         self.current.data.len() as u64
     }
