@@ -580,44 +580,65 @@ impl NetosDevice {
     }
 
     /// Every question after accept/modify; the new NV memory, or `None`
-    /// when the dialog was left.
+    /// when the dialog was left. The sections come in the device's order.
     async fn questions<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         line: &mut Line<S>,
     ) -> Result<Option<NvMemory>, NetosError> {
-        let guide = self.config.firmware.guide_wording();
         let mut nv = self.state.lock().expect("state lock").nv.clone();
-        if let Some(factory) = self.config.root_password.clone() {
-            let password = nv.root_password.clone().unwrap_or(factory);
-            let mut tries = 0;
-            loop {
-                let Some(answer) = self.answer(line, "Enter the root password: ", true).await? else {
-                    return Ok(None);
-                };
-                if answer == password {
-                    break;
-                }
-                line.write(b"Invalid password.\r\n").await?;
-                self.state.lock().expect("state lock").rejected.push("root password".into());
-                tries += 1;
-                if tries == 3 {
-                    return Ok(None);
-                }
+        if self.root_login(line, &nv).await?.is_none() {
+            return Ok(None);
+        }
+        let sections = [Section::Network, Section::Security, Section::Hardware];
+        for section in sections {
+            let answered = match section {
+                Section::Network => self.network_questions(line, &mut nv).await?,
+                Section::Security => self.security_questions(line, &mut nv).await?,
+                Section::Hardware => self.hardware_questions(line, &mut nv).await?,
+            };
+            if answered.is_none() {
+                return Ok(None);
             }
         }
+        Ok(Some(nv))
+    }
+
+    /// The root password, when the firmware asks it: three tries.
+    async fn root_login<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        line: &mut Line<S>,
+        nv: &NvMemory,
+    ) -> Result<Option<()>, NetosError> {
+        let Some(factory) = self.config.root_password.clone() else { return Ok(Some(())) };
+        let password = nv.root_password.clone().unwrap_or(factory);
+        for _ in 0..3 {
+            let Some(answer) = self.answer(line, "Enter the root password: ", true).await? else {
+                return Ok(None);
+            };
+            if answer == password {
+                return Ok(Some(()));
+            }
+            line.write(b"Invalid password.\r\n").await?;
+            self.state.lock().expect("state lock").rejected.push("root password".into());
+        }
+        Ok(None)
+    }
+
+    /// Reset to defaults, DHCP, and for a static address IP, mask, gateway.
+    async fn network_questions<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        line: &mut Line<S>,
+        nv: &mut NvMemory,
+    ) -> Result<Option<()>, NetosError> {
+        let guide = self.config.firmware.guide_wording();
         let reset = if guide {
             "Reset configuration to default values (Y/N)? "
         } else {
             "Reset configuration to default values [N]? "
         };
-        let yes_no = |a: &str| match a.to_ascii_uppercase().as_str() {
-            "Y" | "YES" => Some(true),
-            "N" | "NO" => Some(false),
-            _ => None,
-        };
         let Some(reset) = self.ask(line, reset, false, "answer", yes_no).await? else { return Ok(None) };
         if reset {
-            nv = NvMemory { serial_number: nv.serial_number, mac: nv.mac, ..NvMemory::default() };
+            *nv = NvMemory { serial_number: nv.serial_number.clone(), mac: nv.mac.clone(), ..NvMemory::default() };
         }
         line.write(
             b"For each of the following questions, you can press <Return> to select the value shown in braces, \
@@ -650,6 +671,15 @@ impl NetosDevice {
             };
             nv.gateway = gateway;
         }
+        Ok(Some(()))
+    }
+
+    /// Whether to change the root password, and the new one twice.
+    async fn security_questions<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        line: &mut Line<S>,
+        nv: &mut NvMemory,
+    ) -> Result<Option<()>, NetosError> {
         line.write(b"SECURITY PARAMETERS:\r\n").await?;
         let prompt = "Would you like to update the Root Password? [N] ";
         let Some(update) = self.ask(line, prompt, false, "answer", yes_no).await? else { return Ok(None) };
@@ -664,6 +694,16 @@ impl NetosDevice {
                 nv.root_password = Some(new);
             }
         }
+        Ok(Some(()))
+    }
+
+    /// Baud rate, serial number, MAC address, start-up delay, duplex.
+    async fn hardware_questions<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        line: &mut Line<S>,
+        nv: &mut NvMemory,
+    ) -> Result<Option<()>, NetosError> {
+        let guide = self.config.firmware.guide_wording();
         line.write(b"HARDWARE PARAMETERS:\r\n").await?;
         let prompt = format!("Set the baud rate of Serial channels [{}]? ", nv.baud);
         let baud = |a: &str| a.parse::<u32>().ok().filter(|b| BAUD_RATES.contains(b));
@@ -726,7 +766,7 @@ impl NetosDevice {
             return Ok(None);
         };
         nv.duplex = duplex;
-        Ok(Some(nv))
+        Ok(Some(()))
     }
 
     async fn reject<S: AsyncRead + AsyncWrite + Unpin>(
@@ -763,6 +803,23 @@ pub fn store_nv(path: &std::path::Path, nv: &NvMemory) -> Result<(), NetosError>
 
 /// The serial rates the dialog accepts.
 const BAUD_RATES: [u32; 8] = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200];
+
+/// The dialog's sections after accept/modify, in the device's order.
+#[derive(Debug, Clone, Copy)]
+enum Section {
+    Network,
+    Security,
+    Hardware,
+}
+
+/// A yes/no answer as the console takes it (either case, a word or a letter).
+fn yes_no(answer: &str) -> Option<bool> {
+    match answer.to_ascii_uppercase().as_str() {
+        "Y" | "YES" => Some(true),
+        "N" | "NO" => Some(false),
+        _ => None,
+    }
+}
 
 fn parse_mac(text: &str) -> Option<String> {
     let parts: Vec<&str> = text.split(':').collect();
