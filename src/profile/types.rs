@@ -17,6 +17,7 @@ pub use crate::exs::frame::{ExsChecksum, ExsMarkerRule};
 pub use crate::exs::tftp_manage::TftpQuery;
 pub use crate::ftp::{FtpMode, FtpVerify};
 pub use crate::net::{PortState, ProbeMethod};
+pub use crate::serial::settings::{FlowControl, Parity, SerialSettings};
 pub use crate::serial::xmodem::TransferProtocol;
 use std::time::Duration;
 
@@ -81,67 +82,6 @@ pub struct VariableSpec {
     /// The value is a secret: it is shown as `***` everywhere.
     #[serde(default, skip_serializing_if = "is_false")]
     pub secret: bool,
-}
-
-/// Serial line settings. Defaults: 9600 baud, 8N1, no flow control.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SerialSettings {
-    /// Baud rate.
-    #[serde(default = "default_baud")]
-    pub baud: u32,
-    /// Data bits: 5, 6, 7 or 8.
-    #[serde(default = "default_data_bits")]
-    pub data_bits: u8,
-    #[serde(default)]
-    pub parity: Parity,
-    /// Stop bits: 1 or 2.
-    #[serde(default = "default_stop_bits")]
-    pub stop_bits: u8,
-    #[serde(default)]
-    pub flow_control: FlowControl,
-}
-
-impl Default for SerialSettings {
-    fn default() -> Self {
-        SerialSettings {
-            baud: default_baud(),
-            data_bits: default_data_bits(),
-            parity: Parity::None,
-            stop_bits: default_stop_bits(),
-            flow_control: FlowControl::None,
-        }
-    }
-}
-
-fn default_baud() -> u32 {
-    9600
-}
-fn default_data_bits() -> u8 {
-    8
-}
-fn default_stop_bits() -> u8 {
-    1
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Parity {
-    #[default]
-    None,
-    Even,
-    Odd,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum FlowControl {
-    #[default]
-    None,
-    /// XON/XOFF.
-    Software,
-    /// RTS/CTS.
-    Hardware,
 }
 
 /// The network settings given to the device by `configure_network` and used as
