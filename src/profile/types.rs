@@ -579,6 +579,37 @@ pub struct TftpManage {
     pub serve_port: u16,
 }
 
+impl TftpManage {
+    /// What the controller's rules ([`crate::exs::job::check_rules`]) read of
+    /// this step. `known` gives a template's text, or `None` while it still
+    /// holds a `${...}` variable.
+    pub fn rule_fields<'a>(
+        &'a self,
+        known: &dyn Fn(&'a Template) -> Option<&'a str>,
+    ) -> crate::exs::job::TftpManageFields<'a> {
+        use crate::exs::job::FieldValue;
+        let value = |template: &'a Option<Template>| match template {
+            None => FieldValue::Unset,
+            Some(template) => known(template).map_or(FieldValue::Pending, FieldValue::Known),
+        };
+        crate::exs::job::TftpManageFields {
+            host: value(&self.host),
+            port: self.port,
+            node: self.node,
+            query: &self.query,
+            load: self.load,
+            local_config: value(&self.local_config),
+            local_server: value(&self.local_server),
+            adjacent_config: value(&self.adjacent_config),
+            adjacent_server: value(&self.adjacent_server),
+            timestamp: value(&self.timestamp),
+            begin_download: self.begin_download,
+            serve: self.serve.is_some(),
+            serve_port: self.serve_port,
+        }
+    }
+}
+
 fn default_serve_port() -> u16 {
     69
 }

@@ -513,7 +513,7 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                 // The controller's rules live with the TFTP Manage job; here
                 // they see the values written literally (a `${...}` value is
                 // checked once the device's values fill it in).
-                for broken in crate::exs::job::check_rules(s, &|t| literal(t.as_str()).map(str::to_string)) {
+                for broken in crate::exs::job::check_rules(&s.rule_fields(&|t| literal(t.as_str()))) {
                     let problem = problems.error(&format!("{base}.{}", broken.field), broken.message);
                     if let Some(help) = broken.help {
                         problem.help(help);
