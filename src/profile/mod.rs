@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod problem;
 pub mod source;
 pub mod structure;
+pub mod template;
 pub mod types;
 pub mod validate;
 pub mod values;
