@@ -10,6 +10,7 @@
 pub mod inventory;
 pub mod problem;
 pub mod source;
+pub mod steps;
 pub mod structure;
 pub mod template;
 pub mod types;
