@@ -299,7 +299,7 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
     if profile.steps.is_empty() {
         problems
             .error("steps", "the profile has no steps")
-            .help("add at least one of: load_image, configure_network, wait_for_network, ftp_upload, tftp_manage");
+            .help(format!("add at least one of: {}", Step::KINDS.join(", ")));
         return;
     }
     // The latest phase so far and the step that reached it.

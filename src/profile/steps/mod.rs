@@ -52,6 +52,10 @@ pub enum Step {
 }
 
 impl Step {
+    /// The keys of every step kind, in the order of [`Step`]'s variants.
+    pub const KINDS: [&'static str; 6] =
+        ["load_image", "configure_network", "wait_for_network", "ftp_upload", "tftp_manage", "addp_configure"];
+
     /// The key that names this step kind in a profile.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -193,4 +197,21 @@ fn default_true() -> bool {
 
 pub(super) fn is_false(value: &bool) -> bool {
     !*value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_the_keys_the_schema_offers() {
+        let schema = crate::profile::schema();
+        let keys: Vec<&str> = schema["$defs"]["Step"]["oneOf"]
+            .as_array()
+            .expect("Step is one of its variants")
+            .iter()
+            .map(|variant| variant["required"][0].as_str().expect("a variant names its key"))
+            .collect();
+        assert_eq!(keys, Step::KINDS);
+    }
 }
