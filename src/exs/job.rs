@@ -25,7 +25,7 @@ use super::frame::Framing;
 use super::message_type::TFTP_MANAGE;
 use super::tftp_manage::{
     ActionSubtype, DataValue, Filename, MAX_REQUEST_ICB_DATA, RequestIcb, TftpManageError, TftpManageRequest,
-    TftpManageResponse,
+    TftpManageResponse, TftpQuery,
 };
 use super::trace::{self, format_trace};
 use crate::failure::{Classify, FailureClass};
@@ -33,7 +33,6 @@ use crate::progress::{Progress, ProgressEvent, TaskKind};
 
 /// The kind of every task the job reports: one request and its answer.
 const EXCHANGE: TaskKind = TaskKind::ExsExchange;
-use crate::profile::{Template, TftpManage, TftpQuery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExsError {
@@ -103,11 +102,57 @@ pub struct RuleBreak {
     pub help: Option<&'static str>,
 }
 
+/// A text option of a `tftp_manage` step as the rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    /// Not given.
+    Unset,
+    /// Given, but its value is not known yet: it holds a `${...}` variable
+    /// that a device's values fill in later.
+    Pending,
+    /// Given, with this text.
+    Known(&'a str),
+}
+
+impl<'a> FieldValue<'a> {
+    fn is_set(self) -> bool {
+        self != FieldValue::Unset
+    }
+
+    fn known(self) -> Option<&'a str> {
+        match self {
+            FieldValue::Known(text) => Some(text),
+            FieldValue::Unset | FieldValue::Pending => None,
+        }
+    }
+}
+
+/// What the controller's rules read of a `tftp_manage` step, as plain
+/// values: the profile builds it from its step type, so this module needs
+/// no profile types to keep the rules.
+#[derive(Debug, Clone, Copy)]
+pub struct TftpManageFields<'a> {
+    pub host: FieldValue<'a>,
+    pub port: u16,
+    pub node: u8,
+    pub query: &'a [TftpQuery],
+    pub load: Option<u8>,
+    pub local_config: FieldValue<'a>,
+    pub local_server: FieldValue<'a>,
+    pub adjacent_config: FieldValue<'a>,
+    pub adjacent_server: FieldValue<'a>,
+    pub timestamp: FieldValue<'a>,
+    pub begin_download: bool,
+    /// A `serve` folder is given.
+    pub serve: bool,
+    pub serve_port: u16,
+}
+
 /// The rules of a `tftp_manage` step, kept in this one place: `profile check`
-/// applies them to the values written literally in the profile (`known`
-/// gives `None` for a value still holding `${...}`), and the job applies them
-/// to the filled-in values before anything is sent.
-pub fn check_rules(step: &TftpManage, known: &dyn Fn(&Template) -> Option<String>) -> Vec<RuleBreak> {
+/// applies them to the values written literally in the profile (a value
+/// still holding `${...}` is [`FieldValue::Pending`]), and the job applies
+/// them to the filled-in values before anything is sent.
+pub fn check_rules(step: &TftpManageFields<'_>) -> Vec<RuleBreak> {
     let mut broken = Vec::new();
     let mut add = |field: &'static str, message: String, help: Option<&'static str>| {
         broken.push(RuleBreak { field, message, help });
@@ -118,11 +163,11 @@ pub fn check_rules(step: &TftpManage, known: &dyn Fn(&Template) -> Option<String
     if step.node == 0xFE {
         add("node", "node 0xFE is the reserved frame marker".into(), None);
     }
-    let sets_something = step.local_config.is_some()
-        || step.local_server.is_some()
-        || step.adjacent_config.is_some()
-        || step.adjacent_server.is_some()
-        || step.timestamp.is_some();
+    let sets_something = step.local_config.is_set()
+        || step.local_server.is_set()
+        || step.adjacent_config.is_set()
+        || step.adjacent_server.is_set()
+        || step.timestamp.is_set();
     if step.query.is_empty() && !sets_something && !step.begin_download {
         add(
             "query",
@@ -130,45 +175,45 @@ pub fn check_rules(step: &TftpManage, known: &dyn Fn(&Template) -> Option<String
             Some("add `query: [all]`, or the configuration settings and `begin_download: true`"),
         );
     }
-    if step.begin_download && (step.local_config.is_none() || step.local_server.is_none()) {
+    if step.begin_download && (!step.local_config.is_set() || !step.local_server.is_set()) {
         add(
             "begin_download",
             "begin_download needs local_config and local_server".into(),
             Some("the controller fetches the configuration file from that server over TFTP"),
         );
     }
-    if step.serve.is_some() && step.local_server.is_none() {
+    if step.serve && !step.local_server.is_set() {
         add(
             "serve",
             "serve needs local_server: the address the TFTP server listens on".into(),
             Some("set local_server to the station's address on the controller's network"),
         );
     }
-    if step.serve.is_some() && step.serve_port == 0 {
+    if step.serve && step.serve_port == 0 {
         add("serve_port", "port 0 is not a TFTP port a controller can be told".into(), None);
     }
     if step.query.iter().any(|q| matches!(q, TftpQuery::LoadVersion | TftpQuery::LoadFilename)) && step.load.is_none() {
         add("query", "load-version and load-filename queries need `load:` (the load number)".into(), None);
     }
-    for (field, value) in [("local_config", &step.local_config), ("adjacent_config", &step.adjacent_config)] {
-        if let Some(text) = value.as_ref().and_then(known)
-            && let Err(error) = Filename::new(&text)
+    for (field, value) in [("local_config", step.local_config), ("adjacent_config", step.adjacent_config)] {
+        if let Some(text) = value.known()
+            && let Err(error) = Filename::new(text)
         {
             add(field, error.to_string(), None);
         }
     }
     for (field, value) in
-        [("local_server", &step.local_server), ("adjacent_server", &step.adjacent_server), ("host", &step.host)]
+        [("local_server", step.local_server), ("adjacent_server", step.adjacent_server), ("host", step.host)]
     {
-        if let Some(text) = value.as_ref().and_then(known)
+        if let Some(text) = value.known()
             && text.trim().parse::<Ipv4Addr>().is_err()
         {
             add(field, format!("`{text}` is not an IPv4 address"), None);
         }
     }
     // An empty timestamp (an unset optional variable) means "no timestamp".
-    if let Some(text) = step.timestamp.as_ref().and_then(known).filter(|t| !t.trim().is_empty())
-        && let Err(error) = trace::parse_hex(&text)
+    if let Some(text) = step.timestamp.known().filter(|t| !t.trim().is_empty())
+        && let Err(error) = trace::parse_hex(text)
     {
         add("timestamp", format!("`{text}` is not hex bytes: {error}"), None);
     }

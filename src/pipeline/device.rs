@@ -26,7 +26,7 @@ use tokio::sync::watch;
 pub use super::job::{DeviceJob, JobProfile, ProfileCache};
 use super::journal::{
     ConfirmedFile, DoneStep, Journal, JournalError, JournalRecord, Resume, StepOutcome, files_to_skip, hex, now,
-    resume_decision, step_files, step_images, step_inputs,
+    resume_decision, step_images, step_inputs,
 };
 use super::report::{DeviceOutcome, DeviceReport, ImageHash, StepRecord};
 use super::steps::{self, StepContext, StepFiles};
@@ -384,7 +384,7 @@ fn resolve(job: &DeviceJob) -> Result<Resolved, Failure> {
 /// `bootHdr` length or CRC check, stops the device before it is touched.
 fn hash_images(profile: &Profile, base_dir: &Path) -> Result<Vec<ImageHash>, Failure> {
     let mut images = Vec::new();
-    for file in profile.steps.iter().flat_map(step_files) {
+    for file in profile.steps.iter().flat_map(Step::files) {
         if images.iter().any(|i: &ImageHash| i.file == file) {
             continue;
         }

@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use super::report::ImageHash;
 use crate::failure::{Classify, FailureClass};
 use crate::input_file;
-use crate::profile::{Step, Template};
+use crate::profile::Step;
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,22 +277,10 @@ pub fn files_to_skip(confirmed: Option<&Vec<ConfirmedFile>>, inputs_sha256: &str
     confirmed.into_iter().flatten().filter(|f| f.inputs_sha256.as_deref() == Some(inputs_sha256)).cloned().collect()
 }
 
-/// The files a step sends, as the resolved profile names them, in order:
-/// `load_image`'s file, `ftp_upload`'s local files.
-pub fn step_files(step: &Step) -> Vec<String> {
-    match step {
-        Step::LoadImage(s) => vec![s.file.to_string()],
-        Step::FtpUpload(s) => s.files.iter().map(|f| f.local.to_string()).collect(),
-        Step::ConfigureNetwork(_) | Step::WaitForNetwork(_) | Step::TftpManage(_) | Step::AddpConfigure(_) => {
-            Vec::new()
-        }
-    }
-}
-
 /// The hashes in `images` of the files `step` sends, in the step's order
 /// (files not in `images` are left out).
 pub fn step_images(step: &Step, images: &[ImageHash]) -> Vec<ImageHash> {
-    step_files(step).iter().filter_map(|file| images.iter().find(|i| &i.file == file).cloned()).collect()
+    step.files().iter().filter_map(|file| images.iter().find(|i| &i.file == file).cloned()).collect()
 }
 
 /// The step's inputs digest: lowercase hex SHA-256 over the resolved step
@@ -309,18 +297,11 @@ pub fn step_images(step: &Step, images: &[ImageHash]) -> Vec<ImageHash> {
 /// elsewhere in it.
 pub fn step_inputs(step: &Step, images: &[ImageHash]) -> String {
     let mut step = step.clone();
-    if let Step::ConfigureNetwork(s) = &mut step {
-        for entry in s.interrupt.iter_mut().chain(s.dialog.iter_mut()).chain(s.after_done.iter_mut()) {
-            if entry.secret {
-                entry.send = Template("***".into());
-                entry.candidates.iter_mut().for_each(|c| *c = Template("***".into()));
-            }
-        }
-    }
+    step.mask_secrets();
     let mut hasher = Sha256::new();
     hasher.update(b"flashline step inputs 1\n");
     hasher.update(serde_json::to_vec(&step).expect("a step is plain JSON"));
-    for file in step_files(&step) {
+    for file in step.files() {
         let sha256 = images.iter().find(|i| i.file == file).map_or("not hashed", |i| i.sha256.as_str());
         hasher.update(format!("\n{file}\0{sha256}").as_bytes());
     }

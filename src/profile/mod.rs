@@ -10,7 +10,9 @@
 pub mod inventory;
 pub mod problem;
 pub mod source;
+pub mod steps;
 pub mod structure;
+pub mod template;
 pub mod types;
 pub mod validate;
 pub mod values;

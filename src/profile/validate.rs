@@ -163,7 +163,7 @@ fn has_references(pieces: &[Piece]) -> bool {
 }
 
 /// The literal text of a template, if it uses no variables.
-fn literal(text: &str) -> Option<&str> {
+pub(super) fn literal(text: &str) -> Option<&str> {
     match vars::parse(text) {
         Ok(pieces) if !has_references(&pieces) => Some(text),
         _ => None,
@@ -295,287 +295,33 @@ pub fn check_addresses(ip: Option<&str>, mask: Option<&str>, gateway: Option<&st
     errors
 }
 
-/// Order in which step kinds may follow each other: serial work first, then
-/// the network. `tftp_manage` talks to a different device and may go anywhere.
-fn phase(step: &Step) -> Option<u8> {
-    match step {
-        Step::LoadImage(_) => Some(0),
-        Step::ConfigureNetwork(_) | Step::AddpConfigure(_) => Some(1),
-        Step::WaitForNetwork(_) | Step::FtpUpload(_) => Some(2),
-        Step::TftpManage(_) => None,
-    }
-}
-
 fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
     if profile.steps.is_empty() {
         problems
             .error("steps", "the profile has no steps")
-            .help("add at least one of: load_image, configure_network, wait_for_network, ftp_upload, tftp_manage");
+            .help(format!("add at least one of: {}", Step::KINDS.join(", ")));
         return;
     }
+    // The latest phase so far and the step that reached it.
     let mut latest: Option<(u8, usize)> = None;
-    let mut waited = false;
     for (i, step) in profile.steps.iter().enumerate() {
-        let base = format!("steps[{i}].{}", step.kind());
-        if let Some(p) = phase(step) {
+        if let Some(phase) = step.phase() {
             if let Some((latest_phase, at)) = latest
-                && p < latest_phase
+                && phase < latest_phase
             {
                 let earlier = profile.steps[at].kind();
                 problems
-                    .error(&base, format!("`{}` comes after `{earlier}` (steps[{at}])", step.kind()))
-                    .help(order_help(step));
+                    .error(
+                        &format!("steps[{i}].{}", step.kind()),
+                        format!("`{}` comes after `{earlier}` (steps[{at}])", step.kind()),
+                    )
+                    .help(step.order_help());
             }
-            if latest.is_none_or(|(lp, _)| p >= lp) {
-                latest = Some((p, i));
-            }
-        }
-        match step {
-            Step::LoadImage(s) => {
-                check_regex(problems, &format!("{base}.wait_for"), s.wait_for.as_deref());
-                check_regex(problems, &format!("{base}.end_text"), s.end_text.as_deref());
-                if s.block_retries == 0 {
-                    problems.error(&format!("{base}.block_retries"), "block_retries must be at least 1");
-                }
-            }
-            Step::ConfigureNetwork(s) => {
-                if s.dialog.is_empty() {
-                    problems.error(&format!("{base}.dialog"), "the dialog has no prompts");
-                }
-                if let Some(entry) = &s.interrupt {
-                    check_regex(problems, &format!("{base}.interrupt.expect"), Some(&entry.expect));
-                }
-                for (j, entry) in s.dialog.iter().enumerate() {
-                    check_regex(problems, &format!("{base}.dialog[{j}].expect"), Some(&entry.expect));
-                    if !entry.candidates.is_empty() && !entry.send.as_str().is_empty() {
-                        problems
-                            .error(&format!("{base}.dialog[{j}].candidates"), "both `send` and `candidates` are set")
-                            .help("list every answer under `candidates`, in the order to try them");
-                    }
-                }
-                if let Some(entry) = &s.after_done {
-                    check_regex(problems, &format!("{base}.after_done.expect"), Some(&entry.expect));
-                    if !entry.candidates.is_empty() {
-                        problems
-                            .error(&format!("{base}.after_done.candidates"), "`after_done` takes one answer: `send`");
-                    }
-                }
-                check_regex(problems, &format!("{base}.default_prompt"), Some(&s.default_prompt));
-                if s.keep_defaults && s.max_kept_defaults == 0 {
-                    problems
-                        .error(&format!("{base}.max_kept_defaults"), "keep_defaults is on but no default may be kept")
-                        .help(
-                            "set max_kept_defaults to at least the number of questions the device asks (32 by default)",
-                        );
-                }
-                check_address_check(problems, &format!("{base}.address_check"), &s.address_check);
-                check_regex(problems, &format!("{base}.done"), Some(&s.done));
-                for (j, reject) in s.reject.iter().enumerate() {
-                    check_regex(problems, &format!("{base}.reject[{j}]"), Some(reject));
-                }
-                if let Some(skip_if) = &s.skip_if {
-                    // Variables are escaped literals once expanded; a placeholder
-                    // stands in for them when checking the pattern.
-                    let sample = vars::parse(skip_if.as_str()).ok().map(|pieces| {
-                        pieces
-                            .iter()
-                            .map(|p| match p {
-                                Piece::Literal(text) => text.clone(),
-                                Piece::Reference(_) => "x".into(),
-                            })
-                            .collect::<String>()
-                    });
-                    check_regex(problems, &format!("{base}.skip_if"), sample.as_deref());
-                }
-                if s.char_delay.0 > std::time::Duration::from_secs(1) {
-                    problems.warning(
-                        &format!("{base}.char_delay"),
-                        format!("char_delay {} is unusually long", s.char_delay),
-                    );
-                }
-            }
-            Step::WaitForNetwork(s) => {
-                waited = true;
-                check_target(profile, problems, &base, s.host.is_some());
-                if !s.icmp && s.ports.is_empty() {
-                    problems
-                        .error(&base, "nothing to wait for: icmp is off and no ports are listed")
-                        .help("list ports such as `ports: [{port: 21}]` or set `icmp: true`");
-                }
-                let mut seen = BTreeSet::new();
-                for (j, port) in s.ports.iter().enumerate() {
-                    if port.port == 0 {
-                        problems.error(&format!("{base}.ports[{j}].port"), "port 0 cannot be probed");
-                    }
-                    if !seen.insert(port.port) {
-                        problems
-                            .error(&format!("{base}.ports[{j}].port"), format!("port {} is listed twice", port.port));
-                    }
-                }
-                if s.interval > s.max_interval {
-                    problems.error(
-                        &format!("{base}.interval"),
-                        format!("interval {} is longer than max_interval {}", s.interval, s.max_interval),
-                    );
-                }
-                if s.interval.is_zero() {
-                    problems.error(&format!("{base}.interval"), "interval must be above zero");
-                }
-                if s.timeout.is_zero() {
-                    problems.error(&format!("{base}.timeout"), "timeout must be above zero");
-                }
-            }
-            Step::FtpUpload(s) => {
-                check_target(profile, problems, &base, s.host.is_some());
-                if s.port == 0 {
-                    problems.error(&format!("{base}.port"), "port 0 is not a valid FTP port");
-                }
-                if s.credentials.is_empty() {
-                    problems
-                        .error(&format!("{base}.credentials"), "no credentials to log in with")
-                        .help("list candidates in order, e.g. `- {user: root, password: Netsilicon}`");
-                }
-                if s.files.is_empty() {
-                    problems.error(&format!("{base}.files"), "no files to upload");
-                }
-                let mut remotes = BTreeSet::new();
-                for (j, file) in s.files.iter().enumerate() {
-                    let remote = file.remote.clone().unwrap_or_else(|| {
-                        Path::new(file.local.as_str())
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default()
-                    });
-                    if remote.is_empty() || remote.contains(['/', '\\']) && file.remote.is_some() {
-                        problems.error(&format!("{base}.files[{j}].remote"), format!("`{remote}` is not a file name"));
-                    }
-                    if !remotes.insert(remote.clone()) {
-                        problems.error(&format!("{base}.files[{j}]"), format!("`{remote}` is uploaded twice"));
-                    }
-                }
-                if !s.session_per_file && s.files.len() > 1 {
-                    problems
-                        .warning(&format!("{base}.session_per_file"), "several files in one FTP session")
-                        .help("NET+OS needs rom.bin and image.bin in separate sessions: one session leaves it in serial recovery");
-                }
-                if !s.tls && (s.tls_ca.is_some() || s.tls_name.is_some()) {
-                    problems
-                        .warning(&format!("{base}.tls"), "tls_ca / tls_name are set but tls is off")
-                        .help("set `tls: true` to use FTPS");
-                }
-                if !waited {
-                    problems
-                        .warning(&base, "no wait_for_network before the upload")
-                        .help("the device may not be listening yet; add a wait_for_network step for port 21 first");
-                }
-                // Accepted and ignored would let a profile promise a check
-                // that never runs: refused until the upload watches the console.
-                if s.console_done.is_some() {
-                    problems
-                        .error(
-                            &format!("{base}.console_done"),
-                            "console_done is not supported yet: flashline does not watch the console during the upload",
-                        )
-                        .help("remove it; `wait_for_restart: true` detects the restart after the flash is written on the network");
-                }
-                if s.retries > 100 {
-                    problems.error(&format!("{base}.retries"), format!("{} retries is more than 100", s.retries));
-                }
-                for (field, value) in [("connect_timeout", &s.connect_timeout), ("reply_timeout", &s.reply_timeout)] {
-                    if value.is_zero() {
-                        problems.error(&format!("{base}.{field}"), format!("{field} must be above zero"));
-                    }
-                }
-            }
-            Step::AddpConfigure(s) => {
-                // A MAC written literally must be one; a variable is checked per device.
-                if let Some(mac) = literal(s.mac.as_str())
-                    && let Err(message) = mac.parse::<crate::net::arp::Mac>()
-                {
-                    problems
-                        .error(&format!("{base}.mac"), message)
-                        .help("usually `mac: ${mac}`, with each unit's MAC in the inventory");
-                }
-                if s.mac.as_str().trim().is_empty() {
-                    problems
-                        .error(&format!("{base}.mac"), "the unit's MAC is required: ADDP addresses a unit by it")
-                        .help("usually `mac: ${mac}`, with each unit's MAC in the inventory");
-                }
-                if s.wait.is_zero() {
-                    problems.error(&format!("{base}.wait"), "wait must be above zero");
-                }
-                if s.retries > 100 {
-                    problems.error(&format!("{base}.retries"), format!("{} retries is more than 100", s.retries));
-                }
-            }
-            Step::TftpManage(s) => {
-                check_target(profile, problems, &base, s.host.is_some());
-                // The controller's rules live with the TFTP Manage job; here
-                // they see the values written literally (a `${...}` value is
-                // checked once the device's values fill it in).
-                for broken in crate::exs::job::check_rules(s, &|t| literal(t.as_str()).map(str::to_string)) {
-                    let problem = problems.error(&format!("{base}.{}", broken.field), broken.message);
-                    if let Some(help) = broken.help {
-                        problem.help(help);
-                    }
-                }
+            if latest.is_none_or(|(lp, _)| phase >= lp) {
+                latest = Some((phase, i));
             }
         }
-    }
-}
-
-fn order_help(step: &Step) -> &'static str {
-    match step {
-        Step::LoadImage(_) => {
-            "an image is loaded over serial at power-up, before the console set-up and the network steps"
-        }
-        Step::ConfigureNetwork(_) => {
-            "the console sets the address the network steps use: put configure_network before them"
-        }
-        Step::AddpConfigure(_) => "addp_configure sets the address the network steps use: put it before them",
-        _ => "order steps as load_image, configure_network, then wait_for_network / ftp_upload",
-    }
-}
-
-/// A network step needs an address: its own `host` or `network.ip`.
-fn check_target(profile: &Profile, problems: &mut Problems<'_>, base: &str, has_host: bool) {
-    if !has_host && profile.network.ip.is_none() {
-        let problem = problems.error(base, "no address to reach: neither `host` nor `network.ip` is set");
-        if profile.network.dhcp {
-            problem.help(
-                "with dhcp the address is not known in advance: set `host: ${ip}` and give each device its address",
-            );
-        } else {
-            problem.help("set `network.ip: ${ip}` or this step's `host`");
-        }
-    }
-}
-
-fn check_address_check(problems: &mut Problems<'_>, base: &str, check: &crate::profile::types::AddressCheck) {
-    if !(1..=20).contains(&check.probes) {
-        problems.error(&format!("{base}.probes"), format!("{} probes: send 1 to 20", check.probes));
-    }
-    if check.interval_max.0 < check.interval_min.0 {
-        problems
-            .error(&format!("{base}.interval_max"), "interval_max is shorter than interval_min")
-            .help("RFC 5227 waits 1 s to 2 s between probes: interval_min: 1s, interval_max: 2s");
-    }
-    if check.interval_max.0 > std::time::Duration::from_secs(60) || check.wait.0 > std::time::Duration::from_secs(60) {
-        problems.error(&format!("{base}.wait"), "the check would wait over a minute between probes or after them");
-    }
-    if check.interval_min.0 < crate::net::arp::PROBE_MIN && check.enabled {
-        problems
-            .warning(&format!("{base}.interval_min"), "probes closer than RFC 5227's 1 s may miss a slow host")
-            .help("shorter intervals are meant for tests on virtual links");
-    }
-}
-
-fn check_regex(problems: &mut Problems<'_>, path: &str, pattern: Option<&str>) {
-    if let Some(pattern) = pattern
-        && let Err(error) = regex::bytes::Regex::new(pattern)
-    {
-        let first_line = error.to_string();
-        problems.error(path, format!("invalid regex `{pattern}`: {}", first_line.lines().last().unwrap_or("")));
+        step.check(profile, i, problems);
     }
 }
 

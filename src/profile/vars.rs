@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::types::{Profile, Step, Template};
+use super::types::{Profile, Template};
 
 /// Device fields every profile may use without declaring them.
 pub const BUILTIN_VARIABLES: [&str; 5] = ["name", "port", "ip", "mask", "gateway"];
@@ -199,70 +199,7 @@ pub fn visit_templates(profile: &mut Profile, visit: &mut dyn FnMut(&str, Templa
         }
     }
     for (i, step) in profile.steps.iter_mut().enumerate() {
-        let base = format!("steps[{i}].{}", step.kind());
-        match step {
-            Step::LoadImage(s) => {
-                visit(&format!("{base}.file"), TemplateRole::Path, &mut s.file);
-                opt(visit, &base, "start_command", TemplateRole::Text, &mut s.start_command);
-            }
-            Step::ConfigureNetwork(s) => {
-                opt(visit, &base, "skip_if", TemplateRole::Regex, &mut s.skip_if);
-                if let Some(entry) = &mut s.interrupt {
-                    let role = if entry.secret { TemplateRole::Secret } else { TemplateRole::Text };
-                    visit(&format!("{base}.interrupt.send"), role, &mut entry.send);
-                }
-                for (j, entry) in s.dialog.iter_mut().enumerate() {
-                    let role = if entry.secret { TemplateRole::Secret } else { TemplateRole::Text };
-                    visit(&format!("{base}.dialog[{j}].send"), role, &mut entry.send);
-                    for (k, candidate) in entry.candidates.iter_mut().enumerate() {
-                        visit(&format!("{base}.dialog[{j}].candidates[{k}]"), role, candidate);
-                    }
-                }
-                if let Some(entry) = &mut s.after_done {
-                    let role = if entry.secret { TemplateRole::Secret } else { TemplateRole::Text };
-                    visit(&format!("{base}.after_done.send"), role, &mut entry.send);
-                }
-            }
-            Step::WaitForNetwork(s) => opt(visit, &base, "host", TemplateRole::Text, &mut s.host),
-            Step::FtpUpload(s) => {
-                opt(visit, &base, "host", TemplateRole::Text, &mut s.host);
-                for (j, c) in s.credentials.iter_mut().enumerate() {
-                    visit(&format!("{base}.credentials[{j}].user"), TemplateRole::Text, &mut c.user);
-                    visit(&format!("{base}.credentials[{j}].password"), TemplateRole::Secret, &mut c.password.0);
-                }
-                for (j, f) in s.files.iter_mut().enumerate() {
-                    visit(&format!("{base}.files[{j}].local"), TemplateRole::Path, &mut f.local);
-                }
-                opt(visit, &base, "tls_ca", TemplateRole::Path, &mut s.tls_ca);
-            }
-            Step::TftpManage(s) => {
-                opt(visit, &base, "host", TemplateRole::Text, &mut s.host);
-                opt(visit, &base, "local_config", TemplateRole::Text, &mut s.local_config);
-                opt(visit, &base, "local_server", TemplateRole::Text, &mut s.local_server);
-                opt(visit, &base, "adjacent_config", TemplateRole::Text, &mut s.adjacent_config);
-                opt(visit, &base, "adjacent_server", TemplateRole::Text, &mut s.adjacent_server);
-                opt(visit, &base, "timestamp", TemplateRole::Text, &mut s.timestamp);
-                opt(visit, &base, "config_file", TemplateRole::Path, &mut s.config_file);
-                // A folder, not a file: its existence is checked by validate.
-                opt(visit, &base, "serve", TemplateRole::Text, &mut s.serve);
-            }
-            Step::AddpConfigure(s) => {
-                visit(&format!("{base}.mac"), TemplateRole::Text, &mut s.mac);
-                visit(&format!("{base}.password"), TemplateRole::Secret, &mut s.password.0);
-            }
-        }
-    }
-}
-
-fn opt(
-    visit: &mut dyn FnMut(&str, TemplateRole, &mut Template),
-    base: &str,
-    field: &str,
-    role: TemplateRole,
-    template: &mut Option<Template>,
-) {
-    if let Some(t) = template {
-        visit(&format!("{base}.{field}"), role, t);
+        step.visit_templates(i, visit);
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`names`] (udev's by-id and by-path links), or `rfc2217://` / `tcp://`
 //! through [`remote`] (the async adapter) and [`rfc2217`] (the telnet and
 //! COM-PORT-OPTION codec, pure).
+//! [`settings`] holds the line settings (baud, 8N1, flow control) they all take.
 //!
 //! The protocols ([`xmodem`], [`expect`]) are state machines fed bytes with no
 //! I/O inside; [`transfer`] and [`console`] are the small async loops that drive
@@ -28,6 +29,7 @@ pub mod names;
 pub mod port;
 pub mod remote;
 pub mod rfc2217;
+pub mod settings;
 pub mod tap;
 pub mod transcript;
 pub mod transfer;

@@ -22,8 +22,8 @@ use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
 use super::names::{self, DevRoot, NameError};
 use super::remote::{self, RemoteError, RemoteName, RemotePort, RemoteTimeouts};
+use super::settings::{FlowControl, Parity, SerialSettings};
 use crate::failure::{Classify, FailureClass};
-use crate::profile::{FlowControl, Parity, SerialSettings};
 
 /// Why a port could not be opened. All are environment problems.
 #[derive(Debug, thiserror::Error)]

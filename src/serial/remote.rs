@@ -23,8 +23,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::rfc2217::{self, ComPortCommand, ComPortReply, Frame, Negotiator, OPT_COM_PORT, Purge};
+use super::settings::{FlowControl, SerialSettings};
 use crate::failure::{Classify, FailureClass};
-use crate::profile::{FlowControl, SerialSettings};
 
 /// How a remote port is spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

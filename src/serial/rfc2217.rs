@@ -10,7 +10,7 @@
 //! No I/O here: `remote.rs` drives it over a TCP stream. It does not do
 //! NVT text processing (CR NUL), which BINARY mode turns off.
 
-use crate::profile::Parity;
+use super::settings::Parity;
 
 /// Interpret As Command: starts every telnet command; doubled in data.
 pub const IAC: u8 = 0xFF;

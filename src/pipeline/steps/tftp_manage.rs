@@ -41,7 +41,7 @@ pub fn job(step: &TftpManage, default_host: Option<&str>, base_dir: &Path) -> Re
             field: "host",
             message: "no controller address: set `host` or `network.ip`".into(),
         })?;
-    if let Some(broken) = check_rules(step, &|t| Some(t.to_string())).into_iter().next() {
+    if let Some(broken) = check_rules(&step.rule_fields(&|t| Some(t.as_str()))).into_iter().next() {
         return Err(ExsError::BadInput { field: broken.field, message: broken.message });
     }
     // The rules above passed: each value converts.
