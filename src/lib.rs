@@ -37,6 +37,7 @@
 //!   exit codes and reports derive from.
 //! - [`progress`]: the one progress channel the library reports through and
 //!   the CLI renders.
+//! - [`mac`]: the one MAC address type and its printed form.
 //! - [`sim`]: simulated devices for tests and `flashline demo` (NET+OS console
 //!   and FTP server, CSP matrix controller, serial link emulator).
 //! - [`cli`]: the command-line interface; the only module that prints or
@@ -52,6 +53,7 @@ pub mod exs;
 pub mod failure;
 pub mod ftp;
 pub mod input_file;
+pub mod mac;
 pub mod net;
 pub mod pipeline;
 pub mod profile;

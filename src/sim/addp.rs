@@ -34,7 +34,7 @@ use crate::addp::frame::{
     command,
 };
 use crate::addp::{GROUP, PORT};
-use crate::net::arp::Mac;
+use crate::mac::Mac;
 
 /// How the responder answers.
 #[derive(Debug, Clone)]

@@ -672,13 +672,6 @@ async fn interrupt(
     Ok(done.rows_affected())
 }
 
-/// A MAC as the units table keys it: `00-40-9d-01-02-03` and
-/// `00:40:9D:01:02:03` are the same unit.
-pub fn normalise_mac(text: &str) -> String {
-    // One canonical form with the read side: bare hex and any separator too.
-    queries::canonical_mac(text).unwrap_or_else(|| text.trim().replace('-', ":").to_ascii_uppercase())
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
