@@ -38,6 +38,9 @@
 //! - [`progress`]: the one progress channel the library reports through and
 //!   the CLI renders.
 //! - [`mac`]: the one MAC address type and its printed form.
+//! - [`digest`]: SHA-256 digests as the records write them (lowercase hex).
+//! - [`sync`]: a mutex lock that outlives a panic elsewhere.
+//! - [`calendar`]: days since the Unix epoch to and from civil dates.
 //! - [`sim`]: simulated devices for tests and `flashline demo` (NET+OS console
 //!   and FTP server, CSP matrix controller, serial link emulator).
 //! - [`cli`]: the command-line interface; the only module that prints or
@@ -47,8 +50,10 @@
 //! these modules and where to add a step kind, a protocol or a scenario.
 
 pub mod addp;
+pub mod calendar;
 pub mod cli;
 pub mod dashboard;
+pub mod digest;
 pub mod exs;
 pub mod failure;
 pub mod ftp;
@@ -63,4 +68,5 @@ pub mod serial;
 pub mod sim;
 pub mod station;
 pub mod store;
+pub mod sync;
 pub mod tftp;

@@ -31,6 +31,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use super::{NetError, PortResult, PortState, ProbeOptions, Reason, UsedMethod, format_rtt};
+use crate::sync::lock;
 
 /// The shortest wait for stragglers once other ports have answered: covers
 /// a device's slow path (a busy embedded stack) without waiting the full
@@ -242,12 +243,6 @@ impl SynProber {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere while holding the lock leaves a map that is still
-    // consistent (single inserts and removes): keep using it.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A 20-byte SYN segment with a correct checksum for `source` -> `target`.

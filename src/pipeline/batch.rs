@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, watch};
 
 use super::device::{DeviceJob, RunContext, run_device};
-use super::journal::{Journal, JournalError, confirmed_files, done_steps, file_sha256, now};
+use super::journal::{Journal, JournalError, confirmed_files, done_steps, now};
 use super::recording::RunRecording;
 use super::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, rfc3339};
+use crate::digest::file_sha256;
 use crate::failure::{Classify, FailureClass};
 use crate::progress::Progress;
 use crate::store::{DbUrl, Recorder, RunStart, Store, StoreError, new_id, now_ms};

@@ -29,6 +29,8 @@ use sha2::{Digest, Sha256};
 use super::report::ImageHash;
 use crate::failure::{Classify, FailureClass};
 use crate::input_file;
+// Named here too for pipeline/device.rs, which imports them from the journal.
+pub use crate::digest::{file_sha256, hex};
 use crate::profile::{Step, Template};
 
 /// How a step ended.
@@ -325,18 +327,6 @@ pub fn step_inputs(step: &Step, images: &[ImageHash]) -> String {
         hasher.update(format!("\n{file}\0{sha256}").as_bytes());
     }
     hex(&hasher.finalize())
-}
-
-/// Lowercase hex of `bytes` (digests in journals and reports).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 (hex) of a file's bytes: the profile that ran, as journals,
-/// reports, station runs and `batch --db` record it.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let bytes = input_file::read(path, &input_file::PROFILE).map_err(std::io::Error::other)?;
-    Ok(hex(&Sha256::digest(bytes)))
 }
 
 /// What resume does with one step.

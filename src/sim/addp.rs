@@ -35,6 +35,7 @@ use crate::addp::frame::{
 };
 use crate::addp::{GROUP, PORT};
 use crate::mac::Mac;
+use crate::sync::lock;
 
 /// How the responder answers.
 #[derive(Debug, Clone)]
@@ -298,7 +299,7 @@ fn operate(
     if mac != own_mac {
         return None; // the broadcast MAC included: ignored
     }
-    let mut state = link.state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = lock(&link.state);
     let expected = state.nv.root_password.clone().or_else(|| config.password.clone());
     if expected.is_some_and(|p| p.as_bytes() != password.0.as_slice()) {
         return Some(ErrorCode::AuthenticationFailure);

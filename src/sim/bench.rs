@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use super::netos::{NetosConfig, NetosDevice, NvMemory};
 use super::netos_ftp::{FlashState, FtpBehaviour, FtpScenario, NetosFtp};
 use crate::serial::image;
+use crate::sync::lock;
 
 /// The FTP port of the simulated devices, as `profiles/sim-netos.yaml` says.
 pub const SIM_FTP_PORT: u16 = 2121;
@@ -71,7 +72,7 @@ pub struct SimDevice {
 impl SimDevice {
     /// What the device's flash holds (empty until its FTP server started).
     pub fn flash(&self) -> FlashState {
-        self.ftp.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(NetosFtp::flash).unwrap_or_default()
+        lock(&self.ftp).as_ref().map(NetosFtp::flash).unwrap_or_default()
     }
 }
 
@@ -278,7 +279,7 @@ pub(super) fn serve_ftp_when_configured(
             }
             let settings = network.borrow_and_update().clone();
             let Some(nv) = settings.filter(|nv| !nv.dhcp && only.is_none_or(|ip| nv.ip == ip)) else { continue };
-            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = lock(&slot);
             if slot.is_none() {
                 let server = NetosFtp::start(SocketAddr::from((nv.ip, SIM_FTP_PORT)), behaviour.clone(), &ftp_dir);
                 let mut lines = server.console();

@@ -30,6 +30,7 @@ use crate::pipeline::report::StepRecord;
 use crate::profile::{CheckOptions, ProfileError};
 use crate::progress::Progress;
 use crate::store::{Claim, DbUrl, StationRow, Store, StoreError, UrlError, now_ms};
+use crate::sync::lock;
 
 pub use file::{LoadedStation, StationFile};
 
@@ -201,7 +202,7 @@ impl Shared {
     }
 
     fn count(&self, change: impl FnOnce(&mut Counts)) {
-        change(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+        change(&mut lock(&self.counts));
     }
 }
 
@@ -216,7 +217,7 @@ pub async fn run_station(
     // Everything is checked before a port is opened or a row written.
     let profile_path = station.profile_path();
     let profile = crate::profile::load(&profile_path, CheckOptions { strict: options.strict })?;
-    let profile_sha256 = crate::pipeline::journal::file_sha256(&profile_path)
+    let profile_sha256 = crate::digest::file_sha256(&profile_path)
         .map_err(|source| StationError::ProfileRead { path: profile_path.clone(), source })?;
     let database = match &options.database {
         Some(url) => url.clone(),
@@ -312,7 +313,7 @@ pub async fn run_station(
     // The units still on the fixtures are nobody's business any more.
     let _ = store.recover_station(&name, now_ms()).await;
     let _ = store.heartbeat(&StationRow { heartbeat_ms: now_ms(), ..row("stopped") }).await;
-    let counts = *shared.counts.lock().unwrap_or_else(|p| p.into_inner());
+    let counts = *lock(&shared.counts);
     observer.event(&StationEvent::Stopped { passed: counts.passed, failed: counts.failed, refused: counts.refused });
     store.close().await;
     Ok(counts)
