@@ -4,6 +4,8 @@
 //! - [`batch`]: many devices under a limit of places, Ctrl-C aware.
 //! - [`device`]: one device through its profile's steps, journaled.
 //! - [`journal`]: JSON lines, appended and fsynced per step; resume reads it.
+//! - [`outcome`]: how a step ended and the hashes of what it sent, the words
+//!   the journal and the report share.
 //! - [`recording`]: a device's run recorded in the unit database as it goes
 //!   (stations, `batch --db`).
 //! - [`report`]: JSON (documented schema), JUnit XML and a human table,
@@ -12,5 +14,6 @@
 pub mod batch;
 pub mod device;
 pub mod journal;
+pub mod outcome;
 pub mod recording;
 pub mod report;

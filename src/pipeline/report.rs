@@ -34,9 +34,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::journal::StepOutcome;
+// Named here too: pipeline/device.rs and the report's callers import it from here.
+pub use super::outcome::ImageHash;
+use super::outcome::StepOutcome;
 use crate::failure::FailureClass;
 use crate::net::diagnose::Finding;
 use crate::profile::Problem;
@@ -90,14 +92,6 @@ pub struct DeviceReport {
     pub problems: Vec<Problem>,
     pub finding: Option<Finding>,
     pub steps: Vec<StepRecord>,
-}
-
-/// A file and the SHA-256 of its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageHash {
-    pub file: String,
-    pub sha256: String,
-    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
