@@ -75,6 +75,12 @@ pub struct SynProber {
     next_port: AtomicU32,
 }
 
+impl std::fmt::Debug for SynProber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SynProber").finish_non_exhaustive()
+    }
+}
+
 impl Drop for SynProber {
     fn drop(&mut self) {
         self.receiver.abort();

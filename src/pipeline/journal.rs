@@ -98,6 +98,12 @@ pub struct Journal {
     file: File,
 }
 
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
 impl Journal {
     /// Opens (creating) the journal at `path` and returns what it already
     /// holds.

@@ -89,6 +89,12 @@ pub struct DeviceLink {
     pub restart: Arc<Notify>,
 }
 
+impl std::fmt::Debug for DeviceLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceLink").finish_non_exhaustive()
+    }
+}
+
 /// Why the responder stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum AddpSimError {

@@ -69,6 +69,16 @@ pub struct SimDevice {
     _pty: tokio_serial::SerialStream,
 }
 
+impl std::fmt::Debug for SimDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimDevice")
+            .field("name", &self.name)
+            .field("ip", &self.ip)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SimDevice {
     /// What the device's flash holds (empty until its FTP server started).
     pub fn flash(&self) -> FlashState {
@@ -83,6 +93,15 @@ pub struct SimBench {
     /// The CSP controller's address, when the bench has one.
     pub csp: Option<SocketAddr>,
     stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for SimBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimBench")
+            .field("devices", &self.devices)
+            .field("inventory", &self.inventory)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for SimBench {

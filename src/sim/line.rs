@@ -71,6 +71,15 @@ pub struct SimLine {
     stop: watch::Sender<bool>,
 }
 
+impl std::fmt::Debug for SimLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimLine")
+            .field("station_files", &self.station_files)
+            .field("units", &self.units)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for SimLine {
     fn drop(&mut self) {
         let _ = self.stop.send(true);

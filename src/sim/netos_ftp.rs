@@ -118,6 +118,12 @@ pub struct NetosFtp {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for NetosFtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetosFtp").finish_non_exhaustive()
+    }
+}
+
 impl Drop for NetosFtp {
     fn drop(&mut self) {
         let _ = self.stop.send(true);

@@ -90,6 +90,13 @@ pub struct Store {
     url: DbUrl,
 }
 
+// The pool and URL are left out: a URL may carry a password.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
 /// Whether the unit may be taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Standing {
