@@ -225,7 +225,7 @@ mod tests {
         }
         {
             use crate::addp::{AddpError, ErrorCode, FrameError};
-            use crate::net::arp::Mac;
+            use crate::mac::Mac;
             let mac = Mac([0, 0x40, 0x9d, 1, 2, 3]);
             let waited = Duration::from_secs(2);
             check(&AddpError::NoInterface { name: s(), have: s() }, Input, "ADDP --interface typo");

@@ -37,6 +37,10 @@
 //!   exit codes and reports derive from.
 //! - [`progress`]: the one progress channel the library reports through and
 //!   the CLI renders.
+//! - [`mac`]: the one MAC address type and its printed form.
+//! - [`digest`]: SHA-256 digests as the records write them (lowercase hex).
+//! - [`sync`]: a mutex lock that outlives a panic elsewhere.
+//! - [`calendar`]: days since the Unix epoch to and from civil dates.
 //! - [`sim`]: simulated devices for tests and `flashline demo` (NET+OS console,
 //!   FTP flash server and ADDP responder, CSP matrix controller with its TFTP
 //!   client, serial link emulator, a whole bench and a manufacturing line).
@@ -47,12 +51,15 @@
 //! these modules and where to add a step kind, a protocol or a scenario.
 
 pub mod addp;
+pub mod calendar;
 pub mod cli;
 pub mod dashboard;
+pub mod digest;
 pub mod exs;
 pub mod failure;
 pub mod ftp;
 pub mod input_file;
+pub mod mac;
 pub mod net;
 pub mod pipeline;
 pub mod profile;
@@ -62,4 +69,5 @@ pub mod serial;
 pub mod sim;
 pub mod station;
 pub mod store;
+pub mod sync;
 pub mod tftp;

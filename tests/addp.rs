@@ -137,7 +137,7 @@ fn discover_finds_several_devices_and_advises_on_another_subnet() {
     let found: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     let found = found.as_array().unwrap();
     let macs: Vec<&str> = found.iter().map(|d| d["mac"].as_str().unwrap()).collect();
-    assert_eq!(macs, ["00:40:9d:00:00:0a", "00:40:9d:00:00:0b", "00:40:9d:00:00:0c"], "{stdout}");
+    assert_eq!(macs, ["00:40:9D:00:00:0A", "00:40:9D:00:00:0B", "00:40:9D:00:00:0C"], "{stdout}");
     let a = &found[0];
     assert_eq!(a["ip"], pair.dut_ip.to_string());
     assert_eq!(
@@ -157,8 +157,8 @@ fn discover_finds_several_devices_and_advises_on_another_subnet() {
     assert!(stdout.contains("MAC") && stdout.contains("COOKIE"), "{stdout}");
     let advisories: Vec<&str> = stdout.lines().filter(|l| l.starts_with("advisory")).collect();
     assert_eq!(advisories.len(), 1, "{stdout}");
-    assert!(advisories[0].contains("00:40:9d:00:00:0c has 198.19.200.7 / 255.255.255.0"), "{stdout}");
-    assert!(advisories[0].contains("flashline addp set-ip 00:40:9d:00:00:0c"), "{stdout}");
+    assert!(advisories[0].contains("00:40:9D:00:00:0C has 198.19.200.7 / 255.255.255.0"), "{stdout}");
+    assert!(advisories[0].contains("flashline addp set-ip 00:40:9D:00:00:0C"), "{stdout}");
 
     // Asking with DIGI only: NET+OS units stay silent.
     let (code, stdout, stderr) = discover(&pair, &["--json", "--cookie", "DIGI"]);
@@ -316,7 +316,7 @@ fn unicast_on_loopback_reads_the_device_and_its_refusals() {
     let found: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         (found[0]["mac"].as_str(), found[0]["other_subnet"].as_bool()),
-        (Some("00:40:9d:31:41:5a"), Some(false))
+        (Some("00:40:9D:31:41:5A"), Some(false))
     );
 
     let (code, _, stderr) =
@@ -357,13 +357,13 @@ fn diagnose_with_the_mac_finds_a_unit_with_a_wrong_address() {
     let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(report["finding"]["code"], "wrong-address", "{report}");
     assert_eq!(report["addp"]["ip"], pair.dut_ip.to_string(), "{report}");
-    assert!(report["finding"]["advice"][0].as_str().unwrap().contains("flashline addp set-ip 00:40:9d:00:00:1a"));
+    assert!(report["finding"]["advice"][0].as_str().unwrap().contains("flashline addp set-ip 00:40:9D:00:00:1A"));
 
     let (code, stdout, stderr) = diagnose(far, false);
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("finding: wrong-subnet"), "{stdout}");
     assert!(stdout.contains("address 198.19.200.7 / mask 255.255.255.0"), "{stdout}");
-    assert!(stdout.contains("addp      00:40:9d:00:00:1b answered from 198.19.200.7"), "{stdout}");
+    assert!(stdout.contains("addp      00:40:9D:00:00:1B answered from 198.19.200.7"), "{stdout}");
 
     // The pipeline does the same with the inventory's `mac` when
     // wait_for_network times out.

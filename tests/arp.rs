@@ -23,7 +23,8 @@ fn dut_mac(pair: &NetnsPair) -> String {
         .filter(|line| !line.contains("LOOPBACK"))
         .find_map(|line| line.split("link/ether ").nth(1).and_then(|rest| rest.split_whitespace().next()))
         .unwrap_or_else(|| panic!("no ether address in:\n{text}"))
-        .to_string()
+        // ip prints lower case; flashline prints a MAC in upper case.
+        .to_ascii_uppercase()
 }
 
 fn arp_check(pair: &NetnsPair, address: &str) -> (Option<i32>, Value, String) {

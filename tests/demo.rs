@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flashline::pipeline::journal::hex;
+use flashline::digest::hex;
 use flashline::serial::image;
 use flashline::sim::bench::{self, BenchSpec, SimBench};
 use serde_json::Value;

@@ -65,14 +65,16 @@ pub fn exercise(data: &[u8]) {
 /// command line: times, MACs (whole or part) and filters. A panic is the
 /// finding; a decoded MAC must be canonical and decode to itself.
 pub fn exercise_unit_queries(data: &[u8]) {
+    use flashline::mac::Mac;
+    use flashline::store::queries::RunFilter;
     use flashline::store::queries::when::{format_time, parse_time};
-    use flashline::store::queries::{RunFilter, canonical_mac};
     let text = String::from_utf8_lossy(data);
     if let Ok(ms) = parse_time(&text, 1_800_000_000_000) {
         let _ = format_time(ms);
     }
-    if let Some(mac) = canonical_mac(&text) {
-        assert_eq!(canonical_mac(&mac).as_deref(), Some(mac.as_str()));
+    if let Some(mac) = Mac::parse_any_spelling(&text) {
+        assert_eq!(Mac::parse_any_spelling(&mac.to_string()), Some(mac));
+        assert_eq!(mac.to_string().parse::<Mac>(), Ok(mac));
     }
     let filter = RunFilter { mac: Some(text.to_string()), outcome: Some(text.to_string()), ..RunFilter::default() };
     let _ = filter.check();

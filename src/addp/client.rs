@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use super::frame::{self, BROADCAST_MAC, Cookie, DeviceInfo, ErrorCode, Reply, Request, ResultFlag, command};
 use super::{GROUP, PORT};
 use crate::failure::{Classify, FailureClass};
-use crate::net::arp::Mac;
+use crate::mac::Mac;
 
 /// Datagrams read per call at most (a flood cannot keep a window open).
 const MAX_DATAGRAMS: usize = 100_000;
@@ -215,17 +215,6 @@ pub struct Discovered {
     /// Time from the first request to its first reply.
     #[serde(rename = "reply_ms", serialize_with = "millis")]
     pub reply_after: Duration,
-}
-
-impl Discovered {
-    /// What this reply says about a unit sought at `target` that did not
-    /// answer there: `wrong-subnet` or `wrong-address`, or None when the
-    /// unit has `target` on the station's subnet (or the reply lacks its
-    /// address).
-    pub fn finding_at(&self, target: std::net::Ipv4Addr, mac: &str) -> Option<crate::net::diagnose::Finding> {
-        let (ip, mask) = (self.device.ip?, self.device.mask?);
-        crate::net::diagnose::unit_on_the_wire(target, mac, ip, mask, self.other_subnet)
-    }
 }
 
 /// Milliseconds with microseconds (replies on a local link come in well under one).

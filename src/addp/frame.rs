@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use crate::net::arp::Mac;
+use crate::mac::Mac;
 
 /// Header bytes before the payload.
 pub const HEADER_LEN: usize = 8;

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::{Context, Outcome};
 use crate::addp::client::{self, DiscoverOptions, OperateOptions};
 use crate::addp::frame::{BROADCAST_MAC, Cookie, Password, Request};
-use crate::net::arp::Mac;
+use crate::mac::Mac;
 use crate::profile::HumanDuration;
 
 /// The environment variable the password is read from by default.

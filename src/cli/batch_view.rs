@@ -19,6 +19,7 @@ use crate::pipeline::batch::{BatchObserver, BatchOptions, run_batch};
 use crate::pipeline::device::DeviceJob;
 use crate::pipeline::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, write_atomically};
 use crate::progress::{Progress, ProgressEvent};
+use crate::sync::lock;
 
 pub struct BatchView {
     mode: Mode,
@@ -56,7 +57,7 @@ impl BatchView {
     }
 
     fn bar(&self, device: &str) -> Option<ProgressBar> {
-        self.bars.lock().unwrap_or_else(|p| p.into_inner()).get(device).cloned()
+        lock(&self.bars).get(device).cloned()
     }
 
     fn line(&self, text: String) {
@@ -107,7 +108,7 @@ struct Transfer {
 
 impl DeviceProgress {
     fn plain(&self, event: ProgressEvent) {
-        let mut transfer = self.transfer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut transfer = lock(&self.transfer);
         let device = &self.device;
         match event {
             ProgressEvent::Started { kind, label, total } if is_transfer(kind) => {
@@ -198,7 +199,7 @@ impl BatchObserver for BatchView {
                 bar.set_style(idle_style());
                 bar.set_prefix(device.to_string());
                 bar.enable_steady_tick(Duration::from_millis(150));
-                self.bars.lock().unwrap_or_else(|p| p.into_inner()).insert(device.to_string(), bar);
+                lock(&self.bars).insert(device.to_string(), bar);
             }
             Mode::Lines => eprintln!("{device}: started"),
             Mode::Silent => {}
@@ -220,7 +221,7 @@ impl BatchObserver for BatchView {
     }
 
     fn device_ended(&self, report: &DeviceReport) {
-        if let Some(bar) = self.bars.lock().unwrap_or_else(|p| p.into_inner()).remove(&report.name) {
+        if let Some(bar) = lock(&self.bars).remove(&report.name) {
             bar.finish_and_clear();
             self.multi.remove(&bar);
         }

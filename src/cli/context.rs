@@ -19,6 +19,12 @@ pub struct Context {
     pub verbose: u8,
 }
 
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("quiet", &self.quiet).field("verbose", &self.verbose).finish_non_exhaustive()
+    }
+}
+
 impl Context {
     /// Prints `error: MESSAGE` on stderr and returns `outcome`.
     pub fn fail(&self, message: impl Display, outcome: Outcome) -> Outcome {

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::station_view::EventLines;
+use crate::sync::lock;
 
 /// The example profile for the simulator, built in so the demo runs from
 /// anywhere.
@@ -240,7 +241,7 @@ impl StationObserver for LineDemo {
             _ => return,
         };
         self.line.unit_done(fixture);
-        let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
+        let mut finished = lock(&self.finished);
         *finished += 1;
         if *finished >= self.units {
             let _ = self.stop.send(true);

@@ -82,7 +82,7 @@ pub struct DiagnoseArgs {
     method: ProbeMethod,
     /// The unit's MAC: when nothing answers at HOST, ask ADDP where the unit is (`wrong-subnet`, `wrong-address`).
     #[arg(long, value_name = "MAC")]
-    mac: Option<crate::net::arp::Mac>,
+    mac: Option<crate::mac::Mac>,
     /// Print the report as JSON (a stable contract).
     #[arg(long)]
     json: bool,
@@ -305,7 +305,7 @@ async fn console_evidence(args: &ConsoleArgs, context: &Context) -> Result<Optio
 fn locate_by_addp(
     report: &mut crate::net::report::NetReport,
     target: std::net::Ipv4Addr,
-    mac: crate::net::arp::Mac,
+    mac: crate::mac::Mac,
     runtime: &tokio::runtime::Runtime,
     context: &Context,
 ) {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::progress::{Progress, ProgressEvent, TaskKind};
+use crate::sync::lock;
 
 /// The bar's look for a byte transfer.
 pub(super) fn transfer_style() -> ProgressStyle {
@@ -38,13 +39,13 @@ impl TaskView {
 
     /// Clears a bar left by a task that ended in an error.
     pub fn finish(&self) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(bar) = lock(&self.bar).take() {
             bar.finish_and_clear();
         }
     }
 
     fn line(&self, text: &str) {
-        match self.bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        match lock(&self.bar).as_ref() {
             Some(bar) => bar.println(text),
             None => eprintln!("{text}"),
         }
@@ -63,14 +64,14 @@ impl Progress for TaskView {
                     bar.set_style(transfer_style());
                     bar.set_message(label);
                     bar.enable_steady_tick(Duration::from_millis(200));
-                    *self.bar.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar);
+                    *lock(&self.bar) = Some(bar);
                 } else {
                     eprintln!("sending {label} ({} bytes)", total.unwrap_or(0));
                 }
             }
             ProgressEvent::Started { label, .. } => self.line(&label),
             ProgressEvent::Advanced { done, .. } => {
-                if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                if let Some(bar) = lock(&self.bar).as_ref() {
                     bar.set_position(done);
                 }
             }

@@ -12,6 +12,7 @@ use crate::profile::HumanDuration;
 use crate::sim;
 use crate::sim::addp::{AddpConfig, DeviceLink};
 use crate::sim::netos::{AfterSave, BootScenario, Firmware, LineEnd, NetosConfig, NetosDevice, NvMemory, Refusal};
+use crate::sync::lock;
 
 #[derive(Debug, Args)]
 pub struct NetosArgs {
@@ -175,7 +176,7 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         // The device end stays open until here: without it the PTY hangs up.
         drop(device);
         let _ = std::fs::remove_file(&args.link);
-        let state = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let state = lock(&state).clone();
         match serde_json::to_string(&state) {
             Ok(text) => println!("{text}"),
             Err(error) => context.warn(format!("cannot print the device state: {error}")),

@@ -13,6 +13,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::progress::{Progress, ProgressEvent, Silent};
 use crate::station::{StationEvent, StationObserver};
+use crate::sync::lock;
 
 /// The live lines, when stderr is a terminal.
 struct Live {
@@ -23,7 +24,7 @@ struct Live {
 
 impl Live {
     fn fixture(&self, name: &str) -> ProgressBar {
-        let mut fixtures = self.fixtures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fixtures = lock(&self.fixtures);
         fixtures
             .entry(name.to_string())
             .or_insert_with(|| {
@@ -51,15 +52,15 @@ impl Progress for FixtureProgress {
     fn report(&self, event: ProgressEvent) {
         match event {
             ProgressEvent::Started { label, total, .. } => {
-                *self.total.lock().unwrap_or_else(|p| p.into_inner()) = total;
+                *lock(&self.total) = total;
                 self.bar.set_message(label.clone());
-                *self.label.lock().unwrap_or_else(|p| p.into_inner()) = label;
+                *lock(&self.label) = label;
             }
             ProgressEvent::Advanced { done, .. } => {
-                if let Some(total) = *self.total.lock().unwrap_or_else(|p| p.into_inner())
+                if let Some(total) = *lock(&self.total)
                     && total > 0
                 {
-                    let label = self.label.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let label = lock(&self.label).clone();
                     self.bar.set_message(format!("{label} {}%", done * 100 / total));
                 }
             }
@@ -110,7 +111,7 @@ impl EventLines {
             StationEvent::Gone { fixture, mac } => (fixture, format!("{mac} removed")),
             StationEvent::PortTrouble { fixture, error } => (fixture, format!("port trouble: {error}")),
             StationEvent::DatabaseLost { .. } => {
-                for bar in live.fixtures.lock().unwrap_or_else(|p| p.into_inner()).values() {
+                for bar in lock(&live.fixtures).values() {
                     bar.set_message("DATABASE UNAVAILABLE: no new unit (a running unit finishes)");
                 }
                 return false;
@@ -144,7 +145,7 @@ impl StationObserver for EventLines {
         {
             return;
         }
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = lock(&self.counts);
         let line = match event {
             StationEvent::Started { station, fixtures, database, profile } => format!(
                 "station {station}: profile {profile}, {} fixture(s) ({}), database {database}",
@@ -206,7 +207,7 @@ impl StationObserver for EventLines {
             live.counts.set_message(format!("today: {} passed, {} failed, {} refused", counts.0, counts.1, counts.2));
             let _ = live.multi.println(line);
             if let StationEvent::Stopped { .. } = event {
-                for bar in live.fixtures.lock().unwrap_or_else(|p| p.into_inner()).values() {
+                for bar in lock(&live.fixtures).values() {
                     bar.finish_and_clear();
                 }
                 live.counts.finish();

@@ -14,9 +14,10 @@ use clap::{Args, Subcommand};
 
 use super::output::terminal_safe as shown;
 use super::{Context, Outcome};
+use crate::mac::Mac;
 use crate::store::queries::export::{CSV_HEADER, csv_record};
 use crate::store::queries::when::{format_duration, format_time, parse_time};
-use crate::store::queries::{MAX_PAGE, RunFilter, RunSummary, UnitHistory, canonical_mac};
+use crate::store::queries::{MAX_PAGE, RunFilter, RunSummary, UnitHistory};
 
 #[derive(Debug, Subcommand)]
 pub enum UnitsCommand {
@@ -172,7 +173,7 @@ async fn list(args: ListArgs, context: &Context) -> Result<Outcome, Outcome> {
 }
 
 async fn show(args: ShowArgs, context: &Context) -> Result<Outcome, Outcome> {
-    let Some(mac) = canonical_mac(&args.mac) else {
+    let Some(mac) = Mac::parse_any_spelling(&args.mac) else {
         let shown_mac: String = shown(&args.mac).chars().take(64).collect();
         return Err(context.fail(
             format!("`{shown_mac}` is not a MAC: give six hex pairs, e.g. 00:40:9D:3A:00:01"),
@@ -180,7 +181,7 @@ async fn show(args: ShowArgs, context: &Context) -> Result<Outcome, Outcome> {
         ));
     };
     let store = context.open_db(&args.db.db).await?;
-    let Some(unit) = store.unit(&mac).await.map_err(|error| context.fail_with(&error))? else {
+    let Some(unit) = store.unit(&mac.to_string()).await.map_err(|error| context.fail_with(&error))? else {
         return Err(context.fail(format!("unit {mac} is not in the database"), Outcome::BadInput));
     };
     if args.json {

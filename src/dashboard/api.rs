@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{App, Fault, parse_search};
-use crate::store::queries::{MAX_PAGE, canonical_mac};
+use crate::mac::Mac;
+use crate::store::queries::MAX_PAGE;
 
 /// `/api/v1`: what this API offers.
 pub async fn index() -> Json<serde_json::Value> {
@@ -70,8 +71,8 @@ pub async fn runs(State(app): State<App>, Query(query): Query<RunsQuery>) -> Res
 }
 
 pub async fn unit(State(app): State<App>, Path(mac): Path<String>) -> Result<Response, Fault> {
-    let mac = canonical_mac(&mac).ok_or_else(|| Fault::Input("not a MAC: give six hex pairs".to_string()))?;
-    match app.store.unit(&mac).await? {
+    let mac = Mac::parse_any_spelling(&mac).ok_or_else(|| Fault::Input("not a MAC: give six hex pairs".to_string()))?;
+    match app.store.unit(&mac.to_string()).await? {
         Some(history) => Ok(Json(history).into_response()),
         None => Ok((StatusCode::NOT_FOUND, Json(json!({ "error": format!("unit {mac} is not in the database") })))
             .into_response()),

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::sync::lock;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
@@ -52,7 +53,7 @@ struct Slot {
 
 impl Counts {
     fn admit(&self, client: IpAddr) -> Option<Slot> {
-        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = lock(&self.0);
         let total: usize = counts.values().sum();
         let mine = counts.entry(client).or_insert(0);
         if *mine >= PER_CLIENT || total >= TOTAL {
@@ -65,7 +66,7 @@ impl Counts {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut counts = self.counts.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = lock(&self.counts.0);
         if let Some(count) = counts.get_mut(&self.client) {
             *count -= 1;
             if *count == 0 {

@@ -34,9 +34,10 @@ use axum::routing::get;
 use maud::Markup;
 use tokio::sync::watch;
 
+use crate::mac::Mac;
 use crate::store::queries::export::{CSV_HEADER, csv_record};
 use crate::store::queries::when::parse_time;
-use crate::store::queries::{MAX_PAGE, MetricsData, RunFilter, canonical_mac};
+use crate::store::queries::{MAX_PAGE, MetricsData, RunFilter};
 use crate::store::{Store, StoreError};
 
 pub use token::{Token, TokenError};
@@ -350,10 +351,10 @@ async fn units_csv(State(app): State<App>, Query(search): Query<pages::Search>) 
 }
 
 async fn unit(State(app): State<App>, Path(mac): Path<String>) -> Response {
-    let Some(mac) = canonical_mac(&mac) else {
+    let Some(mac) = Mac::parse_any_spelling(&mac) else {
         return page_fault(Fault::Input("That is not a MAC: give six hex pairs, e.g. 00:40:9D:3A:00:01.".to_string()));
     };
-    match app.store.unit(&mac).await {
+    match app.store.unit(&mac.to_string()).await {
         Ok(Some(history)) => pages::unit(&history).into_response(),
         Ok(None) => {
             (StatusCode::NOT_FOUND, pages::message("Unknown unit", &format!("Unit {mac} is not in the database.")))

@@ -155,6 +155,12 @@ pub struct Client<C: Connect> {
     events: Vec<ClientEvent>,
 }
 
+impl<C: Connect> std::fmt::Debug for Client<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("connected", &self.connection.is_some()).finish_non_exhaustive()
+    }
+}
+
 impl<C: Connect> Client<C> {
     /// A client that connects on the first request.
     pub fn new(connector: C, options: ClientOptions) -> Client<C> {

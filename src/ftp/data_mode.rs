@@ -33,6 +33,7 @@ use suppaftp::FtpError as SuppaError;
 use tokio::net::TcpStream;
 
 use super::FtpMode;
+use crate::sync::lock;
 
 /// The modes an upload may still use, in order, and why earlier ones were
 /// given up.
@@ -166,10 +167,6 @@ impl PassiveProbe {
             })
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

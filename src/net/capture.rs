@@ -68,6 +68,12 @@ pub struct Capture {
     task: JoinHandle<Result<Captured, NetError>>,
 }
 
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture").finish_non_exhaustive()
+    }
+}
+
 /// What a capture holds.
 #[derive(Debug, Default)]
 pub struct Captured {

@@ -35,6 +35,12 @@ pub struct Pinger {
     sequence: u16,
 }
 
+impl std::fmt::Debug for Pinger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pinger").field("target", &self.target).finish_non_exhaustive()
+    }
+}
+
 impl Pinger {
     /// Opens a socket for `target`: datagram if allowed, else raw.
     pub fn new(target: Ipv4Addr) -> Result<Pinger, NetError> {

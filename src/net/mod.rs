@@ -222,6 +222,15 @@ pub enum Prober {
     Connect,
 }
 
+impl std::fmt::Debug for Prober {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Prober::Syn(_) => "Prober::Syn",
+            Prober::Connect => "Prober::Connect",
+        })
+    }
+}
+
 impl Prober {
     /// `auto` picks SYN when a raw socket can be opened.
     pub fn new(method: ProbeMethod) -> Result<Prober, NetError> {

@@ -38,6 +38,19 @@ pub struct NetReport {
     pub addp: Option<crate::addp::Discovered>,
 }
 
+// Written here, not in `addp`: turning a reply into a finding is the
+// diagnosis's business, and `addp` then needs nothing from `net`.
+impl crate::addp::Discovered {
+    /// What this reply says about a unit sought at `target` that did not
+    /// answer there: `wrong-subnet` or `wrong-address`, or None when the
+    /// unit has `target` on the station's subnet (or the reply lacks its
+    /// address).
+    pub fn finding_at(&self, target: Ipv4Addr, mac: &str) -> Option<Finding> {
+        let (ip, mask) = (self.device.ip?, self.device.mask?);
+        super::diagnose::unit_on_the_wire(target, mac, ip, mask, self.other_subnet)
+    }
+}
+
 /// What the console showed, as `diagnose --boot-log/--console` reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsoleReport {

@@ -31,6 +31,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use super::{NetError, PortResult, PortState, ProbeOptions, Reason, UsedMethod, format_rtt};
+use crate::sync::lock;
 
 /// The shortest wait for stragglers once other ports have answered: covers
 /// a device's slow path (a busy embedded stack) without waiting the full
@@ -72,6 +73,12 @@ pub struct SynProber {
     shared: Arc<Shared>,
     receiver: tokio::task::JoinHandle<()>,
     next_port: AtomicU32,
+}
+
+impl std::fmt::Debug for SynProber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SynProber").finish_non_exhaustive()
+    }
 }
 
 impl Drop for SynProber {
@@ -242,12 +249,6 @@ impl SynProber {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere while holding the lock leaves a map that is still
-    // consistent (single inserts and removes): keep using it.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A 20-byte SYN segment with a correct checksum for `source` -> `target`.

@@ -15,7 +15,7 @@ use super::recording::RunRecording;
 use super::report::{BatchReport, DeviceOutcome, DeviceReport, StepRecord, rfc3339};
 use crate::failure::{Classify, FailureClass};
 use crate::progress::Progress;
-use crate::store::{DbUrl, Recorder, RunStart, Store, StoreError, new_id, normalise_mac, now_ms};
+use crate::store::{DbUrl, Recorder, RunStart, Store, StoreError, new_id, now_ms};
 
 #[derive(Debug, Clone)]
 pub struct BatchOptions {
@@ -199,7 +199,7 @@ async fn begin_recording(
     let profile_sha256 = job.profile.sha256().unwrap_or_default().to_string();
     let start = RunStart {
         id: new_id(),
-        unit_mac: normalise_mac(job.values.get("mac").unwrap_or_default()),
+        unit_mac: crate::mac::record_form(job.values.get("mac").unwrap_or_default()),
         serial_number: job.values.get("serial_number").map(str::to_string),
         station: database.station.clone(),
         fixture: job.name.clone(),

@@ -20,21 +20,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 pub use super::job::{DeviceJob, JobProfile, ProfileCache};
 use super::journal::{
-    ConfirmedFile, DoneStep, Journal, JournalError, JournalRecord, Resume, StepOutcome, files_to_skip, hex, now,
+    ConfirmedFile, DoneStep, Journal, JournalError, JournalRecord, Resume, StepOutcome, files_to_skip, now,
     resume_decision, step_images, step_inputs,
 };
 use super::report::{DeviceOutcome, DeviceReport, ImageHash, StepRecord};
 use super::steps::{self, StepContext, StepFiles};
+use crate::digest::sha256_hex;
 use crate::failure::{Classify, FailureClass};
 use crate::net::diagnose::Finding;
 use crate::profile::{self, Problem, Profile, ResolveMode, Step};
 use crate::serial::console::Console;
 use crate::serial::port::Port;
+use crate::sync::lock;
 
 /// What the runner needs from its caller.
 pub struct RunContext<'a> {
@@ -261,9 +262,9 @@ impl Runner<'_> {
                 ..self.journal_line(index, step.kind(), inputs)
             };
             if let Some(journal) = self.context.journal
-                && let Err(error) = journal.lock().unwrap_or_else(|p| p.into_inner()).append(&line)
+                && let Err(error) = lock(journal).append(&line)
             {
-                journal_failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(error);
+                lock(&journal_failed).get_or_insert(error);
             }
         };
         let mut cx = StepContext {
@@ -327,7 +328,7 @@ impl Runner<'_> {
             images: record.images.clone(),
             ..self.journal_line(record.index, &record.kind, &record.inputs_sha256)
         };
-        journal.lock().unwrap_or_else(|p| p.into_inner()).append(&line)
+        lock(journal).append(&line)
     }
 }
 
@@ -389,7 +390,7 @@ fn hash_images(profile: &Profile, base_dir: &Path) -> Result<Vec<ImageHash>, Fai
             continue;
         }
         let bytes = steps::load_image::read_image(&base_dir.join(&file))?.data;
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = sha256_hex(&bytes);
         images.push(ImageHash { file, sha256, bytes: bytes.len() as u64 });
     }
     Ok(images)
@@ -424,11 +425,7 @@ mod tests {
             let resolved = resolve(&job).unwrap_or_else(|f| panic!("{}: {:?}", f.message, f.problems));
             let used = serde_json::to_string(&resolved.profile.steps[0]).unwrap();
             assert!(used.contains(pw), "the step as run sends the password");
-            assert_eq!(
-                resolved.profile_sha256,
-                hex(&Sha256::digest(std::fs::read(&path).unwrap())),
-                "the bytes parsed"
-            );
+            assert_eq!(resolved.profile_sha256, sha256_hex(&std::fs::read(&path).unwrap()), "the bytes parsed");
             step_inputs(&resolved.for_digest.expect("resolves for display").steps[0], &[])
         };
         assert_eq!(digest("first-secret", "10.0.0.5"), digest("second-secret", "10.0.0.5"));

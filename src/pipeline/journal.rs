@@ -26,37 +26,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::report::ImageHash;
+// Named here too: pipeline/device.rs and the journal's callers import it from here.
+use super::outcome::ImageHash;
+pub use super::outcome::StepOutcome;
 use crate::failure::{Classify, FailureClass};
 use crate::input_file;
+// Named here too for pipeline/device.rs, which imports them from the journal.
+pub use crate::digest::{file_sha256, hex};
 use crate::profile::Step;
-
-/// How a step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StepOutcome {
-    Passed,
-    Failed,
-    /// Not run: already done (resume) or its result already in place.
-    Skipped,
-    /// Journal lines only, never a step's outcome: one file of a step that
-    /// the device confirmed (the line's `file`). A distinct word, so that a
-    /// flashline that does not know these lines stops at one with its line
-    /// number instead of taking the step as done.
-    Confirmed,
-}
-
-impl StepOutcome {
-    /// The word reports and live lines use (`passed`, `failed`, `skipped`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepOutcome::Passed => "passed",
-            StepOutcome::Failed => "failed",
-            StepOutcome::Skipped => "skipped",
-            StepOutcome::Confirmed => "confirmed",
-        }
-    }
-}
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +96,12 @@ impl Classify for JournalError {
 pub struct Journal {
     path: PathBuf,
     file: File,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.path).finish_non_exhaustive()
+    }
 }
 
 impl Journal {
@@ -306,18 +289,6 @@ pub fn step_inputs(step: &Step, images: &[ImageHash]) -> String {
         hasher.update(format!("\n{file}\0{sha256}").as_bytes());
     }
     hex(&hasher.finalize())
-}
-
-/// Lowercase hex of `bytes` (digests in journals and reports).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 (hex) of a file's bytes: the profile that ran, as journals,
-/// reports, station runs and `batch --db` record it.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    let bytes = input_file::read(path, &input_file::PROFILE).map_err(std::io::Error::other)?;
-    Ok(hex(&Sha256::digest(bytes)))
 }
 
 /// What resume does with one step.

@@ -5,6 +5,8 @@
 //! - [`device`]: one device through its profile's steps, journaled.
 //! - [`job`]: a device job and its profile, loaded and hashed once.
 //! - [`journal`]: JSON lines, appended and fsynced per step; resume reads it.
+//! - [`outcome`]: how a step ended and the hashes of what it sent, the words
+//!   the journal and the report share.
 //! - [`recording`]: a device's run recorded in the unit database as it goes
 //!   (stations, `batch --db`).
 //! - [`steps`]: how each step kind runs, one file per kind.
@@ -15,6 +17,7 @@ pub mod batch;
 pub mod device;
 pub mod job;
 pub mod journal;
+pub mod outcome;
 pub mod recording;
 pub mod report;
 pub mod steps;

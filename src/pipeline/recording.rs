@@ -27,6 +27,12 @@ pub struct RunRecording {
     writer: JoinHandle<()>,
 }
 
+impl std::fmt::Debug for RunRecording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunRecording").field("run_id", &self.run_id).finish_non_exhaustive()
+    }
+}
+
 impl RunRecording {
     /// Writes the run (`running`) and starts the step writer. `UnitBusy`
     /// when the unit runs elsewhere: nothing was written.

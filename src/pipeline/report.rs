@@ -34,9 +34,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::journal::StepOutcome;
+// Named here too: pipeline/device.rs and the report's callers import it from here.
+pub use super::outcome::ImageHash;
+use super::outcome::StepOutcome;
 use crate::failure::FailureClass;
 use crate::net::diagnose::Finding;
 use crate::profile::Problem;
@@ -90,14 +92,6 @@ pub struct DeviceReport {
     pub problems: Vec<Problem>,
     pub finding: Option<Finding>,
     pub steps: Vec<StepRecord>,
-}
-
-/// A file and the SHA-256 of its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageHash {
-    pub file: String,
-    pub sha256: String,
-    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -298,16 +292,7 @@ pub fn rfc3339(seconds: f64) -> String {
     let millis = ((seconds.max(0.0) - secs as f64) * 1000.0) as i64;
     let days = secs.div_euclid(86_400);
     let rest = secs.rem_euclid(86_400);
-    // Days to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::calendar::civil_from_days(days);
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 

@@ -10,8 +10,6 @@
 
 use std::collections::BTreeMap;
 
-use sha2::Digest as _;
-
 use granit_parser::{Event, Parser};
 
 /// A 1-based line and column in a source file.
@@ -103,7 +101,7 @@ impl SourceTree {
             }
         }
         let root = builder.finish();
-        let sha256 = sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = crate::digest::sha256_hex(text.as_bytes());
         let mut tree = SourceTree { root, positions: BTreeMap::new(), sha256 };
         if let Some(root) = tree.root.clone() {
             tree.index(&root, String::new(), &mut problems);

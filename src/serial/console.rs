@@ -83,6 +83,12 @@ pub struct Console<S> {
     buf: Vec<u8>,
 }
 
+impl<S> std::fmt::Debug for Console<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Console").field("buffered", &self.buf.len()).finish_non_exhaustive()
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Console<S> {
     pub fn new(stream: S) -> Console<S> {
         Console {

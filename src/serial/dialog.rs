@@ -208,6 +208,12 @@ pub struct Dialog {
     failed: Option<DialogFailure>,
 }
 
+impl std::fmt::Debug for Dialog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialog").finish_non_exhaustive()
+    }
+}
+
 impl Dialog {
     pub fn new(script: Script) -> Dialog {
         let answered = vec![None; script.prompts.len()];

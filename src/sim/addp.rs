@@ -34,7 +34,8 @@ use crate::addp::frame::{
     command,
 };
 use crate::addp::{GROUP, PORT};
-use crate::net::arp::Mac;
+use crate::mac::Mac;
+use crate::sync::lock;
 
 /// How the responder answers.
 #[derive(Debug, Clone)]
@@ -86,6 +87,12 @@ pub struct DeviceLink {
     /// The running settings; `None` while the device is down.
     pub network: watch::Receiver<Option<NvMemory>>,
     pub restart: Arc<Notify>,
+}
+
+impl std::fmt::Debug for DeviceLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceLink").finish_non_exhaustive()
+    }
 }
 
 /// Why the responder stopped.
@@ -298,7 +305,7 @@ fn operate(
     if mac != own_mac {
         return None; // the broadcast MAC included: ignored
     }
-    let mut state = link.state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = lock(&link.state);
     let expected = state.nv.root_password.clone().or_else(|| config.password.clone());
     if expected.is_some_and(|p| p.as_bytes() != password.0.as_slice()) {
         return Some(ErrorCode::AuthenticationFailure);

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use super::netos::{NetosConfig, NetosDevice, NvMemory};
 use super::netos_ftp::{FlashState, FtpBehaviour, FtpScenario, NetosFtp};
 use crate::serial::image;
+use crate::sync::lock;
 
 /// The FTP port of the simulated devices, as `profiles/sim-netos.yaml` says.
 pub const SIM_FTP_PORT: u16 = 2121;
@@ -68,10 +69,20 @@ pub struct SimDevice {
     _pty: tokio_serial::SerialStream,
 }
 
+impl std::fmt::Debug for SimDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimDevice")
+            .field("name", &self.name)
+            .field("ip", &self.ip)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SimDevice {
     /// What the device's flash holds (empty until its FTP server started).
     pub fn flash(&self) -> FlashState {
-        self.ftp.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(NetosFtp::flash).unwrap_or_default()
+        lock(&self.ftp).as_ref().map(NetosFtp::flash).unwrap_or_default()
     }
 }
 
@@ -82,6 +93,15 @@ pub struct SimBench {
     /// The CSP controller's address, when the bench has one.
     pub csp: Option<SocketAddr>,
     stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for SimBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimBench")
+            .field("devices", &self.devices)
+            .field("inventory", &self.inventory)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for SimBench {
@@ -278,7 +298,7 @@ pub(super) fn serve_ftp_when_configured(
             }
             let settings = network.borrow_and_update().clone();
             let Some(nv) = settings.filter(|nv| !nv.dhcp && only.is_none_or(|ip| nv.ip == ip)) else { continue };
-            let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = lock(&slot);
             if slot.is_none() {
                 let server = NetosFtp::start(SocketAddr::from((nv.ip, SIM_FTP_PORT)), behaviour.clone(), &ftp_dir);
                 let mut lines = server.console();

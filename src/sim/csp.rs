@@ -50,6 +50,7 @@ use crate::exs::tftp_manage::{
     TftpManageResponse,
 };
 use crate::exs::trace::hex;
+use crate::sync::lock;
 
 /// A fault to inject into one TFTP Manage answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -215,7 +216,7 @@ impl Shared {
     fn controller(&self) -> std::sync::MutexGuard<'_, Controller> {
         // A panic elsewhere cannot leave the settings half-written in a way
         // that matters to a simulator: keep serving.
-        self.controller.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.controller)
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::bench::{Scenario, demo_behaviour, serve_ftp_when_configured, write_images};
 use super::firmware::Firmware;
 use super::netos::{NetosConfig, NetosDevice, NvMemory};
+use crate::sync::lock;
 
 /// The station profile the demo line runs.
 pub const LINE_PROFILE: &str = include_str!("../../profiles/sim-netos-line.yaml");
@@ -68,6 +69,15 @@ pub struct SimLine {
     /// What the line does, one line of text each (plugged, taken out).
     pub events: mpsc::UnboundedReceiver<String>,
     stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for SimLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimLine")
+            .field("station_files", &self.station_files)
+            .field("units", &self.units)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for SimLine {
@@ -308,7 +318,7 @@ fn start_unit(
             _ = stopped.changed() => {}
         }
         // Unplugged: its FTP server goes with it.
-        drop(unit_slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(lock(&unit_slot).take());
     });
     Ok(slot)
 }
@@ -331,10 +341,9 @@ type FtpSlot = Arc<Mutex<Option<super::netos_ftp::NetosFtp>>>;
 /// after taking them.
 async fn flashed_and_restarted(slot: &FtpSlot) {
     loop {
-        let flashed =
-            slot.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|ftp| ftp.flash()).is_some_and(|flash| {
-                flash.images.contains_key("rom.bin") && flash.images.contains_key("image.bin") && flash.boots >= 2
-            });
+        let flashed = lock(slot).as_ref().map(|ftp| ftp.flash()).is_some_and(|flash| {
+            flash.images.contains_key("rom.bin") && flash.images.contains_key("image.bin") && flash.boots >= 2
+        });
         if flashed {
             return;
         }

@@ -331,6 +331,12 @@ pub struct NetosDevice {
     restart: Arc<Notify>,
 }
 
+impl std::fmt::Debug for NetosDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetosDevice").finish_non_exhaustive()
+    }
+}
+
 /// Why the console loop ended.
 #[derive(Debug, thiserror::Error)]
 pub enum NetosError {

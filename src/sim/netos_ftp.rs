@@ -32,9 +32,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::sync::lock;
 use async_trait::async_trait;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -118,6 +118,12 @@ pub struct NetosFtp {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for NetosFtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetosFtp").finish_non_exhaustive()
+    }
+}
+
 impl Drop for NetosFtp {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
@@ -167,10 +173,6 @@ impl NetosFtp {
     pub fn console_since_start(&self) -> broadcast::Receiver<String> {
         lock(&self.boot_console).take().unwrap_or_else(|| self.console.subscribe())
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 struct Device {
@@ -358,7 +360,7 @@ impl Device {
                 continue;
             }
             let Ok(bytes) = std::fs::read(dir.join(name)) else { continue };
-            let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            let sha256 = crate::digest::sha256_hex(&bytes);
             let mut state = lock(&self.state);
             let writes = state.images.get(name).map_or(0, |i| i.writes) + 1;
             state.images.insert(name.to_string(), FlashedImage { bytes: bytes.len() as u64, sha256, writes });

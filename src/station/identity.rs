@@ -1,5 +1,5 @@
-//! A unit's identity from its banner: the MAC (normalised to upper case
-//! with colons, as the NET+OS console prints it) and the serial number.
+//! A unit's identity from its banner: the MAC (in [`crate::mac`]'s record
+//! form, as the NET+OS console prints it) and the serial number.
 //! Pure: the fixture loop feeds it console text.
 
 use regex::Regex;
@@ -26,9 +26,10 @@ impl IdentityPatterns {
         })
     }
 
-    /// The MAC in `text` (the first group of the MAC pattern), normalised.
+    /// The MAC in `text` (the first group of the MAC pattern), in the form
+    /// the records store.
     pub fn mac_in(&self, text: &str) -> Option<String> {
-        self.mac.captures(text).and_then(|c| c.get(1)).map(|m| normalise_mac(m.as_str()))
+        self.mac.captures(text).and_then(|c| c.get(1)).map(|m| crate::mac::record_form(m.as_str()))
     }
 
     /// The last serial number in `text` (the banner printed just now).
@@ -36,8 +37,6 @@ impl IdentityPatterns {
         self.serial_number.captures_iter(text).last().and_then(|c| c.get(1)).map(|m| m.as_str().to_string())
     }
 }
-
-pub use crate::store::normalise_mac;
 
 #[cfg(test)]
 mod tests {
@@ -52,6 +51,7 @@ mod tests {
         assert_eq!(patterns.mac_in(banner).as_deref(), Some("00:40:9D:AB:CD:EF"));
         assert_eq!(patterns.serial_in(banner).as_deref(), Some("N20000001"));
         assert_eq!(patterns.mac_in("no identity here"), None);
-        assert_eq!(normalise_mac("00-40-9d-01-02-03"), "00:40:9D:01:02:03");
+        let dashed = "This board's Ethernet MAC Address is 00-40-9d-01-02-03\r\n";
+        assert_eq!(patterns.mac_in(dashed).as_deref(), Some("00:40:9D:01:02:03"));
     }
 }

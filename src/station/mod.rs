@@ -30,6 +30,7 @@ use crate::pipeline::report::StepRecord;
 use crate::profile::{CheckOptions, ProfileError};
 use crate::progress::Progress;
 use crate::store::{Claim, DbUrl, StationRow, Store, StoreError, UrlError, now_ms};
+use crate::sync::lock;
 
 pub use file::{LoadedStation, StationFile};
 
@@ -201,7 +202,7 @@ impl Shared {
     }
 
     fn count(&self, change: impl FnOnce(&mut Counts)) {
-        change(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()));
+        change(&mut lock(&self.counts));
     }
 }
 
@@ -309,7 +310,7 @@ pub async fn run_station(
     // The units still on the fixtures are nobody's business any more.
     let _ = store.recover_station(&name, now_ms()).await;
     let _ = store.heartbeat(&StationRow { heartbeat_ms: now_ms(), ..row("stopped") }).await;
-    let counts = *shared.counts.lock().unwrap_or_else(|p| p.into_inner());
+    let counts = *lock(&shared.counts);
     observer.event(&StationEvent::Stopped { passed: counts.passed, failed: counts.failed, refused: counts.refused });
     store.close().await;
     Ok(counts)

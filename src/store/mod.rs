@@ -90,6 +90,13 @@ pub struct Store {
     url: DbUrl,
 }
 
+// The pool and URL are left out: a URL may carry a password.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
 /// Whether the unit may be taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Standing {
@@ -670,13 +677,6 @@ async fn interrupt(
     );
     let done = sqlx::query(&sql).bind(now_ms).bind(station).bind(why).execute(&mut **tx).await?;
     Ok(done.rows_affected())
-}
-
-/// A MAC as the units table keys it: `00-40-9d-01-02-03` and
-/// `00:40:9D:01:02:03` are the same unit.
-pub fn normalise_mac(text: &str) -> String {
-    // One canonical form with the read side: bare hex and any separator too.
-    queries::canonical_mac(text).unwrap_or_else(|| text.trim().replace('-', ":").to_ascii_uppercase())
 }
 
 /// Milliseconds since the Unix epoch.

@@ -34,6 +34,13 @@ pub struct Recorder {
     healthy: Arc<watch::Sender<bool>>,
 }
 
+// The pool and URL are left out: a URL may carry a password.
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").finish_non_exhaustive()
+    }
+}
+
 impl Recorder {
     /// Opens (creating) the spool at `spool` and delivers what an earlier
     /// process left in it.

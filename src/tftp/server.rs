@@ -27,6 +27,7 @@ use super::packet::{self, DEFAULT_BLOCK, ErrorCode, Packet, RequestKind};
 use super::root::{PathRefusal, Root};
 use crate::failure::{Classify, FailureClass};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
+use crate::sync::lock;
 
 /// The largest block RFC 2348 allows (an IP datagram's worth).
 pub const MAX_BLKSIZE: usize = 65464;
@@ -197,11 +198,11 @@ pub async fn serve(
         let (config, progress, records) = (config.clone(), progress.clone(), records.clone());
         transfers.spawn(async move {
             let record = transfer(local, peer, request, &config, &*progress).await;
-            records.lock().unwrap_or_else(|p| p.into_inner()).push(record);
+            lock(&records).push(record);
         });
     }
     transfers.shutdown().await;
-    let records = std::mem::take(&mut records.lock().unwrap_or_else(|p| p.into_inner()).kept);
+    let records = std::mem::take(&mut lock(&records).kept);
     Ok(records.into())
 }
 

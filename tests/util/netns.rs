@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use super::child::{Bounded, QUICK};
+use flashline::sync::lock;
 
 /// Start of the benchmarking block RFC 2544 reserves; /15 gives 2^15 /30 subnets.
 const BLOCK: u32 = u32::from_be_bytes([198, 18, 0, 0]);
@@ -170,7 +171,7 @@ static MADE: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
 fn add_namespace(ns: &str) {
     ip(&["netns", "add", ns]);
     let id = identity(&format!("/var/run/netns/{ns}"));
-    MADE.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+    lock(&MADE).push(id);
     ip(&["-n", ns, "link", "set", "lo", "up"]);
 }
 
@@ -183,7 +184,7 @@ fn identity(path: &str) -> (u64, u64) {
 /// made: the check every socket a test opens off loopback passes first.
 pub fn assert_in_test_namespace(what: &str) {
     let here = identity("/proc/thread-self/ns/net");
-    let made = MADE.lock().unwrap_or_else(|e| e.into_inner()).contains(&here);
+    let made = lock(&MADE).contains(&here);
     assert!(made, "{what}: refused outside the test's own network namespaces (this thread is in netns {here:?})");
 }
 

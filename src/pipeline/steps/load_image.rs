@@ -6,11 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{StepContext, StepDone, StepError, compile};
-use crate::pipeline::journal::{StepOutcome, hex};
+use crate::pipeline::journal::StepOutcome;
 use crate::pipeline::report::ImageHash;
 use crate::profile::LoadImage;
 use crate::progress::{Progress, ProgressEvent, TaskKind};
@@ -27,7 +26,7 @@ pub async fn run(step: &LoadImage, cx: &mut StepContext<'_>) -> Result<StepDone,
     let image = read_image(&base_dir.join(step.file.as_str()))?;
     let hashed = ImageHash {
         file: step.file.to_string(),
-        sha256: hex(&Sha256::digest(&image.data)),
+        sha256: crate::digest::sha256_hex(&image.data),
         bytes: image.data.len() as u64,
     };
     let sent = load(console, step, image, baud, progress).await?;

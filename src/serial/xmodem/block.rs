@@ -1,12 +1,34 @@
 //! Block framing: the block layout (`SOH|STX, n, 255-n, data, check`), the
 //! CRC-16 and checksum, the padding rule of the last block and YMODEM block 0
-//! (name, size, time). No state: the sender and the receiver call these.
+//! (name, size, time), and the file either end holds ([`Outgoing`],
+//! [`Incoming`]): defined here, where block 0 is written and read, so the
+//! sender and the receiver import the block layer and it imports neither.
+//! No state: the sender and the receiver call these.
 
-use super::TransferProtocol;
-use super::sender::Outgoing;
-use super::{Incoming, SOH, STX};
+use super::{SOH, STX, TransferProtocol};
 
 const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
+
+/// A file to send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Name for YMODEM block 0 (no directories).
+    pub name: String,
+    pub data: Vec<u8>,
+    /// Modification time, seconds since the epoch, for YMODEM block 0.
+    pub mtime: u64,
+}
+
+/// A file the receiver got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Incoming {
+    /// From YMODEM block 0.
+    pub name: Option<String>,
+    /// From YMODEM block 0; XMODEM files keep their padding.
+    pub declared_size: Option<u64>,
+    pub mtime: Option<u64>,
+    pub data: Vec<u8>,
+}
 
 /// How a block's data is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,11 +33,11 @@ mod block;
 mod receiver;
 mod sender;
 
-pub use block::{Check, encode_block, padded_len};
+pub use block::{Check, Incoming, Outgoing, encode_block, padded_len};
 use clap::ValueEnum;
-pub use receiver::{Incoming, Receiver, ReceiverOptions, ReceiverStats};
+pub use receiver::{Receiver, ReceiverOptions, ReceiverStats};
 use schemars::JsonSchema;
-pub use sender::{Outgoing, Retry, Sender, SenderOptions, TransferStats};
+pub use sender::{Retry, Sender, SenderOptions, TransferStats};
 use serde::{Deserialize, Serialize};
 
 /// Serial file-transfer protocols.

@@ -4,19 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::block::{Check, parse_ymodem_header};
+use super::block::{Check, Incoming, parse_ymodem_header};
 use super::{ACK, ByteName, CAN, CRC_REQUEST, EOT, NAK, SOH, STX, Status, TransferError};
-
-/// A file the receiver got.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Incoming {
-    /// From YMODEM block 0.
-    pub name: Option<String>,
-    /// From YMODEM block 0; XMODEM files keep their padding.
-    pub declared_size: Option<u64>,
-    pub mtime: Option<u64>,
-    pub data: Vec<u8>,
-}
 
 /// Timeouts and limits of a [`Receiver`].
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::TransferProtocol;
-use super::block::{Check, encode_block, plan_blocks, ymodem_header};
+use super::block::{Check, Outgoing, encode_block, plan_blocks, ymodem_header};
 use super::{ACK, CAN, CRC_REQUEST, EOT, FinalAckCause, LastReply, NAK, SUB, Status, TransferError, Unit};
 
 /// Tries for YMODEM's end-of-batch block (see
@@ -17,16 +17,6 @@ const END_OF_BATCH_TRIES: u32 = 3;
 /// [`TransferError::Junk`]: line noise damages a byte or two per reply, a
 /// line that streams bytes is not an XMODEM receiver answering.
 pub const JUNK_LIMIT: u32 = 256;
-
-/// A file to send.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// Name for YMODEM block 0 (no directories).
-    pub name: String,
-    pub data: Vec<u8>,
-    /// Modification time, seconds since the epoch, for YMODEM block 0.
-    pub mtime: u64,
-}
 
 /// Timeouts and limits of a [`Sender`].
 #[derive(Debug, Clone)]

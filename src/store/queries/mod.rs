@@ -20,6 +20,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Backend, DbUrl, Store, StoreError};
+use crate::mac::Mac;
 
 /// The outcomes a run can have (the `runs.outcome` column).
 pub const OUTCOMES: [&str; 4] = ["running", "passed", "failed", "interrupted"];
@@ -86,9 +87,8 @@ fn mac_pattern(text: &str) -> Result<MacPattern, FilterError> {
         return Err(bad());
     }
     let digits = digits.to_ascii_uppercase();
-    if digits.len() == 12 {
-        let pairs: Vec<&str> = (0..6).map(|i| &digits[i * 2..i * 2 + 2]).collect();
-        return Ok(MacPattern::Exact(pairs.join(":")));
+    if let Some(mac) = Mac::parse_any_spelling(text) {
+        return Ok(MacPattern::Exact(mac.to_string()));
     }
     // A part typed with separators keeps them (it says where the byte
     // boundaries are); bare digits match either alignment (`9D3A` is in
@@ -108,14 +108,6 @@ enum MacPattern {
     Like(String),
     /// A `LIKE` pattern for the stored form without its colons.
     Digits(String),
-}
-
-/// The canonical form of a full MAC (`00:40:9D:3A:00:01`), or None.
-pub fn canonical_mac(text: &str) -> Option<String> {
-    match mac_pattern(text) {
-        Ok(MacPattern::Exact(mac)) => Some(mac),
-        _ => None,
-    }
 }
 
 /// One run in a list.
@@ -641,6 +633,14 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The form a full MAC is looked up by, or None.
+    fn canonical_mac(text: &str) -> Option<String> {
+        match mac_pattern(text) {
+            Ok(MacPattern::Exact(mac)) => Some(mac),
+            _ => None,
+        }
+    }
 
     #[test]
     fn a_full_mac_in_any_spelling_is_found_exactly() {

@@ -2,8 +2,10 @@
 //! `YYYY-MM-DDTHH:MM[:SS]Z`, or an age (`30m`, `8h`, `2d`: that long before
 //! now), to and from the database's milliseconds since the Unix epoch.
 //!
-//! Written here (a few lines of calendar arithmetic) rather than pulling a
-//! date crate in for two conversions; everything is UTC, as the database is.
+//! The calendar arithmetic is [`crate::calendar`]'s; everything is UTC, as
+//! the database is.
+
+use crate::calendar::{civil_from_days, days_from_civil};
 
 /// A time the user typed that is none of the accepted forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,29 +98,6 @@ fn days_in_month(year: i64, month: i64) -> i64 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
-}
-
-// Howard Hinnant's `days_from_civil` and `civil_from_days`: exact for the
-// proleptic Gregorian calendar.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
-    (year_of_era + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]
