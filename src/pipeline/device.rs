@@ -27,12 +27,12 @@ use super::journal::{
     ConfirmedFile, DoneStep, Journal, JournalError, JournalRecord, Resume, StepOutcome, files_to_skip, now,
     resume_decision, step_images, step_inputs,
 };
+pub use super::outcome::Failure;
 use super::report::{DeviceOutcome, DeviceReport, ImageHash, StepRecord};
 use super::steps::{self, StepContext, StepFiles};
 use crate::digest::sha256_hex;
-use crate::failure::{Classify, FailureClass};
-use crate::net::diagnose::Finding;
-use crate::profile::{self, Problem, Profile, ResolveMode, Step};
+use crate::failure::FailureClass;
+use crate::profile::{self, Profile, ResolveMode, Step};
 use crate::serial::console::Console;
 use crate::serial::port::Port;
 use crate::sync::lock;
@@ -57,30 +57,6 @@ pub struct RunContext<'a> {
     /// console it hands over (a station stops a unit's boot before its
     /// database work): that step starts at its dialog.
     pub boot_stopped: bool,
-}
-
-/// Why a device stopped, classified, as its report shows it.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub class: FailureClass,
-    pub message: String,
-    pub finding: Option<Finding>,
-    /// The profile's or the values' problems, each placed in its file.
-    pub problems: Vec<Problem>,
-}
-
-impl Failure {
-    /// Any module's error, with the class it gives itself.
-    pub(super) fn of<E: Classify + std::fmt::Display>(error: E) -> Failure {
-        Failure { class: error.class(), message: error.to_string(), finding: None, problems: Vec::new() }
-    }
-
-    /// The device's values do not fit the profile: each problem placed
-    /// where its value came from.
-    fn values(problems: Vec<Problem>) -> Failure {
-        let message = format!("{} problem(s) with this device's values", problems.len());
-        Failure { class: FailureClass::Input, message, finding: None, problems }
-    }
 }
 
 impl From<steps::StepError> for Failure {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::device::Failure;
+use super::outcome::Failure;
 use super::report::{DeviceOutcome, DeviceReport};
 use crate::profile::{self, CheckOptions, Device, DeviceValues, Inventory, LoadedProfile};
 
