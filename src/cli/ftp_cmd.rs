@@ -105,9 +105,9 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
     };
     let mut files = Vec::new();
     for path in &args.files {
-        let remote = match (&args.remote, path.file_name()) {
+        let remote = match (&args.remote, ftp::default_remote_name(path)) {
             (Some(remote), _) => remote.clone(),
-            (None, Some(name)) => name.to_string_lossy().into_owned(),
+            (None, Some(name)) => name,
             (None, None) => {
                 return context.fail(format!("`{}` is not a file name", path.display()), Outcome::BadInput);
             }

@@ -83,6 +83,12 @@ pub struct UploadFile {
     pub remote: String,
 }
 
+/// The name a file is stored under when none is given: its own file name
+/// (`images/rom.bin` lands as `rom.bin`); `None` for a path with none.
+pub fn default_remote_name(local: &std::path::Path) -> Option<String> {
+    local.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FtpError {
     #[error("{host}:{port} refused the credentials ({reply}) for user(s) tried: {}", users.join(", "))]

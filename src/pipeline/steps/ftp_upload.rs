@@ -111,13 +111,7 @@ fn upload_spec(step: &FtpUpload, host: Ipv4Addr, base_dir: &Path) -> UploadSpec 
             .iter()
             .map(|f| {
                 let local = base_dir.join(f.local.as_str());
-                let remote = f.remote.clone().unwrap_or_else(|| {
-                    Path::new(f.local.as_str())
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                });
-                UploadFile { local, remote }
+                UploadFile { local, remote: f.remote_name() }
             })
             .collect(),
         session_per_file: step.session_per_file,

@@ -103,6 +103,16 @@ pub struct FtpFile {
     pub remote: Option<String>,
 }
 
+impl FtpFile {
+    /// The name the file is stored under: `remote`, else the local file's
+    /// own name (empty when the path has none, which the check refuses).
+    pub fn remote_name(&self) -> String {
+        self.remote
+            .clone()
+            .unwrap_or_else(|| crate::ftp::default_remote_name(Path::new(self.local.as_str())).unwrap_or_default())
+    }
+}
+
 impl FtpUpload {
     /// A network step: after the address is set.
     pub fn phase() -> Option<u8> {
@@ -168,9 +178,7 @@ impl FtpUpload {
     fn check_remote_names(&self, base: &str, problems: &mut Problems<'_>) {
         let mut remotes = BTreeSet::new();
         for (j, file) in self.files.iter().enumerate() {
-            let remote = file.remote.clone().unwrap_or_else(|| {
-                Path::new(file.local.as_str()).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-            });
+            let remote = file.remote_name();
             if remote.is_empty() || remote.contains(['/', '\\']) && file.remote.is_some() {
                 problems.error(&format!("{base}.files[{j}].remote"), format!("`{remote}` is not a file name"));
             }
