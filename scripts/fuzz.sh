@@ -28,11 +28,11 @@ else
     fuzz=(cargo fuzz)
 fi
 
-# 16 codegen units: cargo-fuzz's default of 1 makes the release build of
-# flashline and its dependencies the longest step of CI on 2 cores; the
-# targets run a little slower, which 15 s smoke runs do not mind. `run`
-# gets the same flags, or it would build again.
-build_flags=(--codegen-units 16)
+# The dev profile of fuzz/Cargo.toml (opt-level 1, line tables): cargo-fuzz's
+# release build of flashline and its dependencies was the longest step of CI
+# on 2 cores, and these targets run as fast at opt-level 1. `run` gets the
+# same flags, or it would build again.
+build_flags=(--dev)
 "${fuzz[@]}" build "${build_flags[@]}"
 if (($#)); then targets=("$@"); else mapfile -t targets < <("${fuzz[@]}" list); fi
 
