@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 use super::data_mode::{DataModes, PassiveProbe};
 use super::{Credential, FtpError, UploadFile};
 use super::{FtpMode, FtpVerify};
+use crate::digest::hex;
 use crate::net::report::{Investigation, investigate};
 use crate::net::wait::{WaitSpec, wait_for};
 use crate::net::{PortState, ProbeMethod, ProbeOptions, Prober};
@@ -302,10 +303,6 @@ pub async fn upload_with(
 
 fn local_error(path: &Path, error: std::io::Error) -> FtpError {
     FtpError::LocalFile { path: path.to_path_buf(), error: error.to_string() }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The server's reply as it sent it, e.g. `530 Login incorrect.`

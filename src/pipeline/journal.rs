@@ -29,10 +29,9 @@ use sha2::{Digest, Sha256};
 // Named here too: pipeline/device.rs and the journal's callers import it from here.
 use super::outcome::ImageHash;
 pub use super::outcome::StepOutcome;
+use crate::digest::hex;
 use crate::failure::{Classify, FailureClass};
 use crate::input_file;
-// Named here too for pipeline/device.rs, which imports them from the journal.
-pub use crate::digest::{file_sha256, hex};
 use crate::profile::Step;
 
 /// One line of the journal.
