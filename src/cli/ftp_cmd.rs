@@ -105,12 +105,8 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
     };
     let mut files = Vec::new();
     for path in &args.files {
-        let remote = match (&args.remote, path.file_name()) {
-            (Some(remote), _) => remote.clone(),
-            (None, Some(name)) => name.to_string_lossy().into_owned(),
-            (None, None) => {
-                return context.fail(format!("`{}` is not a file name", path.display()), Outcome::BadInput);
-            }
+        let Some(remote) = ftp::remote_name(args.remote.as_deref(), path) else {
+            return context.fail(format!("`{}` is not a file name", path.display()), Outcome::BadInput);
         };
         files.push(UploadFile { local: path.clone(), remote });
     }
