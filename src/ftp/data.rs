@@ -326,7 +326,10 @@ mod tests {
     #[test]
     fn active_mode_tells_a_missing_connect_back_from_a_broken_connection() {
         let timed_out = SuppaError::ConnectionError(std::io::ErrorKind::TimedOut.into());
-        assert_eq!(failed_opening(FtpMode::Active, &PassiveOutcome::default(), timed_out), FailedOpening::NoConnectBack);
+        assert_eq!(
+            failed_opening(FtpMode::Active, &PassiveOutcome::default(), timed_out),
+            FailedOpening::NoConnectBack
+        );
         let reset = SuppaError::ConnectionError(std::io::ErrorKind::ConnectionReset.into());
         assert!(matches!(failed_opening(FtpMode::Active, &PassiveOutcome::default(), reset), FailedOpening::Broken(_)));
     }
@@ -340,7 +343,9 @@ mod tests {
         let (next, why) = next_mode(&spec, &mut modes, Abandoned::Unusable("no address".into())).expect("PORT is left");
         assert_eq!((next, why.as_str()), (FtpMode::Active, "PASV: no address"));
         let last = next_mode(&spec, &mut modes, Abandoned::Refused("500 PORT no".into()));
-        assert!(matches!(last, Err(SendError::Fatal(FtpError::NoDataConnection { ref tried, .. })) if tried.len() == 3));
+        assert!(
+            matches!(last, Err(SendError::Fatal(FtpError::NoDataConnection { ref tried, .. })) if tried.len() == 3)
+        );
     }
 
     #[test]

@@ -84,7 +84,6 @@ impl ParallelHasher {
     }
 }
 
-
 /// Streams `outgoing.file` from its offset, hashing the whole file on the
 /// way when asked; returns the digest.
 pub(super) async fn send_file(

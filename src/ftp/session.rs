@@ -84,7 +84,9 @@ enum NextLogin {
     LoggedIn,
     /// Try the next candidate on this connection (or report them all
     /// refused when none is left), remembering this reply.
-    NextCandidate { reply: String },
+    NextCandidate {
+        reply: String,
+    },
     /// Connect again and try the next candidate there.
     Reconnect,
     Busy(String),
@@ -388,6 +390,9 @@ mod tests {
         );
         let odd = next_login(LoginAnswer::of(reply(500, "500 What?")), true);
         assert!(matches!(odd, NextLogin::Fail(_)), "{odd:?}");
-        assert_eq!(next_login(LoginAnswer::of(Err(SuppaError::BadResponse)), true), NextLogin::Fail(SuppaError::BadResponse.to_string()));
+        assert_eq!(
+            next_login(LoginAnswer::of(Err(SuppaError::BadResponse)), true),
+            NextLogin::Fail(SuppaError::BadResponse.to_string())
+        );
     }
 }

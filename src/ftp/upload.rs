@@ -87,7 +87,8 @@ impl UploadSpec {
                 .iter()
                 .map(|f| {
                     let local = base_dir.join(f.local.as_str());
-                    let remote = super::remote_name(f.remote.as_deref(), Path::new(f.local.as_str())).unwrap_or_default();
+                    let remote =
+                        super::remote_name(f.remote.as_deref(), Path::new(f.local.as_str())).unwrap_or_default();
                     UploadFile { local, remote }
                 })
                 .collect(),
@@ -116,7 +117,6 @@ pub struct TlsSettings {
     /// The name the certificate must carry; None means the device's address.
     pub name: Option<String>,
 }
-
 
 /// What was uploaded and how it was verified.
 #[derive(Debug, Clone, Serialize)]
@@ -157,7 +157,6 @@ pub struct FileReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_seconds: Option<f64>,
 }
-
 
 /// Uploads every file of `spec`, verified, reporting each file as a
 /// [`TaskKind::FtpFile`] task to `progress`.
