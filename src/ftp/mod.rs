@@ -1,10 +1,15 @@
 //! Verified uploads of firmware (`rom.bin`, `image.bin`) to a device's FTP
 //! flash server, with suppaftp over tokio.
 //!
-//! - [`upload`]: sessions, credential candidates, binary type (suppaftp's
-//!   default ASCII would corrupt firmware), streaming with progress, retries
-//!   with REST resume, verification, and the wait for the device's restart;
-//!   a deadline on every wait.
+//! - [`upload`]: what to upload where ([`UploadSpec`]) and the order of
+//!   things: files checked, sent with retries, verified, sessions closed,
+//!   restarts waited for, files confirmed and reported; a deadline on every
+//!   wait. Its parts: `session` (connection, greeting, TLS, credential
+//!   candidates, binary type: suppaftp's default ASCII would corrupt
+//!   firmware), `data` (the data connection and STOR, and what a failure to
+//!   open one means), `send` (streaming in chunks, hashing on the way),
+//!   `verify` (SIZE or read-back), `restart` (retries with REST resume, the
+//!   wait for the device's restart).
 //! - [`data_mode`]: the data connection mode, and `auto`'s fallback from
 //!   EPSV and PASV to PORT.
 //! - Failures are classified ([`FtpError::class`]): refused credentials,
@@ -16,8 +21,13 @@
 //!
 //! Passwords are used, never shown: errors and reports name users only.
 
+mod data;
 pub mod data_mode;
+mod restart;
+mod send;
+mod session;
 pub mod upload;
+mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,10 +38,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::failure::{Classify, FailureClass};
 use crate::net::diagnose::{Finding, FindingCode};
+use crate::progress::TaskKind;
 
 pub use upload::{FileReport, TlsSettings, UploadReport, UploadSpec, upload, upload_with};
 
 pub use crate::net::service::Credential;
+
+/// The kind of every task an upload reports.
+const FILE: TaskKind = TaskKind::FtpFile;
 
 /// The FTP data connection (a profile's `mode`, `--mode`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema, ValueEnum)]
@@ -223,4 +237,19 @@ impl FtpError {
 fn seconds(waited: Duration) -> String {
     let secs = waited.as_secs_f64();
     if secs.fract() == 0.0 { format!("{secs:.0} s") } else { format!("{secs} s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::path::Path;
+
+    #[test]
+    fn the_default_remote_name_is_the_local_files_own() {
+        assert_eq!(default_remote_name(Path::new("images/rom.bin")).as_deref(), Some("rom.bin"));
+        assert_eq!(default_remote_name(Path::new("rom.bin")).as_deref(), Some("rom.bin"));
+        assert_eq!(default_remote_name(Path::new("..")), None);
+        assert_eq!(default_remote_name(Path::new("/")), None);
+    }
 }

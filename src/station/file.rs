@@ -57,8 +57,9 @@ pub struct IpPool {
     pub mask: Ipv4Addr,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Ipv4Addr>,
-    /// `run`: the address goes back to the pool when the run ends; `unit`:
-    /// the unit keeps it (a re-run gets the same one).
+    /// `run`: the address goes back to the pool when the unit leaves its
+    /// fixture (it holds the address in NV memory until then), not when the
+    /// run ends; `unit`: the unit keeps it (a re-run gets the same one).
     #[serde(default)]
     pub lease: LeaseKind,
 }
