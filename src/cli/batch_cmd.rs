@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::batch_view::{ReportArgs, run_jobs};
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::pipeline::batch::{BatchDatabase, BatchOptions};
 use crate::pipeline::device::DeviceJob;
 use crate::profile::Inventory;
@@ -44,24 +44,25 @@ pub struct BatchArgs {
     reports: ReportArgs,
 }
 
-pub fn run(args: BatchArgs, context: &Context) -> Outcome {
+pub fn run(args: BatchArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.reports.json);
     let inventory = match Inventory::load(&args.inventory) {
         Ok(inventory) => inventory,
-        Err(error) => return context.fail_profile(&error),
+        Err(error) => return Err(context.fail_profile(&error)),
     };
     let mut devices = Vec::new();
     for device in &inventory.devices {
         let Some(profile) = &device.profile else {
             let message =
                 format!("{}:{}: device `{}` names no profile", inventory.path.display(), device.line, device.name);
-            return context.fail(message, Outcome::BadInput);
+            return Err(context.fail(message, Outcome::BadInput));
         };
         devices.push(DeviceJob::from_inventory(&inventory, device, profile.clone(), args.strict));
     }
     let database = match &args.db {
         None => None,
         Some(db) => match DbUrl::parse(db, &std::env::current_dir().unwrap_or_default()) {
-            Err(error) => return context.fail(error.to_string(), Outcome::BadInput),
+            Err(error) => return Err(context.fail(error.to_string(), Outcome::BadInput)),
             Ok(url) => {
                 // The spool sits beside the journal (or here without one).
                 let beside = args.journal.as_ref().and_then(|j| j.parent()).filter(|d| !d.as_os_str().is_empty());
@@ -71,5 +72,5 @@ pub fn run(args: BatchArgs, context: &Context) -> Outcome {
         },
     };
     let options = BatchOptions { jobs: args.jobs, journal: args.journal.clone(), resume: args.resume, database };
-    run_jobs(devices, &options, &args.reports, context)
+    Ok(run_jobs(devices, &options, &args.reports, context))
 }

@@ -267,12 +267,15 @@ pub struct ReportArgs {
 /// environment 3).
 pub fn conclude(report: &BatchReport, targets: &ReportArgs, context: &Context) -> Outcome {
     let mut outcome = Outcome::Success;
+    // The batch report is stdout's one JSON document: a report file that
+    // cannot be written is told on stderr only, and the exit code says it.
+    let report_context = context.for_json(false);
     for (path, contents) in [(&targets.json_file, report.to_json()), (&targets.junit_file, report.to_junit())] {
         if let Some(path) = path
             && let Err(error) = write_atomically(path, &contents)
         {
-            outcome =
-                outcome.worst(context.fail(format!("cannot write {}: {error}", path.display()), Outcome::Environment));
+            outcome = outcome
+                .worst(report_context.fail(format!("cannot write {}: {error}", path.display()), Outcome::Environment));
         }
     }
     if targets.json {

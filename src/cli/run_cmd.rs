@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::batch_view::{ReportArgs, run_jobs};
 use super::device_values::DeviceValueArgs;
-use super::{Context, Outcome};
+use super::{CommandResult, Context};
 use crate::pipeline::batch::BatchOptions;
 use crate::pipeline::device::DeviceJob;
 use crate::profile::ValueSource;
@@ -35,11 +35,9 @@ pub struct RunArgs {
     reports: ReportArgs,
 }
 
-pub fn run(args: RunArgs, context: &Context) -> Outcome {
-    let (found, mut values) = match args.device.resolve(context) {
-        Ok(found) => found,
-        Err(outcome) => return outcome,
-    };
+pub fn run(args: RunArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.reports.json);
+    let (found, mut values) = args.device.resolve(context)?;
     let mut port = found.as_ref().and_then(|d| d.port.as_ref()).map(PathBuf::from);
     let mut name = found.map_or_else(|| "device".to_string(), |d| d.name);
     if let Some(path) = &args.port {
@@ -51,5 +49,5 @@ pub fn run(args: RunArgs, context: &Context) -> Outcome {
     }
     let job = DeviceJob { name, profile_path: args.profile.clone(), values, port, strict: args.strict };
     let options = BatchOptions { jobs: 1, journal: args.journal.clone(), resume: args.resume, database: None };
-    run_jobs(vec![job], &options, &args.reports, context)
+    Ok(run_jobs(vec![job], &options, &args.reports, context))
 }
