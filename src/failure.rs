@@ -4,8 +4,9 @@
 //! mapping of its own.
 //!
 //! Each module's error type implements [`Classify`] next to its definition,
-//! so the class of a new variant is decided where the variant is written.
-//! This module does not print or decide wording.
+//! so the class of a new variant, and the hint for whoever has to fix it, are
+//! decided where the variant is written. This module does not print or
+//! decide wording.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +57,13 @@ impl std::fmt::Display for FailureClass {
 /// An error that knows its class. Implemented by every module's error type.
 pub trait Classify {
     fn class(&self) -> FailureClass;
+
+    /// What to try next, for the technician at the bench, when the variant
+    /// knows more than its message says. The CLI prints it as `help:` under
+    /// the error line and as `help` in the `--json` error object.
+    fn help(&self) -> Option<&str> {
+        None
+    }
 }
 
 #[cfg(test)]

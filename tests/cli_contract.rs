@@ -267,3 +267,64 @@ fn completions_for_every_shell_and_man_pages() {
         assert!(rendered.contains(wanted), "{}: no `{wanted}` in:\n{rendered}", page.display());
     }
 }
+
+/// Every `--json` command fails with the same object on stdout (`ok`,
+/// `class`, `error`, and `help` / `finding` when the error has them), its
+/// class the one the exit code gives, while the human lines still go to
+/// stderr for whoever watches the script.
+#[test]
+fn every_json_command_fails_with_one_error_object_whose_class_matches_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("rom.bin"), b"not flashed").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port().to_string();
+    drop(closed);
+    let db = d.join("units.sqlite");
+    let db = db.to_str().unwrap();
+    // (what, arguments, exit code, class, a key the object must have beyond the three)
+    type Case<'a> = (&'a str, Vec<&'a str>, i32, &'a str, Option<&'a str>);
+    let cases: [Case; 3] = [
+        ("a MAC that is no MAC", vec!["units", "show", "zz", "--db", db, "--json"], 2, "input", None),
+        (
+            "an FTP server that is not there, with the network's finding",
+            vec!["ftp", "put", "rom.bin", "--host", "127.0.0.1", "--port", &closed_port, "--json"],
+            1,
+            "device",
+            Some("finding"),
+        ),
+        (
+            "a controller that is not there, with the command's help",
+            vec![
+                "exs",
+                "tftp-manage",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &closed_port,
+                "--query",
+                "load-filename",
+                "--load",
+                "1",
+                "--json",
+            ],
+            1,
+            "device",
+            Some("help"),
+        ),
+    ];
+    for (what, args, code, class, extra) in cases {
+        let (status, stdout, stderr) = run_in(d, &args);
+        assert_eq!(status, Some(code), "{what}: exit code\n{stderr}");
+        let line = stdout.lines().last().unwrap_or_else(|| panic!("{what}: nothing on stdout\n{stderr}"));
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{what}: stdout is not JSON ({e}): {line}"));
+        assert_eq!(object["ok"], false, "{what}: {object}");
+        assert_eq!(object["class"], class, "{what}: {object}");
+        let error = object["error"].as_str().unwrap_or_else(|| panic!("{what}: no error text: {object}"));
+        assert!(stderr.contains(&format!("error: {error}")), "{what}: stderr lacks the same line:\n{stderr}");
+        if let Some(key) = extra {
+            assert!(!object[key].is_null(), "{what}: no `{key}`: {object}");
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::addp::client::{self, DiscoverOptions, OperateOptions};
 use crate::addp::frame::{BROADCAST_MAC, Cookie, Password, Request};
 use crate::mac::Mac;
@@ -122,7 +122,8 @@ struct CommonArgs {
     port: u16,
 }
 
-pub fn discover(args: DiscoverArgs, context: &Context) -> Outcome {
+pub fn discover(args: DiscoverArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     let options = DiscoverOptions {
         interface: args.interface,
         unicast: args.addresses,
@@ -132,21 +133,18 @@ pub fn discover(args: DiscoverArgs, context: &Context) -> Outcome {
         port: args.port,
         mac: BROADCAST_MAC,
     };
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     let found = match runtime.block_on(client::discover(&options)) {
         Ok(found) => found,
-        Err(error) => return context.fail_with(&error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     if args.json {
         context.print_json(&found);
-        return Outcome::Success;
+        return Ok(Outcome::Success);
     }
     if found.is_empty() {
         eprintln!("no device answered within {}", args.timeout);
-        return Outcome::Success;
+        return Ok(Outcome::Success);
     }
     let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
     let address = |value: Option<Ipv4Addr>| value.map_or_else(|| "-".into(), |a| a.to_string());
@@ -186,13 +184,13 @@ pub fn discover(args: DiscoverArgs, context: &Context) -> Outcome {
             context.out.warning("advisory")
         );
     }
-    Outcome::Success
+    Ok(Outcome::Success)
 }
 
 /// Makes the request once the password is read.
 type BuildRequest = Box<dyn FnOnce(Mac, Password) -> Request>;
 
-pub fn run(command: AddpCommand, context: &Context) -> Outcome {
+pub fn run(command: AddpCommand, context: &Context) -> CommandResult {
     let (mac, common, build): (Mac, CommonArgs, BuildRequest) = match command {
         AddpCommand::SetIp(args) => {
             let (ip, mask, gateway) = (args.ip, args.mask, args.gateway);
@@ -212,7 +210,7 @@ pub fn run(command: AddpCommand, context: &Context) -> Outcome {
     };
     let password = match read_password(&common) {
         Ok(password) => password,
-        Err((message, outcome)) => return context.fail(message, outcome),
+        Err((message, outcome)) => return Err(context.fail(message, outcome)),
     };
     let request = build(mac, password);
     let options = OperateOptions {
@@ -223,10 +221,7 @@ pub fn run(command: AddpCommand, context: &Context) -> Outcome {
         retries: common.retries,
         port: common.port,
     };
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     match runtime.block_on(client::operate(&request, &options)) {
         Ok(done) => {
             let said = done.reply.result_message().map(|m| format!(" (it said `{m}`)")).unwrap_or_default();
@@ -243,9 +238,9 @@ pub fn run(command: AddpCommand, context: &Context) -> Outcome {
                 done.reply.cookie,
                 done.attempts
             );
-            Outcome::Success
+            Ok(Outcome::Success)
         }
-        Err(error) => context.fail_with(&error),
+        Err(error) => Err(context.fail_with(&error)),
     }
 }
 

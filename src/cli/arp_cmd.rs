@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use clap::Args;
 
 use super::progress_view::TaskView;
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::net::arp::{self, ProbeOptions};
 use crate::profile::HumanDuration;
 
@@ -34,9 +34,10 @@ pub struct ArpCheckArgs {
     json: bool,
 }
 
-pub fn run(args: ArpCheckArgs, context: &Context) -> Outcome {
+pub fn run(args: ArpCheckArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     if args.interval_max.0 < args.interval_min.0 {
-        return context.fail("--interval-max is shorter than --interval-min", Outcome::BadInput);
+        return Err(context.fail("--interval-max is shorter than --interval-min", Outcome::BadInput));
     }
     let options = ProbeOptions {
         probes: args.probes,
@@ -45,16 +46,13 @@ pub fn run(args: ArpCheckArgs, context: &Context) -> Outcome {
         final_wait: args.wait.0,
         interface: args.interface,
     };
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     let view = TaskView::new(context.quiet || args.json);
     let checked = runtime.block_on(arp::check(args.address, &options, &view));
     view.finish();
     let checked = match checked {
         Ok(checked) => checked,
-        Err(error) => return context.fail_with(&error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     if args.json {
         context.print_json(&checked);
@@ -73,5 +71,5 @@ pub fn run(args: ArpCheckArgs, context: &Context) -> Outcome {
             ),
         }
     }
-    if checked.in_use_by.is_some() { Outcome::DeviceFailure } else { Outcome::Success }
+    Ok(if checked.in_use_by.is_some() { Outcome::DeviceFailure } else { Outcome::Success })
 }

@@ -6,11 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::batch_view::{ReportArgs, run_jobs};
-use super::{Context, Outcome};
+use super::batch_view::{JournalArgs, ReportArgs, run_jobs};
+use super::{CommandResult, Context, Outcome};
 use crate::pipeline::batch::{BatchDatabase, BatchOptions};
 use crate::pipeline::device::{DeviceJob, ProfileCache};
-use crate::profile::CheckOptions;
 use crate::profile::Inventory;
 use crate::store::DbUrl;
 
@@ -22,15 +21,8 @@ pub struct BatchArgs {
     /// Devices run at once.
     #[arg(long, short = 'j', default_value_t = 4)]
     jobs: usize,
-    /// Journal file (JSON lines, fsynced per step) for --resume.
-    #[arg(long, value_name = "F")]
-    journal: Option<PathBuf>,
-    /// Continue the journal: skip the steps it holds as done with the same inputs (the step and its images' SHA-256); a changed image is sent again.
-    #[arg(long, requires = "journal")]
-    resume: bool,
-    /// Treat profile warnings as errors.
-    #[arg(long)]
-    strict: bool,
+    #[command(flatten)]
+    journal: JournalArgs,
     /// Record every device's run in this unit database (`sqlite:PATH` or
     /// `postgres://...`, as stations do); each device needs a `mac` value.
     #[arg(long, value_name = "URL", env = "FLASHLINE_DB", hide_env_values = true)]
@@ -45,33 +37,36 @@ pub struct BatchArgs {
     reports: ReportArgs,
 }
 
-pub fn run(args: BatchArgs, context: &Context) -> Outcome {
+pub fn run(args: BatchArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.reports.json);
     let inventory = match Inventory::load(&args.inventory) {
         Ok(inventory) => inventory,
-        Err(error) => return context.fail_profile(&error),
+        Err(error) => return Err(context.fail_profile(&error)),
     };
     let mut devices = Vec::new();
-    let mut profiles = ProfileCache::new(CheckOptions { strict: args.strict });
+    let mut profiles = ProfileCache::new(args.journal.check_options());
     for device in &inventory.devices {
         let Some(profile) = &device.profile else {
             let message =
                 format!("{}:{}: device `{}` names no profile", inventory.path.display(), device.line, device.name);
-            return context.fail(message, Outcome::BadInput);
+            return Err(context.fail(message, Outcome::BadInput));
         };
         devices.push(DeviceJob::from_inventory(&inventory, device, profiles.get(profile)));
     }
     let database = match &args.db {
         None => None,
         Some(db) => match DbUrl::parse(db, &std::env::current_dir().unwrap_or_default()) {
-            Err(error) => return context.fail(error.to_string(), Outcome::BadInput),
+            Err(error) => return Err(context.fail(error.to_string(), Outcome::BadInput)),
             Ok(url) => {
                 // The spool sits beside the journal (or here without one).
-                let beside = args.journal.as_ref().and_then(|j| j.parent()).filter(|d| !d.as_os_str().is_empty());
+                let beside =
+                    args.journal.journal.as_ref().and_then(|j| j.parent()).filter(|d| !d.as_os_str().is_empty());
                 let spool = beside.unwrap_or(std::path::Path::new(".")).join("flashline-batch.spool.db");
                 Some(BatchDatabase { url, spool, station: args.station.clone(), operator: args.operator.clone() })
             }
         },
     };
-    let options = BatchOptions { jobs: args.jobs, journal: args.journal.clone(), resume: args.resume, database };
-    run_jobs(devices, &options, &args.reports, context)
+    let options =
+        BatchOptions { jobs: args.jobs, journal: args.journal.journal.clone(), resume: args.journal.resume, database };
+    Ok(run_jobs(devices, &options, &args.reports, context))
 }

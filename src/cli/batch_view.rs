@@ -249,6 +249,27 @@ impl BatchView {
     }
 }
 
+/// The journal and checking options `run` and `batch` share.
+#[derive(Debug, clap::Args)]
+pub struct JournalArgs {
+    /// Journal file (JSON lines, fsynced per step), so a rerun with --resume skips the steps done.
+    #[arg(long, value_name = "F")]
+    pub journal: Option<PathBuf>,
+    /// Continue the journal: skip the steps it holds as done with the same inputs (the step and its images' SHA-256); a finished unit is never flashed twice, a changed image is sent again.
+    #[arg(long, requires = "journal")]
+    pub resume: bool,
+    /// Treat profile warnings (such as a clear-text password) as errors.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl JournalArgs {
+    /// The check options the profile is loaded with.
+    pub fn check_options(&self) -> crate::profile::CheckOptions {
+        crate::profile::CheckOptions { strict: self.strict }
+    }
+}
+
 /// Where the reports go: the options `run`, `batch` and `demo` share.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
@@ -268,12 +289,15 @@ pub struct ReportArgs {
 /// environment 3).
 pub fn conclude(report: &BatchReport, targets: &ReportArgs, context: &Context) -> Outcome {
     let mut outcome = Outcome::Success;
+    // The batch report is stdout's one JSON document: a report file that
+    // cannot be written is told on stderr only, and the exit code says it.
+    let report_context = context.for_json(false);
     for (path, contents) in [(&targets.json_file, report.to_json()), (&targets.junit_file, report.to_junit())] {
         if let Some(path) = path
             && let Err(error) = write_atomically(path, &contents)
         {
-            outcome =
-                outcome.worst(context.fail(format!("cannot write {}: {error}", path.display()), Outcome::Environment));
+            outcome = outcome
+                .worst(report_context.fail(format!("cannot write {}: {error}", path.display()), Outcome::Environment));
         }
     }
     if targets.json {

@@ -1,4 +1,5 @@
-//! The chores every command shares, done once: printing an error line or a
+//! The chores every command shares, done once: printing an error (its line,
+//! its `help:` hint and, with `--json`, the one error object on stdout) or a
 //! profile's problems, building the async runtime without a panic, loading a
 //! profile, and turning a classified error into the command's outcome.
 //! Commands take a [`Context`] and never format these lines themselves.
@@ -6,35 +7,116 @@
 use std::fmt::Display;
 use std::path::Path;
 
+use serde::Serialize;
+
 use super::{Outcome, Painter};
-use crate::failure::Classify;
+use crate::failure::{Classify, FailureClass};
+use crate::net::diagnose::Finding;
 use crate::profile::{self, CheckOptions, LoadedProfile, Problem, ProfileError};
 
 /// What every subcommand gets: how to print, and how much.
+#[derive(Clone)]
 pub struct Context {
     pub out: Painter,
     pub err: Painter,
     pub quiet: bool,
     /// `-v` was given at least once: simulators' own logs are shown.
     pub verbose: u8,
+    /// The command was given `--json`: a failure is also printed as one
+    /// [`ErrorObject`] on stdout, where a script reads the report.
+    pub json: bool,
+}
+
+/// The one shape of a failed command's `--json` output, whichever command
+/// it is (documented in README.md, under "Exit codes"). Fields without a
+/// value are left out. The field names are the ones `ftp put --json` and
+/// `exs ... --json` printed before there was one shape.
+#[derive(Debug, Serialize)]
+pub struct ErrorObject<'a> {
+    /// Always `false`: tells an error from a command's report.
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<FailureClass>,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<&'a Finding>,
 }
 
 impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("quiet", &self.quiet).field("verbose", &self.verbose).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("quiet", &self.quiet)
+            .field("verbose", &self.verbose)
+            .field("json", &self.json)
+            .finish_non_exhaustive()
     }
 }
 
 impl Context {
+    /// The same context for a command given `--json` (or not).
+    pub fn for_json(&self, json: bool) -> Context {
+        Context { json, ..self.clone() }
+    }
+
     /// Prints `error: MESSAGE` on stderr and returns `outcome`.
     pub fn fail(&self, message: impl Display, outcome: Outcome) -> Outcome {
-        eprintln!("{}: {message}", self.err.error("error"));
+        self.print_error(ErrorObject {
+            ok: false,
+            class: outcome.class(),
+            error: message.to_string(),
+            help: None,
+            finding: None,
+        });
         outcome
     }
 
-    /// Prints a module's error and returns the outcome its class gives.
+    /// Prints a module's error, with its help when it has one, and returns
+    /// the outcome its class gives.
     pub fn fail_with<E: Classify + Display + ?Sized>(&self, error: &E) -> Outcome {
-        self.fail(error, Outcome::from(error.class()))
+        self.fail_with_finding(error, None)
+    }
+
+    /// [`fail_with`](Self::fail_with) for an error that comes with a network
+    /// finding (a refused FTP connection): its code and advice follow.
+    pub fn fail_with_finding<E: Classify + Display + ?Sized>(&self, error: &E, finding: Option<&Finding>) -> Outcome {
+        let class = error.class();
+        self.print_error(ErrorObject {
+            ok: false,
+            class: Some(class),
+            error: error.to_string(),
+            help: error.help(),
+            finding,
+        });
+        Outcome::from(class)
+    }
+
+    /// The one rendering of a failure. The human lines go to stderr even
+    /// with `--json`, whose object goes to stdout, so a person watching a
+    /// script still sees why it stopped.
+    fn print_error(&self, error: ErrorObject<'_>) {
+        eprintln!("{}: {}", self.err.error("error"), error.error);
+        if let Some(help) = error.help {
+            self.help(help);
+        }
+        if let Some(finding) = error.finding {
+            eprintln!("  finding: {}", finding.code.as_str());
+            for advice in &finding.advice {
+                eprintln!("  - {advice}");
+            }
+        }
+        if self.json {
+            match serde_json::to_string(&error) {
+                Ok(text) => println!("{text}"),
+                Err(problem) => eprintln!("{}: cannot print JSON: {problem}", self.err.error("error")),
+            }
+        }
+    }
+
+    /// Prints the indented `help: TEXT` line that follows an error.
+    pub fn help(&self, text: &str) {
+        eprintln!("  {} {text}", self.err.dim("help:"));
     }
 
     /// Prints `warning: MESSAGE` on stderr.

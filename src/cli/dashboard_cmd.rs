@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::dashboard::{self, Config, Token};
 
 #[derive(Debug, Args)]
@@ -25,25 +25,19 @@ pub struct DashboardArgs {
     shift_hours: u32,
 }
 
-pub fn run(args: DashboardArgs, context: &Context) -> Outcome {
+pub fn run(args: DashboardArgs, context: &Context) -> CommandResult {
     let token = match args.token_file.as_deref().map(Token::from_file).transpose() {
         Ok(token) => token,
-        Err(error) => return context.fail_with(&error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     let config = Config { token, shift_hours: args.shift_hours };
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     runtime.block_on(async {
         let listener = match dashboard::bind(args.listen, &config).await {
             Ok(listener) => listener,
-            Err(error) => return context.fail_with(&error),
+            Err(error) => return Err(context.fail_with(&error)),
         };
-        let store = match context.open_db(&args.db).await {
-            Ok(store) => store,
-            Err(outcome) => return outcome,
-        };
+        let store = context.open_db(&args.db).await?;
         let address = listener.local_addr().unwrap_or(args.listen);
         if !context.quiet {
             let guard = if config.token.is_some() { " (token required)" } else { "" };
@@ -57,8 +51,8 @@ pub fn run(args: DashboardArgs, context: &Context) -> Outcome {
         // away must not keep the process after Ctrl-C.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), store.close()).await;
         match served {
-            Ok(()) => Outcome::Success,
-            Err(error) => context.fail_with(&error),
+            Ok(()) => Ok(Outcome::Success),
+            Err(error) => Err(context.fail_with(&error)),
         }
     })
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::batch_view::{ReportArgs, run_jobs_in};
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::pipeline::batch::BatchOptions;
 use crate::pipeline::device::{DeviceJob, ProfileCache};
 use crate::profile::{CheckOptions, Inventory};
@@ -68,7 +68,8 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
     Scenario::parse(name).ok_or_else(|| format!("unknown scenario `{name}`; one of: {}", Scenario::NAMES.join(", ")))
 }
 
-pub fn run(args: DemoArgs, context: &Context) -> Outcome {
+pub fn run(args: DemoArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.reports.json);
     // The simulated firmware's passwords, where the sim profile reads them.
     for var in ["FLASHLINE_SIM_ROOT_PASSWORD", "FLASHLINE_SIM_FTP_PASSWORD"] {
         if std::env::var_os(var).is_none() {
@@ -80,7 +81,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
     let workdir = match &args.keep {
         Some(dir) => {
             if let Err(error) = std::fs::create_dir_all(dir) {
-                return context.fail(format!("cannot create {}: {error}", dir.display()), Outcome::Environment);
+                return Err(context.fail(format!("cannot create {}: {error}", dir.display()), Outcome::Environment));
             }
             // Absolute: the bench writes these paths into its inventory, whose
             // relative paths start from the inventory's own folder (a relative
@@ -88,7 +89,9 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
             match std::path::absolute(dir) {
                 Ok(dir) => dir,
                 Err(error) => {
-                    return context.fail(format!("cannot resolve {}: {error}", dir.display()), Outcome::Environment);
+                    return Err(
+                        context.fail(format!("cannot resolve {}: {error}", dir.display()), Outcome::Environment)
+                    );
                 }
             }
         }
@@ -98,7 +101,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
                 temporary.path().to_path_buf()
             }
             Err(error) => {
-                return context.fail(format!("cannot make a work folder: {error}"), Outcome::Environment);
+                return Err(context.fail(format!("cannot make a work folder: {error}"), Outcome::Environment));
             }
         },
     };
@@ -107,12 +110,9 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
     }
     let profile = workdir.join("sim-netos.yaml");
     if let Err(error) = std::fs::write(&profile, SIM_PROFILE) {
-        return context.fail(format!("cannot write {}: {error}", profile.display()), Outcome::Environment);
+        return Err(context.fail(format!("cannot write {}: {error}", profile.display()), Outcome::Environment));
     }
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     let spec = BenchSpec {
         devices: usize::from(args.devices),
         scenario: args.scenario,
@@ -124,7 +124,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
     let bench = match runtime.block_on(bench::start(&workdir, &spec)) {
         Ok(bench) => bench,
         Err(error) => {
-            return context.fail(format!("cannot start the simulated bench: {error}"), Outcome::Environment);
+            return Err(context.fail(format!("cannot start the simulated bench: {error}"), Outcome::Environment));
         }
     };
     if !context.quiet && !args.reports.json {
@@ -138,7 +138,7 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
     }
     let inventory = match Inventory::load(&bench.inventory) {
         Ok(inventory) => inventory,
-        Err(error) => return context.fail_profile(&error),
+        Err(error) => return Err(context.fail_profile(&error)),
     };
     let mut profiles = ProfileCache::new(CheckOptions::default());
     let devices: Vec<DeviceJob> = inventory
@@ -150,24 +150,21 @@ pub fn run(args: DemoArgs, context: &Context) -> Outcome {
         BatchOptions { jobs: args.jobs, journal: Some(workdir.join("journal.jsonl")), resume: false, database: None };
     let outcome = run_jobs_in(&runtime, devices, &options, &args.reports, context);
     drop(bench);
-    outcome
+    Ok(outcome)
 }
 
 /// `demo --station`: a simulated line and a station taking its units.
-fn run_line(args: &DemoArgs, workdir: &std::path::Path, context: &Context) -> Outcome {
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+fn run_line(args: &DemoArgs, workdir: &std::path::Path, context: &Context) -> CommandResult {
+    let runtime = context.runtime()?;
     let database = match args.db.as_deref().map(|db| DbUrl::parse(db, &std::env::current_dir().unwrap_or_default())) {
         None => None,
         Some(Ok(url)) => Some(url),
-        Some(Err(error)) => return context.fail(error.to_string(), Outcome::BadInput),
+        Some(Err(error)) => return Err(context.fail(error.to_string(), Outcome::BadInput)),
     };
     if let Some(pool) = &args.ip_pool
         && let Err(error) = AddressPool::parse(pool)
     {
-        return context.fail(format!("--ip-pool: {error}"), Outcome::BadInput);
+        return Err(context.fail(format!("--ip-pool: {error}"), Outcome::BadInput));
     }
     let spec = LineSpec {
         fixtures: usize::from(args.fixtures),
@@ -215,11 +212,11 @@ fn run_line(args: &DemoArgs, workdir: &std::path::Path, context: &Context) -> Ou
         Ok(result)
     });
     match outcome {
-        Err(outcome) => outcome,
-        Ok(Ok(counts)) if counts.failed == 0 && counts.passed as usize == units => Outcome::Success,
-        Ok(Ok(_)) => Outcome::DeviceFailure,
-        Ok(Err(station::StationError::Profile(error))) => context.fail_profile(&error),
-        Ok(Err(error)) => context.fail(error.to_string(), Outcome::from(crate::failure::Classify::class(&error))),
+        Err(outcome) => Err(outcome),
+        Ok(Ok(counts)) if counts.failed == 0 && counts.passed as usize == units => Ok(Outcome::Success),
+        Ok(Ok(_)) => Ok(Outcome::DeviceFailure),
+        Ok(Err(station::StationError::Profile(error))) => Err(context.fail_profile(&error)),
+        Ok(Err(error)) => Err(context.fail(error.to_string(), Outcome::from(crate::failure::Classify::class(&error)))),
     }
 }
 

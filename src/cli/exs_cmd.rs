@@ -10,14 +10,13 @@ use serde::Serialize;
 
 use super::output::terminal_safe;
 use super::progress_view::TaskView;
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::exs::config_file::{self, ConfigRules, Severity};
 use crate::exs::frame::{Form, Frame};
-use crate::exs::job::ExchangeReport;
+use crate::exs::job::{ExchangeReport, ExsError};
 use crate::exs::message_type::{self, ALARM, TFTP_MANAGE};
 use crate::exs::tftp_manage::{RequestIcb, ResponseIcb, ResponseLayout, TftpManageRequest, TftpManageResponse};
 use crate::exs::{ClientEvent, trace};
-use crate::failure::{Classify, FailureClass};
 use crate::profile::{ExsChecksum, ExsMarkerRule, HumanDuration, Template, TftpManage, TftpQuery};
 
 #[derive(Debug, Subcommand)]
@@ -147,7 +146,7 @@ fn parse_u8(text: &str) -> Result<u8, String> {
     parsed.map_err(|_| format!("`{text}` is not a number from 0 to 255"))
 }
 
-pub fn run(command: ExsCommand, context: &Context) -> Outcome {
+pub fn run(command: ExsCommand, context: &Context) -> CommandResult {
     match command {
         ExsCommand::TftpManage(args) => tftp_manage(*args, context),
         ExsCommand::Decode(args) => decode(args, context),
@@ -155,7 +154,8 @@ pub fn run(command: ExsCommand, context: &Context) -> Outcome {
     }
 }
 
-fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
+fn tftp_manage(args: TftpManageArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     let template = |value: Option<String>| value.map(Template);
     // The CLI builds the profile step and runs it like the pipeline does.
     let step = TftpManage {
@@ -179,12 +179,9 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
     };
     let job = match crate::pipeline::steps::tftp_manage::job(&step, None, Path::new(".")) {
         Ok(job) => job,
-        Err(error) => return fail(&error, args.json, context),
+        Err(error) => return Err(context.fail_with(&error)),
     };
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     let json = args.json;
     let view = TaskView::new(json || context.quiet);
     let result = runtime.block_on(crate::exs::run_tftp_manage(&job, &view));
@@ -193,7 +190,7 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
             let outcome = if report.succeeded() { Outcome::Success } else { Outcome::DeviceFailure };
             if json {
                 context.print_json(&report);
-                return outcome;
+                return Ok(outcome);
             }
             for exchange in &report.exchanges {
                 print_exchange(exchange, &context.out);
@@ -223,29 +220,12 @@ fn tftp_manage(args: TftpManageArgs, context: &Context) -> Outcome {
                     report.port
                 );
             }
-            outcome
+            Ok(outcome)
         }
-        Err(error) => fail(&error, json, context),
+        Err(error) => Err(context.fail_with(&error)),
     }
 }
 
-fn fail<E: Classify + std::fmt::Display>(error: &E, json: bool, context: &Context) -> Outcome {
-    let class = error.class();
-    if json {
-        println!("{}", serde_json::json!({ "error": error.to_string(), "class": class }));
-        return Outcome::from(class);
-    }
-    let outcome = context.fail_with(error);
-    let hint = match class {
-        FailureClass::Input => "check the arguments; nothing was sent",
-        FailureClass::Environment => "check that the file exists and is readable",
-        FailureClass::Device => {
-            "check the address and port (send to the controller card's own IP), the --checksum rule, and -vv for the frames"
-        }
-    };
-    eprintln!("  {} {hint}", context.err.dim("help:"));
-    outcome
-}
 fn describe_event(event: &ClientEvent) -> String {
     match event {
         ClientEvent::Answered { message, seq, .. } => format!("answered {message} seq {seq} from the controller"),
@@ -330,16 +310,11 @@ struct ChecksumReport {
     ok: bool,
 }
 
-fn decode(args: DecodeArgs, context: &Context) -> Outcome {
+fn decode(args: DecodeArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     let text = args.hex.join(" ");
-    let bytes = match trace::parse_hex(&text) {
-        Ok(bytes) => bytes,
-        Err(error) => return fail(&error, args.json, context),
-    };
-    let (form, frames) = match trace::decode_checked(&bytes, args.checksum) {
-        Ok(decoded) => decoded,
-        Err(error) => return fail(&error, args.json, context),
-    };
+    let bytes = trace::parse_hex(&text).map_err(|error| context.fail_with(&error))?;
+    let (form, frames) = trace::decode_checked(&bytes, args.checksum).map_err(|error| context.fail_with(&error))?;
     let decoded: Vec<DecodedFrame> = frames
         .iter()
         .map(|(frame, check)| {
@@ -359,7 +334,7 @@ fn decode(args: DecodeArgs, context: &Context) -> Outcome {
             print_decoded(i + 1, frame, context);
         }
     }
-    if bad_checksum { Outcome::BadInput } else { Outcome::Success }
+    Ok(if bad_checksum { Outcome::BadInput } else { Outcome::Success })
 }
 
 fn describe_frame(frame: &Frame, form: Form, checksum: Option<ChecksumReport>, from: Option<Sender>) -> DecodedFrame {
@@ -439,11 +414,12 @@ fn print_decoded(index: usize, frame: &DecodedFrame, context: &Context) {
     }
 }
 
-fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
-    let bytes = match crate::input_file::read(&args.file, &crate::input_file::EXS_CONFIG) {
-        Ok(bytes) => bytes,
-        Err(error) => return fail(&error, args.json, context),
-    };
+fn check_config(args: CheckConfigArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
+    // As the job's own error, so the help is the one `tftp-manage
+    // --config-file` gives for the same file (its message is the file's).
+    let bytes = crate::input_file::read(&args.file, &crate::input_file::EXS_CONFIG)
+        .map_err(|error| context.fail_with(&ExsError::ReadConfig(error)))?;
     let message_timestamp = match (args.message_timestamp, args.no_message_timestamp) {
         (true, _) => Some(true),
         (_, true) => Some(false),
@@ -461,7 +437,7 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
         }
         let json = Json { file: &args.file, accepted: !report.has_errors(), report: &report };
         context.print_json(&json);
-        return outcome;
+        return Ok(outcome);
     }
     // The file's own text is quoted in the problems: escaped, so codes in it
     // cannot drive the terminal.
@@ -495,5 +471,5 @@ fn check_config(args: CheckConfigArgs, context: &Context) -> Outcome {
     } else {
         println!("{file}: {} ({errors} errors, {warnings} warnings)", context.out.error("would be refused"));
     }
-    outcome
+    Ok(outcome)
 }

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::progress_view::TaskView;
-use super::{Context, Outcome};
-use crate::failure::Classify;
-use crate::ftp::{self, Credential, FtpError, UploadFile, UploadSpec};
+use super::{CommandResult, Context, Outcome};
+use crate::ftp::{self, Credential, UploadFile, UploadSpec};
 use crate::ftp::{FtpMode, FtpVerify};
 use crate::net::{ProbeMethod, resolve_ipv4};
 use crate::profile::HumanDuration;
@@ -83,22 +82,25 @@ pub struct PutArgs {
     json: bool,
 }
 
-pub fn run(command: FtpCommand, context: &Context) -> Outcome {
+pub fn run(command: FtpCommand, context: &Context) -> CommandResult {
     match command {
         FtpCommand::Put(args) => put(args, context),
     }
 }
 
-fn put(args: PutArgs, context: &Context) -> Outcome {
+fn put(args: PutArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     if args.remote.is_some() && args.files.len() > 1 {
-        return context.fail(format!("--remote names one file; {} were given", args.files.len()), Outcome::BadInput);
+        return Err(
+            context.fail(format!("--remote names one file; {} were given", args.files.len()), Outcome::BadInput)
+        );
     }
     let credentials = match (&args.user, &args.password_env) {
         (Some(user), Some(var)) => match std::env::var(var) {
             Ok(password) => vec![Credential { user: user.clone(), password }],
             Err(_) => {
-                return context
-                    .fail(format!("environment variable `{var}` (--password-env) is not set"), Outcome::BadInput);
+                return Err(context
+                    .fail(format!("environment variable `{var}` (--password-env) is not set"), Outcome::BadInput));
             }
         },
         _ => Credential::netos_factory_defaults(),
@@ -109,24 +111,21 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
             (Some(remote), _) => remote.clone(),
             (None, Some(name)) => name,
             (None, None) => {
-                return context.fail(format!("`{}` is not a file name", path.display()), Outcome::BadInput);
+                return Err(context.fail(format!("`{}` is not a file name", path.display()), Outcome::BadInput));
             }
         };
         files.push(UploadFile { local: path.clone(), remote });
     }
     for (option, value) in [("--connect-timeout", &args.connect_timeout), ("--reply-timeout", &args.reply_timeout)] {
         if value.is_zero() {
-            return context.fail(format!("{option} must be above zero"), Outcome::BadInput);
+            return Err(context.fail(format!("{option} must be above zero"), Outcome::BadInput));
         }
     }
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     let host = match runtime.block_on(resolve_ipv4(&args.host)) {
         Ok(host) => host,
         Err(error) => {
-            return context.fail(format!("{error}"), Outcome::BadInput);
+            return Err(context.fail(format!("{error}"), Outcome::BadInput));
         }
     };
     let spec = UploadSpec {
@@ -175,28 +174,8 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
                     }
                 }
             }
-            Outcome::Success
+            Ok(Outcome::Success)
         }
-        Err(error) => report_error(&error, args.json, context),
+        Err(error) => Err(context.fail_with_finding(&error, error.finding().as_ref())),
     }
-}
-
-fn report_error(error: &FtpError, json: bool, context: &Context) -> Outcome {
-    if json {
-        context.print_json(&serde_json::json!({
-            "ok": false,
-            "class": error.class(),
-            "error": error.to_string(),
-            "finding": error.finding(),
-        }));
-        return Outcome::from(error.class());
-    }
-    let outcome = context.fail_with(error);
-    if let Some(finding) = error.finding() {
-        eprintln!("  finding: {}", finding.code.as_str());
-        for advice in &finding.advice {
-            eprintln!("  - {advice}");
-        }
-    }
-    outcome
 }

@@ -57,6 +57,12 @@ pub enum Outcome {
     Environment,
 }
 
+/// How a command ends. `Err` is a failure already printed (through
+/// [`Context`]), so a command returns it early with `?`; `Ok` is the outcome
+/// of a command that ran to its end, which may still be a failure its report
+/// tells (a device that refused).
+pub type CommandResult = Result<Outcome, Outcome>;
+
 impl From<FailureClass> for Outcome {
     fn from(class: FailureClass) -> Outcome {
         match class {
@@ -190,8 +196,10 @@ pub fn main() -> ExitCode {
         err: Painter::for_stream(cli.color, output::Stream::Stderr),
         quiet: cli.quiet,
         verbose: cli.verbose,
+        // Set by the commands that take `--json` (`Context::for_json`).
+        json: false,
     };
-    let outcome = match cli.command {
+    let ended = match cli.command {
         Command::Profile(command) => profile_cmd::run(command, &context),
         Command::Run(args) => run_cmd::run(args, &context),
         Command::Batch(args) => batch_cmd::run(args, &context),
@@ -215,6 +223,9 @@ pub fn main() -> ExitCode {
         Command::Completions(args) => shell_cmd::completions(args),
         Command::Manpage(args) => shell_cmd::manpage(args, &context),
     };
+    // A failure returned early was printed where it happened; both ways
+    // end in an outcome.
+    let outcome = ended.unwrap_or_else(|failed| failed);
     ExitCode::from(outcome.exit_code())
 }
 

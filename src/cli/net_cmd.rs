@@ -11,8 +11,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::progress_view::TaskView;
-use super::{Context, Outcome};
-use crate::failure::Classify;
+use super::{CommandResult, Context, Outcome};
 use crate::net::capture::Capture;
 use crate::net::diagnose::FindingCode;
 use crate::net::report::{Investigation, NetReport, investigate};
@@ -153,7 +152,8 @@ fn parse_service(text: &str) -> Result<u16, String> {
     }
 }
 
-pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
+pub fn probe(args: ProbeArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     let spec = |target| Investigation {
         target,
         ports: args.ports.0.clone(),
@@ -167,10 +167,7 @@ pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
         timeout: if args.wait_until.is_some() { args.timeout.0 } else { Duration::ZERO },
         probe: ProbeOptions { timeout: args.answer_timeout.0, retries: 1 },
     };
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     let live = TaskView::new(args.json || context.quiet || args.wait_until.is_none());
     let report = runtime.block_on(async {
         let target = resolve_ipv4(&args.host).await?;
@@ -182,42 +179,33 @@ pub fn probe(args: ProbeArgs, context: &Context) -> Outcome {
     });
     let report = match report {
         Ok(report) => report,
-        Err(error) => return context.fail_with(&error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     print_report(&report, args.json, context, false);
-    match report.reached {
+    Ok(match report.reached {
         Some(true) => Outcome::Success,
         Some(false) => Outcome::DeviceFailure,
         None if report.finding.code == FindingCode::Ready => Outcome::Success,
         None => Outcome::DeviceFailure,
-    }
+    })
 }
 
-pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
+pub fn diagnose(args: DiagnoseArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     let mut services = args.services.clone();
     let mut credentials = Vec::new();
     if let Some(path) = &args.profile {
-        match profile_facts(path, &args.host, &args.set, context) {
-            Ok((ports, creds)) => {
-                if services.is_empty() {
-                    services = ports;
-                }
-                credentials = creds;
-            }
-            Err(outcome) => return outcome,
+        let (ports, creds) = profile_facts(path, &args.host, &args.set, context)?;
+        if services.is_empty() {
+            services = ports;
         }
+        credentials = creds;
     }
     if services.is_empty() {
         services.push(21);
     }
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
-    let console = match runtime.block_on(console_evidence(&args.console, context)) {
-        Ok(console) => console,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
+    let console = runtime.block_on(console_evidence(&args.console, context))?;
     let ftp_ports: Vec<u16> = services.iter().copied().filter(|&p| p == 21 || args.profile.is_some()).collect();
     let report = runtime.block_on(async {
         let target = resolve_ipv4(&args.host).await?;
@@ -239,7 +227,7 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
     });
     let report = match report {
         Ok(report) => report,
-        Err(error) => return context.fail_with(&error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     let mut report = match &console {
         Some((source, log)) => report.with_console(source, log, &ftp_ports),
@@ -252,7 +240,7 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
         locate_by_addp(&mut report, target, mac, &runtime, context);
     }
     print_report(&report, args.json, context, true);
-    if report.finding.code == FindingCode::Ready { Outcome::Success } else { Outcome::DeviceFailure }
+    Ok(if report.finding.code == FindingCode::Ready { Outcome::Success } else { Outcome::DeviceFailure })
 }
 
 /// Writes a `--pcap` capture and says so on stderr (unless quiet).
@@ -283,9 +271,7 @@ async fn console_evidence(args: &ConsoleArgs, context: &Context) -> Result<Optio
     let settings = SerialSettings { baud: args.console_baud, ..SerialSettings::default() };
     let mut port = match port::open_named(name, &settings, &DevRoot::from_env()).await {
         Ok(port) => port,
-        Err(error) => {
-            return Err(context.fail(format!("{error}\n  help: {}", error.help()), Outcome::from(error.class())));
-        }
+        Err(error) => return Err(context.fail_with(&error)),
     };
     if !context.quiet {
         eprintln!("watching the console on {name}: power-cycle the unit now (waiting up to {})", args.console_timeout);
@@ -342,7 +328,7 @@ fn profile_facts(
         Ok(resolved) => resolved,
         Err(problems) => {
             context.print_problems(&problems);
-            eprintln!("  help: give the profile's variables with --set name=value");
+            context.help("give the profile's variables with --set name=value");
             return Err(Outcome::BadInput);
         }
     };

@@ -6,7 +6,7 @@
 
 use clap::Args;
 
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::serial::names::{self, DevRoot, PortInfo};
 
 #[derive(Debug, Args)]
@@ -16,18 +16,19 @@ pub struct PortsArgs {
     json: bool,
 }
 
-pub fn run(args: PortsArgs, context: &Context) -> Outcome {
+pub fn run(args: PortsArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     let root = DevRoot::from_env();
     let ports = names::list_ports(&root);
     if args.json {
         context.print_json(&ports);
-        return Outcome::Success;
+        return Ok(Outcome::Success);
     }
     if ports.is_empty() {
         if !context.quiet {
             println!("no USB serial ports under {}", root.sys.join("class/tty").display());
         }
-        return Outcome::Success;
+        return Ok(Outcome::Success);
     }
     for port in &ports {
         println!("{}", line(port));
@@ -38,7 +39,7 @@ pub fn run(args: PortsArgs, context: &Context) -> Outcome {
             println!("    by-id:   {link}");
         }
     }
-    Outcome::Success
+    Ok(Outcome::Success)
 }
 
 fn line(port: &PortInfo) -> String {

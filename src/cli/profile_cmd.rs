@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::device_values::DeviceValueArgs;
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::profile::{self, CheckOptions, Problem, ResolveMode, Severity};
 
 #[derive(Debug, Subcommand)]
@@ -49,13 +49,13 @@ pub struct ShowArgs {
     json: bool,
 }
 
-pub fn run(command: ProfileCommand, context: &Context) -> Outcome {
+pub fn run(command: ProfileCommand, context: &Context) -> CommandResult {
     match command {
         ProfileCommand::Check(args) => check(args, context),
         ProfileCommand::Schema => {
             let schema = profile::schema();
             context.print_json(&schema);
-            Outcome::Success
+            Ok(Outcome::Success)
         }
         ProfileCommand::Show(args) => show(args, context),
     }
@@ -70,7 +70,8 @@ struct FileReport {
     problems: Vec<Problem>,
 }
 
-fn check(args: CheckArgs, context: &Context) -> Outcome {
+fn check(args: CheckArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     let mut outcome = Outcome::Success;
     let mut reports = Vec::new();
     for file in &args.files {
@@ -97,7 +98,7 @@ fn check(args: CheckArgs, context: &Context) -> Outcome {
     }
     if args.json {
         context.print_json(&reports);
-        return outcome;
+        return Ok(outcome);
     }
     for report in &reports {
         if let Some(error) = &report.read_error {
@@ -128,7 +129,7 @@ fn check(args: CheckArgs, context: &Context) -> Outcome {
             }
         }
     }
-    outcome
+    Ok(outcome)
 }
 
 fn plural_counts(errors: usize, warnings: usize) -> String {
@@ -142,18 +143,13 @@ fn plural_counts(errors: usize, warnings: usize) -> String {
     parts.join(", ")
 }
 
-fn show(args: ShowArgs, context: &Context) -> Outcome {
-    let loaded = match context.load_profile(&args.file, CheckOptions { strict: args.strict }) {
-        Ok(loaded) => loaded,
-        Err(outcome) => return outcome,
-    };
+fn show(args: ShowArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
+    let loaded = context.load_profile(&args.file, CheckOptions { strict: args.strict })?;
     if !context.quiet {
         context.print_problems(&loaded.warnings);
     }
-    let (found, values) = match args.device.resolve(context) {
-        Ok(found) => found,
-        Err(outcome) => return outcome,
-    };
+    let (found, values) = args.device.resolve(context)?;
     if let Some(named) = found.as_ref().and_then(|d| d.profile.as_ref())
         && !same_file(named, &args.file)
     {
@@ -168,7 +164,7 @@ fn show(args: ShowArgs, context: &Context) -> Outcome {
         Ok(resolved) => resolved,
         Err(problems) => {
             context.print_problems(&problems);
-            return Outcome::BadInput;
+            return Err(Outcome::BadInput);
         }
     };
     if args.json {
@@ -177,11 +173,11 @@ fn show(args: ShowArgs, context: &Context) -> Outcome {
         match serde_saphyr::to_string(&resolved) {
             Ok(text) => print!("{text}"),
             Err(error) => {
-                return context.fail(format!("cannot print the profile as YAML: {error}"), Outcome::Environment);
+                return Err(context.fail(format!("cannot print the profile as YAML: {error}"), Outcome::Environment));
             }
         }
     }
-    Outcome::Success
+    Ok(Outcome::Success)
 }
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {

@@ -2,17 +2,16 @@
 //! values from an inventory row or `--port` and `--set`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 
-use super::batch_view::{ReportArgs, run_jobs};
+use super::batch_view::{JournalArgs, ReportArgs, run_jobs};
 use super::device_values::DeviceValueArgs;
-use super::{Context, Outcome};
+use super::{CommandResult, Context};
 use crate::pipeline::batch::BatchOptions;
-use std::sync::Arc;
 
 use crate::pipeline::device::{DeviceJob, JobProfile};
-use crate::profile::CheckOptions;
 use crate::profile::ValueSource;
 
 #[derive(Debug, Args)]
@@ -25,24 +24,15 @@ pub struct RunArgs {
     /// Serial port of the device (overrides the inventory's): a path, usb-serial:SERIAL[:INTERFACE], usb-path:PATH, rfc2217://HOST:PORT or tcp://HOST:PORT.
     #[arg(long, value_name = "PORT")]
     port: Option<PathBuf>,
-    /// Journal file, so a rerun with --resume skips the steps done.
-    #[arg(long, value_name = "F")]
-    journal: Option<PathBuf>,
-    /// Continue the journal: skip the steps it holds as done with the same inputs (a finished unit is never flashed twice; a changed image is sent again).
-    #[arg(long, requires = "journal")]
-    resume: bool,
-    /// Treat profile warnings (such as a clear-text password) as errors.
-    #[arg(long)]
-    strict: bool,
+    #[command(flatten)]
+    journal: JournalArgs,
     #[command(flatten)]
     reports: ReportArgs,
 }
 
-pub fn run(args: RunArgs, context: &Context) -> Outcome {
-    let (found, mut values) = match args.device.resolve(context) {
-        Ok(found) => found,
-        Err(outcome) => return outcome,
-    };
+pub fn run(args: RunArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.reports.json);
+    let (found, mut values) = args.device.resolve(context)?;
     let mut port = found.as_ref().and_then(|d| d.port.as_ref()).map(PathBuf::from);
     let mut name = found.map_or_else(|| "device".to_string(), |d| d.name);
     if let Some(path) = &args.port {
@@ -52,8 +42,9 @@ pub fn run(args: RunArgs, context: &Context) -> Outcome {
     if let Some(given) = values.get("name") {
         name = given.to_string();
     }
-    let profile = Arc::new(JobProfile::load(&args.profile, CheckOptions { strict: args.strict }));
+    let profile = Arc::new(JobProfile::load(&args.profile, args.journal.check_options()));
     let job = DeviceJob { name, profile, values, port };
-    let options = BatchOptions { jobs: 1, journal: args.journal.clone(), resume: args.resume, database: None };
-    run_jobs(vec![job], &options, &args.reports, context)
+    let options =
+        BatchOptions { jobs: 1, journal: args.journal.journal.clone(), resume: args.journal.resume, database: None };
+    Ok(run_jobs(vec![job], &options, &args.reports, context))
 }

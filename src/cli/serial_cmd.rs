@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::device_values::DeviceValueArgs;
 use super::progress_view::TaskView;
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::failure::Classify;
 use crate::pipeline::steps::{configure_network, load_image};
 use crate::profile::{
@@ -19,7 +19,7 @@ use crate::profile::{
 };
 use crate::serial::console::Console;
 use crate::serial::names::DevRoot;
-use crate::serial::port::{self, PortError};
+use crate::serial::port;
 use crate::serial::tap::{self, LogOptions, TapError};
 
 #[derive(Debug, Subcommand)]
@@ -133,11 +133,8 @@ pub struct DialogArgs {
     transcript: Option<PathBuf>,
 }
 
-pub fn run(command: SerialCommand, context: &Context) -> Outcome {
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+pub fn run(command: SerialCommand, context: &Context) -> CommandResult {
+    let runtime = context.runtime()?;
     match command {
         SerialCommand::Send(args) => runtime.block_on(send(args, context)),
         SerialCommand::Dialog(args) => runtime.block_on(dialog(args, context)),
@@ -226,20 +223,17 @@ fn tap_outcome(
     }
 }
 
-async fn tap(args: TapArgs, context: &Context) -> Outcome {
+async fn tap(args: TapArgs, context: &Context) -> CommandResult {
     let (settings, options) = record_settings(&args.record);
-    let sink = match record_sink(&args.record, context).await {
-        Ok(sink) => sink,
-        Err(outcome) => return outcome,
-    };
+    let sink = record_sink(&args.record, context).await?;
     let dev_root = DevRoot::from_env();
     let a = match port::open_named(&args.port_a, &settings, &dev_root).await {
         Ok(port) => port,
-        Err(error) => return port_failure(context, error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     let b = match port::open_named(&args.port_b, &settings, &dev_root).await {
         Ok(port) => port,
-        Err(error) => return port_failure(context, error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     if !context.quiet {
         eprintln!("relaying {} (A) <-> {} (B) at {} baud; Ctrl-C stops", args.port_a, args.port_b, args.record.baud);
@@ -249,18 +243,15 @@ async fn tap(args: TapArgs, context: &Context) -> Outcome {
     let (stats, result) = tap::relay(a, b, record, stop_signal(args.record.duration)).await;
     let written = writer.await.unwrap_or_else(|e| Err(TapError::Record(std::io::Error::other(e))));
     let summary = format!("relayed {} bytes A>B and {} bytes B>A", stats.a_to_b, stats.b_to_a);
-    tap_outcome(result, written, summary, context)
+    Ok(tap_outcome(result, written, summary, context))
 }
 
-async fn monitor(args: MonitorArgs, context: &Context) -> Outcome {
+async fn monitor(args: MonitorArgs, context: &Context) -> CommandResult {
     let (settings, options) = record_settings(&args.record);
-    let sink = match record_sink(&args.record, context).await {
-        Ok(sink) => sink,
-        Err(outcome) => return outcome,
-    };
+    let sink = record_sink(&args.record, context).await?;
     let port = match port::open_named(&args.port, &settings, &DevRoot::from_env()).await {
         Ok(port) => port,
-        Err(error) => return port_failure(context, error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     if !context.quiet {
         eprintln!("recording {} at {} baud; Ctrl-C stops", args.port, args.record.baud);
@@ -269,11 +260,7 @@ async fn monitor(args: MonitorArgs, context: &Context) -> Outcome {
     let writer = tokio::spawn(tap::write_record(chunks, sink, options));
     let (count, result) = tap::monitor(port, record, stop_signal(args.record.duration)).await;
     let written = writer.await.unwrap_or_else(|e| Err(TapError::Record(std::io::Error::other(e))));
-    tap_outcome(result, written, format!("recorded {count} bytes"), context)
-}
-
-fn port_failure(context: &Context, error: PortError) -> Outcome {
-    context.fail(format!("{error}\n  help: {}", error.help()), Outcome::from(error.class()))
+    Ok(tap_outcome(result, written, format!("recorded {count} bytes"), context))
 }
 
 /// Gives the console's transcript its file, written as the session goes
@@ -303,21 +290,21 @@ fn finish_transcript<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn send(args: SendArgs, context: &Context) -> Outcome {
+async fn send(args: SendArgs, context: &Context) -> CommandResult {
     let file = match load_image::read_image(&args.file) {
         Ok(file) => file,
-        Err(error) => return context.fail_with(&error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     let protocol = args.protocol;
     for pattern in args.wait_for.iter().chain(args.end_text.iter()) {
         if let Err(error) = regex::bytes::Regex::new(pattern) {
-            return context.fail(format!("`{pattern}` is not a valid regex: {error}"), Outcome::BadInput);
+            return Err(context.fail(format!("`{pattern}` is not a valid regex: {error}"), Outcome::BadInput));
         }
     }
     let settings = SerialSettings { baud: args.baud, ..SerialSettings::default() };
     let port = match port::open_named(&args.port, &settings, &DevRoot::from_env()).await {
         Ok(port) => port,
-        Err(error) => return port_failure(context, error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     let step = LoadImage {
         file: Template(args.file.display().to_string()),
@@ -353,34 +340,30 @@ async fn send(args: SendArgs, context: &Context) -> Outcome {
                     context.warn(warning);
                 }
             }
-            Outcome::Success
+            Ok(Outcome::Success)
         }
-        Err(error) => context.fail_with(&error),
+        Err(error) => Err(context.fail_with(&error)),
     }
 }
 
-async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
-    let loaded = match context.load_profile(&args.profile, CheckOptions::default()) {
-        Ok(loaded) => loaded,
-        Err(outcome) => return outcome,
-    };
-    let (_, mut values) = match args.device.resolve(context) {
-        Ok(found) => found,
-        Err(outcome) => return outcome,
-    };
+async fn dialog(args: DialogArgs, context: &Context) -> CommandResult {
+    let loaded = context.load_profile(&args.profile, CheckOptions::default())?;
+    let (_, mut values) = args.device.resolve(context)?;
     // The port opened is the device's `port`, unless `--set port=` says otherwise.
     if values.source("port") != Some(&ValueSource::CommandLine) {
         values.insert("port", args.port.clone(), ValueSource::CommandLine);
     }
     let Some(index) = loaded.profile.steps.iter().position(|s| matches!(s, Step::ConfigureNetwork(_))) else {
-        return context.fail(format!("{} has no configure_network step", args.profile.display()), Outcome::BadInput);
+        return Err(
+            context.fail(format!("{} has no configure_network step", args.profile.display()), Outcome::BadInput)
+        );
     };
     // Only this step's variables are needed: no image paths, no FTP password.
     let resolved = match profile::resolve_step(&loaded, &values, ResolveMode::Use, index) {
         Ok(resolved) => resolved,
         Err(problems) => {
             context.print_problems(&problems);
-            return Outcome::BadInput;
+            return Err(Outcome::BadInput);
         }
     };
     let Step::ConfigureNetwork(step) = &resolved.steps[index] else {
@@ -388,7 +371,7 @@ async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
     };
     let port = match port::open_named(&args.port, &resolved.serial, &DevRoot::from_env()).await {
         Ok(port) => port,
-        Err(error) => return port_failure(context, error),
+        Err(error) => return Err(context.fail_with(&error)),
     };
     let progress = TaskView::new(context.quiet);
     let mut console = Console::new(port);
@@ -401,14 +384,14 @@ async fn dialog(args: DialogArgs, context: &Context) -> Outcome {
             if !context.quiet {
                 println!("{}: the device already has these settings; dialog skipped", context.out.good("ok"));
             }
-            Outcome::Success
+            Ok(Outcome::Success)
         }
         Ok(outcome) => {
             if !context.quiet {
                 println!("{}: settings saved ({})", context.out.good("ok"), outcome.detail());
             }
-            Outcome::Success
+            Ok(Outcome::Success)
         }
-        Err(error) => context.fail(format!("configure_network: {error}"), Outcome::from(error.class())),
+        Err(error) => Err(context.fail(format!("configure_network: {error}"), Outcome::from(error.class()))),
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory};
 
-use super::{Cli, Context, Outcome};
+use super::{Cli, CommandResult, Context, Outcome};
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -24,28 +24,29 @@ pub struct ManpageArgs {
 }
 
 /// Prints the completion script on stdout.
-pub fn completions(args: CompletionsArgs) -> Outcome {
+pub fn completions(args: CompletionsArgs) -> CommandResult {
     let mut command = Cli::command();
     // Into a buffer first: clap_complete panics when its writer fails, and
     // `flashline completions bash | head` closes the pipe early.
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "flashline", &mut script);
     let _ = std::io::stdout().write_all(&script);
-    Outcome::Success
+    Ok(Outcome::Success)
 }
 
 /// Writes the man pages.
-pub fn manpage(args: ManpageArgs, context: &Context) -> Outcome {
+pub fn manpage(args: ManpageArgs, context: &Context) -> CommandResult {
     let written = std::fs::create_dir_all(&args.dir).and_then(|()| clap_mangen::generate_to(Cli::command(), &args.dir));
     match written {
         Ok(()) => {
             if !context.quiet {
                 println!("man pages written to {}", args.dir.display());
             }
-            Outcome::Success
+            Ok(Outcome::Success)
         }
         Err(error) => {
-            context.fail(format!("cannot write man pages to {}: {error}", args.dir.display()), Outcome::Environment)
+            Err(context
+                .fail(format!("cannot write man pages to {}: {error}", args.dir.display()), Outcome::Environment))
         }
     }
 }

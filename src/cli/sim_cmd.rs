@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use clap::{Args, Subcommand};
 
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::exs::tftp_manage::ResponseLayout;
 use crate::exs::trace;
 use crate::profile::HumanDuration;
@@ -64,7 +64,7 @@ pub struct CspArgs {
     exit_after: Option<HumanDuration>,
 }
 
-pub fn run(command: SimCommand, context: &Context) -> Outcome {
+pub fn run(command: SimCommand, context: &Context) -> CommandResult {
     match command {
         SimCommand::Csp(args) => run_csp(args, context),
         SimCommand::Netos(args) => super::sim_netos_cmd::run(args, context),
@@ -72,22 +72,19 @@ pub fn run(command: SimCommand, context: &Context) -> Outcome {
     }
 }
 
-fn run_csp(args: CspArgs, context: &Context) -> Outcome {
+fn run_csp(args: CspArgs, context: &Context) -> CommandResult {
     let adjacent_timestamp = match args.adjacent_timestamp.as_deref().map(trace::parse_hex).transpose() {
         Ok(value) => value,
         Err(error) => {
-            return context.fail(format!("--adjacent-timestamp: {error}"), Outcome::BadInput);
+            return Err(context.fail(format!("--adjacent-timestamp: {error}"), Outcome::BadInput));
         }
     };
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     runtime.block_on(async {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(listener) => listener,
             Err(error) => {
-                return context.fail(format!("cannot listen on {}: {error}", args.listen), Outcome::Environment);
+                return Err(context.fail(format!("cannot listen on {}: {error}", args.listen), Outcome::Environment));
             }
         };
         let address = listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| a.to_string());
@@ -122,8 +119,8 @@ fn run_csp(args: CspArgs, context: &Context) -> Outcome {
         let result = csp::serve(listener, config, shutdown).await;
         printer.abort();
         match result {
-            Ok(()) => Outcome::Success,
-            Err(error) => context.fail(error, Outcome::Environment),
+            Ok(()) => Ok(Outcome::Success),
+            Err(error) => Err(context.fail(error, Outcome::Environment)),
         }
     })
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::profile::HumanDuration;
 use crate::sim::bench::Scenario;
 use crate::sim::line::{self, LineSpec, Unplug};
@@ -50,14 +50,11 @@ fn parse_scenario(name: &str) -> Result<Scenario, String> {
     Scenario::parse(name).ok_or_else(|| format!("unknown scenario `{name}`; one of: {}", Scenario::NAMES.join(", ")))
 }
 
-pub fn run(args: LineArgs, context: &Context) -> Outcome {
+pub fn run(args: LineArgs, context: &Context) -> CommandResult {
     if let Err(error) = std::fs::create_dir_all(&args.dir) {
-        return context.fail(format!("cannot create {}: {error}", args.dir.display()), Outcome::Environment);
+        return Err(context.fail(format!("cannot create {}: {error}", args.dir.display()), Outcome::Environment));
     }
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     let spec = LineSpec {
         fixtures: usize::from(args.fixtures),
         units: usize::from(args.units),
@@ -74,7 +71,7 @@ pub fn run(args: LineArgs, context: &Context) -> Outcome {
         let mut line = match line::start(&args.dir, &spec).await {
             Ok(line) => line,
             Err(error) => {
-                return context.fail(format!("cannot start the simulated line: {error}"), Outcome::Environment);
+                return Err(context.fail(format!("cannot start the simulated line: {error}"), Outcome::Environment));
             }
         };
         for file in &line.station_files {
@@ -90,6 +87,6 @@ pub fn run(args: LineArgs, context: &Context) -> Outcome {
         line.all_units_done().await;
         printer.abort();
         eprintln!("every unit has been in and out");
-        Outcome::Success
+        Ok(Outcome::Success)
     })
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::profile::HumanDuration;
 use crate::sim;
 use crate::sim::addp::{AddpConfig, DeviceLink};
@@ -84,20 +84,20 @@ pub struct NetosArgs {
     addp_require_options: bool,
 }
 
-pub fn run(args: NetosArgs, context: &Context) -> Outcome {
+pub fn run(args: NetosArgs, context: &Context) -> CommandResult {
     let fail = |message: String, outcome: Outcome| context.fail(message, outcome);
     let mut nv = NvMemory::default();
     if let Some(path) = args.nv.as_ref().filter(|p| p.exists()) {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(error) => {
-                return fail(format!("cannot read NV memory {}: {error}", path.display()), Outcome::Environment);
+                return Err(fail(format!("cannot read NV memory {}: {error}", path.display()), Outcome::Environment));
             }
         };
         match serde_json::from_str(&text) {
             Ok(saved) => nv = saved,
             Err(error) => {
-                return fail(format!("NV memory {} is not valid: {error}", path.display()), Outcome::BadInput);
+                return Err(fail(format!("NV memory {} is not valid: {error}", path.display()), Outcome::BadInput));
             }
         }
     }
@@ -129,11 +129,8 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
         boot_scenario: args.boot_scenario,
         ..NetosConfig::default()
     };
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
-    runtime.block_on(async {
+    let runtime = context.runtime()?;
+    Ok(runtime.block_on(async {
         let (controller, device) = match tokio_serial::SerialStream::pair() {
             Ok(pair) => pair,
             Err(error) => return fail(format!("cannot open a PTY pair: {error}"), Outcome::Environment),
@@ -185,5 +182,5 @@ pub fn run(args: NetosArgs, context: &Context) -> Outcome {
             Ok(()) => Outcome::Success,
             Err(error) => fail(error, Outcome::DeviceFailure),
         }
-    })
+    }))
 }

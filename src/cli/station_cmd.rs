@@ -11,7 +11,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::station_view::EventLines;
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::failure::Classify;
 use crate::station::{self, StationOptions};
 use crate::store::DbUrl;
@@ -44,17 +44,18 @@ pub struct StationArgs {
     json: bool,
 }
 
-pub fn run(args: StationArgs, context: &Context) -> Outcome {
+pub fn run(args: StationArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     if args.schema {
         context.print_json(&station::file::schema());
-        return Outcome::Success;
+        return Ok(Outcome::Success);
     }
     let Some(path) = args.check.as_ref().or(args.station.as_ref()) else {
-        return context.fail("give a station file", Outcome::BadInput);
+        return Err(context.fail("give a station file", Outcome::BadInput));
     };
     let loaded = match station::file::load(path) {
         Ok(loaded) => loaded,
-        Err(error) => return context.fail_profile(&error),
+        Err(error) => return Err(context.fail_profile(&error)),
     };
     if args.check.is_some() {
         return match crate::profile::load(&loaded.profile_path(), crate::profile::CheckOptions { strict: args.strict })
@@ -63,21 +64,18 @@ pub fn run(args: StationArgs, context: &Context) -> Outcome {
                 if !context.quiet {
                     eprintln!("{}: valid ({} fixture(s))", path.display(), loaded.file.fixtures.len());
                 }
-                Outcome::Success
+                Ok(Outcome::Success)
             }
-            Err(error) => context.fail_profile(&error),
+            Err(error) => Err(context.fail_profile(&error)),
         };
     }
     let database = match args.db.as_deref().map(|db| DbUrl::parse(db, &std::env::current_dir().unwrap_or_default())) {
         None => None,
         Some(Ok(url)) => Some(url),
-        Some(Err(error)) => return context.fail(error.to_string(), Outcome::BadInput),
+        Some(Err(error)) => return Err(context.fail(error.to_string(), Outcome::BadInput)),
     };
     let options = StationOptions { operator: args.operator, database, reflash: args.reflash, strict: args.strict };
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime()?;
     let observer = Arc::new(EventLines::new(args.json, context.quiet));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let result = runtime.block_on(async {
@@ -89,9 +87,9 @@ pub fn run(args: StationArgs, context: &Context) -> Outcome {
         station::run_station(loaded, options, observer, stopped).await
     });
     match result {
-        Ok(counts) if counts.failed == 0 => Outcome::Success,
-        Ok(_) => Outcome::DeviceFailure,
-        Err(station::StationError::Profile(error)) => context.fail_profile(&error),
-        Err(error) => context.fail(error.to_string(), Outcome::from(error.class())),
+        Ok(counts) if counts.failed == 0 => Ok(Outcome::Success),
+        Ok(_) => Ok(Outcome::DeviceFailure),
+        Err(station::StationError::Profile(error)) => Err(context.fail_profile(&error)),
+        Err(error) => Err(context.fail(error.to_string(), Outcome::from(error.class()))),
     }
 }

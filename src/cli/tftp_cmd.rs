@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 
 use super::progress_view::TaskView;
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::profile::HumanDuration;
 use crate::tftp::{self, Root, ServeError, ServerConfig};
 
@@ -43,16 +43,16 @@ pub struct ServeArgs {
     max_blksize: u16,
 }
 
-pub fn run(command: TftpCommand, context: &Context) -> Outcome {
+pub fn run(command: TftpCommand, context: &Context) -> CommandResult {
     match command {
         TftpCommand::Serve(args) => serve(args, context),
     }
 }
 
-fn serve(args: ServeArgs, context: &Context) -> Outcome {
+fn serve(args: ServeArgs, context: &Context) -> CommandResult {
     let root = match Root::new(&args.root) {
         Ok(root) => root,
-        Err(source) => return context.fail_with(&ServeError::Root { path: args.root, source }),
+        Err(source) => return Err(context.fail_with(&ServeError::Root { path: args.root, source })),
     };
     let mut config = ServerConfig::new(root);
     config.allow_write = args.allow_write;
@@ -61,14 +61,11 @@ fn serve(args: ServeArgs, context: &Context) -> Outcome {
     config.max_blksize = usize::from(args.max_blksize);
     // Each transfer is a line on stderr; the command keeps no records.
     config.max_records = 0;
-    let runtime = match context.runtime_one_thread() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+    let runtime = context.runtime_one_thread()?;
     runtime.block_on(async {
         let socket = match tftp::bind(args.listen).await {
             Ok(socket) => socket,
-            Err(error) => return context.fail_with(&error),
+            Err(error) => return Err(context.fail_with(&error)),
         };
         let address = socket.local_addr().unwrap_or(args.listen);
         if !context.quiet {
@@ -80,8 +77,8 @@ fn serve(args: ServeArgs, context: &Context) -> Outcome {
             let _ = tokio::signal::ctrl_c().await;
         };
         match tftp::serve(socket, config, view, shutdown).await {
-            Ok(_) => Outcome::Success,
-            Err(error) => context.fail_with(&error),
+            Ok(_) => Ok(Outcome::Success),
+            Err(error) => Err(context.fail_with(&error)),
         }
     })
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::output::terminal_safe as shown;
-use super::{Context, Outcome};
+use super::{CommandResult, Context, Outcome};
 use crate::mac::Mac;
 use crate::store::queries::export::{CSV_HEADER, csv_record};
 use crate::store::queries::when::{format_duration, format_time, parse_time};
@@ -103,18 +103,14 @@ pub struct ExportArgs {
     output: Option<PathBuf>,
 }
 
-pub fn run(command: UnitsCommand, context: &Context) -> Outcome {
-    let runtime = match context.runtime() {
-        Ok(runtime) => runtime,
-        Err(outcome) => return outcome,
-    };
+pub fn run(command: UnitsCommand, context: &Context) -> CommandResult {
+    let runtime = context.runtime()?;
     runtime.block_on(async {
-        let result = match command {
+        match command {
             UnitsCommand::List(args) => list(args, context).await,
             UnitsCommand::Show(args) => show(args, context).await,
             UnitsCommand::Export(args) => export(args, context).await,
-        };
-        result.unwrap_or_else(|outcome| outcome)
+        }
     })
 }
 
@@ -136,7 +132,8 @@ fn filter(args: &FilterArgs, context: &Context) -> Result<RunFilter, Outcome> {
     Ok(filter)
 }
 
-async fn list(args: ListArgs, context: &Context) -> Result<Outcome, Outcome> {
+async fn list(args: ListArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     let filter = filter(&args.filter, context)?;
     let store = context.open_db(&args.db.db).await?;
     let page = store.runs(&filter, args.limit, args.offset).await.map_err(|error| context.fail_with(&error))?;
@@ -172,7 +169,8 @@ async fn list(args: ListArgs, context: &Context) -> Result<Outcome, Outcome> {
     Ok(Outcome::Success)
 }
 
-async fn show(args: ShowArgs, context: &Context) -> Result<Outcome, Outcome> {
+async fn show(args: ShowArgs, context: &Context) -> CommandResult {
+    let context = &context.for_json(args.json);
     let Some(mac) = Mac::parse_any_spelling(&args.mac) else {
         let shown_mac: String = shown(&args.mac).chars().take(64).collect();
         return Err(context.fail(
@@ -254,7 +252,7 @@ fn print_unit(unit: &UnitHistory, context: &Context) {
     }
 }
 
-async fn export(args: ExportArgs, context: &Context) -> Result<Outcome, Outcome> {
+async fn export(args: ExportArgs, context: &Context) -> CommandResult {
     let filter = filter(&args.filter, context)?;
     let store = context.open_db(&args.db.db).await?;
     let mut writer = if args.csv { Some(csv::Writer::from_writer(Vec::new())) } else { None };
@@ -304,7 +302,7 @@ async fn export(args: ExportArgs, context: &Context) -> Result<Outcome, Outcome>
     write_out(args.output.as_deref(), &text, context)
 }
 
-fn write_out(path: Option<&std::path::Path>, text: &[u8], context: &Context) -> Result<Outcome, Outcome> {
+fn write_out(path: Option<&std::path::Path>, text: &[u8], context: &Context) -> CommandResult {
     let Some(path) = path else {
         let mut stdout = std::io::stdout().lock();
         return match stdout.write_all(text).and_then(|()| stdout.flush()) {

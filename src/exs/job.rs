@@ -65,6 +65,24 @@ impl Classify for ExsError {
             ExsError::Serve(source) => source.class(),
         }
     }
+
+    fn help(&self) -> Option<&str> {
+        const ARGUMENTS: &str = "check the arguments; nothing was sent";
+        const FILE: &str = "check that the file exists and is readable";
+        const CONTROLLER: &str = "check the address and port (send to the controller card's own IP), the --checksum rule, and -vv for the frames";
+        Some(match self {
+            ExsError::BadInput { .. } | ExsError::ConfigFile { .. } => ARGUMENTS,
+            ExsError::ReadConfig(error) => match error {
+                crate::input_file::InputFileError::Unreadable { .. } => FILE,
+                _ => ARGUMENTS,
+            },
+            ExsError::Client { source: ClientError::Encode { .. }, .. } => ARGUMENTS,
+            ExsError::Client { .. } | ExsError::Response { .. } => CONTROLLER,
+            // Today's words, which fit a missing --serve folder best; a port
+            // that cannot be bound is named in the error itself.
+            ExsError::Serve(_) => FILE,
+        })
+    }
 }
 
 /// The step's options, parsed and checked.

@@ -30,6 +30,10 @@ impl Classify for TraceError {
     fn class(&self) -> FailureClass {
         FailureClass::Input
     }
+
+    fn help(&self) -> Option<&str> {
+        Some("check the arguments; nothing was sent")
+    }
 }
 
 /// Bytes from hex text. Brackets, `|`, commas, colons and whitespace separate;

@@ -48,10 +48,21 @@ pub enum PortError {
     Name(#[from] NameError),
 }
 
-impl PortError {
-    /// What to try next, for the technician at the bench.
-    pub fn help(&self) -> &'static str {
+impl Classify for PortError {
+    fn class(&self) -> FailureClass {
         match self {
+            PortError::InUse { .. }
+            | PortError::NotFound { .. }
+            | PortError::PermissionDenied { .. }
+            | PortError::Other { .. }
+            | PortError::Remote(_) => FailureClass::Environment,
+            PortError::BadName { .. } => FailureClass::Input,
+            PortError::Name(error) => error.class(),
+        }
+    }
+
+    fn help(&self) -> Option<&str> {
+        Some(match self {
             PortError::InUse { .. } => {
                 "close the other program (minicom, screen, another flashline) or pick another port"
             }
@@ -64,21 +75,7 @@ impl PortError {
                 "a port is a path, rfc2217://HOST:PORT, tcp://HOST:PORT, usb-serial:SERIAL[:INTERFACE] or usb-path:PATH"
             }
             PortError::Name(_) => "`flashline ports` lists the ports with their serial numbers and paths",
-        }
-    }
-}
-
-impl Classify for PortError {
-    fn class(&self) -> FailureClass {
-        match self {
-            PortError::InUse { .. }
-            | PortError::NotFound { .. }
-            | PortError::PermissionDenied { .. }
-            | PortError::Other { .. }
-            | PortError::Remote(_) => FailureClass::Environment,
-            PortError::BadName { .. } => FailureClass::Input,
-            PortError::Name(error) => error.class(),
-        }
+        })
     }
 }
 
