@@ -214,7 +214,11 @@ impl Sender {
             Unit::Eot if !ymodem => true,
             Unit::Closing => true,
             // YMODEM's receiver asks for the next unit at once.
-            Unit::Header | Unit::Eot => next == CRC_REQUEST,
+            Unit::Header => next == CRC_REQUEST,
+            // U-Boot's receiver acknowledges an EOT twice (once where it
+            // reads the header, once where it ends the file: its
+            // xyzModem.c), then asks for the closing block: `ACK ACK C`.
+            Unit::Eot => after.iter().find(|&&b| b != ACK).is_none_or(|&b| b == CRC_REQUEST),
             Unit::Data(_) => false,
         }
     }
@@ -659,6 +663,34 @@ mod tests {
         }
         assert_eq!(sender.status(), &Status::Done);
         assert!(!sender.stats().end_of_batch_unacknowledged);
+    }
+
+    /// U-Boot's `loady` answers the EOT with `ACK ACK C` (its header reader
+    /// and its end of file each send an ACK): in one read, that is the EOT
+    /// acknowledged and the closing block asked for, not noise.
+    #[test]
+    fn u_boots_double_ack_of_the_eot_ends_the_batch() {
+        let now = Instant::now();
+        let mut sender = Sender::new(file(300), opts(TransferProtocol::Ymodem), now);
+        let mut out = Vec::new();
+        sender.on_bytes(now, b"C", &mut out);
+        sender.on_bytes(now, &[ACK, b'C'], &mut out); // header, then data
+        sender.on_bytes(now, &[ACK], &mut out); // block 1: the whole file; EOT goes out
+        out.clear();
+        sender.on_bytes(now, &[ACK, ACK, b'C'], &mut out);
+        assert_eq!(out.first(), Some(&crate::serial::xmodem::SOH), "the closing block follows at once");
+        sender.on_bytes(now, &[ACK], &mut out);
+        assert_eq!(sender.status(), &Status::Done);
+        assert!(!sender.stats().end_of_batch_unacknowledged);
+        // An ACK followed by something else than ACKs and a `C` stays noise.
+        let mut sender = Sender::new(file(300), opts(TransferProtocol::Ymodem), now);
+        let mut out = Vec::new();
+        for reply in [&b"C"[..], &[ACK, b'C'], &[ACK]] {
+            sender.on_bytes(now, reply, &mut out);
+        }
+        out.clear();
+        sender.on_bytes(now, &[ACK, ACK, 0x41], &mut out);
+        assert!(out.is_empty(), "no closing block after junk");
     }
 
     /// Issue 28 item 7: an ACK counts only alone, after the block went out.
