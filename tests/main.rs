@@ -35,5 +35,6 @@ mod station; // the line station against a simulated line
 mod station_postgres; // many stations on one PostgreSQL
 mod store; // the unit database's rules on SQLite and PostgreSQL
 mod tftp; // `flashline tftp serve` against tftp-hpa and curl
+mod uboot; // `console_commands` against a real U-Boot under QEMU (Debian's u-boot-qemu)
 mod units; // `flashline units` over a database filled through the store
 mod util_selftest; // the test helpers in `tests/util/` themselves

@@ -4,11 +4,12 @@
 use crate::util::child::{Bounded, FLASHLINE};
 use crate::util::{repo_root, run_flashline, text};
 
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 5] = [
     "profiles/digi-connectme-9210.yaml",
     "profiles/csp-matrix-controller.yaml",
     "profiles/sim-netos.yaml",
     "profiles/netos-addp.yaml",
+    "profiles/uboot-qemu.yaml",
 ];
 
 #[test]

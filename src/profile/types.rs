@@ -24,8 +24,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use super::steps::{
-    AddpConfigure, AddressCheck, ConfigureNetwork, Credential, DialogEntry, FtpFile, FtpUpload, LineEnding, LoadImage,
-    PortWanted, Step, TftpManage, WaitForNetwork,
+    AddpConfigure, AddressCheck, ConfigureNetwork, ConsoleCommand, ConsoleCommands, Credential, DialogEntry, FtpFile,
+    FtpUpload, LineEnding, LoadImage, PortWanted, Step, TftpManage, WaitForNetwork,
 };
 pub use super::template::{HumanDuration, Secret, Template};
 

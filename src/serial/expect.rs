@@ -23,6 +23,9 @@ pub struct Found {
     pub matched: Vec<u8>,
     /// The whole line the match is on, as far as it has arrived.
     pub line: Vec<u8>,
+    /// What arrived before the match since the last one: a command's
+    /// output when the match is the prompt that follows it.
+    pub before: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +65,7 @@ impl Matcher {
             pattern,
             matched: self.buffer[start..end].to_vec(),
             line: self.buffer[line_start..line_end].to_vec(),
+            before: self.buffer[..start].to_vec(),
         };
         self.buffer.drain(..end);
         Some(found)

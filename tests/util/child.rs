@@ -197,6 +197,11 @@ impl LineChild {
         LineChild { child, what, lines, seen: Vec::new(), stdout: Some(stdout), stderr: Some(stderr) }
     }
 
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` to the child (SIGINT: Ctrl-C; SIGKILL: a crash).
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod pty;
 pub mod relay;
 pub mod ser2net;
+pub mod uboot;
 pub mod vsftpd;
 pub mod web;
 

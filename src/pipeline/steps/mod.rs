@@ -14,6 +14,7 @@
 
 pub mod addp_configure;
 pub mod configure_network;
+pub mod console_commands;
 pub mod ftp_upload;
 pub mod load_image;
 pub mod tftp_manage;
@@ -157,6 +158,10 @@ pub enum StepError {
     ControllerRefused { answers: String },
     #[error(transparent)]
     Addp(#[from] crate::addp::client::AddpError),
+    /// A console command the unit did not carry out: an error line, an
+    /// exit status, output without the text or value the profile wants.
+    #[error("`{command}` failed: {reason}{}", printed(lines))]
+    CommandFailed { command: String, reason: String, lines: Vec<String> },
 }
 
 impl Classify for StepError {
@@ -171,9 +176,10 @@ impl Classify for StepError {
             | StepError::BadPattern { .. }
             | StepError::ImageInvalid { .. } => FailureClass::Input,
             // What the network or the unit answered.
-            StepError::AddressInUse { .. } | StepError::NotReached { .. } | StepError::ControllerRefused { .. } => {
-                FailureClass::Device
-            }
+            StepError::AddressInUse { .. }
+            | StepError::NotReached { .. }
+            | StepError::ControllerRefused { .. }
+            | StepError::CommandFailed { .. } => FailureClass::Device,
             StepError::Port(error) => error.class(),
             StepError::ImageUnreadable(error) => error.class(),
             StepError::Console(error) => error.class(),
@@ -208,7 +214,13 @@ pub async fn run(step: &Step, cx: &mut StepContext<'_>) -> Result<StepDone, Step
         Step::FtpUpload(options) => ftp_upload::run(options, cx).await,
         Step::TftpManage(options) => tftp_manage::run(options, cx).await,
         Step::AddpConfigure(options) => addp_configure::run(options, cx).await,
+        Step::ConsoleCommands(options) => console_commands::run(options, cx).await,
     }
+}
+
+/// A command's output quoted under its error, when it printed any.
+fn printed(lines: &[String]) -> String {
+    lines.iter().map(|line| format!("\n  | {line}")).collect()
 }
 
 /// A regex from the profile, compiled (bytes: the console is not UTF-8).

@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::TemplateVisitor;
+use super::{StepKind, TemplateVisitor};
 use crate::profile::problem::Problems;
 use crate::profile::template::{HumanDuration, Secret, Template};
 use crate::profile::types::Profile;
@@ -43,17 +43,17 @@ fn default_addp_retries() -> u32 {
     2
 }
 
-impl AddpConfigure {
+impl StepKind for AddpConfigure {
     /// In place of `configure_network`: before the network steps.
-    pub fn phase() -> Option<u8> {
+    fn phase(&self) -> Option<u8> {
         Some(1)
     }
 
-    pub fn order_help() -> &'static str {
+    fn order_help(&self) -> &'static str {
         "addp_configure sets the address the network steps use: put it before them"
     }
 
-    pub fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
         // A MAC written literally must be one; a variable is checked per device.
         if let Some(mac) = literal(self.mac.as_str())
             && let Err(message) = mac.parse::<crate::net::arp::Mac>()
@@ -75,13 +75,13 @@ impl AddpConfigure {
         }
     }
 
-    pub fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
+    fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
         visit(&format!("{base}.mac"), TemplateRole::Text, &mut self.mac);
         visit(&format!("{base}.password"), TemplateRole::Secret, &mut self.password.0);
     }
 
     /// It sends no files.
-    pub fn files(&self) -> Vec<String> {
+    fn files(&self) -> Vec<String> {
         Vec::new()
     }
 }

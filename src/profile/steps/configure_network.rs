@@ -7,11 +7,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{TemplateVisitor, check_regex};
+use super::{StepKind, TemplateVisitor, check_regex, check_template_regex};
 use crate::profile::problem::Problems;
 use crate::profile::template::{HumanDuration, Template};
 use crate::profile::types::Profile;
-use crate::profile::vars::{self, Piece, TemplateRole};
+use crate::profile::vars::TemplateRole;
 
 /// `configure_network`: the console dialog, as data.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -195,17 +195,17 @@ impl LineEnding {
     }
 }
 
-impl ConfigureNetwork {
+impl StepKind for ConfigureNetwork {
     /// After the serial load, before the network steps that use its address.
-    pub fn phase() -> Option<u8> {
+    fn phase(&self) -> Option<u8> {
         Some(1)
     }
 
-    pub fn order_help() -> &'static str {
+    fn order_help(&self) -> &'static str {
         "the console sets the address the network steps use: put configure_network before them"
     }
 
-    pub fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
         if self.dialog.is_empty() {
             problems.error(&format!("{base}.dialog"), "the dialog has no prompts");
         }
@@ -237,27 +237,14 @@ impl ConfigureNetwork {
         for (j, reject) in self.reject.iter().enumerate() {
             check_regex(problems, &format!("{base}.reject[{j}]"), Some(reject));
         }
-        if let Some(skip_if) = &self.skip_if {
-            // Variables are escaped literals once expanded; a placeholder
-            // stands in for them when checking the pattern.
-            let sample = vars::parse(skip_if.as_str()).ok().map(|pieces| {
-                pieces
-                    .iter()
-                    .map(|p| match p {
-                        Piece::Literal(text) => text.clone(),
-                        Piece::Reference(_) => "x".into(),
-                    })
-                    .collect::<String>()
-            });
-            check_regex(problems, &format!("{base}.skip_if"), sample.as_deref());
-        }
+        check_template_regex(problems, &format!("{base}.skip_if"), self.skip_if.as_ref());
         if self.char_delay.0 > std::time::Duration::from_secs(1) {
             problems
                 .warning(&format!("{base}.char_delay"), format!("char_delay {} is unusually long", self.char_delay));
         }
     }
 
-    pub fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
+    fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
         super::visit_optional(visit, base, "skip_if", TemplateRole::Regex, &mut self.skip_if);
         if let Some(entry) = &mut self.interrupt {
             visit(&format!("{base}.interrupt.send"), entry.role(), &mut entry.send);
@@ -275,13 +262,13 @@ impl ConfigureNetwork {
     }
 
     /// It sends no files.
-    pub fn files(&self) -> Vec<String> {
+    fn files(&self) -> Vec<String> {
         Vec::new()
     }
 
     /// Replaces the answers of entries marked `secret` by `***`: they are
     /// plain [`Template`]s, which would otherwise serialize as written.
-    pub fn mask_secrets(&mut self) {
+    fn mask_secrets(&mut self) {
         for entry in self.interrupt.iter_mut().chain(self.dialog.iter_mut()).chain(self.after_done.iter_mut()) {
             if entry.secret {
                 entry.send = Template("***".into());

@@ -9,7 +9,7 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{NETWORK_ORDER_HELP, Step, TemplateVisitor, check_target};
+use super::{NETWORK_ORDER_HELP, Step, StepKind, TemplateVisitor, check_target};
 use crate::profile::problem::Problems;
 use crate::profile::template::{HumanDuration, Secret, Template};
 use crate::profile::types::{FtpMode, FtpVerify, Profile};
@@ -113,17 +113,17 @@ impl FtpFile {
     }
 }
 
-impl FtpUpload {
+impl StepKind for FtpUpload {
     /// A network step: after the address is set.
-    pub fn phase() -> Option<u8> {
+    fn phase(&self) -> Option<u8> {
         Some(2)
     }
 
-    pub fn order_help() -> &'static str {
+    fn order_help(&self) -> &'static str {
         NETWORK_ORDER_HELP
     }
 
-    pub fn check(&self, profile: &Profile, index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, profile: &Profile, index: usize, base: &str, problems: &mut Problems<'_>) {
         check_target(profile, problems, base, self.host.is_some());
         if self.port == 0 {
             problems.error(&format!("{base}.port"), "port 0 is not a valid FTP port");
@@ -174,21 +174,7 @@ impl FtpUpload {
         }
     }
 
-    /// Each file lands under a plain name, and no name twice.
-    fn check_remote_names(&self, base: &str, problems: &mut Problems<'_>) {
-        let mut remotes = BTreeSet::new();
-        for (j, file) in self.files.iter().enumerate() {
-            let remote = file.remote_name();
-            if remote.is_empty() || remote.contains(['/', '\\']) && file.remote.is_some() {
-                problems.error(&format!("{base}.files[{j}].remote"), format!("`{remote}` is not a file name"));
-            }
-            if !remotes.insert(remote.clone()) {
-                problems.error(&format!("{base}.files[{j}]"), format!("`{remote}` is uploaded twice"));
-            }
-        }
-    }
-
-    pub fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
+    fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
         super::visit_optional(visit, base, "host", TemplateRole::Text, &mut self.host);
         for (j, c) in self.credentials.iter_mut().enumerate() {
             visit(&format!("{base}.credentials[{j}].user"), TemplateRole::Text, &mut c.user);
@@ -201,7 +187,23 @@ impl FtpUpload {
     }
 
     /// The local files it uploads, in order.
-    pub fn files(&self) -> Vec<String> {
+    fn files(&self) -> Vec<String> {
         self.files.iter().map(|f| f.local.to_string()).collect()
+    }
+}
+
+impl FtpUpload {
+    /// Each file lands under a plain name, and no name twice.
+    fn check_remote_names(&self, base: &str, problems: &mut Problems<'_>) {
+        let mut remotes = BTreeSet::new();
+        for (j, file) in self.files.iter().enumerate() {
+            let remote = file.remote_name();
+            if remote.is_empty() || remote.contains(['/', '\\']) && file.remote.is_some() {
+                problems.error(&format!("{base}.files[{j}].remote"), format!("`{remote}` is not a file name"));
+            }
+            if !remotes.insert(remote.clone()) {
+                problems.error(&format!("{base}.files[{j}]"), format!("`{remote}` is uploaded twice"));
+            }
+        }
     }
 }

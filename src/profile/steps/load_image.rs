@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{TemplateVisitor, check_regex};
+use super::{StepKind, TemplateVisitor, check_regex};
 use crate::profile::problem::Problems;
 use crate::profile::template::{HumanDuration, Template};
 use crate::profile::types::{Profile, TransferProtocol};
@@ -51,17 +51,17 @@ fn default_block_retries() -> u32 {
     10
 }
 
-impl LoadImage {
+impl StepKind for LoadImage {
     /// Serial work comes first: the image is loaded at power-up.
-    pub fn phase() -> Option<u8> {
+    fn phase(&self) -> Option<u8> {
         Some(0)
     }
 
-    pub fn order_help() -> &'static str {
+    fn order_help(&self) -> &'static str {
         "an image is loaded over serial at power-up, before the console set-up and the network steps"
     }
 
-    pub fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
         check_regex(problems, &format!("{base}.wait_for"), self.wait_for.as_deref());
         check_regex(problems, &format!("{base}.end_text"), self.end_text.as_deref());
         if self.block_retries == 0 {
@@ -69,13 +69,13 @@ impl LoadImage {
         }
     }
 
-    pub fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
+    fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
         visit(&format!("{base}.file"), TemplateRole::Path, &mut self.file);
         super::visit_optional(visit, base, "start_command", TemplateRole::Text, &mut self.start_command);
     }
 
     /// The image it sends.
-    pub fn files(&self) -> Vec<String> {
+    fn files(&self) -> Vec<String> {
         vec![self.file.to_string()]
     }
 }

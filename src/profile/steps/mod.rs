@@ -2,12 +2,14 @@
 //! defaults, its checks, its templates, the files it sends, its phase (where
 //! it may stand in the order) and the help for a step out of order.
 //!
-//! [`Step`] is the list item and forwards each of those to its kind, so a
-//! new kind is one file here plus its arms below. How a step runs is not
-//! here: that is `pipeline/steps`.
+//! Each kind's options implement [`StepKind`]; [`Step`], the list item, is
+//! declared by one line per kind in `step_kinds!` below and forwards to it.
+//! So a new kind is its file here, its `mod` line and its line in
+//! `step_kinds!`. How a step runs is not here: that is `pipeline/steps`.
 
 pub mod addp_configure;
 pub mod configure_network;
+pub mod console_commands;
 pub mod ftp_upload;
 pub mod load_image;
 pub mod tftp_manage;
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use addp_configure::AddpConfigure;
 pub use configure_network::{AddressCheck, ConfigureNetwork, DialogEntry, LineEnding};
+pub use console_commands::{ConsoleCommand, ConsoleCommands};
 pub use ftp_upload::{Credential, FtpFile, FtpUpload};
 pub use load_image::LoadImage;
 pub use tftp_manage::TftpManage;
@@ -32,108 +35,116 @@ use super::vars::TemplateRole;
 /// its role and the template itself.
 pub type TemplateVisitor<'v> = &'v mut dyn FnMut(&str, TemplateRole, &mut Template);
 
-/// One step of the pipeline. Each list item has exactly one of these keys.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
+/// What every step kind's options answer for the profile's checks and the
+/// runner: where it may stand, its semantic checks, its templates, the files
+/// it sends and the secrets it masks. Each kind's file implements it.
+pub trait StepKind {
+    /// Its place in the step order (serial work before network work);
+    /// `None`: anywhere.
+    fn phase(&self) -> Option<u8>;
+    /// The help for a step of this kind out of order.
+    fn order_help(&self) -> &'static str;
+    /// The semantic checks on the literal values; `base` is the field path
+    /// of the step (`steps[2].ftp_upload`).
+    fn check(&self, profile: &Profile, index: usize, base: &str, problems: &mut Problems<'_>);
+    /// Every template of the step, for `${...}` resolution.
+    fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>);
+    /// The files it sends (hashed before the run, journaled, resumed).
+    fn files(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Replaces the secrets it holds with `***` (for the journal's inputs).
+    fn mask_secrets(&mut self) {}
+}
+
+/// Declares [`Step`] from one line per kind: its variant, options type and
+/// key. The key must be the variant's snake_case name (serde's); a unit test
+/// checks it. Everything else forwards through [`StepKind`].
+macro_rules! step_kinds {
+    ($($(#[$doc:meta])* $variant:ident($options:ty) = $key:literal,)+) => {
+        /// One step of the pipeline. Each list item has exactly one of these keys.
+        #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Step {
+            $($(#[$doc])* $variant($options),)+
+        }
+
+        impl Step {
+            /// The keys of every step kind, in the order of [`Step`]'s variants.
+            pub const KINDS: &'static [&'static str] = &[$($key),+];
+
+            /// The key that names this step kind in a profile.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Step::$variant(_) => $key,)+
+                }
+            }
+
+            fn options(&self) -> &dyn StepKind {
+                match self {
+                    $(Step::$variant(options) => options,)+
+                }
+            }
+
+            fn options_mut(&mut self) -> &mut dyn StepKind {
+                match self {
+                    $(Step::$variant(options) => options,)+
+                }
+            }
+        }
+    };
+}
+
+step_kinds! {
     /// Load an image over the serial port (XMODEM / XMODEM-1K / YMODEM).
-    LoadImage(LoadImage),
+    LoadImage(LoadImage) = "load_image",
     /// Drive the console dialog that sets DHCP, IP, mask and gateway.
-    ConfigureNetwork(ConfigureNetwork),
+    ConfigureNetwork(ConfigureNetwork) = "configure_network",
     /// Poll ICMP echo and TCP ports until the device's services are up.
-    WaitForNetwork(WaitForNetwork),
+    WaitForNetwork(WaitForNetwork) = "wait_for_network",
     /// Upload files over FTP, verified.
-    FtpUpload(FtpUpload),
+    FtpUpload(FtpUpload) = "ftp_upload",
     /// Send EXS API TFTP Manage (0x003A) messages to a CSP matrix controller.
-    TftpManage(TftpManage),
+    TftpManage(TftpManage) = "tftp_manage",
     /// Give the unit the network block's settings over ADDP, by its MAC, then
     /// restart it: in place of `configure_network` when a unit has no serial cable.
-    AddpConfigure(AddpConfigure),
+    AddpConfigure(AddpConfigure) = "addp_configure",
+    /// Type commands at a boot loader's prompt (U-Boot's `=> `), each waited
+    /// for and checked, reading values from what they print.
+    ConsoleCommands(ConsoleCommands) = "console_commands",
 }
 
 impl Step {
-    /// The keys of every step kind, in the order of [`Step`]'s variants.
-    pub const KINDS: [&'static str; 6] =
-        ["load_image", "configure_network", "wait_for_network", "ftp_upload", "tftp_manage", "addp_configure"];
-
-    /// The key that names this step kind in a profile.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Step::LoadImage(_) => "load_image",
-            Step::ConfigureNetwork(_) => "configure_network",
-            Step::WaitForNetwork(_) => "wait_for_network",
-            Step::FtpUpload(_) => "ftp_upload",
-            Step::TftpManage(_) => "tftp_manage",
-            Step::AddpConfigure(_) => "addp_configure",
-        }
-    }
-
     /// Order in which step kinds may follow each other: serial work first
     /// (0), then setting the address (1), then the network (2). `None`: the
     /// step may go anywhere.
     pub fn phase(&self) -> Option<u8> {
-        match self {
-            Step::LoadImage(_) => LoadImage::phase(),
-            Step::ConfigureNetwork(_) => ConfigureNetwork::phase(),
-            Step::WaitForNetwork(_) => WaitForNetwork::phase(),
-            Step::FtpUpload(_) => FtpUpload::phase(),
-            Step::TftpManage(_) => TftpManage::phase(),
-            Step::AddpConfigure(_) => AddpConfigure::phase(),
-        }
+        self.options().phase()
     }
 
     /// The help for this step when it comes after a step of a later phase.
     pub fn order_help(&self) -> &'static str {
-        match self {
-            Step::LoadImage(_) => LoadImage::order_help(),
-            Step::ConfigureNetwork(_) => ConfigureNetwork::order_help(),
-            Step::WaitForNetwork(_) => WaitForNetwork::order_help(),
-            Step::FtpUpload(_) => FtpUpload::order_help(),
-            Step::TftpManage(_) => TftpManage::order_help(),
-            Step::AddpConfigure(_) => AddpConfigure::order_help(),
-        }
+        self.options().order_help()
     }
 
     /// The checks of this step, `profile.steps[index]`, on its own and
     /// against the profile (a target address, the steps before it). The
     /// order of steps is checked by `validate`, not here.
     pub fn check(&self, profile: &Profile, index: usize, problems: &mut Problems<'_>) {
-        let base = format!("steps[{index}].{}", self.kind());
-        match self {
-            Step::LoadImage(s) => s.check(profile, index, &base, problems),
-            Step::ConfigureNetwork(s) => s.check(profile, index, &base, problems),
-            Step::WaitForNetwork(s) => s.check(profile, index, &base, problems),
-            Step::FtpUpload(s) => s.check(profile, index, &base, problems),
-            Step::TftpManage(s) => s.check(profile, index, &base, problems),
-            Step::AddpConfigure(s) => s.check(profile, index, &base, problems),
-        }
+        self.options().check(profile, index, &format!("steps[{index}].{}", self.kind()), problems);
     }
 
     /// Calls `visit` with every template of this step, `steps[index]`, in
     /// file order (the step's arm of `vars::visit_templates`).
     pub fn visit_templates(&mut self, index: usize, visit: TemplateVisitor<'_>) {
         let base = format!("steps[{index}].{}", self.kind());
-        match self {
-            Step::LoadImage(s) => s.visit(&base, visit),
-            Step::ConfigureNetwork(s) => s.visit(&base, visit),
-            Step::WaitForNetwork(s) => s.visit(&base, visit),
-            Step::FtpUpload(s) => s.visit(&base, visit),
-            Step::TftpManage(s) => s.visit(&base, visit),
-            Step::AddpConfigure(s) => s.visit(&base, visit),
-        }
+        self.options_mut().visit(&base, visit);
     }
 
     /// The files the step sends, as the (resolved) profile names them, in
     /// order: `load_image`'s file, `ftp_upload`'s local files.
     pub fn files(&self) -> Vec<String> {
-        match self {
-            Step::LoadImage(s) => s.files(),
-            Step::ConfigureNetwork(s) => s.files(),
-            Step::WaitForNetwork(s) => s.files(),
-            Step::FtpUpload(s) => s.files(),
-            Step::TftpManage(s) => s.files(),
-            Step::AddpConfigure(s) => s.files(),
-        }
+        self.options().files()
     }
 
     /// Replaces the secrets that would serialize as written by `***`, for
@@ -141,18 +152,10 @@ impl Step {
     /// serialize as `***` already; only `configure_network`'s answers marked
     /// `secret` are plain templates.
     pub fn mask_secrets(&mut self) {
-        match self {
-            Step::ConfigureNetwork(s) => s.mask_secrets(),
-            Step::LoadImage(_)
-            | Step::WaitForNetwork(_)
-            | Step::FtpUpload(_)
-            | Step::TftpManage(_)
-            | Step::AddpConfigure(_) => {}
-        }
+        self.options_mut().mask_secrets();
     }
 }
 
-/// The order help of the network steps.
 const NETWORK_ORDER_HELP: &str = "order steps as load_image, configure_network, then wait_for_network / ftp_upload";
 
 /// A network step needs an address: its own `host` or `network.ip`.
@@ -179,6 +182,22 @@ fn check_regex(problems: &mut Problems<'_>, path: &str, pattern: Option<&str>) {
 }
 
 /// Visits `template` as `{base}.{field}` when it is given.
+/// Checks a regex template (`skip_if`, an `expect`) before its values are
+/// known: each `${...}` becomes an escaped literal once expanded, so a
+/// placeholder stands in for it.
+fn check_template_regex(problems: &mut Problems<'_>, path: &str, template: Option<&Template>) {
+    let sample = template.and_then(|t| super::vars::parse(t.as_str()).ok()).map(|pieces| {
+        pieces
+            .iter()
+            .map(|p| match p {
+                super::vars::Piece::Literal(text) => text.clone(),
+                super::vars::Piece::Reference(_) => "x".into(),
+            })
+            .collect::<String>()
+    });
+    check_regex(problems, path, sample.as_deref());
+}
+
 fn visit_optional(
     visit: TemplateVisitor<'_>,
     base: &str,

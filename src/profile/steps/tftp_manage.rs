@@ -7,7 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{NETWORK_ORDER_HELP, TemplateVisitor, check_target};
+use super::{NETWORK_ORDER_HELP, StepKind, TemplateVisitor, check_target};
 use crate::profile::problem::Problems;
 use crate::profile::template::{HumanDuration, Template};
 use crate::profile::types::{ExsChecksum, ExsMarkerRule, Profile, TftpQuery};
@@ -71,18 +71,18 @@ pub struct TftpManage {
     pub serve_port: u16,
 }
 
-impl TftpManage {
+impl StepKind for TftpManage {
     /// None: it talks to another device (the controller) and may go anywhere.
-    pub fn phase() -> Option<u8> {
+    fn phase(&self) -> Option<u8> {
         None
     }
 
     /// Never shown: a step without a phase is never out of order.
-    pub fn order_help() -> &'static str {
+    fn order_help(&self) -> &'static str {
         NETWORK_ORDER_HELP
     }
 
-    pub fn check(&self, profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
         check_target(profile, problems, base, self.host.is_some());
         // The controller's rules live with the TFTP Manage job; here
         // they see the values written literally (a `${...}` value is
@@ -95,7 +95,7 @@ impl TftpManage {
         }
     }
 
-    pub fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
+    fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
         use super::visit_optional as opt;
         opt(visit, base, "host", TemplateRole::Text, &mut self.host);
         opt(visit, base, "local_config", TemplateRole::Text, &mut self.local_config);
@@ -109,10 +109,12 @@ impl TftpManage {
     }
 
     /// It sends no files of its own (a `serve` folder is fetched by the controller).
-    pub fn files(&self) -> Vec<String> {
+    fn files(&self) -> Vec<String> {
         Vec::new()
     }
+}
 
+impl TftpManage {
     /// What the controller's rules ([`crate::exs::job::check_rules`]) read of
     /// this step. `known` gives a template's text, or `None` while it still
     /// holds a `${...}` variable.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{NETWORK_ORDER_HELP, TemplateVisitor, check_target};
+use super::{NETWORK_ORDER_HELP, StepKind, TemplateVisitor, check_target};
 use crate::profile::problem::Problems;
 use crate::profile::template::{HumanDuration, Template};
 use crate::profile::types::{PortState, ProbeMethod, Profile};
@@ -59,17 +59,17 @@ pub struct PortWanted {
     pub state: PortState,
 }
 
-impl WaitForNetwork {
+impl StepKind for WaitForNetwork {
     /// A network step: after the address is set.
-    pub fn phase() -> Option<u8> {
+    fn phase(&self) -> Option<u8> {
         Some(2)
     }
 
-    pub fn order_help() -> &'static str {
+    fn order_help(&self) -> &'static str {
         NETWORK_ORDER_HELP
     }
 
-    pub fn check(&self, profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
         check_target(profile, problems, base, self.host.is_some());
         if !self.icmp && self.ports.is_empty() {
             problems
@@ -99,12 +99,12 @@ impl WaitForNetwork {
         }
     }
 
-    pub fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
+    fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>) {
         super::visit_optional(visit, base, "host", TemplateRole::Text, &mut self.host);
     }
 
     /// It sends no files.
-    pub fn files(&self) -> Vec<String> {
+    fn files(&self) -> Vec<String> {
         Vec::new()
     }
 }
