@@ -59,6 +59,17 @@ pub struct RunContext<'a> {
     pub boot_stopped: bool,
 }
 
+impl std::fmt::Debug for RunContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("journal", &self.journal.is_some())
+            .field("done", &self.done.keys().collect::<Vec<_>>())
+            .field("files_done", &self.files_done.keys().collect::<Vec<_>>())
+            .field("boot_stopped", &self.boot_stopped)
+            .finish_non_exhaustive()
+    }
+}
+
 impl From<steps::StepError> for Failure {
     fn from(error: steps::StepError) -> Failure {
         Failure { finding: error.finding(), ..Failure::of(error) }

@@ -61,6 +61,12 @@ pub struct Problems<'a> {
     pub list: Vec<Problem>,
 }
 
+impl std::fmt::Debug for Problems<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Problems").field("file", &self.file).field("list", &self.list).finish_non_exhaustive()
+    }
+}
+
 impl<'a> Problems<'a> {
     pub fn new(file: &'a Path, tree: &'a SourceTree) -> Self {
         Problems { file, tree, list: Vec::new() }

@@ -46,9 +46,16 @@ impl std::fmt::Display for ValueSource {
 }
 
 /// A device's values by name, each with its source.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct DeviceValues {
     entries: BTreeMap<String, (String, ValueSource)>,
+}
+
+/// Names and sources only: a value may be a password given with `--set`.
+impl std::fmt::Debug for DeviceValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.entries.iter().map(|(name, (_, source))| (name, source))).finish()
+    }
 }
 
 impl DeviceValues {

@@ -115,6 +115,19 @@ pub struct Sources<'a> {
     pub redact: bool,
 }
 
+/// Without the defaults' values (a default may be a secret's).
+impl std::fmt::Debug for Sources<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("device", self.device)
+            .field("defaults", &self.defaults.keys().collect::<Vec<_>>())
+            .field("secret_variables", &self.secret_variables)
+            .field("base_dir", &self.base_dir)
+            .field("redact", &self.redact)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why a reference could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpandError {

@@ -57,12 +57,31 @@ pub struct StepContext<'a> {
     pub files: StepFiles<'a>,
 }
 
+impl std::fmt::Debug for StepContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepContext")
+            .field("profile", &self.profile.name)
+            .field("base_dir", &self.base_dir)
+            .field("values", self.values)
+            .field("port", &self.port)
+            .field("console_open", &self.console.is_some())
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The files of a step the device already has, and where a file it
 /// confirms now is recorded (the journal).
 pub struct StepFiles<'a> {
     /// Confirmed in an earlier run with the same inputs: not sent again.
     pub confirmed: &'a [ConfirmedFile],
     pub record: &'a (dyn Fn(&ImageHash) + Send + Sync),
+}
+
+impl std::fmt::Debug for StepFiles<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepFiles").field("confirmed", &self.confirmed).finish_non_exhaustive()
+    }
 }
 
 impl StepContext<'_> {
