@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::console_evidence::diagnose_with_console;
 use super::diagnose::{Evidence, Finding, diagnose};
 use super::icmp::Pinger;
 use super::service::{Credential, ServiceCheck, check_ftp};
 use super::wait::{TimelineEvent, WaitSpec, wait_for};
 use super::{IcmpResult, NetError, PortResult, PortState, ProbeOptions, Prober, UsedMethod};
+use crate::netos::boot_log::{BootLog, Labelled, LineKind, LogLine, NetworkBlock};
+use crate::netos::console_findings::diagnose_with_console;
 use crate::progress::{Progress, ProgressEvent, TaskKind};
-use crate::serial::boot_log::{BootLog, Labelled, LineKind, LogLine, NetworkBlock};
 
 /// Everything learnt about one target.
 #[derive(Debug, Clone, Serialize)]

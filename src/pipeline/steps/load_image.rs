@@ -9,12 +9,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{StepContext, StepDone, StepError, compile};
+use crate::netos::boot_header::{self as image, ImageCheck};
 use crate::pipeline::journal::StepOutcome;
 use crate::pipeline::report::ImageHash;
 use crate::profile::LoadImage;
 use crate::progress::{Progress, ProgressEvent, TaskKind};
 use crate::serial::console::{Console, SendOptions};
-use crate::serial::image::{self, ImageCheck};
 use crate::serial::transfer::{self, SendReport};
 use crate::serial::xmodem::{Outgoing, Sender, SenderOptions};
 

@@ -11,11 +11,11 @@ use super::{StepContext, StepDone, StepError};
 use crate::net::ProbeOptions;
 use crate::net::Prober;
 use crate::net::arp::Mac;
-use crate::net::console_evidence::diagnose_with_console;
 use crate::net::diagnose::{Evidence, Finding, FindingCode, diagnose};
 use crate::net::wait::{WaitSpec, wait_for};
+use crate::netos::boot_log::BootLog;
+use crate::netos::console_findings::diagnose_with_console;
 use crate::profile::WaitForNetwork;
-use crate::serial::boot_log::BootLog;
 use crate::serial::console::Console;
 use crate::serial::port::Port;
 

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::transcript::printable;
+use crate::serial::transcript::printable;
 
 /// Longest line kept; the rest of an endless line (binary noise without a
 /// newline) is dropped so memory stays bounded.

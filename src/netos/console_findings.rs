@@ -1,6 +1,8 @@
-//! The diagnosis with the console's evidence: the network finding of
-//! [`super::diagnose`] and a [`BootLog`] of the unit's console together name
-//! the cause, quoting the console lines next to the packet evidence.
+//! The diagnosis with a NET+OS unit's console as evidence: the network
+//! finding of [`crate::net::diagnose`] and a [`BootLog`] of the unit's
+//! console together name the cause, quoting the console lines next to the
+//! packet evidence. The finding codes are the generic contract's
+//! ([`FindingCode`]); which console lines mean which code is NET+OS's.
 //!
 //! The codes it adds to the contract: `in-reset-window`,
 //! `address-mismatch`, `backup-image`, `still-booting`, `ftp-not-started`,
@@ -12,9 +14,9 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::PortState;
-use super::diagnose::{Evidence, Finding, FindingCode, diagnose};
-use crate::serial::boot_log::{AddressSource, Boot, BootLog, LogLine, NetworkBlock};
+use crate::net::PortState;
+use crate::net::diagnose::{Evidence, Finding, FindingCode, diagnose};
+use crate::netos::boot_log::{AddressSource, Boot, BootLog, LogLine, NetworkBlock};
 
 /// A finding decided with the console's help, and the console lines it rests on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,7 +54,7 @@ pub fn diagnose_with_console(target: Ipv4Addr, evidence: &Evidence, log: &BootLo
         let lines: Vec<usize> = [boot.flash_complete, boot.resetting].into_iter().flatten().collect();
         let quotes: Vec<String> = lines.iter().map(|&i| quote(i)).collect();
         let wait = match &log.line(line).kind {
-            crate::serial::boot_log::LineKind::Resetting(Some(seconds)) => format!("{seconds} seconds"),
+            crate::netos::boot_log::LineKind::Resetting(Some(seconds)) => format!("{seconds} seconds"),
             _ => "about 10 seconds".into(),
         };
         return verdict(
