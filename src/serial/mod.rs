@@ -14,13 +14,15 @@
 //! the link emulator, a `tokio::io::duplex` in tests). [`dialog`] is the
 //! console dialog of `configure_network` as a state machine fed console text
 //! (the steps themselves run in `pipeline::steps`: serial knows no profile).
-//! [`boot_watch`] watches a console through one boot (read with the NET+OS
-//! grammar, [`crate::netos::boot_log`]); [`tap`] relays between two ports or records
+//! [`console_lines`] cuts console output into timed lines (pure; what they
+//! say is the device family's grammar, [`crate::netos::boot_log`]);
+//! [`boot_watch`] watches a console through one boot; [`tap`] relays between two ports or records
 //! one, unchanged. Nothing here prints:
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
 pub mod boot_watch;
 pub mod console;
+pub mod console_lines;
 pub mod dialog;
 pub mod expect;
 pub mod names;
