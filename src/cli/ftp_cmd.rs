@@ -101,7 +101,7 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
                     .fail(format!("environment variable `{var}` (--password-env) is not set"), Outcome::BadInput);
             }
         },
-        _ => Credential::netos_factory_defaults(),
+        _ => crate::netos::logins::factory_logins(),
     };
     let mut files = Vec::new();
     for path in &args.files {

@@ -10,7 +10,10 @@
 //!   the facts of each boot);
 //! - [`boot_header`]: the `bootHdr` check of `image.bin` files (and building one);
 //! - [`console_findings`]: the diagnosis with the console's evidence (the
-//!   reset window, another address, the backup image, ...).
+//!   reset window, another address, the backup image, ...);
+//! - [`logins`]: the factory FTP logins;
+//! - [`identity`]: the banner's MAC and serial-number patterns, for the
+//!   station's arrival and the run's report.
 //!
 //! What stays generic (no family in it): the serial port, XMODEM/YMODEM, the
 //! expect engine and the dialog, the probes and the network's own findings
@@ -20,3 +23,5 @@
 pub mod boot_header;
 pub mod boot_log;
 pub mod console_findings;
+pub mod identity;
+pub mod logins;

@@ -115,8 +115,9 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
     }
     if let Some(console) = console.as_ref() {
         let text = console.transcript().render();
-        report.mac = find(&text, r"(?i)MAC address[^0-9A-F]*((?:[0-9A-F]{2}:){5}[0-9A-F]{2})");
-        report.serial_number = find(&text, r"(?i)serial number[ .:=]*([A-Za-z0-9-]{4,})");
+        let identity = crate::netos::identity::report_identity(&text);
+        report.mac = identity.mac;
+        report.serial_number = identity.serial_number;
     }
     report
 }
@@ -325,10 +326,6 @@ fn record_sent(images: &mut [ImageHash], sent: &[ImageHash]) -> String {
         }
     }
     notes
-}
-
-fn find(text: &str, pattern: &str) -> Option<String> {
-    regex::Regex::new(pattern).ok()?.captures(text).map(|c| c[1].to_string())
 }
 
 /// A device's profile, ready to run.

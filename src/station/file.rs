@@ -100,13 +100,13 @@ pub struct Arrival {
 }
 
 fn default_banner() -> String {
-    r"NET\+OS Version".into()
+    crate::netos::identity::ARRIVAL.banner.into()
 }
 fn default_mac() -> String {
-    r"(?i)MAC Address is ((?:[0-9A-F]{2}[:-]){5}[0-9A-F]{2})".into()
+    crate::netos::identity::ARRIVAL.mac.into()
 }
 fn default_serial() -> String {
-    r"(?i)serial number is ([A-Za-z0-9-]+)".into()
+    crate::netos::identity::ARRIVAL.serial_number.into()
 }
 fn default_identity_timeout() -> HumanDuration {
     HumanDuration::from_secs(10)
