@@ -13,6 +13,9 @@
 //! - [`net`]: ICMP echo, TCP SYN and connect() probes, waiting for services
 //!   with a timeline, packet captures, and the "pings but refuses FTP"
 //!   diagnosis.
+//! - [`family`]: the device-family seam: a profile's `family:` chooses the
+//!   boot-log grammar, the console's findings, the identity patterns, the
+//!   image check, the factory logins and whether ADDP is asked.
 //! - [`netos`]: the NET+OS device family: its boot-log grammar, the `bootHdr`
 //!   check, the diagnosis with its console's evidence, factory logins and
 //!   the banner's identity patterns.
@@ -60,6 +63,7 @@ pub mod dashboard;
 pub mod digest;
 pub mod exs;
 pub mod failure;
+pub mod family;
 pub mod ftp;
 pub mod input_file;
 pub mod mac;

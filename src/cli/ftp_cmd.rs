@@ -101,7 +101,7 @@ fn put(args: PutArgs, context: &Context) -> Outcome {
                     .fail(format!("environment variable `{var}` (--password-env) is not set"), Outcome::BadInput);
             }
         },
-        _ => crate::netos::logins::factory_logins(),
+        _ => crate::family::Family::default().factory_logins(),
     };
     let mut files = Vec::new();
     for path in &args.files {

@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use super::progress_view::TaskView;
 use super::{Context, Outcome};
 use crate::failure::Classify;
+use crate::family::Family;
 use crate::net::capture::Capture;
 use crate::net::diagnose::FindingCode;
 use crate::net::report::{Investigation, NetReport, investigate};
@@ -242,7 +243,7 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> Outcome {
         Err(error) => return context.fail_with(&error),
     };
     let mut report = match &console {
-        Some((source, log)) => report.with_console(source, log, &ftp_ports),
+        Some((source, log)) => report.with_console(Family::default(), source, log, &ftp_ports),
         None => report,
     };
     if let Some(mac) = args.mac
@@ -275,7 +276,7 @@ async fn save_capture(
 async fn console_evidence(args: &ConsoleArgs, context: &Context) -> Result<Option<(String, BootLog)>, Outcome> {
     if let Some(path) = &args.boot_log {
         return match crate::input_file::read(path, &crate::input_file::BOOT_LOG) {
-            Ok(bytes) => Ok(Some((path.display().to_string(), BootLog::parse(&bytes)))),
+            Ok(bytes) => Ok(Some((path.display().to_string(), Family::default().boot_log(&bytes)))),
             Err(error) => Err(context.fail_with(&error)),
         };
     }

@@ -304,7 +304,7 @@ fn finish_transcript<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 async fn send(args: SendArgs, context: &Context) -> Outcome {
-    let file = match load_image::read_image(&args.file) {
+    let file = match load_image::read_image(&args.file, crate::family::Family::default()) {
         Ok(file) => file,
         Err(error) => return context.fail_with(&error),
     };

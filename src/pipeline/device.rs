@@ -115,7 +115,7 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
     }
     if let Some(console) = console.as_ref() {
         let text = console.transcript().render();
-        let identity = crate::netos::identity::report_identity(&text);
+        let identity = resolved.profile.family.report_identity(&text);
         report.mac = identity.mac;
         report.serial_number = identity.serial_number;
     }
@@ -362,7 +362,7 @@ fn hash_images(profile: &Profile, base_dir: &Path) -> Result<Vec<ImageHash>, Fai
         if images.iter().any(|i: &ImageHash| i.file == file) {
             continue;
         }
-        let bytes = steps::load_image::read_image(&base_dir.join(&file))?.data;
+        let bytes = steps::load_image::read_image(&base_dir.join(&file), profile.family)?.data;
         let sha256 = sha256_hex(&bytes);
         images.push(ImageHash { file, sha256, bytes: bytes.len() as u64 });
     }
