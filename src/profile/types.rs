@@ -48,8 +48,8 @@ pub struct Profile {
     pub description: Option<String>,
     /// The firmware family the device runs: it chooses how the console is
     /// read, what it adds to a diagnosis and how an image is checked.
-    /// `netos` (the default, and the one family today). `profile show`
-    /// leaves the default out, so its output is as before the key existed.
+    /// `netos` (the default, and the one family today).
+    // `profile show` leaves the default out: its output is as before the key.
     #[serde(default, skip_serializing_if = "Family::is_default")]
     pub family: Family,
     /// Per-device variables used as `${name}` in the profile, besides the built-in
