@@ -74,11 +74,11 @@ mod tests {
     use crate::exs::trace::TraceError;
     use crate::ftp::FtpError;
     use crate::input_file::InputFileError;
+    use crate::netos::boot_header::ImageCheck;
     use crate::pipeline::batch::BatchError;
     use crate::pipeline::journal::JournalError;
     use crate::pipeline::steps::StepError;
     use crate::serial::console::ConsoleError;
-    use crate::serial::image::ImageCheck;
     use crate::serial::transfer::TransferRunError;
 
     #[test]

@@ -8,11 +8,17 @@
 //!   the device values they expand to (with where each came from).
 //! - [`serial`]: port opening (local and exclusive, RFC 2217 or raw TCP over
 //!   the network, stable USB names), XMODEM/XMODEM-1K/YMODEM, the console
-//!   expect engine and the `load_image` / `configure_network` steps, the
-//!   boot-log reader, and the serial tap and monitor.
+//!   expect engine and the console dialog, the boot watch, and the serial tap
+//!   and monitor.
 //! - [`net`]: ICMP echo, TCP SYN and connect() probes, waiting for services
 //!   with a timeline, packet captures, and the "pings but refuses FTP"
-//!   diagnosis (with the console's evidence when there is some).
+//!   diagnosis.
+//! - [`family`]: the device-family seam: a profile's `family:` chooses the
+//!   boot-log grammar, the console's findings, the identity patterns, the
+//!   image check, the factory logins and whether ADDP is asked.
+//! - [`netos`]: the NET+OS device family: its boot-log grammar, the `bootHdr`
+//!   check, the diagnosis with its console's evidence, factory logins and
+//!   the banner's identity patterns.
 //! - [`ftp`]: verified firmware uploads over FTP, with retries and the wait
 //!   for the device's restart.
 //! - [`exs`]: the EXS API codec, TFTP Manage, configuration file check and
@@ -57,10 +63,12 @@ pub mod dashboard;
 pub mod digest;
 pub mod exs;
 pub mod failure;
+pub mod family;
 pub mod ftp;
 pub mod input_file;
 pub mod mac;
 pub mod net;
+pub mod netos;
 pub mod pipeline;
 pub mod profile;
 pub mod progress;

@@ -23,7 +23,7 @@ fn run_in(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
 
 /// A bootHdr image whose CRC no longer matches its payload.
 fn bad_crc_image() -> Vec<u8> {
-    let mut image = flashline::serial::image::build(&[7u8; 3000], 0x0100_0000);
+    let mut image = flashline::netos::boot_header::build(&[7u8; 3000], 0x0100_0000);
     image[100] ^= 0xFF;
     image
 }
@@ -34,7 +34,7 @@ fn the_standalone_command_and_run_give_the_same_exit_code() {
     let d = dir.path();
     std::fs::write(d.join("load.yaml"), LOAD_ONLY).unwrap();
     std::fs::write(d.join("bad.bin"), bad_crc_image()).unwrap();
-    std::fs::write(d.join("good.bin"), flashline::serial::image::build(&[1u8; 100], 1)).unwrap();
+    std::fs::write(d.join("good.bin"), flashline::netos::boot_header::build(&[1u8; 100], 1)).unwrap();
     let no_port = "/dev/flashline-test-no-such-port";
     // (what, standalone command, the same error met by `run`, class exit code)
     let cases: [(&str, Vec<&str>, Vec<&str>, i32); 3] = [

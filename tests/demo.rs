@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flashline::digest::hex;
-use flashline::serial::image;
+use flashline::netos::boot_header as image;
 use flashline::sim::bench::{self, BenchSpec, SimBench};
 use serde_json::Value;
 use sha2::{Digest, Sha256};

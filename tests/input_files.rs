@@ -39,7 +39,7 @@ impl Bench {
         nix::unistd::mkfifo(&path.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         std::fs::create_dir(path.join("folder")).unwrap();
         std::fs::write(path.join("empty.bin"), b"").unwrap();
-        std::fs::write(path.join("good.bin"), flashline::serial::image::build(&[1u8; 100], 1)).unwrap();
+        std::fs::write(path.join("good.bin"), flashline::netos::boot_header::build(&[1u8; 100], 1)).unwrap();
         std::fs::write(path.join("load.yaml"), LOAD_ONLY).unwrap();
         Bench { dir }
     }

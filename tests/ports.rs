@@ -123,7 +123,7 @@ fn ports_a_usb_serial_name_opens_the_port_its_link_leads_to() {
     let tree = FakeTree::new(|_, tty| if tty == "ttyUSB0" { pty.clone() } else { PathBuf::from("/dev/null") });
     let image = tree.dir.path().join("image.bin");
     let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 256) as u8).collect();
-    std::fs::write(&image, flashline::serial::image::build(&data, 0x0100_0000)).unwrap();
+    std::fs::write(&image, flashline::netos::boot_header::build(&data, 0x0100_0000)).unwrap();
     let output = tree.flashline(&[
         "serial",
         "send",

@@ -775,7 +775,7 @@ fn serial_send_loads_an_image_by_serial_recovery() {
     let sim = start_simulator(&["--recovery", "--c-interval", "200ms", "--cycle", "3s"]);
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("image.bin");
-    std::fs::write(&image, flashline::serial::image::build(&payload(5000, 9), 0x0100_0000)).unwrap();
+    std::fs::write(&image, flashline::netos::boot_header::build(&payload(5000, 9), 0x0100_0000)).unwrap();
     let output = crate::util::flashline()
         .args(["serial", "send", image.to_str().unwrap(), "--port", sim.link.to_str().unwrap(), "--baud", "115200"])
         .args(["--wait-for", "Starting serial recovery", "--wait-timeout", "10s"])

@@ -99,7 +99,7 @@ pub fn exercise_journal(data: &[u8]) {
 /// The boot-log reader on console bytes (a capture, a transcript, noise):
 /// whole and split at every tenth offset, the same lines either way.
 pub fn read_boot_log(data: &[u8]) {
-    use flashline::serial::boot_log::{BootLog, BootLogReader};
+    use flashline::netos::boot_log::{BootLog, BootLogReader};
     use std::time::Duration;
     let whole = BootLog::parse(data);
     let _ = (whole.network(), whole.application(), whole.addresses());

@@ -328,7 +328,7 @@ fn console_script() -> (flashline::serial::dialog::Script, Vec<Regex>) {
 /// A user's image file through the bootHdr check: a valid one's payload,
 /// rebuilt, is valid with the same CRC.
 pub fn boot_image(data: &[u8]) {
-    use flashline::serial::image::{HEADER_LEN, ImageCheck, build, check};
+    use flashline::netos::boot_header::{HEADER_LEN, ImageCheck, build, check};
     match check(data) {
         ImageCheck::Valid { payload_len, crc } => {
             let payload = &data[HEADER_LEN..HEADER_LEN + payload_len as usize];

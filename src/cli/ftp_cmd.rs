@@ -103,7 +103,7 @@ fn put(args: PutArgs, context: &Context) -> CommandResult {
                     .fail(format!("environment variable `{var}` (--password-env) is not set"), Outcome::BadInput));
             }
         },
-        _ => Credential::netos_factory_defaults(),
+        _ => crate::family::Family::default().factory_logins(),
     };
     let mut files = Vec::new();
     for path in &args.files {

@@ -12,14 +12,15 @@ use clap::{Args, ValueEnum};
 
 use super::progress_view::TaskView;
 use super::{CommandResult, Context, Outcome};
+use crate::family::Family;
 use crate::net::capture::Capture;
 use crate::net::diagnose::FindingCode;
 use crate::net::report::{Investigation, NetReport, investigate};
 use crate::net::service::Credential;
 use crate::net::{PortState, ProbeMethod, ProbeOptions, Prober, resolve_ipv4};
+use crate::netos::boot_log::BootLog;
 use crate::profile::{self, CheckOptions, DeviceValues, HumanDuration, ResolveMode, SerialSettings, Step};
 use crate::progress::Silent;
-use crate::serial::boot_log::BootLog;
 use crate::serial::boot_watch::{WatchEnd, WatchOptions, watch_boot};
 use crate::serial::names::DevRoot;
 use crate::serial::port;
@@ -230,7 +231,7 @@ pub fn diagnose(args: DiagnoseArgs, context: &Context) -> CommandResult {
         Err(error) => return Err(context.fail_with(&error)),
     };
     let mut report = match &console {
-        Some((source, log)) => report.with_console(source, log, &ftp_ports),
+        Some((source, log)) => report.with_console(Family::default(), source, log, &ftp_ports),
         None => report,
     };
     if let Some(mac) = args.mac
@@ -263,7 +264,7 @@ async fn save_capture(
 async fn console_evidence(args: &ConsoleArgs, context: &Context) -> Result<Option<(String, BootLog)>, Outcome> {
     if let Some(path) = &args.boot_log {
         return match crate::input_file::read(path, &crate::input_file::BOOT_LOG) {
-            Ok(bytes) => Ok(Some((path.display().to_string(), BootLog::parse(&bytes)))),
+            Ok(bytes) => Ok(Some((path.display().to_string(), Family::default().boot_log(&bytes)))),
             Err(error) => Err(context.fail_with(&error)),
         };
     }

@@ -291,7 +291,7 @@ fn finish_transcript<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 async fn send(args: SendArgs, context: &Context) -> CommandResult {
-    let file = match load_image::read_image(&args.file) {
+    let file = match load_image::read_image(&args.file, crate::family::Family::default()) {
         Ok(file) => file,
         Err(error) => return Err(context.fail_with(&error)),
     };

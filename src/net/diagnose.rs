@@ -6,7 +6,7 @@
 //! `service-busy`, `auth-failed`, `address-in-use` (from the address-conflict
 //! check, [`address_in_use`]), `wrong-subnet` and `wrong-address` (a unit
 //! that does not answer at its address but answers ADDP, [`unit_on_the_wire`]);
-//! with the console's evidence, [`super::console_evidence`] adds
+//! with the console's evidence, [`crate::netos::console_findings`] adds
 //! `app-without-ftp`, `ftp-not-started`, `backup-image`, `address-mismatch`,
 //! `in-reset-window` and `still-booting`. Pure: no I/O, so every rule is
 //! unit-tested.
@@ -31,7 +31,7 @@ pub enum FindingCode {
     AuthFailed,
     /// Another host answered ARP probes for the address a unit was to get.
     AddressInUse,
-    // With the console's evidence (`console_evidence`):
+    // With the console's evidence (`netos::console_findings`):
     /// The application booted, printed no FTP ready line, and port 21 answers RST.
     AppWithoutFtp,
     /// The console says the FTP server did not start.

@@ -10,8 +10,9 @@
 //! - [`arp`]: the RFC 5227 address-conflict check (ARP probes from
 //!   0.0.0.0) before a static address is given to a unit.
 //! - [`diagnose`]: evidence to one finding in plain words, with advice.
-//! - [`console_evidence`]: the same with the unit's console log, which
-//!   names the cause (an application without FTP, the backup image, ...).
+//!   The same with a NET+OS unit's console log (an application without
+//!   FTP, the backup image, ...) is the family's:
+//!   [`crate::netos::console_findings`].
 //! - [`capture`]: the packets of an investigation as a pcap file.
 //! - [`report`]: the investigation behind `probe` and `diagnose`, and its
 //!   JSON report.
@@ -22,7 +23,6 @@
 pub mod arp;
 pub mod capture;
 pub mod connect;
-pub mod console_evidence;
 pub mod diagnose;
 pub mod icmp;
 pub mod report;

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::console_evidence::diagnose_with_console;
 use super::diagnose::{Evidence, Finding, diagnose};
 use super::icmp::Pinger;
 use super::service::{Credential, ServiceCheck, check_ftp};
 use super::wait::{TimelineEvent, WaitSpec, wait_for};
 use super::{IcmpResult, NetError, PortResult, PortState, ProbeOptions, Prober, UsedMethod};
+use crate::family::Family;
+use crate::netos::boot_log::{BootLog, Labelled, LineKind, LogLine, NetworkBlock};
 use crate::progress::{Progress, ProgressEvent, TaskKind};
-use crate::serial::boot_log::{BootLog, Labelled, LineKind, LogLine, NetworkBlock};
 
 /// Everything learnt about one target.
 #[derive(Debug, Clone, Serialize)]
@@ -69,8 +69,9 @@ pub struct ConsoleReport {
 
 impl NetReport {
     /// Decides the finding again with the console's evidence (`log`, read
-    /// from `source`); `ftp_ports` as the investigation had them.
-    pub fn with_console(mut self, source: &str, log: &BootLog, ftp_ports: &[u16]) -> NetReport {
+    /// from `source`, by the unit's `family`); `ftp_ports` as the
+    /// investigation had them.
+    pub fn with_console(mut self, family: Family, source: &str, log: &BootLog, ftp_ports: &[u16]) -> NetReport {
         let target: Ipv4Addr = match self.target.parse() {
             Ok(target) => target,
             Err(_) => return self,
@@ -81,7 +82,7 @@ impl NetReport {
             service: self.service.clone(),
             ftp_ports: ftp_ports.to_vec(),
         };
-        let verdict = diagnose_with_console(target, &evidence, log);
+        let verdict = family.console_finding(target, &evidence, log);
         let version = log.last_boot().and_then(|b| b.version).and_then(|i| match &log.line(i).kind {
             LineKind::Version(v) => Some(v.clone()),
             _ => None,

@@ -23,18 +23,6 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-impl Credential {
-    /// The NET+OS factory logins, in the order to try them: root/Netsilicon
-    /// (6.x firmware), then root/password (7.x). Public, printed on the
-    /// vendor's pages.
-    pub fn netos_factory_defaults() -> Vec<Credential> {
-        vec![
-            Credential { user: "root".into(), password: "Netsilicon".into() },
-            Credential { user: "root".into(), password: "password".into() },
-        ]
-    }
-}
-
 /// The result of looking at an FTP port.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceCheck {

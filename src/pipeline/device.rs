@@ -126,8 +126,9 @@ async fn run_steps(job: &DeviceJob, context: RunContext<'_>, console: &mut Optio
     }
     if let Some(console) = console.as_ref() {
         let text = console.transcript().render();
-        report.mac = find(&text, r"(?i)MAC address[^0-9A-F]*((?:[0-9A-F]{2}:){5}[0-9A-F]{2})");
-        report.serial_number = find(&text, r"(?i)serial number[ .:=]*([A-Za-z0-9-]{4,})");
+        let identity = resolved.profile.family.report_identity(&text);
+        report.mac = identity.mac;
+        report.serial_number = identity.serial_number;
     }
     report
 }
@@ -338,10 +339,6 @@ fn record_sent(images: &mut [ImageHash], sent: &[ImageHash]) -> String {
     notes
 }
 
-fn find(text: &str, pattern: &str) -> Option<String> {
-    regex::Regex::new(pattern).ok()?.captures(text).map(|c| c[1].to_string())
-}
-
 /// A device's profile, ready to run.
 struct Resolved {
     /// With the device's values filled in.
@@ -376,7 +373,7 @@ fn hash_images(profile: &Profile, base_dir: &Path) -> Result<Vec<ImageHash>, Fai
         if images.iter().any(|i: &ImageHash| i.file == file) {
             continue;
         }
-        let bytes = steps::load_image::read_image(&base_dir.join(&file))?.data;
+        let bytes = steps::load_image::read_image(&base_dir.join(&file), profile.family)?.data;
         let sha256 = sha256_hex(&bytes);
         images.push(ImageHash { file, sha256, bytes: bytes.len() as u64 });
     }

@@ -20,6 +20,8 @@ pub use crate::net::{PortState, ProbeMethod};
 pub use crate::serial::settings::{FlowControl, Parity, SerialSettings};
 pub use crate::serial::xmodem::TransferProtocol;
 
+pub use crate::family::Family;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +46,12 @@ pub struct Profile {
     /// What the profile is for, shown in reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The firmware family the device runs: it chooses how the console is
+    /// read, what it adds to a diagnosis and how an image is checked.
+    /// `netos` (the default, and the one family today).
+    // `profile show` leaves the default out: its output is as before the key.
+    #[serde(default, skip_serializing_if = "Family::is_default")]
+    pub family: Family,
     /// Per-device variables used as `${name}` in the profile, besides the built-in
     /// device fields `name`, `port`, `ip`, `mask` and `gateway`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

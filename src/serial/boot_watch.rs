@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
-use super::boot_log::{BootLog, BootLogReader};
+use crate::netos::boot_log::{BootLog, BootLogReader};
 
 /// How long a watch lasts and when a boot counts as settled.
 #[derive(Debug, Clone, Copy)]

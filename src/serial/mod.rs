@@ -13,18 +13,18 @@
 //! them over any `AsyncRead + AsyncWrite + Unpin` stream (a serial port, a PTY,
 //! the link emulator, a `tokio::io::duplex` in tests). [`dialog`] is the
 //! console dialog of `configure_network` as a state machine fed console text
-//! (the steps themselves run in `pipeline::steps`: serial knows no profile). [`boot_log`] reads console
-//! output into the facts of each boot (pure); [`boot_watch`] watches a
-//! console through one boot; [`tap`] relays between two ports or records
+//! (the steps themselves run in `pipeline::steps`: serial knows no profile).
+//! [`console_lines`] cuts console output into timed lines (pure; what they
+//! say is the device family's grammar, [`crate::netos::boot_log`]);
+//! [`boot_watch`] watches a console through one boot; [`tap`] relays between two ports or records
 //! one, unchanged. Nothing here prints:
 //! progress goes out as [`crate::progress::ProgressEvent`]s.
 
-pub mod boot_log;
 pub mod boot_watch;
 pub mod console;
+pub mod console_lines;
 pub mod dialog;
 pub mod expect;
-pub mod image;
 pub mod names;
 pub mod port;
 pub mod remote;

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::netos::{NetosConfig, NetosDevice, NvMemory};
 use super::netos_ftp::{FlashState, FtpBehaviour, FtpScenario, NetosFtp};
-use crate::serial::image;
+use crate::netos::boot_header as image;
 use crate::sync::lock;
 
 /// The FTP port of the simulated devices, as `profiles/sim-netos.yaml` says.

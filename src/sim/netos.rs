@@ -35,7 +35,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 pub use super::firmware::Firmware;
-use crate::serial::image::{self, ImageCheck};
+use crate::netos::boot_header::{self as image, ImageCheck};
 use crate::serial::transfer;
 use crate::serial::xmodem::{Check, ReceiverOptions};
 

@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::pool::AddressPool;
+use crate::family::Family;
 use crate::profile::{HumanDuration, Problems, ProfileError};
 
 /// A station file (format 1).
@@ -100,13 +101,13 @@ pub struct Arrival {
 }
 
 fn default_banner() -> String {
-    r"NET\+OS Version".into()
+    Family::default().identity_patterns().banner.into()
 }
 fn default_mac() -> String {
-    r"(?i)MAC Address is ((?:[0-9A-F]{2}[:-]){5}[0-9A-F]{2})".into()
+    Family::default().identity_patterns().mac.into()
 }
 fn default_serial() -> String {
-    r"(?i)serial number is ([A-Za-z0-9-]+)".into()
+    Family::default().identity_patterns().serial_number.into()
 }
 fn default_identity_timeout() -> HumanDuration {
     HumanDuration::from_secs(10)

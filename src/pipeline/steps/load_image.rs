@@ -9,21 +9,22 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{StepContext, StepDone, StepError, compile};
+use crate::family::Family;
+use crate::netos::boot_header::ImageCheck;
 use crate::pipeline::journal::StepOutcome;
 use crate::pipeline::report::ImageHash;
 use crate::profile::LoadImage;
 use crate::progress::{Progress, ProgressEvent, TaskKind};
 use crate::serial::console::{Console, SendOptions};
-use crate::serial::image::{self, ImageCheck};
 use crate::serial::transfer::{self, SendReport};
 use crate::serial::xmodem::{Outgoing, Sender, SenderOptions};
 
 /// The step in a device's run: the image read now is the image sent, and
 /// its hash is the one recorded.
 pub async fn run(step: &LoadImage, cx: &mut StepContext<'_>) -> Result<StepDone, StepError> {
-    let (base_dir, baud, progress) = (cx.base_dir, cx.profile.serial.baud, cx.progress);
+    let (base_dir, baud, progress, family) = (cx.base_dir, cx.profile.serial.baud, cx.progress, cx.profile.family);
     let console = cx.console().await?;
-    let image = read_image(&base_dir.join(step.file.as_str()))?;
+    let image = read_image(&base_dir.join(step.file.as_str()), family)?;
     let hashed = ImageHash {
         file: step.file.to_string(),
         sha256: crate::digest::sha256_hex(&image.data),
@@ -44,13 +45,13 @@ pub async fn run(step: &LoadImage, cx: &mut StepContext<'_>) -> Result<StepDone,
 }
 
 /// Reads an image for `load_image`, refusing an empty one, one that is not
-/// a regular file or too large ([`crate::input_file::IMAGE`]), and a
-/// `bootHdr` image that fails its length or CRC check (it would be flashed
-/// and fail at boot).
-pub fn read_image(path: &Path) -> Result<Outgoing, StepError> {
+/// a regular file or too large ([`crate::input_file::IMAGE`]), and one that
+/// fails the family's image check (NET+OS: a `bootHdr` image whose length or
+/// CRC is wrong would be flashed and fail at boot).
+pub fn read_image(path: &Path, family: Family) -> Result<Outgoing, StepError> {
     let shown = path.display().to_string();
     let data = crate::input_file::read(path, &crate::input_file::IMAGE)?;
-    let check = image::check(&data);
+    let check = family.image_check(&data);
     if matches!(check, ImageCheck::Truncated { .. } | ImageCheck::BadCrc { .. }) {
         return Err(StepError::ImageInvalid { path: shown, check });
     }

@@ -2,7 +2,8 @@
 //! wanted state (`net::wait`). On timeout the evidence becomes a finding:
 //! with the console's boot log when the unit's console is held (it names
 //! the cause where the network alone cannot), and, for a silent unit whose
-//! MAC is known, what ADDP hears of it on the wire.
+//! MAC is known, what ADDP hears of it on the wire (when the profile's
+//! family answers ADDP). The family reads the console and decides.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -11,11 +12,9 @@ use super::{StepContext, StepDone, StepError};
 use crate::net::ProbeOptions;
 use crate::net::Prober;
 use crate::net::arp::Mac;
-use crate::net::console_evidence::diagnose_with_console;
 use crate::net::diagnose::{Evidence, Finding, FindingCode, diagnose};
 use crate::net::wait::{WaitSpec, wait_for};
 use crate::profile::WaitForNetwork;
-use crate::serial::boot_log::BootLog;
 use crate::serial::console::Console;
 use crate::serial::port::Port;
 
@@ -33,17 +32,19 @@ pub async fn run(step: &WaitForNetwork, cx: &mut StepContext<'_>) -> Result<Step
         service: None,
         ftp_ports: cx.profile.ftp_ports(),
     };
+    let family = cx.profile.family;
     let mut finding = match cx.console.as_mut() {
         // The console steps' boot log (and what the unit printed since)
         // names the cause where the network alone cannot.
         Some(console) => {
             drain_console(console).await;
-            let log = BootLog::parse(console.transcript().render().as_bytes());
-            diagnose_with_console(host, &evidence, &log).finding
+            let log = family.boot_log(console.transcript().render().as_bytes());
+            family.console_finding(host, &evidence, &log).finding
         }
         None => diagnose(host, &evidence),
     };
     if finding.code == FindingCode::HostUnreachable
+        && family.asks_addp_for_silent_unit()
         && let Some(mac) = cx.unit_mac()
         && let Some(on_the_wire) = locate_by_addp(host, mac).await
     {

@@ -1,6 +1,8 @@
-//! The diagnosis with the console's evidence: the network finding of
-//! [`super::diagnose`] and a [`BootLog`] of the unit's console together name
-//! the cause, quoting the console lines next to the packet evidence.
+//! The diagnosis with a NET+OS unit's console as evidence: the network
+//! finding of [`crate::net::diagnose`] and a [`BootLog`] of the unit's
+//! console together name the cause, quoting the console lines next to the
+//! packet evidence. The finding codes are the generic contract's
+//! ([`FindingCode`]); which console lines mean which code is NET+OS's.
 //!
 //! The codes it adds to the contract: `in-reset-window`,
 //! `address-mismatch`, `backup-image`, `still-booting`, `ftp-not-started`,
@@ -12,9 +14,9 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::PortState;
-use super::diagnose::{Evidence, Finding, FindingCode, diagnose};
-use crate::serial::boot_log::{AddressSource, Boot, BootLog, LogLine, NetworkBlock};
+use crate::net::PortState;
+use crate::net::diagnose::{Evidence, Finding, FindingCode, diagnose};
+use crate::netos::boot_log::{AddressSource, Boot, BootLog, LineKind, LogLine, NetworkBlock};
 
 /// A finding decided with the console's help, and the console lines it rests on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,143 +38,191 @@ pub fn diagnose_with_console(target: Ipv4Addr, evidence: &Evidence, log: &BootLo
     if network.code == FindingCode::Ready {
         return ConsoleVerdict { finding: network, quoted: Vec::new() };
     }
-    let packets = packet_evidence(target, evidence);
-    let verdict = |code, lines: &[usize], summary: String, advice: Vec<String>| {
+    let reading = Reading { target, evidence, log, boot, packets: packet_evidence(target, evidence), network };
+    reading
+        .in_reset_window()
+        .or_else(|| reading.address_mismatch())
+        .or_else(|| reading.backup_image())
+        .or_else(|| reading.still_booting())
+        .or_else(|| reading.ftp_not_started())
+        .or_else(|| reading.app_without_ftp())
+        .unwrap_or_else(|| reading.network_stands())
+}
+
+/// One diagnosis in progress: the evidence, the console's last boot, and
+/// the network's finding; each rule below gives its verdict or None.
+struct Reading<'a> {
+    target: Ipv4Addr,
+    evidence: &'a Evidence,
+    log: &'a BootLog,
+    boot: &'a Boot,
+    /// What the packets showed, for the summaries.
+    packets: String,
+    network: Finding,
+}
+
+impl Reading<'_> {
+    fn verdict(&self, code: FindingCode, lines: &[usize], summary: String, advice: Vec<String>) -> ConsoleVerdict {
         let mut lines = lines.to_vec();
         lines.sort_unstable();
         lines.dedup();
         ConsoleVerdict {
-            finding: Finding { code, port: network.port, summary, advice },
-            quoted: lines.iter().map(|&i| log.line(i).clone()).collect(),
+            finding: Finding { code, port: self.network.port, summary, advice },
+            quoted: lines.iter().map(|&i| self.log.line(i).clone()).collect(),
         }
-    };
-    let quote = |index: usize| log.line(index).quote();
+    }
 
-    if let Some(line) = boot.resetting.or(boot.flash_complete) {
+    fn quote(&self, index: usize) -> String {
+        self.log.line(index).quote()
+    }
+
+    fn quotes(&self, lines: &[usize]) -> String {
+        lines.iter().map(|&i| self.quote(i)).collect::<Vec<String>>().join("; ")
+    }
+
+    fn in_reset_window(&self) -> Option<ConsoleVerdict> {
+        let (boot, packets) = (self.boot, &self.packets);
+        let line = boot.resetting.or(boot.flash_complete)?;
         let lines: Vec<usize> = [boot.flash_complete, boot.resetting].into_iter().flatten().collect();
-        let quotes: Vec<String> = lines.iter().map(|&i| quote(i)).collect();
-        let wait = match &log.line(line).kind {
-            crate::serial::boot_log::LineKind::Resetting(Some(seconds)) => format!("{seconds} seconds"),
+        let wait = match &self.log.line(line).kind {
+            LineKind::Resetting(Some(seconds)) => format!("{seconds} seconds"),
             _ => "about 10 seconds".into(),
         };
-        return verdict(
+        Some(self.verdict(
             FindingCode::InResetWindow,
             &lines,
             format!(
                 "{packets}. The console shows a flash download completed and the unit resetting ({}), with no boot banner since: it is inside its reset window.",
-                quotes.join("; ")
+                self.quotes(&lines)
             ),
             vec![
                 format!("Wait for the reset ({wait}) and the next boot's banner, then try again; do not power the unit off while it writes flash."),
                 "If no banner follows, watch the console: the boot loader may report the new image (CRC, backup image) or fall into serial recovery.".into(),
             ],
-        );
+        ))
     }
 
-    if let Some((lines, shown)) = other_address(target, log, boot) {
-        let quotes: Vec<String> = lines.iter().map(|&i| quote(i)).collect();
-        return verdict(
+    fn address_mismatch(&self) -> Option<ConsoleVerdict> {
+        let (target, packets) = (self.target, &self.packets);
+        let (lines, shown) = other_address(target, self.log, self.boot)?;
+        Some(self.verdict(
             FindingCode::AddressMismatch,
             &lines,
             format!(
                 "{packets}. The console shows the unit on {shown}, not {target} ({}): the probe went to the wrong address.",
-                quotes.join("; ")
+                self.quotes(&lines)
             ),
             vec![
                 format!("Probe the address the console shows, or set {target} in the console dialog (`configure_network`)."),
                 "With DHCP on, the server decides the address: turn DHCP off in the dialog for a fixed one, or reserve the unit's MAC on the DHCP server.".into(),
             ],
-        );
+        ))
     }
 
-    if boot.backup_image.is_some() || boot.crc_failed.is_some() {
+    fn backup_image(&self) -> Option<ConsoleVerdict> {
+        let (boot, packets) = (self.boot, &self.packets);
+        if boot.backup_image.is_none() && boot.crc_failed.is_none() {
+            return None;
+        }
         let lines: Vec<usize> = [boot.crc_failed, boot.backup_image, boot.application].into_iter().flatten().collect();
-        let quotes: Vec<String> = lines.iter().map(|&i| quote(i)).collect();
-        return verdict(
+        Some(self.verdict(
             FindingCode::BackupImage,
             &lines,
             format!(
                 "{packets}. The console shows the boot loader rejected the main image or ran the backup image ({}): the services are the backup application's, which may lack them.",
-                quotes.join("; ")
+                self.quotes(&lines)
             ),
             vec![
                 "Load image.bin again (serial recovery with `load_image`, or FTP if the backup serves it) and check the file first: flashline checks its bootHdr length and CRC before sending.".into(),
                 "A download interrupted while flash was written leaves a main image with a wrong CRC: keep the unit powered until the console shows the reset after `FTP: Flash download complete.`".into(),
             ],
-        );
+        ))
     }
 
-    // Still booting only when the banner was seen: a log that starts after
-    // it (say, only `FTP Server not started`) is judged by its own lines.
-    let banner_seen = boot.version.is_some() || boot.key_window.is_some();
-    if banner_seen && boot.network_configured.is_none() && boot.addresses.is_empty() && boot.ftp_ready.is_none() {
+    fn still_booting(&self) -> Option<ConsoleVerdict> {
+        let (boot, log, packets) = (self.boot, self.log, &self.packets);
+        // Still booting only when the banner was seen: a log that starts after
+        // it (say, only `FTP Server not started`) is judged by its own lines.
+        let banner_seen = boot.version.is_some() || boot.key_window.is_some();
+        if !(banner_seen && boot.network_configured.is_none() && boot.addresses.is_empty() && boot.ftp_ready.is_none())
+        {
+            return None;
+        }
         let last = log.lines.iter().rposition(|l| !l.text.trim().is_empty()).unwrap_or(boot.first_line);
         let lines: Vec<usize> = [boot.version, boot.key_window, Some(last)].into_iter().flatten().collect();
-        let window = boot.key_window.map(&quote).unwrap_or_else(|| "no `Press any key` line yet".into());
-        return verdict(
+        let window = boot.key_window.map(|i| self.quote(i)).unwrap_or_else(|| "no `Press any key` line yet".into());
+        Some(self.verdict(
             FindingCode::StillBooting,
             &lines,
             format!(
                 "{packets}. The console shows the boot banner but no `Network IP configured.` line: the unit is still booting ({window}; the log ends at {}).",
-                quote(last)
+                self.quote(last)
             ),
             vec![
                 "Wait: the network starts only after the `Press any key` window closes, and DHCP can take seconds more.".into(),
                 "If the console stays at that line, the application is stuck before starting its network, or a byte on the console holds it in the dialog: check nothing else writes to the console port.".into(),
             ],
-        );
+        ))
     }
 
-    if let Some(not_started) = boot.ftp_not_started {
+    fn ftp_not_started(&self) -> Option<ConsoleVerdict> {
+        let (boot, packets) = (self.boot, &self.packets);
+        let not_started = boot.ftp_not_started?;
         let lines: Vec<usize> = [boot.application, Some(not_started)].into_iter().flatten().collect();
-        return verdict(
+        Some(self.verdict(
             FindingCode::FtpNotStarted,
             &lines,
-            format!("{packets}. The console says the FTP server did not start ({}).", quote(not_started)),
+            format!("{packets}. The console says the FTP server did not start ({}).", self.quote(not_started)),
             vec![
                 "NET+OS prints `FTP Server not started` when it cannot read the flash sector sizes: check the platform's flash table matches the module's flash.".into(),
                 "Power-cycle the unit and watch the console; if the line repeats, load a known good image by serial recovery.".into(),
             ],
-        );
+        ))
     }
 
-    let ftp_port = network.code == FindingCode::NoListener
-        && network.port.is_some_and(|p| p == 21 || evidence.ftp_ports.contains(&p));
-    if ftp_port && boot.ftp_ready.is_none() && boot.application.is_some() {
-        let application = log.application().map(|a| a.name.clone()).unwrap_or_default();
+    fn app_without_ftp(&self) -> Option<ConsoleVerdict> {
+        let (boot, network, packets) = (self.boot, &self.network, &self.packets);
+        let ftp_port = network.code == FindingCode::NoListener
+            && network.port.is_some_and(|p| p == 21 || self.evidence.ftp_ports.contains(&p));
+        if !(ftp_port && boot.ftp_ready.is_none() && boot.application.is_some()) {
+            return None;
+        }
+        let application = self.log.application().map(|a| a.name.clone()).unwrap_or_default();
         let lines: Vec<usize> =
             [boot.application, boot.network_configured, boot.addresses.last().copied()].into_iter().flatten().collect();
-        let quotes: Vec<String> = lines.iter().map(|&i| quote(i)).collect();
-        return verdict(
+        Some(self.verdict(
             FindingCode::AppWithoutFtp,
             &lines,
             format!(
                 "{packets}. The console shows the application `{application}` booted and its network up ({}), and no `FTP download server is ready.` line: this application runs without the FTP server.",
-                quotes.join("; ")
+                self.quotes(&lines)
             ),
             vec![
                 format!("`{application}` was built without the FTP server (the vendor's answer to exactly this report): load an image that includes it, or load images by serial recovery instead."),
                 "If the server should start later, watch the console for `FTP download server is ready.` and probe again after it.".into(),
             ],
-        );
+        ))
     }
 
-    // The console explains nothing more: the network's finding stands, with
-    // the application named so the reader knows what was running.
-    let mut finding = network;
-    let mut quoted = Vec::new();
-    if let Some(application) = boot.application {
-        finding.advice.push(format!("The console shows {}.", quote(application)));
-        quoted.push(log.line(application).clone());
+    /// The console explains nothing more: the network's finding stands, with
+    /// the application named so the reader knows what was running.
+    fn network_stands(self) -> ConsoleVerdict {
+        let (boot, log, target) = (self.boot, self.log, self.target);
+        let mut finding = self.network;
+        let mut quoted = Vec::new();
+        if let Some(application) = boot.application {
+            finding.advice.push(format!("The console shows {}.", log.line(application).quote()));
+            quoted.push(log.line(application).clone());
+        }
+        if let Some(ready) = boot.ftp_ready {
+            finding.advice.push(format!(
+                "The console says the FTP server started ({}): if the port still refuses, another host may hold {target}.",
+                log.line(ready).quote()
+            ));
+            quoted.push(log.line(ready).clone());
+        }
+        ConsoleVerdict { finding, quoted }
     }
-    if let Some(ready) = boot.ftp_ready {
-        finding.advice.push(format!(
-            "The console says the FTP server started ({}): if the port still refuses, another host may hold {target}.",
-            quote(ready)
-        ));
-        quoted.push(log.line(ready).clone());
-    }
-    ConsoleVerdict { finding, quoted }
 }
 
 /// The address the console gives the unit when it is not `target`: the

@@ -1,5 +1,5 @@
-//! Checks of NET+OS `image.bin` files with a `bootHdr` header, before a load
-//! (catch a truncated or wrong file) and in the simulator (after one).
+//! The NET+OS `bootHdr` check of `image.bin` files: before a load (catch a
+//! truncated or wrong file) and in the simulator (after one).
 //!
 //! Layout (big-endian, see docs/netos.md): header size 0x28, 0x24, the
 //! magic `bootHdr\0`, a zero word, flags, flash offset, RAM load address,

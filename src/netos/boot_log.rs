@@ -6,9 +6,11 @@
 //!
 //! Pure: bytes in, a value out, no I/O. Feed it in pieces with
 //! [`BootLogReader::feed`] (a live console) or all at once with
-//! [`BootLog::parse`] (a saved file). Unknown lines are kept as
-//! [`LineKind::Other`]; nothing here is an error, because a console log is
-//! whatever the unit printed, noise included.
+//! [`BootLog::parse`] (a saved file). Cutting the bytes into lines with
+//! their times (and a transcript's marks) is generic and lives in
+//! [`crate::serial::console_lines`]; this module only reads them. Unknown
+//! lines are kept as [`LineKind::Other`]; nothing here is an error, because
+//! a console log is whatever the unit printed, noise included.
 //!
 //! The banner wording is confirmed from real NET+OS 7.4 and 7.4.2 boots and
 //! the NET+OS 5.0 manuals (docs/netos.md). The texts of the boot loader's
@@ -23,11 +25,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::transcript::printable;
-
-/// Longest line kept; the rest of an endless line (binary noise without a
-/// newline) is dropped so memory stays bounded.
-const MAX_LINE: usize = 1024;
+use crate::serial::console_lines::{ConsoleLine, LineReader};
 
 /// What one console line says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -242,29 +240,14 @@ impl BootLog {
 #[derive(Debug, Default)]
 pub struct BootLogReader {
     log: BootLog,
-    partial: Vec<u8>,
-    /// The time of the first byte of the pending line.
-    partial_at: Option<Duration>,
+    lines: LineReader,
 }
 
 impl BootLogReader {
     /// Adds bytes received at `at` (None for a file without times).
     pub fn feed(&mut self, at: Option<Duration>, bytes: &[u8]) {
-        for &byte in bytes {
-            if byte == b'\n' {
-                let line = std::mem::take(&mut self.partial);
-                let line_at = self.partial_at.take().or(at);
-                self.push(line_at, &line, true);
-            } else {
-                if self.partial.is_empty() && self.partial_at.is_none() {
-                    self.partial_at = at;
-                }
-                // A line longer than MAX_LINE keeps its start; the rest is dropped.
-                if self.partial.len() < MAX_LINE {
-                    self.partial.push(byte);
-                }
-            }
-        }
+        let log = &mut self.log;
+        self.lines.feed(at, bytes, |line| log.push(line));
     }
 
     /// The log so far (complete lines only).
@@ -274,36 +257,31 @@ impl BootLogReader {
 
     /// Ends the input: a pending line is kept, marked incomplete.
     pub fn finish(mut self) -> BootLog {
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            let at = self.partial_at.take();
-            self.push(at, &line, false);
+        if let Some(line) = self.lines.finish() {
+            self.log.push(line);
         }
         self.log
     }
+}
 
-    fn push(&mut self, at: Option<Duration>, bytes: &[u8], complete: bool) {
-        let raw = printable(bytes);
-        let (at, text, ours) = match transcript_line(&raw) {
-            Some((t, mark, text)) => (Some(t), text.to_string(), mark != '<'),
-            None => (at, raw, false),
-        };
-        let kind = if ours {
+impl BootLog {
+    fn push(&mut self, line: ConsoleLine) {
+        let kind = if line.ours {
             LineKind::Ours
-        } else if complete {
-            classify(text.trim())
+        } else if line.complete {
+            classify(line.text.trim())
         } else {
             LineKind::Other
         };
-        let index = self.log.lines.len();
-        self.log.lines.push(LogLine { number: index + 1, at, text, complete, kind });
+        let index = self.lines.len();
+        self.lines.push(LogLine { number: index + 1, at: line.at, text: line.text, complete: line.complete, kind });
         self.note(index);
     }
 
     /// Files the line under the current boot, starting a new boot where a
     /// boot starts.
     fn note(&mut self, index: usize) {
-        let kind = self.log.lines[index].kind.clone();
+        let kind = self.lines[index].kind.clone();
         if matches!(kind, LineKind::Other | LineKind::Ours) {
             return;
         }
@@ -312,7 +290,7 @@ impl BootLogReader {
             LineKind::BackupImage | LineKind::ImageCrcFailed | LineKind::TftpRecovery | LineKind::SerialRecovery
         );
         let starts = loader || matches!(kind, LineKind::Version(_));
-        let open_new = match self.log.boots.last() {
+        let open_new = match self.boots.last() {
             // Lines before any banner (an application already running when
             // the capture began) still tell what it does.
             None => true,
@@ -329,13 +307,13 @@ impl BootLogReader {
             }
         };
         if open_new {
-            self.log.boots.push(Boot { first_line: index, ..Boot::default() });
+            self.boots.push(Boot { first_line: index, ..Boot::default() });
         }
         self.note_in_last(index, &kind);
     }
 
     fn note_in_last(&mut self, index: usize, kind: &LineKind) {
-        let Some(boot) = self.log.boots.last_mut() else { return };
+        let Some(boot) = self.boots.last_mut() else { return };
         let slot = match kind {
             LineKind::Version(_) => &mut boot.version,
             LineKind::Platform(_) => &mut boot.platform,
@@ -366,24 +344,6 @@ impl BootLogReader {
         // The last saying counts (a repeated banner after the dialog).
         *slot = Some(index);
     }
-}
-
-/// `[   1.234] < text` (a flashline transcript line): its time, mark and text.
-fn transcript_line(line: &str) -> Option<(Duration, char, &str)> {
-    let rest = line.strip_prefix('[')?;
-    let (time, rest) = rest.split_once(']')?;
-    let seconds: f64 = time.trim().parse().ok()?;
-    if !seconds.is_finite() || !(0.0..=1e9).contains(&seconds) {
-        return None;
-    }
-    let mut chars = rest.chars();
-    if chars.next() != Some(' ') {
-        return None;
-    }
-    let mark = chars.next().filter(|c| matches!(c, '<' | '>' | '#'))?;
-    let text = chars.as_str();
-    let text = text.strip_prefix(' ').unwrap_or(text);
-    Some((Duration::from_secs_f64(seconds), mark, text))
 }
 
 /// What a complete, trimmed console line says.
@@ -675,7 +635,7 @@ FTP Server not started: no sectors\n";
             reader.feed(Some(Duration::from_secs(1)), &bytes[split..]);
             let pieces = reader.finish();
             prop_assert_eq!(log.lines.len(), pieces.lines.len());
-            prop_assert!(log.lines.iter().all(|l| l.text.len() <= MAX_LINE * 4));
+            prop_assert!(log.lines.iter().all(|l| l.text.len() <= crate::serial::console_lines::MAX_LINE * 4));
             let _ = (log.network(), log.application(), log.addresses());
         }
 
