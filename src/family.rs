@@ -20,8 +20,9 @@
 //! ([`crate::net::diagnose`]), FTP, ADDP and EXS as protocols, the pipeline,
 //! the journal and the reports.
 //!
-//! Each family is a folder beside this file ([`crate::netos`]); a new one is
-//! a variant here, its arms, and its folder. Pure: no I/O.
+//! Each family is a folder beside this file ([`crate::netos`],
+//! [`crate::uboot`]); a new one is a variant here, its arms, and its folder.
+//! Pure: no I/O.
 
 use std::net::Ipv4Addr;
 
@@ -30,20 +31,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::net::diagnose::Evidence;
 use crate::net::service::Credential;
-use crate::netos;
 use crate::netos::boot_header::ImageCheck;
 use crate::netos::boot_log::BootLog;
 use crate::netos::console_findings::ConsoleVerdict;
 use crate::netos::identity::{BannerPatterns, ConsoleIdentity};
+use crate::{netos, uboot};
 
-/// The firmware family a unit runs: `netos` (the default, and the one
-/// family today).
+/// The firmware family a unit runs: `netos` (the default) or `uboot`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
     /// Digi NET+OS (Connect ME 9210 and kin).
     #[default]
     Netos,
+    /// A board that boots U-Boot, driven at its prompt with `console_commands`.
+    Uboot,
 }
 
 impl Family {
@@ -56,6 +58,9 @@ impl Family {
     pub fn boot_log(&self, bytes: &[u8]) -> BootLog {
         match self {
             Family::Netos => BootLog::parse(bytes),
+            // No U-Boot boot grammar yet: a log of no boots, so the
+            // network's finding stands.
+            Family::Uboot => BootLog::default(),
         }
     }
 
@@ -65,6 +70,9 @@ impl Family {
     pub fn console_finding(&self, target: Ipv4Addr, evidence: &Evidence, log: &BootLog) -> ConsoleVerdict {
         match self {
             Family::Netos => netos::console_findings::diagnose_with_console(target, evidence, log),
+            Family::Uboot => {
+                ConsoleVerdict { finding: crate::net::diagnose::diagnose(target, evidence), quoted: Vec::new() }
+            }
         }
     }
 
@@ -73,6 +81,7 @@ impl Family {
     pub fn identity_patterns(&self) -> BannerPatterns {
         match self {
             Family::Netos => netos::identity::ARRIVAL,
+            Family::Uboot => uboot::identity::ARRIVAL,
         }
     }
 
@@ -81,6 +90,7 @@ impl Family {
     pub fn report_identity(&self, console_text: &str) -> ConsoleIdentity {
         match self {
             Family::Netos => netos::identity::report_identity(console_text),
+            Family::Uboot => uboot::identity::report_identity(console_text),
         }
     }
 
@@ -90,6 +100,7 @@ impl Family {
     pub fn asks_addp_for_silent_unit(&self) -> bool {
         match self {
             Family::Netos => true,
+            Family::Uboot => false,
         }
     }
 
@@ -98,6 +109,9 @@ impl Family {
     pub fn image_check(&self, data: &[u8]) -> ImageCheck {
         match self {
             Family::Netos => netos::boot_header::check(data),
+            // Not judged before sending: U-Boot's own `crc32` judges what
+            // arrived.
+            Family::Uboot => ImageCheck::NoHeader,
         }
     }
 
@@ -105,6 +119,8 @@ impl Family {
     pub fn factory_logins(&self) -> Vec<Credential> {
         match self {
             Family::Netos => netos::logins::factory_logins(),
+            // U-Boot serves no FTP.
+            Family::Uboot => Vec::new(),
         }
     }
 }
@@ -122,7 +138,8 @@ mod tests {
         assert_eq!(Family::default(), Family::Netos);
         assert_eq!(serde_json::to_string(&Family::Netos).unwrap(), r#""netos""#);
         assert_eq!(serde_json::from_str::<Family>(r#""netos""#).unwrap(), Family::Netos);
-        assert!(serde_json::from_str::<Family>(r#""uboot""#).is_err());
+        assert_eq!(serde_json::from_str::<Family>(r#""uboot""#).unwrap(), Family::Uboot);
+        assert!(serde_json::from_str::<Family>(r#""vxworks""#).is_err());
     }
 
     #[test]
@@ -166,6 +183,23 @@ Network IP configured.\r\nCLI Started.\r\n";
         // Without a boot in the log, the network's finding stands.
         let plain = Family::Netos.console_finding(target, &closed, &Family::Netos.boot_log(b""));
         assert_eq!(plain.finding, crate::net::diagnose::diagnose(target, &closed));
+    }
+
+    #[test]
+    fn uboot_names_the_unit_by_printenv_asks_no_addp_and_leaves_the_network_finding() {
+        let transcript = "U-Boot 2023.01+dfsg-2+deb12u3 (Jun 22 2026 - 08:38:07 +0000)\r\n=> printenv ethaddr\r\n\
+ethaddr=52:54:00:12:34:56\r\n=> ";
+        assert_eq!(Family::Uboot.report_identity(transcript).mac.as_deref(), Some("52:54:00:12:34:56"));
+        assert!(regex::Regex::new(Family::Uboot.identity_patterns().banner).unwrap().is_match(transcript));
+        assert!(!Family::Uboot.asks_addp_for_silent_unit());
+        assert!(Family::Uboot.factory_logins().is_empty());
+        // A NET+OS image is sent as it is: U-Boot's crc32 judges it after.
+        let image = netos::boot_header::build(&[1u8; 64], 1);
+        assert_eq!(Family::Uboot.image_check(&image[..50]), ImageCheck::NoHeader);
+        let target = Ipv4Addr::new(198, 18, 0, 2);
+        let silent = Evidence { icmp: None, ports: vec![], service: None, ftp_ports: vec![] };
+        let verdict = Family::Uboot.console_finding(target, &silent, &Family::Uboot.boot_log(transcript.as_bytes()));
+        assert_eq!(verdict.finding, crate::net::diagnose::diagnose(target, &silent));
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! - [`netos`]: the NET+OS device family: its boot-log grammar, the `bootHdr`
 //!   check, the diagnosis with its console's evidence, factory logins and
 //!   the banner's identity patterns.
+//! - [`uboot`]: the U-Boot device family: its prompt, the error lines of a
+//!   failed command and where `printenv` names the unit.
 //! - [`ftp`]: verified firmware uploads over FTP, with retries and the wait
 //!   for the device's restart.
 //! - [`exs`]: the EXS API codec, TFTP Manage, configuration file check and
@@ -79,3 +81,4 @@ pub mod station;
 pub mod store;
 pub mod sync;
 pub mod tftp;
+pub mod uboot;

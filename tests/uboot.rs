@@ -14,7 +14,7 @@ use crate::util::{first_device, flashline, require};
 fn profile(dir: &Path, name: &str, options: &str, commands: &str) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     let text = format!(
-        "format: 1\nname: {name}\nsteps:\n  - console_commands:\n      stop_autoboot: 'Hit any key to stop autoboot'\n{options}      commands:\n{commands}"
+        "format: 1\nname: {name}\nfamily: uboot\nsteps:\n  - console_commands:\n      stop_autoboot: 'Hit any key to stop autoboot'\n{options}      commands:\n{commands}"
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -56,6 +56,8 @@ fn console_commands_stop_autoboot_and_read_values_from_a_real_u_boot() {
     let detail = device["steps"][0]["detail"].as_str().unwrap_or_default();
     assert!(detail.starts_with("4 commands at `=>`"), "{detail}");
     assert!(detail.contains(&format!("ethaddr={GUEST_MAC}")), "U-Boot's own ethaddr: {detail}");
+    // `family: uboot`: the report's MAC is the one `printenv` printed.
+    assert_eq!(device["mac"], GUEST_MAC, "{device}");
     // The CRC-32 U-Boot computed over memory it holds: eight hex digits.
     let crc = detail.split("crc=").nth(1).unwrap_or_default();
     assert!(crc.len() >= 8 && crc[..8].chars().all(|c| c.is_ascii_hexdigit()), "{detail}");
@@ -138,6 +140,7 @@ fn an_image_sent_by_ymodem_after_loady_arrives_whole_by_u_boots_own_crc32() {
     let text = [
         "format: 1",
         "name: uboot-load",
+        "family: uboot",
         "steps:",
         "  - console_commands:",
         "      stop_autoboot: 'Hit any key to stop autoboot'",

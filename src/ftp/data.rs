@@ -6,22 +6,27 @@
 //! ([`super::send`]) nor keeps the modes' bookkeeping ([`DataModes`]).
 
 use suppaftp::tokio::{AsyncRustlsStream, TransferStream};
-use suppaftp::{FtpError as SuppaError, Mode, Status};
+use suppaftp::{FtpError as SuppaError, Status};
 
-use super::data_mode::DataModes;
-use super::send::SendError;
+use super::data_mode::{DataModes, suppa_mode};
 use super::session::{Session, reply_text};
-use super::upload::UploadSpec;
+use super::spec::UploadSpec;
 use super::{FILE, FtpError, FtpMode};
 use crate::progress::{Progress, ProgressEvent};
 
-/// suppaftp's mode for one of ours; `auto` is never current.
-pub(super) fn suppa_mode(mode: FtpMode) -> Mode {
-    match mode {
-        FtpMode::Epsv => Mode::ExtendedPassive,
-        FtpMode::Active => Mode::Active,
-        FtpMode::Passive | FtpMode::Auto => Mode::Passive,
-    }
+/// How one attempt at sending a file failed.
+#[derive(Debug)]
+pub(super) enum SendError {
+    /// The server refused the file's own command (550 and kin to STOR).
+    Refused {
+        command: &'static str,
+        reply: String,
+    },
+    /// The connection broke or timed out: worth a retry.
+    Broken(String),
+    /// A failure a retry would not mend (every data mode refused).
+    Fatal(FtpError),
+    Local(std::io::Error),
 }
 
 /// Opens the data connection and sends STOR, in the current data mode;

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use suppaftp::FtpError as SuppaError;
+use suppaftp::Mode;
 use tokio::net::TcpStream;
 
 use super::FtpMode;
@@ -166,6 +167,15 @@ impl PassiveProbe {
                 Err(SuppaError::ConnectionError(std::io::Error::new(std::io::ErrorKind::TimedOut, why)))
             })
         }
+    }
+}
+
+/// suppaftp's mode for one of ours; `auto` is never current.
+pub(super) fn suppa_mode(mode: FtpMode) -> Mode {
+    match mode {
+        FtpMode::Epsv => Mode::ExtendedPassive,
+        FtpMode::Active => Mode::Active,
+        FtpMode::Passive | FtpMode::Auto => Mode::Passive,
     }
 }
 

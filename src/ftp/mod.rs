@@ -26,6 +26,7 @@ pub mod data_mode;
 mod restart;
 mod send;
 mod session;
+mod spec;
 pub mod upload;
 mod verify;
 
@@ -40,7 +41,8 @@ use crate::failure::{Classify, FailureClass};
 use crate::net::diagnose::{Finding, FindingCode};
 use crate::progress::TaskKind;
 
-pub use upload::{FileReport, TlsSettings, UploadReport, UploadSpec, upload, upload_with};
+pub use spec::{TlsSettings, UploadSpec};
+pub use upload::{FileReport, UploadReport, upload, upload_with};
 
 pub use crate::net::service::Credential;
 

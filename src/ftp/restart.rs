@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::FtpError;
 use super::session::Session;
-use super::upload::UploadSpec;
+use super::spec::UploadSpec;
 use crate::net::wait::{WaitSpec, wait_for};
 use crate::net::{PortState, ProbeOptions, Prober};
 use crate::progress::{Progress, ProgressEvent, Silent, TaskKind};

@@ -11,30 +11,16 @@ use sha2::{Digest, Sha256};
 use suppaftp::FtpError as SuppaError;
 use tokio::io::AsyncWriteExt;
 
-use super::data::open_upload;
+use super::data::{SendError, open_upload};
 use super::data_mode::DataModes;
 use super::session::{Session, reply_text};
-use super::upload::UploadSpec;
-use super::{FILE, FtpError, UploadFile};
+use super::spec::UploadSpec;
+use super::{FILE, UploadFile};
 use crate::progress::{Progress, ProgressEvent};
 
 /// Read and write in chunks this big: large enough for full speed on a
 /// LAN, small enough that memory stays flat whatever the file size.
 pub(super) const CHUNK: usize = 256 * 1024;
-
-#[derive(Debug)]
-pub(super) enum SendError {
-    /// The server refused the file's own command (550 and kin to STOR).
-    Refused {
-        command: &'static str,
-        reply: String,
-    },
-    /// The connection broke or timed out: worth a retry.
-    Broken(String),
-    /// A failure a retry would not mend (every data mode refused).
-    Fatal(FtpError),
-    Local(std::io::Error),
-}
 
 /// One attempt at sending a file.
 pub(super) struct Outgoing<'a> {

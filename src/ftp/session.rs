@@ -17,9 +17,8 @@ use suppaftp::types::FileType;
 use suppaftp::{FtpError as SuppaError, ReplyTooLarge, Status};
 use tokio::net::TcpStream;
 
-use super::data::suppa_mode;
-use super::data_mode::{DataModes, PassiveProbe};
-use super::upload::{TlsSettings, UploadSpec};
+use super::data_mode::{DataModes, PassiveProbe, suppa_mode};
+use super::spec::{TlsSettings, UploadSpec};
 use super::{FILE, FtpError};
 use crate::net::report::{Investigation, investigate};
 use crate::net::{ProbeOptions, Prober};

@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 
 use super::send::CHUNK;
 use super::session::Session;
-use super::upload::UploadSpec;
+use super::spec::UploadSpec;
 use super::{FtpError, FtpVerify, UploadFile};
 use crate::digest::hex;
 

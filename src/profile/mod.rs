@@ -449,12 +449,16 @@ mod tests {
 
     #[test]
     fn family_defaults_to_netos_and_an_unknown_one_is_refused() {
+        use crate::family::Family;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.yaml");
         let steps = "steps:\n  - wait_for_network: {host: 198.18.0.2, ports: [{port: 21}]}\n";
-        for (family, want) in
-            [("", Some(Family::Netos)), ("family: netos\n", Some(Family::Netos)), ("family: uboot\n", None)]
-        {
+        for (family, want) in [
+            ("", Some(Family::Netos)),
+            ("family: netos\n", Some(Family::Netos)),
+            ("family: uboot\n", Some(Family::Uboot)),
+            ("family: vxworks\n", None),
+        ] {
             std::fs::write(&path, format!("format: 1\nname: x\n{family}{steps}")).unwrap();
             let loaded = load(&path, CheckOptions::default());
             assert_eq!(loaded.as_ref().ok().map(|l| l.profile.family), want, "{family}: {loaded:?}");

@@ -172,6 +172,99 @@ impl JsonSchema for HumanDuration {
     }
 }
 
+// The `${...}` syntax a template is written in.
+
+/// Device fields every profile may use without declaring them.
+pub const BUILTIN_VARIABLES: [&str; 5] = ["name", "port", "ip", "mask", "gateway"];
+
+/// One `${...}` reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Device(String),
+    Env(String),
+    File(String),
+}
+
+/// What a template is used for, which decides how values are put into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateRole {
+    /// Plain text.
+    Text,
+    /// A password: never displayed.
+    Secret,
+    /// A regular expression: substituted values are escaped so `192.168.1.5`
+    /// matches only itself.
+    Regex,
+    /// A path relative to the profile's folder.
+    Path,
+}
+
+/// Splits a template into literal text and references, or says what is wrong
+/// with its `${...}` syntax.
+pub fn parse(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        literal.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if let Some(after) = rest.strip_prefix("$$") {
+            literal.push('$');
+            rest = after;
+            continue;
+        }
+        let Some(body_start) = rest.strip_prefix("${") else {
+            literal.push('$');
+            rest = &rest[1..];
+            continue;
+        };
+        let Some(end) = body_start.find('}') else {
+            return Err(format!("unterminated `${{` in `{text}` (write `$$` for a literal `$`)"));
+        };
+        let body = &body_start[..end];
+        rest = &body_start[end + 1..];
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+        }
+        pieces.push(Piece::Reference(parse_reference(body)?));
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        pieces.push(Piece::Literal(literal));
+    }
+    Ok(pieces)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Literal(String),
+    Reference(Reference),
+}
+
+fn parse_reference(body: &str) -> Result<Reference, String> {
+    let valid_name =
+        |name: &str| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if let Some(name) = body.strip_prefix("env:") {
+        if !valid_name(name) {
+            return Err(format!("`${{{body}}}`: environment variable name `{name}` is not valid"));
+        }
+        return Ok(Reference::Env(name.to_string()));
+    }
+    if let Some(path) = body.strip_prefix("file:") {
+        if path.trim().is_empty() {
+            return Err(format!("`${{{body}}}`: the file path is empty"));
+        }
+        return Ok(Reference::File(path.to_string()));
+    }
+    if let Some((kind, _)) = body.split_once(':') {
+        return Err(format!("`${{{body}}}`: unknown source `{kind}` (use ${{name}}, ${{env:NAME}} or ${{file:path}})"));
+    }
+    if !valid_name(body) {
+        return Err(format!("`${{{body}}}` is not a variable name (letters, digits, `_` and `-`)"));
+    }
+    Ok(Reference::Device(body.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::problem::Problems;
+use super::steps::CheckScope;
 use super::types::{Profile, Step};
 use super::vars::{self, BUILTIN_VARIABLES, Piece, Reference, TemplateRole};
 
@@ -321,7 +322,12 @@ fn check_steps(profile: &Profile, problems: &mut Problems<'_>) {
                 latest = Some((phase, i));
             }
         }
-        step.check(profile, i, problems);
+        let scope = CheckScope {
+            network_ip: profile.network.ip.is_some(),
+            dhcp: profile.network.dhcp,
+            earlier: &profile.steps[..i],
+        };
+        step.check(&scope, i, problems);
     }
 }
 

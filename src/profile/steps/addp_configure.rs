@@ -5,12 +5,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{StepKind, TemplateVisitor};
+use super::{CheckScope, StepKind, TemplateVisitor};
 use crate::profile::problem::Problems;
+use crate::profile::template::TemplateRole;
 use crate::profile::template::{HumanDuration, Secret, Template};
-use crate::profile::types::Profile;
 use crate::profile::validate::literal;
-use crate::profile::vars::TemplateRole;
 
 /// `addp_configure`: the network block's static address (or DHCP on) sent
 /// by ADDP to the unit with `mac`, then a reboot so it takes effect. A
@@ -53,7 +52,7 @@ impl StepKind for AddpConfigure {
         "addp_configure sets the address the network steps use: put it before them"
     }
 
-    fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, _scope: &CheckScope<'_>, base: &str, problems: &mut Problems<'_>) {
         // A MAC written literally must be one; a variable is checked per device.
         if let Some(mac) = literal(self.mac.as_str())
             && let Err(message) = mac.parse::<crate::net::arp::Mac>()

@@ -7,11 +7,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{StepKind, TemplateVisitor, check_regex, check_template_regex};
+use super::{CheckScope, StepKind, TemplateVisitor, check_regex, check_template_regex};
 use crate::profile::problem::Problems;
+use crate::profile::template::TemplateRole;
 use crate::profile::template::{HumanDuration, Template};
-use crate::profile::types::Profile;
-use crate::profile::vars::TemplateRole;
 
 /// `configure_network`: the console dialog, as data.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -205,7 +204,7 @@ impl StepKind for ConfigureNetwork {
         "the console sets the address the network steps use: put configure_network before them"
     }
 
-    fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, _scope: &CheckScope<'_>, base: &str, problems: &mut Problems<'_>) {
         if self.dialog.is_empty() {
             problems.error(&format!("{base}.dialog"), "the dialog has no prompts");
         }

@@ -9,11 +9,10 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{LineEnding, StepKind, TemplateVisitor, check_regex, check_template_regex, is_false};
+use super::{CheckScope, LineEnding, StepKind, TemplateVisitor, check_regex, check_template_regex, is_false};
 use crate::profile::problem::Problems;
+use crate::profile::template::TemplateRole;
 use crate::profile::template::{HumanDuration, Template};
-use crate::profile::types::Profile;
-use crate::profile::vars::TemplateRole;
 
 /// `console_commands`: reach the prompt, then send each command and wait for
 /// the prompt to come back.
@@ -75,7 +74,7 @@ pub struct ConsoleCommand {
 }
 
 fn default_prompt() -> String {
-    "=> ".to_string()
+    crate::uboot::PROMPT.to_string()
 }
 fn default_stop_key() -> String {
     " ".to_string()
@@ -87,20 +86,9 @@ fn default_command_timeout() -> HumanDuration {
     HumanDuration::from_secs(10)
 }
 
-/// U-Boot's error shapes (its sources and a QEMU build's console).
+/// U-Boot's error shapes ([`crate::uboot::ERROR_SHAPES`]).
 fn default_errors() -> Vec<String> {
-    [
-        r"^Unknown command",
-        r"^## Error",
-        r"Failed \(\d+\)",
-        r"TFTP error",
-        r"Retry count exceeded",
-        r"^ERROR",
-        r"Wrong Image Format",
-        r"Bad Magic Number",
-    ]
-    .map(String::from)
-    .to_vec()
+    crate::uboot::ERROR_SHAPES.map(String::from).to_vec()
 }
 
 impl StepKind for ConsoleCommands {
@@ -113,7 +101,7 @@ impl StepKind for ConsoleCommands {
         "console commands may stand anywhere in the order"
     }
 
-    fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, _scope: &CheckScope<'_>, base: &str, problems: &mut Problems<'_>) {
         if self.prompt.is_empty() {
             problems.error(&format!("{base}.prompt"), "the prompt is empty").help("U-Boot's is `=> `");
         }

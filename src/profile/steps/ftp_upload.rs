@@ -9,11 +9,11 @@ use std::path::Path;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{NETWORK_ORDER_HELP, Step, StepKind, TemplateVisitor, check_target};
+use super::{CheckScope, NETWORK_ORDER_HELP, Step, StepKind, TemplateVisitor, check_target};
+use crate::ftp::{FtpMode, FtpVerify};
 use crate::profile::problem::Problems;
+use crate::profile::template::TemplateRole;
 use crate::profile::template::{HumanDuration, Secret, Template};
-use crate::profile::types::{FtpMode, FtpVerify, Profile};
-use crate::profile::vars::TemplateRole;
 
 /// `ftp_upload`: upload files to the device's FTP flash server.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -123,8 +123,8 @@ impl StepKind for FtpUpload {
         NETWORK_ORDER_HELP
     }
 
-    fn check(&self, profile: &Profile, index: usize, base: &str, problems: &mut Problems<'_>) {
-        check_target(profile, problems, base, self.host.is_some());
+    fn check(&self, scope: &CheckScope<'_>, base: &str, problems: &mut Problems<'_>) {
+        check_target(scope, problems, base, self.host.is_some());
         if self.port == 0 {
             problems.error(&format!("{base}.port"), "port 0 is not a valid FTP port");
         }
@@ -147,7 +147,7 @@ impl StepKind for FtpUpload {
                 .warning(&format!("{base}.tls"), "tls_ca / tls_name are set but tls is off")
                 .help("set `tls: true` to use FTPS");
         }
-        if !profile.steps[..index].iter().any(|s| matches!(s, Step::WaitForNetwork(_))) {
+        if !scope.earlier.iter().any(|s| matches!(s, Step::WaitForNetwork(_))) {
             problems
                 .warning(base, "no wait_for_network before the upload")
                 .help("the device may not be listening yet; add a wait_for_network step for port 21 first");

@@ -5,11 +5,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{StepKind, TemplateVisitor, check_regex};
+use super::{CheckScope, StepKind, TemplateVisitor, check_regex};
 use crate::profile::problem::Problems;
+use crate::profile::template::TemplateRole;
 use crate::profile::template::{HumanDuration, Template};
-use crate::profile::types::{Profile, TransferProtocol};
-use crate::profile::vars::TemplateRole;
+use crate::serial::xmodem::TransferProtocol;
 
 /// `load_image`: wait for the boot loader, send the image, wait for its end text.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -61,7 +61,7 @@ impl StepKind for LoadImage {
         "an image is loaded over serial at power-up, before the console set-up and the network steps"
     }
 
-    fn check(&self, _profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
+    fn check(&self, _scope: &CheckScope<'_>, base: &str, problems: &mut Problems<'_>) {
         check_regex(problems, &format!("{base}.wait_for"), self.wait_for.as_deref());
         check_regex(problems, &format!("{base}.end_text"), self.end_text.as_deref());
         if self.block_retries == 0 {

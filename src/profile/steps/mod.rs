@@ -28,8 +28,7 @@ pub use wait_for_network::{PortWanted, WaitForNetwork};
 
 use super::problem::Problems;
 use super::template::Template;
-use super::types::Profile;
-use super::vars::TemplateRole;
+use super::template::TemplateRole;
 
 /// What [`Step::visit_templates`] calls with each template: its field path,
 /// its role and the template itself.
@@ -46,7 +45,7 @@ pub trait StepKind {
     fn order_help(&self) -> &'static str;
     /// The semantic checks on the literal values; `base` is the field path
     /// of the step (`steps[2].ftp_upload`).
-    fn check(&self, profile: &Profile, index: usize, base: &str, problems: &mut Problems<'_>);
+    fn check(&self, scope: &CheckScope<'_>, base: &str, problems: &mut Problems<'_>);
     /// Every template of the step, for `${...}` resolution.
     fn visit(&mut self, base: &str, visit: TemplateVisitor<'_>);
     /// The files it sends (hashed before the run, journaled, resumed).
@@ -130,8 +129,8 @@ impl Step {
     /// The checks of this step, `profile.steps[index]`, on its own and
     /// against the profile (a target address, the steps before it). The
     /// order of steps is checked by `validate`, not here.
-    pub fn check(&self, profile: &Profile, index: usize, problems: &mut Problems<'_>) {
-        self.options().check(profile, index, &format!("steps[{index}].{}", self.kind()), problems);
+    pub fn check(&self, scope: &CheckScope<'_>, index: usize, problems: &mut Problems<'_>) {
+        self.options().check(scope, &format!("steps[{index}].{}", self.kind()), problems);
     }
 
     /// Calls `visit` with every template of this step, `steps[index]`, in
@@ -159,10 +158,22 @@ impl Step {
 const NETWORK_ORDER_HELP: &str = "order steps as load_image, configure_network, then wait_for_network / ftp_upload";
 
 /// A network step needs an address: its own `host` or `network.ip`.
-fn check_target(profile: &Profile, problems: &mut Problems<'_>, base: &str, has_host: bool) {
-    if !has_host && profile.network.ip.is_none() {
+/// What a step's checks know of the profile around it (given by
+/// `validate`, so the step kinds need not know the profile's type).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckScope<'a> {
+    /// The profile sets `network.ip`.
+    pub network_ip: bool,
+    /// The profile sets `network.dhcp: true`.
+    pub dhcp: bool,
+    /// The steps before this one.
+    pub earlier: &'a [Step],
+}
+
+fn check_target(scope: &CheckScope<'_>, problems: &mut Problems<'_>, base: &str, has_host: bool) {
+    if !has_host && !scope.network_ip {
         let problem = problems.error(base, "no address to reach: neither `host` nor `network.ip` is set");
-        if profile.network.dhcp {
+        if scope.dhcp {
             problem.help(
                 "with dhcp the address is not known in advance: set `host: ${ip}` and give each device its address",
             );
@@ -186,12 +197,12 @@ fn check_regex(problems: &mut Problems<'_>, path: &str, pattern: Option<&str>) {
 /// known: each `${...}` becomes an escaped literal once expanded, so a
 /// placeholder stands in for it.
 fn check_template_regex(problems: &mut Problems<'_>, path: &str, template: Option<&Template>) {
-    let sample = template.and_then(|t| super::vars::parse(t.as_str()).ok()).map(|pieces| {
+    let sample = template.and_then(|t| super::template::parse(t.as_str()).ok()).map(|pieces| {
         pieces
             .iter()
             .map(|p| match p {
-                super::vars::Piece::Literal(text) => text.clone(),
-                super::vars::Piece::Reference(_) => "x".into(),
+                super::template::Piece::Literal(text) => text.clone(),
+                super::template::Piece::Reference(_) => "x".into(),
             })
             .collect::<String>()
     });

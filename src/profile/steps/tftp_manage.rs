@@ -7,12 +7,13 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{NETWORK_ORDER_HELP, StepKind, TemplateVisitor, check_target};
+use super::{CheckScope, NETWORK_ORDER_HELP, StepKind, TemplateVisitor, check_target};
+use crate::exs::frame::{ExsChecksum, ExsMarkerRule};
+use crate::exs::tftp_manage::TftpQuery;
 use crate::profile::problem::Problems;
+use crate::profile::template::TemplateRole;
 use crate::profile::template::{HumanDuration, Template};
-use crate::profile::types::{ExsChecksum, ExsMarkerRule, Profile, TftpQuery};
 use crate::profile::validate::literal;
-use crate::profile::vars::TemplateRole;
 
 /// `tftp_manage`: EXS API TFTP Manage (0x003A) to a CSP matrix controller.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -82,8 +83,8 @@ impl StepKind for TftpManage {
         NETWORK_ORDER_HELP
     }
 
-    fn check(&self, profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
-        check_target(profile, problems, base, self.host.is_some());
+    fn check(&self, scope: &CheckScope<'_>, base: &str, problems: &mut Problems<'_>) {
+        check_target(scope, problems, base, self.host.is_some());
         // The controller's rules live with the TFTP Manage job; here
         // they see the values written literally (a `${...}` value is
         // checked once the device's values fill it in).

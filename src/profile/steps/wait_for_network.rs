@@ -8,11 +8,11 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{NETWORK_ORDER_HELP, StepKind, TemplateVisitor, check_target};
+use super::{CheckScope, NETWORK_ORDER_HELP, StepKind, TemplateVisitor, check_target};
+use crate::net::{PortState, ProbeMethod};
 use crate::profile::problem::Problems;
+use crate::profile::template::TemplateRole;
 use crate::profile::template::{HumanDuration, Template};
-use crate::profile::types::{PortState, ProbeMethod, Profile};
-use crate::profile::vars::TemplateRole;
 
 /// `wait_for_network`: poll until the device answers as wanted.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -69,8 +69,8 @@ impl StepKind for WaitForNetwork {
         NETWORK_ORDER_HELP
     }
 
-    fn check(&self, profile: &Profile, _index: usize, base: &str, problems: &mut Problems<'_>) {
-        check_target(profile, problems, base, self.host.is_some());
+    fn check(&self, scope: &CheckScope<'_>, base: &str, problems: &mut Problems<'_>) {
+        check_target(scope, problems, base, self.host.is_some());
         if !self.icmp && self.ports.is_empty() {
             problems
                 .error(base, "nothing to wait for: icmp is off and no ports are listed")
