@@ -3,23 +3,22 @@
 //! stays open across units (reopened only when the port fails); each unit
 //! gets a fresh transcript.
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::file::LeaseKind;
+use super::admission::{self, Admission, Facts, NotBegun, Plan, PoolFacts, Question, Reason};
+use super::file::Fixture;
 use super::identity::IdentityPatterns;
 use super::{Shared, StationEvent};
 use crate::pipeline::device::{DeviceJob, RunContext, run_device_on};
 use crate::pipeline::recording::{LiveFixture, RunRecording};
 use crate::pipeline::report::StepRecord;
-use crate::profile::{DeviceValues, ValueSource};
 use crate::serial::console::{Console, ConsoleError};
 use crate::serial::names::DevRoot;
 use crate::serial::port::{self, Port};
-use crate::store::{FixtureRow, LeaseRequest, Refusal, RunEnd, RunStart, Standing, new_id, now_ms};
+use crate::store::{FixtureRow, LeaseRequest, Refusal, RunEnd, RunStart, new_id, now_ms};
 
 /// How long a fixture waits before trying a failed port again.
 const PORT_RETRY: Duration = Duration::from_secs(2);
@@ -86,7 +85,7 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
                             patterns.mac.as_str(),
                             last_lines.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(" | ")
                         );
-                        refuse(&shared, &fixture.name, None, "no-identity", detail).await;
+                        refuse(&shared, &fixture.name, None, Reason::NoIdentity, detail).await;
                         idle_written = false;
                         continue;
                     }
@@ -267,15 +266,15 @@ async fn wait_gone(
     Ok(None)
 }
 
-async fn refuse(shared: &Shared, fixture: &str, mac: Option<&str>, reason: &str, detail: String) {
+async fn refuse(shared: &Shared, fixture: &str, mac: Option<&str>, reason: Reason, detail: String) {
     shared.count(|c| c.refused += 1);
     shared.emit(StationEvent::Refused {
         fixture: fixture.into(),
         mac: mac.map(str::to_string),
-        reason: reason.into(),
+        reason: reason.as_str().into(),
         detail: detail.clone(),
     });
-    if reason == "database-unavailable" {
+    if reason == Reason::DatabaseUnavailable {
         return;
     }
     let refusal = Refusal {
@@ -283,7 +282,7 @@ async fn refuse(shared: &Shared, fixture: &str, mac: Option<&str>, reason: &str,
         station: shared.station.file.station.clone(),
         fixture: fixture.into(),
         unit_mac: mac.map(str::to_string),
-        reason: reason.into(),
+        reason: reason.as_str().into(),
         detail,
         at_ms: now_ms(),
     };
@@ -325,130 +324,21 @@ async fn take_unit(
     boot_stopped: bool,
 ) -> (Option<Console<Port>>, Option<String>, Option<tokio::task::JoinHandle<()>>) {
     let fixture = &shared.station.file.fixtures[index];
-    let station = shared.station.file.station.clone();
-    if !*shared.recorder.health().borrow() {
-        let detail = "the unit database cannot be reached: no new unit is taken until it is back".to_string();
-        refuse(shared, &fixture.name, Some(mac), "database-unavailable", detail).await;
-        return (Some(console), None, None);
-    }
-    match shared.store().standing(mac).await {
-        Err(error) => {
-            shared.recorder.set_healthy(false);
-            refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return (Some(console), None, None);
-        }
-        Ok(Standing::DoneBefore { station: at, ended_ms, .. }) if !shared.options.reflash => {
-            let detail =
-                format!("it passed at station {at} (run ended at {ended_ms} ms); use --reflash to run it again");
-            refuse(shared, &fixture.name, Some(mac), "done-before", detail).await;
-            return (Some(console), None, None);
-        }
-        Ok(Standing::RunningAt { station: at, fixture: other }) => {
-            let detail = format!("it is being run at station {at}, fixture {other}");
-            refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return (Some(console), None, None);
-        }
-        Ok(_) => {}
-    }
     let run_id = new_id();
-    let mut values = DeviceValues::new();
-    let source = ValueSource::Station { file: shared.station.path.clone() };
-    values.insert("name", format!("{}:{mac}", fixture.name), source.clone());
-    values.insert("mac", mac, source.clone());
-    if let Some(serial) = &serial_number {
-        values.insert("serial_number", serial.clone(), source.clone());
-    }
-    values.insert("fixture", fixture.name.clone(), source.clone());
-    values.insert("port", fixture.port.clone(), source.clone());
-    let mut ip: Option<Ipv4Addr> = fixture.set.get("ip").and_then(|ip| ip.parse().ok());
-    if let (None, Some(pool), Some(settings)) = (ip, &shared.station.pool, &shared.station.file.ip_pool) {
-        let kept = settings.lease == LeaseKind::Unit;
-        let request = LeaseRequest {
-            pool: &pool.text,
-            candidates: &pool.addresses,
-            unit: mac,
-            station: &station,
-            run_id: &run_id,
-            kept,
-            now_ms: now_ms(),
-        };
-        match shared.store().lease(&request).await {
-            Ok(Some(address)) => {
-                ip = Some(address);
-                values.insert("mask", settings.mask.to_string(), source.clone());
-                if let Some(gateway) = settings.gateway {
-                    values.insert("gateway", gateway.to_string(), source.clone());
-                }
-            }
-            Ok(None) => {
-                let detail = format!("every address of the pool {} is leased", pool.text);
-                refuse(shared, &fixture.name, Some(mac), "no-address", detail).await;
-                return (Some(console), None, None);
-            }
-            Err(error) => {
-                shared.recorder.set_healthy(false);
-                refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-                return (Some(console), None, None);
-            }
-        }
-    }
-    if let Some(ip) = ip {
-        values.insert("ip", ip.to_string(), source.clone());
-    }
-    // The fixture's own values win over the pool's.
-    for (name, value) in &fixture.set {
-        values.insert(name.clone(), value.clone(), source.clone());
-    }
-    let start = RunStart {
-        id: run_id.clone(),
-        unit_mac: mac.into(),
-        serial_number,
-        station: station.clone(),
-        fixture: fixture.name.clone(),
-        operator: shared.operator.clone(),
-        profile_name: shared.profile.profile.name.clone(),
-        profile_sha256: shared.profile.sha256.clone(),
-        images: "[]".into(),
-        ip: ip.map(|ip| ip.to_string()),
-        started_ms: now_ms(),
-    };
-    let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
-    let running = FixtureRow {
-        unit_mac: Some(mac.into()),
-        run_id: Some(run_id.clone()),
-        step: first_step,
-        ..fixture_row(shared, &fixture.name, &fixture.port, "running")
-    };
-    let live = LiveFixture {
-        row: running.clone(),
-        kinds: shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect(),
-    };
-    let recording = match RunRecording::begin(&shared.recorder, &start, Some(live)).await {
-        Ok(Ok(recording)) => recording,
-        Ok(Err(_busy)) => {
-            let _ = shared.store().release_lease(&run_id).await;
-            let detail = "another fixture or station took it at the same moment".to_string();
-            refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return (Some(console), None, None);
-        }
-        Err(error) => {
-            let _ = shared.store().release_lease(&run_id).await;
-            shared.recorder.set_healthy(false);
-            refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return (Some(console), None, None);
-        }
+    let Some((plan, recording, running)) = admit(shared, fixture, mac, serial_number.as_deref(), &run_id).await else {
+        return (Some(console), None, None);
     };
     write_fixture(shared, running).await;
     shared.emit(StationEvent::RunStarted {
         fixture: fixture.name.clone(),
         mac: mac.into(),
         run_id: run_id.clone(),
-        ip: ip.map(|ip| ip.to_string()),
+        ip: plan.ip.map(|ip| ip.to_string()),
     });
     let job = DeviceJob {
         name: format!("{}:{mac}", fixture.name),
         profile: shared.job_profile.clone(),
-        values,
+        values: admission::values(&shared.station.path, fixture, mac, serial_number.as_deref(), &plan),
         port: Some(fixture.port.clone().into()),
     };
     let progress = shared.observer.progress(&fixture.name);
@@ -474,6 +364,121 @@ async fn take_unit(
         finish(&shared, &name, &port, &mac, end).await;
     });
     (console, Some(run_id), Some(ending))
+}
+
+/// Asks the database what [`admission::decide`] needs, in its order, and
+/// acts on the decision: the run's recording begun and the fixture's
+/// running row when the unit is taken; the refusal recorded otherwise.
+async fn admit(
+    shared: &Shared,
+    fixture: &Fixture,
+    mac: &str,
+    serial_number: Option<&str>,
+    run_id: &str,
+) -> Option<(Plan, RunRecording, FixtureRow)> {
+    let pool = match (&shared.station.pool, &shared.station.file.ip_pool) {
+        (Some(pool), Some(settings)) => Some((pool, settings)),
+        _ => None,
+    };
+    let mut facts = Facts {
+        healthy: *shared.recorder.health().borrow(),
+        reflash: shared.options.reflash,
+        fixed_ip: fixture.set.get("ip").and_then(|ip| ip.parse().ok()),
+        pool: pool.map(|(pool, settings)| PoolFacts {
+            text: &pool.text,
+            lease: settings.lease,
+            mask: settings.mask,
+            gateway: settings.gateway,
+        }),
+        standing: None,
+        lease: None,
+        begun: None,
+    };
+    let mut began = None;
+    loop {
+        match admission::decide(&facts) {
+            Admission::Ask(Question::Standing) => {
+                facts.standing = Some(shared.store().standing(mac).await.map_err(|error| error.to_string()));
+            }
+            Admission::Ask(Question::Lease { kept }) => {
+                let (pool, _) = pool.expect("a lease is asked for only with a pool");
+                let request = LeaseRequest {
+                    pool: &pool.text,
+                    candidates: &pool.addresses,
+                    unit: mac,
+                    station: &shared.station.file.station,
+                    run_id,
+                    kept,
+                    now_ms: now_ms(),
+                };
+                facts.lease = Some(shared.store().lease(&request).await.map_err(|error| error.to_string()));
+            }
+            Admission::Ask(Question::Begin(plan)) => {
+                facts.begun = Some(match begin(shared, fixture, mac, serial_number, run_id, &plan).await {
+                    Ok(begun) => {
+                        began = Some(begun);
+                        Ok(())
+                    }
+                    Err(not_begun) => Err(not_begun),
+                });
+            }
+            Admission::Take(plan) => {
+                let (recording, running) = began.expect("taken only once begun");
+                return Some((plan, recording, running));
+            }
+            Admission::Refuse(refusal) => {
+                if refusal.release_lease {
+                    let _ = shared.store().release_lease(run_id).await;
+                }
+                if refusal.database_lost {
+                    shared.recorder.set_healthy(false);
+                }
+                refuse(shared, &fixture.name, Some(mac), refusal.reason, refusal.detail).await;
+                return None;
+            }
+        }
+    }
+}
+
+/// Writes the run's row (before the unit is touched), with the fixture's
+/// running row as the live view.
+async fn begin(
+    shared: &Shared,
+    fixture: &Fixture,
+    mac: &str,
+    serial_number: Option<&str>,
+    run_id: &str,
+    plan: &Plan,
+) -> Result<(RunRecording, FixtureRow), NotBegun> {
+    let start = RunStart {
+        id: run_id.into(),
+        unit_mac: mac.into(),
+        serial_number: serial_number.map(str::to_string),
+        station: shared.station.file.station.clone(),
+        fixture: fixture.name.clone(),
+        operator: shared.operator.clone(),
+        profile_name: shared.profile.profile.name.clone(),
+        profile_sha256: shared.profile.sha256.clone(),
+        images: "[]".into(),
+        ip: plan.ip.map(|ip| ip.to_string()),
+        started_ms: now_ms(),
+    };
+    let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
+    let running = FixtureRow {
+        unit_mac: Some(mac.into()),
+        run_id: Some(run_id.into()),
+        step: first_step,
+        ..fixture_row(shared, &fixture.name, &fixture.port, "running")
+    };
+    let live = LiveFixture {
+        row: running.clone(),
+        kinds: shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect(),
+    };
+    match RunRecording::begin(&shared.recorder, &start, Some(live)).await {
+        Ok(Ok(recording)) => Ok((recording, running)),
+        Ok(Err(_busy)) => Err(NotBegun::Busy),
+        Err(error) => Err(NotBegun::Failed(error.to_string())),
+    }
 }
 
 async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, end: RunEnd) {

@@ -14,6 +14,7 @@
 //! Not here: the database's rules (`store`), the steps (`pipeline`), and
 //! drawing (`cli::station_cmd`).
 
+mod admission;
 pub mod file;
 mod fixture;
 pub mod identity;
