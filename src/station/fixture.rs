@@ -61,40 +61,18 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
         }
         let (mac, stopped) = match next_mac.take() {
             Some(mac) => (mac, Some(next_stopped)),
-            None => {
-                match open.expect(&[&patterns.banner], LOOK, "a unit's banner").await {
-                    Ok(_) => {}
-                    Err(ConsoleError::Timeout { .. }) => continue,
-                    Err(error) => {
-                        port_failed(&shared, &fixture.name, &error, &mut console, &stop).await;
-                        continue;
-                    }
+            None => match identify(&shared, &fixture.name, open, &patterns, identity_timeout).await {
+                Identified::Mac(mac) => (mac, None),
+                Identified::Nothing => continue,
+                Identified::Refused => {
+                    idle_written = false;
+                    continue;
                 }
-                match open.expect(&[&patterns.mac_bytes], identity_timeout, "the unit's MAC in its banner").await {
-                    Ok(found) => {
-                        let line = String::from_utf8_lossy(&found.line).into_owned();
-                        let matched = String::from_utf8_lossy(&found.matched).into_owned();
-                        match patterns.mac_in(&line).or_else(|| patterns.mac_in(&matched)) {
-                            Some(mac) => (mac, None),
-                            None => continue,
-                        }
-                    }
-                    Err(ConsoleError::Timeout { last_lines, .. }) => {
-                        let detail = format!(
-                            "its banner shows no MAC (pattern `{}`): {}",
-                            patterns.mac.as_str(),
-                            last_lines.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(" | ")
-                        );
-                        refuse(&shared, &fixture.name, None, Reason::NoIdentity, detail).await;
-                        idle_written = false;
-                        continue;
-                    }
-                    Err(error) => {
-                        port_failed(&shared, &fixture.name, &error, &mut console, &stop).await;
-                        continue;
-                    }
+                Identified::PortFailed(error) => {
+                    port_failed(&shared, &fixture.name, &error, &mut console, &stop).await;
+                    continue;
                 }
-            }
+            },
         };
         let serial_number = patterns.serial_in(&open.transcript().render());
         shared.emit(StationEvent::Arrived {
@@ -155,6 +133,52 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
     }
     between.done().await;
     write_fixture(&shared, fixture_row(&shared, &fixture.name, &fixture.port, "stopped")).await;
+}
+
+/// What a look at the console for a new unit found.
+enum Identified {
+    /// A unit arrived, with this MAC.
+    Mac(String),
+    /// No banner, or a banner whose MAC line does not give a MAC.
+    Nothing,
+    /// A banner without a MAC in time: refused as `no-identity`.
+    Refused,
+    PortFailed(ConsoleError),
+}
+
+/// Waits a moment for a unit's banner and, when one comes, for its MAC.
+async fn identify(
+    shared: &Shared,
+    fixture: &str,
+    open: &mut Console<Port>,
+    patterns: &IdentityPatterns,
+    identity_timeout: Duration,
+) -> Identified {
+    match open.expect(&[&patterns.banner], LOOK, "a unit's banner").await {
+        Ok(_) => {}
+        Err(ConsoleError::Timeout { .. }) => return Identified::Nothing,
+        Err(error) => return Identified::PortFailed(error),
+    }
+    match open.expect(&[&patterns.mac_bytes], identity_timeout, "the unit's MAC in its banner").await {
+        Ok(found) => {
+            let line = String::from_utf8_lossy(&found.line).into_owned();
+            let matched = String::from_utf8_lossy(&found.matched).into_owned();
+            match patterns.mac_in(&line).or_else(|| patterns.mac_in(&matched)) {
+                Some(mac) => Identified::Mac(mac),
+                None => Identified::Nothing,
+            }
+        }
+        Err(ConsoleError::Timeout { last_lines, .. }) => {
+            let detail = format!(
+                "its banner shows no MAC (pattern `{}`): {}",
+                patterns.mac.as_str(),
+                last_lines.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(" | ")
+            );
+            refuse(shared, fixture, None, Reason::NoIdentity, detail).await;
+            Identified::Refused
+        }
+        Err(error) => Identified::PortFailed(error),
+    }
 }
 
 /// Database work a fixture does between units, run in the background one
