@@ -256,7 +256,7 @@ async fn port_failed(
     pause(PORT_RETRY, stop).await;
 }
 
-async fn pause(duration: Duration, stop: &watch::Receiver<bool>) {
+pub(super) async fn pause(duration: Duration, stop: &watch::Receiver<bool>) {
     let mut stop = stop.clone();
     tokio::select! {
         _ = tokio::time::sleep(duration) => {}
@@ -329,6 +329,11 @@ fn fixture_row(shared: &Shared, fixture: &str, port: &str, state: &str) -> Fixtu
         last_outcome: None,
         updated_ms: now_ms(),
     }
+}
+
+/// Writes a fixture's row as failed for the shift (see `supervise`).
+pub(super) async fn write_failed(shared: &Shared, fixture: &str, port: &str) {
+    write_fixture(shared, fixture_row(shared, fixture, port, "failed")).await;
 }
 
 /// Writes a fixture's live row. A live view only: losing one update is
