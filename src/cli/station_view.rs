@@ -110,6 +110,7 @@ impl EventLines {
             ),
             StationEvent::Gone { fixture, mac } => (fixture, format!("{mac} removed")),
             StationEvent::PortTrouble { fixture, error } => (fixture, format!("port trouble: {error}")),
+            StationEvent::FixtureFailed { fixture, .. } => (fixture, "FIXTURE FAILED: takes no unit".to_string()),
             StationEvent::DatabaseLost { .. } => {
                 for bar in lock(&live.fixtures).values() {
                     bar.set_message("DATABASE UNAVAILABLE: no new unit (a running unit finishes)");
@@ -194,6 +195,13 @@ impl StationObserver for EventLines {
             StationEvent::DatabaseLost { error } => {
                 format!("DATABASE UNAVAILABLE: no new unit is taken on any fixture; running units finish ({error})")
             }
+            StationEvent::FixtureRestarted { fixture, error, restart } => {
+                format!("{fixture}: its task ended abnormally ({error}); restarted (restart {restart})")
+            }
+            StationEvent::FixtureFailed { fixture, error, restarts, within_s } => format!(
+                "{fixture}: FIXTURE FAILED: its task ended abnormally again ({error}) after {restarts} restart(s) \
+                 within {within_s} s; it takes no unit until the station is started again"
+            ),
             StationEvent::DatabaseBack => "database back: spooled records delivered, taking units again".into(),
             StationEvent::Reaped { stations, runs, leases } => format!(
                 "released what {stations} silent station(s) held: {runs} run(s) marked interrupted, {leases} address(es) freed"
@@ -212,7 +220,12 @@ impl StationObserver for EventLines {
                 }
                 live.counts.finish();
             }
-        } else if !self.quiet || matches!(event, StationEvent::RunEnded { .. } | StationEvent::DatabaseLost { .. }) {
+        } else if !self.quiet
+            || matches!(
+                event,
+                StationEvent::RunEnded { .. } | StationEvent::DatabaseLost { .. } | StationEvent::FixtureFailed { .. }
+            )
+        {
             eprintln!("{line}");
         }
     }

@@ -3,23 +3,22 @@
 //! stays open across units (reopened only when the port fails); each unit
 //! gets a fresh transcript.
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::file::LeaseKind;
+use super::admission::{self, Admission, Facts, NotBegun, Plan, PoolFacts, Question, Reason};
+use super::file::Fixture;
 use super::identity::IdentityPatterns;
 use super::{Shared, StationEvent};
 use crate::pipeline::device::{DeviceJob, RunContext, run_device_on};
 use crate::pipeline::recording::{LiveFixture, RunRecording};
 use crate::pipeline::report::StepRecord;
-use crate::profile::{DeviceValues, ValueSource};
 use crate::serial::console::{Console, ConsoleError};
 use crate::serial::names::DevRoot;
 use crate::serial::port::{self, Port};
-use crate::store::{FixtureRow, LeaseRequest, Refusal, RunEnd, RunStart, Standing, new_id, now_ms};
+use crate::store::{FixtureRow, LeaseRequest, Refusal, RunEnd, RunStart, new_id, now_ms};
 
 /// How long a fixture waits before trying a failed port again.
 const PORT_RETRY: Duration = Duration::from_secs(2);
@@ -62,40 +61,18 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
         }
         let (mac, stopped) = match next_mac.take() {
             Some(mac) => (mac, Some(next_stopped)),
-            None => {
-                match open.expect(&[&patterns.banner], LOOK, "a unit's banner").await {
-                    Ok(_) => {}
-                    Err(ConsoleError::Timeout { .. }) => continue,
-                    Err(error) => {
-                        port_failed(&shared, &fixture.name, &error, &mut console, &stop).await;
-                        continue;
-                    }
+            None => match identify(&shared, &fixture.name, open, &patterns, identity_timeout).await {
+                Identified::Mac(mac) => (mac, None),
+                Identified::Nothing => continue,
+                Identified::Refused => {
+                    idle_written = false;
+                    continue;
                 }
-                match open.expect(&[&patterns.mac_bytes], identity_timeout, "the unit's MAC in its banner").await {
-                    Ok(found) => {
-                        let line = String::from_utf8_lossy(&found.line).into_owned();
-                        let matched = String::from_utf8_lossy(&found.matched).into_owned();
-                        match patterns.mac_in(&line).or_else(|| patterns.mac_in(&matched)) {
-                            Some(mac) => (mac, None),
-                            None => continue,
-                        }
-                    }
-                    Err(ConsoleError::Timeout { last_lines, .. }) => {
-                        let detail = format!(
-                            "its banner shows no MAC (pattern `{}`): {}",
-                            patterns.mac.as_str(),
-                            last_lines.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(" | ")
-                        );
-                        refuse(&shared, &fixture.name, None, "no-identity", detail).await;
-                        idle_written = false;
-                        continue;
-                    }
-                    Err(error) => {
-                        port_failed(&shared, &fixture.name, &error, &mut console, &stop).await;
-                        continue;
-                    }
+                Identified::PortFailed(error) => {
+                    port_failed(&shared, &fixture.name, &error, &mut console, &stop).await;
+                    continue;
                 }
-            }
+            },
         };
         let serial_number = patterns.serial_in(&open.transcript().render());
         shared.emit(StationEvent::Arrived {
@@ -156,6 +133,52 @@ pub(super) async fn run(shared: Arc<Shared>, index: usize, stop: watch::Receiver
     }
     between.done().await;
     write_fixture(&shared, fixture_row(&shared, &fixture.name, &fixture.port, "stopped")).await;
+}
+
+/// What a look at the console for a new unit found.
+enum Identified {
+    /// A unit arrived, with this MAC.
+    Mac(String),
+    /// No banner, or a banner whose MAC line does not give a MAC.
+    Nothing,
+    /// A banner without a MAC in time: refused as `no-identity`.
+    Refused,
+    PortFailed(ConsoleError),
+}
+
+/// Waits a moment for a unit's banner and, when one comes, for its MAC.
+async fn identify(
+    shared: &Shared,
+    fixture: &str,
+    open: &mut Console<Port>,
+    patterns: &IdentityPatterns,
+    identity_timeout: Duration,
+) -> Identified {
+    match open.expect(&[&patterns.banner], LOOK, "a unit's banner").await {
+        Ok(_) => {}
+        Err(ConsoleError::Timeout { .. }) => return Identified::Nothing,
+        Err(error) => return Identified::PortFailed(error),
+    }
+    match open.expect(&[&patterns.mac_bytes], identity_timeout, "the unit's MAC in its banner").await {
+        Ok(found) => {
+            let line = String::from_utf8_lossy(&found.line).into_owned();
+            let matched = String::from_utf8_lossy(&found.matched).into_owned();
+            match patterns.mac_in(&line).or_else(|| patterns.mac_in(&matched)) {
+                Some(mac) => Identified::Mac(mac),
+                None => Identified::Nothing,
+            }
+        }
+        Err(ConsoleError::Timeout { last_lines, .. }) => {
+            let detail = format!(
+                "its banner shows no MAC (pattern `{}`): {}",
+                patterns.mac.as_str(),
+                last_lines.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(" | ")
+            );
+            refuse(shared, fixture, None, Reason::NoIdentity, detail).await;
+            Identified::Refused
+        }
+        Err(error) => Identified::PortFailed(error),
+    }
 }
 
 /// Database work a fixture does between units, run in the background one
@@ -233,7 +256,7 @@ async fn port_failed(
     pause(PORT_RETRY, stop).await;
 }
 
-async fn pause(duration: Duration, stop: &watch::Receiver<bool>) {
+pub(super) async fn pause(duration: Duration, stop: &watch::Receiver<bool>) {
     let mut stop = stop.clone();
     tokio::select! {
         _ = tokio::time::sleep(duration) => {}
@@ -267,15 +290,15 @@ async fn wait_gone(
     Ok(None)
 }
 
-async fn refuse(shared: &Shared, fixture: &str, mac: Option<&str>, reason: &str, detail: String) {
+async fn refuse(shared: &Shared, fixture: &str, mac: Option<&str>, reason: Reason, detail: String) {
     shared.count(|c| c.refused += 1);
     shared.emit(StationEvent::Refused {
         fixture: fixture.into(),
         mac: mac.map(str::to_string),
-        reason: reason.into(),
+        reason: reason.as_str().into(),
         detail: detail.clone(),
     });
-    if reason == "database-unavailable" {
+    if reason == Reason::DatabaseUnavailable {
         return;
     }
     let refusal = Refusal {
@@ -283,7 +306,7 @@ async fn refuse(shared: &Shared, fixture: &str, mac: Option<&str>, reason: &str,
         station: shared.station.file.station.clone(),
         fixture: fixture.into(),
         unit_mac: mac.map(str::to_string),
-        reason: reason.into(),
+        reason: reason.as_str().into(),
         detail,
         at_ms: now_ms(),
     };
@@ -308,6 +331,11 @@ fn fixture_row(shared: &Shared, fixture: &str, port: &str, state: &str) -> Fixtu
     }
 }
 
+/// Writes a fixture's row as failed for the shift (see `supervise`).
+pub(super) async fn write_failed(shared: &Shared, fixture: &str, port: &str) {
+    write_fixture(shared, fixture_row(shared, fixture, port, "failed")).await;
+}
+
 /// Writes a fixture's live row. A live view only: losing one update is
 /// harmless, the next replaces it.
 async fn write_fixture(shared: &Shared, row: FixtureRow) {
@@ -325,130 +353,21 @@ async fn take_unit(
     boot_stopped: bool,
 ) -> (Option<Console<Port>>, Option<String>, Option<tokio::task::JoinHandle<()>>) {
     let fixture = &shared.station.file.fixtures[index];
-    let station = shared.station.file.station.clone();
-    if !*shared.recorder.health().borrow() {
-        let detail = "the unit database cannot be reached: no new unit is taken until it is back".to_string();
-        refuse(shared, &fixture.name, Some(mac), "database-unavailable", detail).await;
-        return (Some(console), None, None);
-    }
-    match shared.store().standing(mac).await {
-        Err(error) => {
-            shared.recorder.set_healthy(false);
-            refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return (Some(console), None, None);
-        }
-        Ok(Standing::DoneBefore { station: at, ended_ms, .. }) if !shared.options.reflash => {
-            let detail =
-                format!("it passed at station {at} (run ended at {ended_ms} ms); use --reflash to run it again");
-            refuse(shared, &fixture.name, Some(mac), "done-before", detail).await;
-            return (Some(console), None, None);
-        }
-        Ok(Standing::RunningAt { station: at, fixture: other }) => {
-            let detail = format!("it is being run at station {at}, fixture {other}");
-            refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return (Some(console), None, None);
-        }
-        Ok(_) => {}
-    }
     let run_id = new_id();
-    let mut values = DeviceValues::new();
-    let source = ValueSource::Station { file: shared.station.path.clone() };
-    values.insert("name", format!("{}:{mac}", fixture.name), source.clone());
-    values.insert("mac", mac, source.clone());
-    if let Some(serial) = &serial_number {
-        values.insert("serial_number", serial.clone(), source.clone());
-    }
-    values.insert("fixture", fixture.name.clone(), source.clone());
-    values.insert("port", fixture.port.clone(), source.clone());
-    let mut ip: Option<Ipv4Addr> = fixture.set.get("ip").and_then(|ip| ip.parse().ok());
-    if let (None, Some(pool), Some(settings)) = (ip, &shared.station.pool, &shared.station.file.ip_pool) {
-        let kept = settings.lease == LeaseKind::Unit;
-        let request = LeaseRequest {
-            pool: &pool.text,
-            candidates: &pool.addresses,
-            unit: mac,
-            station: &station,
-            run_id: &run_id,
-            kept,
-            now_ms: now_ms(),
-        };
-        match shared.store().lease(&request).await {
-            Ok(Some(address)) => {
-                ip = Some(address);
-                values.insert("mask", settings.mask.to_string(), source.clone());
-                if let Some(gateway) = settings.gateway {
-                    values.insert("gateway", gateway.to_string(), source.clone());
-                }
-            }
-            Ok(None) => {
-                let detail = format!("every address of the pool {} is leased", pool.text);
-                refuse(shared, &fixture.name, Some(mac), "no-address", detail).await;
-                return (Some(console), None, None);
-            }
-            Err(error) => {
-                shared.recorder.set_healthy(false);
-                refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-                return (Some(console), None, None);
-            }
-        }
-    }
-    if let Some(ip) = ip {
-        values.insert("ip", ip.to_string(), source.clone());
-    }
-    // The fixture's own values win over the pool's.
-    for (name, value) in &fixture.set {
-        values.insert(name.clone(), value.clone(), source.clone());
-    }
-    let start = RunStart {
-        id: run_id.clone(),
-        unit_mac: mac.into(),
-        serial_number,
-        station: station.clone(),
-        fixture: fixture.name.clone(),
-        operator: shared.operator.clone(),
-        profile_name: shared.profile.profile.name.clone(),
-        profile_sha256: shared.profile.sha256.clone(),
-        images: "[]".into(),
-        ip: ip.map(|ip| ip.to_string()),
-        started_ms: now_ms(),
-    };
-    let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
-    let running = FixtureRow {
-        unit_mac: Some(mac.into()),
-        run_id: Some(run_id.clone()),
-        step: first_step,
-        ..fixture_row(shared, &fixture.name, &fixture.port, "running")
-    };
-    let live = LiveFixture {
-        row: running.clone(),
-        kinds: shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect(),
-    };
-    let recording = match RunRecording::begin(&shared.recorder, &start, Some(live)).await {
-        Ok(Ok(recording)) => recording,
-        Ok(Err(_busy)) => {
-            let _ = shared.store().release_lease(&run_id).await;
-            let detail = "another fixture or station took it at the same moment".to_string();
-            refuse(shared, &fixture.name, Some(mac), "running-elsewhere", detail).await;
-            return (Some(console), None, None);
-        }
-        Err(error) => {
-            let _ = shared.store().release_lease(&run_id).await;
-            shared.recorder.set_healthy(false);
-            refuse(shared, &fixture.name, Some(mac), "database-unavailable", error.to_string()).await;
-            return (Some(console), None, None);
-        }
+    let Some((plan, recording, running)) = admit(shared, fixture, mac, serial_number.as_deref(), &run_id).await else {
+        return (Some(console), None, None);
     };
     write_fixture(shared, running).await;
     shared.emit(StationEvent::RunStarted {
         fixture: fixture.name.clone(),
         mac: mac.into(),
         run_id: run_id.clone(),
-        ip: ip.map(|ip| ip.to_string()),
+        ip: plan.ip.map(|ip| ip.to_string()),
     });
     let job = DeviceJob {
         name: format!("{}:{mac}", fixture.name),
         profile: shared.job_profile.clone(),
-        values,
+        values: admission::values(&shared.station.path, fixture, mac, serial_number.as_deref(), &plan),
         port: Some(fixture.port.clone().into()),
     };
     let progress = shared.observer.progress(&fixture.name);
@@ -474,6 +393,121 @@ async fn take_unit(
         finish(&shared, &name, &port, &mac, end).await;
     });
     (console, Some(run_id), Some(ending))
+}
+
+/// Asks the database what [`admission::decide`] needs, in its order, and
+/// acts on the decision: the run's recording begun and the fixture's
+/// running row when the unit is taken; the refusal recorded otherwise.
+async fn admit(
+    shared: &Shared,
+    fixture: &Fixture,
+    mac: &str,
+    serial_number: Option<&str>,
+    run_id: &str,
+) -> Option<(Plan, RunRecording, FixtureRow)> {
+    let pool = match (&shared.station.pool, &shared.station.file.ip_pool) {
+        (Some(pool), Some(settings)) => Some((pool, settings)),
+        _ => None,
+    };
+    let mut facts = Facts {
+        healthy: *shared.recorder.health().borrow(),
+        reflash: shared.options.reflash,
+        fixed_ip: fixture.set.get("ip").and_then(|ip| ip.parse().ok()),
+        pool: pool.map(|(pool, settings)| PoolFacts {
+            text: &pool.text,
+            lease: settings.lease,
+            mask: settings.mask,
+            gateway: settings.gateway,
+        }),
+        standing: None,
+        lease: None,
+        begun: None,
+    };
+    let mut began = None;
+    loop {
+        match admission::decide(&facts) {
+            Admission::Ask(Question::Standing) => {
+                facts.standing = Some(shared.store().standing(mac).await.map_err(|error| error.to_string()));
+            }
+            Admission::Ask(Question::Lease { kept }) => {
+                let (pool, _) = pool.expect("a lease is asked for only with a pool");
+                let request = LeaseRequest {
+                    pool: &pool.text,
+                    candidates: &pool.addresses,
+                    unit: mac,
+                    station: &shared.station.file.station,
+                    run_id,
+                    kept,
+                    now_ms: now_ms(),
+                };
+                facts.lease = Some(shared.store().lease(&request).await.map_err(|error| error.to_string()));
+            }
+            Admission::Ask(Question::Begin(plan)) => {
+                facts.begun = Some(match begin(shared, fixture, mac, serial_number, run_id, &plan).await {
+                    Ok(begun) => {
+                        began = Some(begun);
+                        Ok(())
+                    }
+                    Err(not_begun) => Err(not_begun),
+                });
+            }
+            Admission::Take(plan) => {
+                let (recording, running) = began.expect("taken only once begun");
+                return Some((plan, recording, running));
+            }
+            Admission::Refuse(refusal) => {
+                if refusal.release_lease {
+                    let _ = shared.store().release_lease(run_id).await;
+                }
+                if refusal.database_lost {
+                    shared.recorder.set_healthy(false);
+                }
+                refuse(shared, &fixture.name, Some(mac), refusal.reason, refusal.detail).await;
+                return None;
+            }
+        }
+    }
+}
+
+/// Writes the run's row (before the unit is touched), with the fixture's
+/// running row as the live view.
+async fn begin(
+    shared: &Shared,
+    fixture: &Fixture,
+    mac: &str,
+    serial_number: Option<&str>,
+    run_id: &str,
+    plan: &Plan,
+) -> Result<(RunRecording, FixtureRow), NotBegun> {
+    let start = RunStart {
+        id: run_id.into(),
+        unit_mac: mac.into(),
+        serial_number: serial_number.map(str::to_string),
+        station: shared.station.file.station.clone(),
+        fixture: fixture.name.clone(),
+        operator: shared.operator.clone(),
+        profile_name: shared.profile.profile.name.clone(),
+        profile_sha256: shared.profile.sha256.clone(),
+        images: "[]".into(),
+        ip: plan.ip.map(|ip| ip.to_string()),
+        started_ms: now_ms(),
+    };
+    let first_step = shared.profile.profile.steps.first().map(|s| s.kind().to_string());
+    let running = FixtureRow {
+        unit_mac: Some(mac.into()),
+        run_id: Some(run_id.into()),
+        step: first_step,
+        ..fixture_row(shared, &fixture.name, &fixture.port, "running")
+    };
+    let live = LiveFixture {
+        row: running.clone(),
+        kinds: shared.profile.profile.steps.iter().map(|s| s.kind().to_string()).collect(),
+    };
+    match RunRecording::begin(&shared.recorder, &start, Some(live)).await {
+        Ok(Ok(recording)) => Ok((recording, running)),
+        Ok(Err(_busy)) => Err(NotBegun::Busy),
+        Err(error) => Err(NotBegun::Failed(error.to_string())),
+    }
 }
 
 async fn finish(shared: &Shared, fixture: &str, port: &str, mac: &str, end: RunEnd) {

@@ -14,10 +14,12 @@
 //! Not here: the database's rules (`store`), the steps (`pipeline`), and
 //! drawing (`cli::station_cmd`).
 
+mod admission;
 pub mod file;
 mod fixture;
 pub mod identity;
 pub mod pool;
+mod restarts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,6 +143,21 @@ pub enum StationEvent {
     PortTrouble {
         fixture: String,
         error: String,
+    },
+    /// The fixture's loop ended abnormally (its task panicked) and was
+    /// started again: the `restart`th time within the bound.
+    FixtureRestarted {
+        fixture: String,
+        error: String,
+        restart: usize,
+    },
+    /// The fixture's loop ended abnormally too often: the fixture takes no
+    /// unit until the station is started again.
+    FixtureFailed {
+        fixture: String,
+        error: String,
+        restarts: usize,
+        within_s: u64,
     },
     /// The database cannot be reached: no new unit is taken, records spool.
     DatabaseLost {
@@ -276,7 +293,7 @@ pub async fn run_station(
     };
     let mut fixtures = tokio::task::JoinSet::new();
     for index in 0..shared.station.file.fixtures.len() {
-        fixtures.spawn(fixture::run(shared.clone(), index, stop.clone()));
+        fixtures.spawn(supervise(shared.clone(), index, stop.clone()));
     }
     let mut stopping = stop.clone();
     let announce = {
@@ -314,6 +331,57 @@ pub async fn run_station(
     observer.event(&StationEvent::Stopped { passed: counts.passed, failed: counts.failed, refused: counts.refused });
     store.close().await;
     Ok(counts)
+}
+
+/// At most this many restarts of a fixture's loop within [`RESTART_WINDOW`].
+const MOST_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// The pause before a fixture's loop is started again.
+const RESTART_PAUSE: Duration = Duration::from_secs(2);
+
+/// Runs a fixture's loop. A loop whose task panicked is started again
+/// after a pause (a fresh console, a new idle row), at most
+/// [`MOST_RESTARTS`] times within [`RESTART_WINDOW`]; then the fixture is
+/// failed for the shift, its row says so, and the other fixtures go on.
+async fn supervise(shared: Arc<Shared>, index: usize, stop: watch::Receiver<bool>) {
+    let fixture = shared.station.file.fixtures[index].clone();
+    let mut restarts = restarts::Restarts::new(MOST_RESTARTS, RESTART_WINDOW);
+    loop {
+        let Err(error) = tokio::spawn(fixture::run(shared.clone(), index, stop.clone())).await else { return };
+        let error = panic_text(error);
+        tracing::error!(fixture = %fixture.name, %error, "a fixture task ended abnormally");
+        match restarts.after_failure(std::time::Instant::now()) {
+            restarts::Verdict::Restart { nth } => {
+                shared.emit(StationEvent::FixtureRestarted { fixture: fixture.name.clone(), error, restart: nth });
+                fixture::pause(RESTART_PAUSE, &stop).await;
+            }
+            restarts::Verdict::GiveUp { within } => {
+                shared.emit(StationEvent::FixtureFailed {
+                    fixture: fixture.name.clone(),
+                    error,
+                    restarts: MOST_RESTARTS,
+                    within_s: within.as_secs(),
+                });
+                fixture::write_failed(&shared, &fixture.name, &fixture.port).await;
+                return;
+            }
+        }
+    }
+}
+
+/// What a fixture task's panic said.
+fn panic_text(error: tokio::task::JoinError) -> String {
+    if !error.is_panic() {
+        return error.to_string();
+    }
+    let payload = error.into_panic();
+    match payload.downcast_ref::<&str>() {
+        Some(text) => format!("panicked: {text}"),
+        None => match payload.downcast_ref::<String>() {
+            Some(text) => format!("panicked: {text}"),
+            None => "panicked".into(),
+        },
+    }
 }
 
 /// Takes the station's row (see [`Store::claim_station`]). An earlier

@@ -190,7 +190,8 @@ pub struct FixtureRow {
     pub station: String,
     pub name: String,
     pub port: String,
-    /// `idle`, `running`, `removal` or `paused`.
+    /// `idle`, `running`, `removal`, `stopped`, `failed` (its loop panicked too
+    /// often, see `station::supervise`) or `paused`.
     pub state: String,
     pub unit_mac: Option<String>,
     pub run_id: Option<String>,
