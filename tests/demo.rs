@@ -379,12 +379,28 @@ fn each_journal_line_is_synced_to_disk_before_the_next_is_written() {
     assert!(lines >= 4, "the demo's four steps are journaled");
     let name = journal.file_name().unwrap().to_string_lossy().into_owned();
     // `write(7</tmp/.../journal.jsonl>, "{...}\n", 312) = 312`, `fdatasync(7</...journal.jsonl>) = 0`.
-    let calls: Vec<String> = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(&format!("{name}>")))
-        .map(|l| l.split_once(' ').map_or(l, |(_, call)| call).trim().to_string())
-        .collect();
+    // With several threads strace may split a call in two: `PID
+    // fdatasync(7</...journal.jsonl> <unfinished ...>`, then `PID <...
+    // fdatasync resumed>) = 0`, which names no file. The halves are joined by
+    // their thread id.
+    let mut calls: Vec<String> = Vec::new();
+    let mut unfinished: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for line in std::fs::read_to_string(&trace).unwrap().lines() {
+        let (pid, call) = line.split_once(' ').unwrap_or(("", line));
+        let call = call.trim();
+        if let Some(rest) = call.strip_prefix("<... ").and_then(|r| r.split_once(" resumed>").map(|(_, rest)| rest)) {
+            if let Some(start) = unfinished.remove(pid) {
+                calls.push(format!("{start}{rest}"));
+            }
+        } else if call.contains(&format!("{name}>")) {
+            match call.strip_suffix("<unfinished ...>") {
+                Some(start) => {
+                    unfinished.insert(pid.to_string(), start.trim_end().to_string());
+                }
+                None => calls.push(call.to_string()),
+            }
+        }
+    }
     let writes = calls.iter().filter(|c| c.starts_with("write") || c.starts_with("pwrite")).count();
     assert_eq!(writes, lines, "one write per journal line:\n{}", calls.join("\n"));
     let mut unsynced = false;
